@@ -1,0 +1,188 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// errTokenInactive means a token is not one the broker would honour now:
+// forged, expired, revoked, or its user disabled. Callers never learn which.
+var errTokenInactive = errors.New("token inactive")
+
+// verifyAccessToken checks an access token the broker issued: signature
+// against the published keys, typ at+jwt, issuer, expiry, and that storage
+// still holds it unrevoked for an enabled user. Every path that accepts
+// the broker's own access tokens goes through here.
+func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessTokenClaims, storage.AccessToken, error) {
+	var claims accessTokenClaims
+	payload, header, err := b.keys.Verify(raw)
+	if err != nil {
+		return claims, storage.AccessToken{}, fmt.Errorf("%w: %v", errTokenInactive, err)
+	}
+	if typ, _ := header.ExtraHeaders["typ"].(string); typ != "at+jwt" {
+		return claims, storage.AccessToken{}, fmt.Errorf("%w: typ %q is not at+jwt", errTokenInactive, typ)
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return claims, storage.AccessToken{}, fmt.Errorf("%w: claims: %v", errTokenInactive, err)
+	}
+	if claims.Issuer != b.issuer || claims.JTI == "" || b.now().Unix() >= claims.Expiry {
+		return claims, storage.AccessToken{}, fmt.Errorf("%w: wrong issuer, no jti, or expired", errTokenInactive)
+	}
+	rec, err := b.store.GetAccessToken(ctx, claims.JTI)
+	if isNotFound(err) {
+		return claims, rec, fmt.Errorf("%w: jti %q not held", errTokenInactive, claims.JTI)
+	}
+	if err != nil {
+		return claims, rec, err
+	}
+	if rec.Revoked {
+		return claims, rec, fmt.Errorf("%w: revoked", errTokenInactive)
+	}
+	return claims, rec, nil
+}
+
+// errInvalidToken is RFC 6750 section 3.1's invalid_token, with 401.
+func errInvalidToken() error {
+	return op.NewStatusError(&oidc.Error{ErrorType: "invalid_token", Description: "the access token is invalid, expired or revoked"}, http.StatusUnauthorized)
+}
+
+// UserInfo returns claims about the token's user, as its scopes allow.
+func (b *Broker) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
+	claims, _, err := b.verifyAccessToken(ctx, r.Data.AccessToken)
+	if errors.Is(err, errTokenInactive) {
+		b.log.InfoContext(ctx, "userinfo refused", "reason", err.Error())
+		return nil, errInvalidToken()
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get access token", err)
+	}
+	user, err := b.store.GetUser(ctx, claims.Subject)
+	if isNotFound(err) || (err == nil && user.Disabled) {
+		return nil, errInvalidToken()
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get user", err)
+	}
+	scopes := oidc.SpaceDelimitedArray{}
+	scopes.UnmarshalText([]byte(claims.Scope))
+	return op.NewResponse(struct {
+		Subject string `json:"sub"`
+		userClaims
+	}{user.ID, claimsForScopes(user, scopes)}), nil
+}
+
+// Introspect answers RFC 7662 introspection for confidential clients. A
+// token that is forged, expired, revoked, or whose user is disabled is
+// {"active": false}, with no reason given.
+func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	client, err := b.authenticateClient(ctx, r.Data.ClientCredentials)
+	if err != nil {
+		return nil, err
+	}
+	if client.public {
+		return nil, invalidClient("introspection needs a confidential client")
+	}
+	inactive := op.NewResponse(map[string]any{"active": false})
+	token := r.Data.Token
+	// token_type_hint (RFC 7662 section 2.1) is read from the form: the
+	// library's request type drops it.
+	if r.Form.Get("token_type_hint") != "refresh_token" {
+		claims, rec, err := b.verifyAccessToken(ctx, token)
+		switch {
+		case err == nil:
+			user, err := b.store.GetUser(ctx, rec.UserID)
+			if isNotFound(err) || (err == nil && user.Disabled) {
+				return inactive, nil
+			}
+			if err != nil {
+				return nil, b.storeFailure(ctx, "get user", err)
+			}
+			return op.NewResponse(map[string]any{
+				"active":     true,
+				"token_type": "access_token",
+				"iss":        claims.Issuer,
+				"sub":        claims.Subject,
+				"aud":        claims.Audience,
+				"client_id":  claims.ClientID,
+				"scope":      claims.Scope,
+				"exp":        claims.Expiry,
+				"iat":        claims.IssuedAt,
+				"jti":        claims.JTI,
+			}), nil
+		case !errors.Is(err, errTokenInactive):
+			return nil, b.storeFailure(ctx, "get access token", err)
+		}
+	}
+	// A refresh token is active only to the client it was issued to.
+	fam, err := b.store.GetRefreshFamilyByToken(ctx, b.refreshHash(token))
+	switch {
+	case isNotFound(err), errors.Is(err, storage.ErrRevoked):
+		return inactive, nil
+	case err != nil:
+		return nil, b.storeFailure(ctx, "get refresh family", err)
+	}
+	if fam.Revoked || fam.ClientID != client.id || !b.now().Before(fam.ExpiresAt) {
+		return inactive, nil
+	}
+	if user, err := b.store.GetUser(ctx, fam.UserID); err != nil || user.Disabled {
+		if err != nil && !isNotFound(err) {
+			return nil, b.storeFailure(ctx, "get user", err)
+		}
+		return inactive, nil
+	}
+	return op.NewResponse(map[string]any{
+		"active":     true,
+		"token_type": "refresh_token",
+		"iss":        b.issuer,
+		"sub":        fam.UserID,
+		"client_id":  fam.ClientID,
+		"scope":      oidc.SpaceDelimitedArray(fam.Scopes).String(),
+		"exp":        fam.ExpiresAt.Unix(),
+	}), nil
+}
+
+// Revocation revokes a refresh token (with its whole family) or an access
+// token (RFC 7009). A token the broker does not know, or that is already
+// invalid, is answered with 200 as section 2.2 asks; another client's
+// token is refused.
+func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
+	client := r.Client.(*Client)
+	ok := op.NewResponse(struct{}{})
+	if r.Data.TokenTypeHint != "access_token" {
+		fam, err := b.store.GetRefreshFamilyByToken(ctx, b.refreshHash(r.Data.Token))
+		switch {
+		case err == nil:
+			if fam.ClientID != client.id {
+				return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
+			}
+			if err := b.revokeGrant(ctx, fam.ID); err != nil {
+				return nil, b.storeFailure(ctx, "revoke refresh family", err)
+			}
+			return ok, nil
+		case !isNotFound(err) && !errors.Is(err, storage.ErrRevoked):
+			return nil, b.storeFailure(ctx, "get refresh family", err)
+		}
+	}
+	claims, _, err := b.verifyAccessToken(ctx, r.Data.Token)
+	if errors.Is(err, errTokenInactive) {
+		return ok, nil
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get access token", err)
+	}
+	if claims.ClientID != client.id && !slices.Contains(claims.Audience, client.id) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
+	}
+	if err := b.store.RevokeAccessToken(ctx, claims.JTI); err != nil && !isNotFound(err) {
+		return nil, b.storeFailure(ctx, "revoke access token", err)
+	}
+	return ok, nil
+}

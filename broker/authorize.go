@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// VerifyAuthRequest finds the client of an authorization request. Errors
+// here cannot be sent to the client (its redirect URI is not trusted yet),
+// so htmlErrors renders them as a page.
+func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	if r.Data.ClientID == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("the request names no client (client_id is missing)")
+	}
+	client, err := b.clients.get(ctx, r.Data.ClientID)
+	if errors.Is(err, errUnknownClient) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", r.Data.ClientID)
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get client", err)
+	}
+	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.requestView(r.Data.RedirectURI)}, nil
+}
+
+// Authorize runs after the library has matched the redirect URI, so every
+// error here goes back to the client. It enforces PKCE, stores the request
+// and sends the browser to the login page.
+func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+	client := r.Client.(*Client)
+	req := r.Data
+	if req.RequestParam != "" {
+		return nil, oidc.ErrRequestNotSupported()
+	}
+	if req.ResponseMode != "" && req.ResponseMode != oidc.ResponseModeQuery {
+		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode %q is not supported; use query", req.ResponseMode)
+	}
+	// PKCE: required of public clients (they cannot keep a secret, so the
+	// verifier is all that binds the code to them); S256 only, since
+	// "plain" sends the verifier itself through the browser.
+	if req.CodeChallenge == "" && client.public {
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge is required (PKCE with S256)")
+	}
+	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	}
+	if !client.allowsGrant(GrantAuthorizationCode) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
+	}
+	audience, err := client.audienceFor(r.Form["resource"])
+	if err != nil {
+		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err.Error())
+	}
+	if slices.Contains(req.Prompt, oidc.PromptNone) {
+		// No single-sign-on session can satisfy it without a page.
+		return nil, oidc.ErrLoginRequired().WithDescription("the user is not signed in")
+	}
+
+	now := b.now()
+	ar := storage.AuthRequest{
+		ID:                  randomID(),
+		ClientID:            client.id,
+		RedirectURI:         req.RedirectURI,
+		Scopes:              req.Scopes,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		ResponseType:        string(req.ResponseType),
+		ResponseMode:        string(req.ResponseMode),
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: string(req.CodeChallengeMethod),
+		Prompt:              req.Prompt,
+		LoginHint:           req.LoginHint,
+		UILocales:           localeStrings(req.UILocales),
+		Audience:            audience,
+		CreatedAt:           now,
+		ExpiresAt:           now.Add(b.cfg.Tokens.AuthRequestTTL),
+	}
+	if req.MaxAge != nil {
+		d := time.Duration(*req.MaxAge) * time.Second
+		ar.MaxAge = &d
+	}
+	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {
+		return nil, b.storeFailure(ctx, "create auth request", err)
+	}
+	return op.NewRedirect(client.LoginURL(ar.ID)), nil
+}
+
+func localeStrings(l oidc.Locales) []string {
+	var s []string
+	for _, t := range l {
+		s = append(s, t.String())
+	}
+	return s
+}
+
+// authorizeCallback finishes an authenticated request: it issues the code
+// and sends the browser back to the client with code, state and iss (RFC
+// 9207, so a client talking to several providers can tell whose code it
+// got).
+func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, ok := b.liveAuthRequest(w, r, r.URL.Query().Get("id"))
+	if !ok {
+		return
+	}
+	if !ar.Done {
+		b.renderError(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
+		return
+	}
+	code := randomID()
+	err := b.store.CreateAuthCode(ctx, storage.AuthCode{
+		CodeHash:             b.codeHash(code),
+		ClientID:             ar.ClientID,
+		RedirectURI:          ar.RedirectURI,
+		UserID:               ar.UserID,
+		Scopes:               ar.Scopes,
+		Audience:             ar.Audience,
+		Nonce:                ar.Nonce,
+		CodeChallenge:        ar.CodeChallenge,
+		CodeChallengeMethod:  ar.CodeChallengeMethod,
+		AuthTime:             ar.AuthTime,
+		AMR:                  ar.AMR,
+		IDP:                  ar.IDP,
+		SessionID:            ar.SessionID,
+		UpstreamRefreshToken: ar.UpstreamRefreshToken,
+		ExpiresAt:            b.now().Add(b.cfg.Tokens.CodeTTL),
+	}, ar.ID)
+	if isNotFound(err) {
+		// Another tab finished the same request first.
+		b.renderError(w, r, http.StatusBadRequest, "Sign-in already used", "This sign-in was already completed. Go back to the application and start again.")
+		return
+	}
+	if err != nil {
+		b.storeUnavailablePage(w, r, "create auth code", err)
+		return
+	}
+	b.log.InfoContext(ctx, "login completed", "client_id", ar.ClientID, "connector", ar.IDP, "outcome", "success")
+	http.Redirect(w, r, clientRedirect(ar.RedirectURI, url.Values{
+		"code":  {code},
+		"state": {ar.State},
+		"iss":   {b.issuer},
+	}), http.StatusSeeOther)
+}
+
+// clientRedirect adds params to a registered redirect URI, keeping any
+// query it already has.
+func clientRedirect(redirectURI string, params url.Values) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		// Registered and matched earlier, so it parses; fail closed anyway.
+		return "/"
+	}
+	q := u.Query()
+	for k, v := range params {
+		if len(v) == 1 && v[0] == "" {
+			continue
+		}
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// liveAuthRequest loads an auth request for a page, rendering the page that
+// says what happened when it cannot be used.
+func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
+	if id == "" {
+		b.renderError(w, r, http.StatusBadRequest, "Sign-in link incomplete", "This page needs a sign-in request. Go back to the application and choose sign in again.")
+		return storage.AuthRequest{}, false
+	}
+	ar, err := b.store.GetAuthRequest(r.Context(), id)
+	if err == nil && !b.now().Before(ar.ExpiresAt) {
+		err = storage.ErrNotFound
+	}
+	if isNotFound(err) || errors.Is(err, storage.ErrExpired) {
+		b.renderError(w, r, http.StatusNotFound, "This sign-in has expired",
+			"Sign-in requests are valid for a limited time, and this one has expired or was already used. Go back to the application and choose sign in again.")
+		return storage.AuthRequest{}, false
+	}
+	if err != nil {
+		b.storeUnavailablePage(w, r, "get auth request", err)
+		return storage.AuthRequest{}, false
+	}
+	return ar, true
+}
+
+func (b *Broker) storeUnavailablePage(w http.ResponseWriter, r *http.Request, what string, err error) {
+	b.log.ErrorContext(r.Context(), "storage failed", "op", what, "err", err)
+	b.renderError(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+		"The sign-in service cannot complete your request right now. Nothing was changed. Please try again in a moment.")
+}
+
+// randomID returns 256 random bits, base64url: for ids that must not be
+// guessed (auth requests, codes, refresh tokens, sessions).
+func randomID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (b *Broker) codeHash(code string) []byte { return b.tokenHash.sum("authorization code", code) }

@@ -1,0 +1,236 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// Client is an OAuth client as the broker sees it, from the configuration
+// file or from storage. It implements op.Client for the library.
+type Client struct {
+	id                     string
+	name                   string
+	public                 bool
+	secretHashes           []storage.SecretHash
+	redirectURIs           []string
+	postLogoutRedirectURIs []string
+	grantTypes             []string
+	audiences              []string
+	scopes                 []string
+	allowedOrigins         []string
+	// anyLoopbackRedirect is the development client's looseness: any
+	// http loopback redirect URI, any port, any path.
+	anyLoopbackRedirect bool
+}
+
+func clientFromConfig(c ClientConfig) *Client {
+	cl := &Client{
+		id:                     c.ID,
+		name:                   c.Name,
+		public:                 c.Public,
+		redirectURIs:           c.RedirectURIs,
+		postLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		grantTypes:             c.GrantTypes,
+		audiences:              c.Audiences,
+		scopes:                 c.Scopes,
+		allowedOrigins:         c.AllowedOrigins,
+		anyLoopbackRedirect:    c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
+	}
+	if c.Secret != "" {
+		h := sha256.Sum256([]byte(c.Secret))
+		cl.secretHashes = []storage.SecretHash{{Hash: h[:]}}
+	}
+	return cl
+}
+
+func clientFromStorage(c storage.Client) *Client {
+	return &Client{
+		id:                     c.ID,
+		name:                   c.Name,
+		public:                 c.Public,
+		secretHashes:           c.SecretHashes,
+		redirectURIs:           c.RedirectURIs,
+		postLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		grantTypes:             c.GrantTypes,
+		audiences:              c.Audiences,
+		scopes:                 c.Scopes,
+		allowedOrigins:         c.AllowedOrigins,
+	}
+}
+
+// checkSecret compares secret with every unexpired stored hash in constant
+// time. Client secrets are long random strings, so SHA-256 is enough and
+// keeps the token endpoint fast (bcrypt would cap it at a few dozen
+// requests per second per core).
+func (c *Client) checkSecret(secret string, now time.Time) bool {
+	h := sha256.Sum256([]byte(secret))
+	ok := 0
+	for _, s := range c.secretHashes {
+		if !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
+			continue
+		}
+		ok |= subtle.ConstantTimeCompare(h[:], s.Hash)
+	}
+	return ok == 1
+}
+
+func (c *Client) allowsGrant(g string) bool { return slices.Contains(c.grantTypes, g) }
+
+// redirectURIAllowed applies the broker's rule: exact match, except that a
+// registered loopback URI matches any port (RFC 8252 section 7.3) and the
+// development client takes any loopback URI.
+func (c *Client) redirectURIAllowed(raw string) bool {
+	if slices.Contains(c.redirectURIs, raw) {
+		return true
+	}
+	u, ok := loopbackURL(raw)
+	if !ok {
+		return false
+	}
+	if c.anyLoopbackRedirect {
+		return true
+	}
+	for _, r := range c.redirectURIs {
+		ru, ok := loopbackURL(r)
+		if ok && ru.Hostname() == u.Hostname() && ru.Path == u.Path && ru.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackURL parses an http URL whose host is a loopback address or
+// "localhost", with no user information that could disguise the host.
+func loopbackURL(raw string) (*url.URL, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return nil, false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return u, true
+	}
+	ip := net.ParseIP(h)
+	return u, ip != nil && ip.IsLoopback()
+}
+
+// requestView returns the client as the library should see it for one
+// authorization request: the redirect URI the broker has already approved
+// is listed, so the library's exact-match check agrees with ours.
+func (c *Client) requestView(redirectURI string) *Client {
+	if slices.Contains(c.redirectURIs, redirectURI) || !c.redirectURIAllowed(redirectURI) {
+		return c
+	}
+	v := *c
+	v.redirectURIs = append(slices.Clip(c.redirectURIs), redirectURI)
+	return &v
+}
+
+// audienceFor picks the access token audience: the requested resources if
+// each is allowed, else the client's default (its first audience, or its
+// own id).
+func (c *Client) audienceFor(resources []string) ([]string, error) {
+	if len(resources) == 0 {
+		if len(c.audiences) > 0 {
+			return c.audiences[:1], nil
+		}
+		return []string{c.id}, nil
+	}
+	for _, r := range resources {
+		if !slices.Contains(c.audiences, r) && r != c.id {
+			return nil, fmt.Errorf("resource %q is not allowed for client %q", r, c.id)
+		}
+	}
+	return resources, nil
+}
+
+// op.Client implementation.
+
+func (c *Client) GetID() string                    { return c.id }
+func (c *Client) RedirectURIs() []string           { return c.redirectURIs }
+func (c *Client) PostLogoutRedirectURIs() []string { return c.postLogoutRedirectURIs }
+func (c *Client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *Client) LoginURL(id string) string { return loginPath + "?id=" + url.QueryEscape(id) }
+func (c *Client) AccessTokenType() op.AccessTokenType {
+	return op.AccessTokenTypeJWT
+}
+func (c *Client) IDTokenLifetime() time.Duration { return 0 }
+func (c *Client) DevMode() bool                  { return false }
+func (c *Client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *Client) IsScopeAllowed(scope string) bool     { return slices.Contains(c.scopes, scope) }
+func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c *Client) ClockSkew() time.Duration             { return 0 }
+
+// ApplicationType is native for public clients, so a registered loopback
+// redirect URI matches any port; web for confidential ones.
+func (c *Client) ApplicationType() op.ApplicationType {
+	if c.public {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+
+func (c *Client) AuthMethod() oidc.AuthMethod {
+	if c.public {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+
+func (c *Client) GrantTypes() []oidc.GrantType {
+	var gs []oidc.GrantType
+	for _, g := range c.grantTypes {
+		switch g {
+		case GrantAuthorizationCode:
+			gs = append(gs, oidc.GrantTypeCode)
+		case GrantRefreshToken:
+			gs = append(gs, oidc.GrantTypeRefreshToken)
+		case GrantTokenExchange:
+			gs = append(gs, oidc.GrantTypeTokenExchange)
+		case GrantClientCredentials:
+			gs = append(gs, oidc.GrantTypeClientCredentials)
+		}
+	}
+	return gs
+}
+
+// clientDirectory finds clients: the configuration file's first, then
+// storage's.
+type clientDirectory struct {
+	static map[string]*Client
+	store  storage.Clients
+}
+
+var errUnknownClient = errors.New("unknown client")
+
+func (d *clientDirectory) get(ctx context.Context, id string) (*Client, error) {
+	if c, ok := d.static[id]; ok {
+		return c, nil
+	}
+	sc, err := d.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errUnknownClient
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get client %q: %w", id, err)
+	}
+	return clientFromStorage(sc), nil
+}

@@ -1,0 +1,358 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the broker's configuration file.
+type Config struct {
+	Issuer     string            `yaml:"issuer"`
+	HTTP       HTTPConfig        `yaml:"http"`
+	Storage    StorageConfig     `yaml:"storage"`
+	Keys       KeysConfig        `yaml:"keys"`
+	Tokens     TokensConfig      `yaml:"tokens"`
+	OTP        OTPConfig         `yaml:"otp"`
+	Connectors []ConnectorConfig `yaml:"connectors"`
+	Clients    []ClientConfig    `yaml:"clients"`
+	Branding   BrandingConfig    `yaml:"branding"`
+}
+
+// HTTPConfig is where and how the broker listens.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+	// TrustedProxies are the peers (IPs or CIDRs) whose X-Forwarded-For is
+	// believed for the client address.
+	TrustedProxies []string `yaml:"trustedProxies"`
+}
+
+// StorageConfig picks the store.
+type StorageConfig struct {
+	Type string `yaml:"type"` // memory or postgres
+	DSN  string `yaml:"dsn"`
+}
+
+// KeysConfig configures signing keys.
+type KeysConfig struct {
+	IDTokenAlgorithm     string        `yaml:"idTokenAlgorithm"`
+	AccessTokenAlgorithm string        `yaml:"accessTokenAlgorithm"`
+	RotationPeriod       time.Duration `yaml:"rotationPeriod"`
+	PrePublish           time.Duration `yaml:"prePublish"`
+}
+
+// TokensConfig sets token lifetimes.
+type TokensConfig struct {
+	AccessTokenTTL time.Duration `yaml:"accessTokenTTL"`
+	IDTokenTTL     time.Duration `yaml:"idTokenTTL"`
+	// RefreshTokenTTL is a refresh family's absolute lifetime.
+	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
+	// RefreshIdleTTL ends a family not used for this long.
+	RefreshIdleTTL time.Duration `yaml:"refreshIdleTTL"`
+	// RefreshRetryWindow lets a client that lost the response to a
+	// refresh retry with the old token and get the same successor.
+	RefreshRetryWindow time.Duration `yaml:"refreshRetryWindow"`
+	AuthRequestTTL     time.Duration `yaml:"authRequestTTL"`
+	CodeTTL            time.Duration `yaml:"codeTTL"`
+	// ClockSkew is the leeway allowed on times in tokens the broker checks.
+	ClockSkew time.Duration `yaml:"clockSkew"`
+}
+
+// OTPConfig tunes one-time codes.
+type OTPConfig struct {
+	CodeTTL     time.Duration `yaml:"codeTTL"`
+	MaxAttempts int           `yaml:"maxAttempts"`
+}
+
+// ConnectorConfig is one upstream. Which fields apply depends on Type.
+type ConnectorConfig struct {
+	ID         string   `yaml:"id"`
+	Type       string   `yaml:"type"` // otp, oidc, auth0, azuread, workos
+	Name       string   `yaml:"name"`
+	Domains    []string `yaml:"domains"`
+	TrustEmail bool     `yaml:"trustEmail"`
+
+	// oidc, auth0, azuread
+	Issuer            string            `yaml:"issuer"`
+	ClientID          string            `yaml:"clientID"`
+	ClientSecret      string            `yaml:"clientSecret"`
+	Scopes            []string          `yaml:"scopes"`
+	Claims            ClaimMapping      `yaml:"claims"`
+	Userinfo          bool              `yaml:"userinfo"`
+	ExchangeAudiences []string          `yaml:"exchangeAudiences"`
+	Organization      string            `yaml:"organization"`
+	Tenant            string            `yaml:"tenant"`
+	AllowedTenants    []string          `yaml:"allowedTenants"`
+	Authority         string            `yaml:"authority"`
+	RecheckInterval   time.Duration     `yaml:"recheckInterval"`
+	Extra             map[string]string `yaml:"extra"`
+
+	// workos
+	APIKey            string `yaml:"apiKey"`
+	BaseURL           string `yaml:"baseURL"`
+	AccessTokenIssuer string `yaml:"accessTokenIssuer"`
+
+	// otp
+	Mailer MailerConfig `yaml:"mailer"`
+}
+
+// ClaimMapping names the upstream claims that carry each attribute.
+type ClaimMapping struct {
+	Email         string `yaml:"email"`
+	EmailVerified string `yaml:"emailVerified"`
+	Name          string `yaml:"name"`
+	Org           string `yaml:"org"`
+}
+
+// MailerConfig configures how one-time codes are delivered.
+type MailerConfig struct {
+	Type     string `yaml:"type"` // log or smtp
+	Addr     string `yaml:"addr"`
+	From     string `yaml:"from"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	TLS      string `yaml:"tls"` // starttls (default), implicit, none
+}
+
+// ClientConfig is a client defined in the configuration file.
+type ClientConfig struct {
+	ID                     string   `yaml:"id"`
+	Name                   string   `yaml:"name"`
+	Public                 bool     `yaml:"public"`
+	Secret                 string   `yaml:"secret"`
+	RedirectURIs           []string `yaml:"redirectURIs"`
+	PostLogoutRedirectURIs []string `yaml:"postLogoutRedirectURIs"`
+	GrantTypes             []string `yaml:"grantTypes"`
+	Audiences              []string `yaml:"audiences"`
+	Scopes                 []string `yaml:"scopes"`
+	AllowedOrigins         []string `yaml:"allowedOrigins"`
+}
+
+// BrandingConfig styles the login pages.
+type BrandingConfig struct {
+	ProductName  string `yaml:"productName"`
+	LogoURL      string `yaml:"logoURL"`
+	PrimaryColor string `yaml:"primaryColor"`
+	SupportURL   string `yaml:"supportURL"`
+}
+
+// Grant type names as written in the configuration.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantTokenExchange     = "token-exchange"
+	GrantClientCredentials = "client_credentials"
+)
+
+// LoadConfig reads a configuration file. ${NAME} in any value is replaced by
+// lookup(NAME), normally the environment; an unset variable is an error, so
+// a missing secret never silently becomes an empty one.
+func LoadConfig(path string, lookup func(string) (string, bool)) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(data, lookup)
+}
+
+// ParseConfig parses configuration text, expanding ${NAME} with lookup.
+func ParseConfig(data []byte, lookup func(string) (string, bool)) (Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	// Expanding scalars after parsing, not the text before, keeps a secret
+	// containing ": " or "#" from changing the document's structure.
+	if err := expandNode(&doc, lookup); err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if len(doc.Content) > 0 { // an empty file means "all defaults"
+		expanded, err := yaml.Marshal(&doc)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(expanded))
+		dec.KnownFields(true) // a misspelt setting is an error, not a silent default
+		if err := dec.Decode(&c); err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func expandNode(n *yaml.Node, lookup func(string) (string, bool)) error {
+	if n.Kind == yaml.ScalarNode {
+		var missing []string
+		n.Value = os.Expand(n.Value, func(name string) string {
+			v, ok := lookup(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			return v
+		})
+		if len(missing) > 0 {
+			return fmt.Errorf("config: line %d: environment variable %q is not set", n.Line, missing[0])
+		}
+		return nil
+	}
+	for _, c := range n.Content {
+		if err := expandNode(c, lookup); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DevelopmentConfig is the embedded default: memory storage, the OTP
+// connector with codes written to the log, and the public client "dev"
+// that accepts any loopback redirect URI.
+func DevelopmentConfig(issuer, addr string) Config {
+	c := Config{
+		Issuer:  issuer,
+		HTTP:    HTTPConfig{Addr: addr},
+		Storage: StorageConfig{Type: "memory"},
+		Connectors: []ConnectorConfig{
+			{ID: "otp", Type: "otp", Name: "Email code", Mailer: MailerConfig{Type: "log"}},
+		},
+		Clients: []ClientConfig{
+			{ID: DevClientID, Name: "Development client", Public: true,
+				GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}},
+		},
+	}
+	c.setDefaults()
+	return c
+}
+
+// DevClientID is the development instance's client. Only it accepts any
+// loopback redirect URI.
+const DevClientID = "dev"
+
+func (c *Config) setDefaults() {
+	if c.HTTP.Addr == "" {
+		c.HTTP.Addr = ":8080"
+	}
+	if c.Issuer == "" {
+		c.Issuer = "http://localhost" + c.HTTP.Addr[strings.LastIndexByte(c.HTTP.Addr, ':'):]
+	}
+	c.Issuer = strings.TrimSuffix(c.Issuer, "/")
+	if c.Storage.Type == "" {
+		c.Storage.Type = "memory"
+	}
+	k := &c.Keys
+	setDefault(&k.IDTokenAlgorithm, "RS256")
+	setDefault(&k.AccessTokenAlgorithm, "ES256")
+	setDefault(&k.RotationPeriod, 24*time.Hour)
+	setDefault(&k.PrePublish, time.Hour)
+	t := &c.Tokens
+	setDefault(&t.AccessTokenTTL, 15*time.Minute)
+	setDefault(&t.IDTokenTTL, time.Hour)
+	setDefault(&t.RefreshTokenTTL, 30*24*time.Hour)
+	setDefault(&t.RefreshIdleTTL, 7*24*time.Hour)
+	setDefault(&t.RefreshRetryWindow, 2*time.Second)
+	setDefault(&t.AuthRequestTTL, 30*time.Minute)
+	setDefault(&t.CodeTTL, time.Minute)
+	setDefault(&t.ClockSkew, time.Minute)
+	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
+	setDefault(&c.OTP.MaxAttempts, 5)
+	setDefault(&c.Branding.ProductName, "Sign in")
+	for i := range c.Clients {
+		if len(c.Clients[i].GrantTypes) == 0 {
+			c.Clients[i].GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
+		}
+	}
+	for i := range c.Connectors {
+		setDefault(&c.Connectors[i].Name, c.Connectors[i].ID)
+	}
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Validate reports the first thing wrong with the configuration, naming it.
+func (c *Config) Validate() error {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("config: issuer %q must be an absolute http(s) URL without query or fragment", c.Issuer)
+	}
+	switch c.Storage.Type {
+	case "memory":
+	case "postgres":
+		if c.Storage.DSN == "" {
+			return errors.New("config: storage.dsn is required for postgres storage")
+		}
+	default:
+		return fmt.Errorf("config: storage.type %q is not one of memory, postgres", c.Storage.Type)
+	}
+	for _, alg := range []string{c.Keys.IDTokenAlgorithm, c.Keys.AccessTokenAlgorithm} {
+		if !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, alg) {
+			return fmt.Errorf("config: signing algorithm %q is not one of RS256, ES256, EdDSA", alg)
+		}
+	}
+	if c.OTP.MaxAttempts < 1 {
+		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)
+	}
+	ids := map[string]bool{}
+	for i, cc := range c.Connectors {
+		if cc.ID == "" {
+			return fmt.Errorf("config: connectors[%d] has no id", i)
+		}
+		if ids[cc.ID] {
+			return fmt.Errorf("config: connector id %q is used twice", cc.ID)
+		}
+		ids[cc.ID] = true
+		if !slices.Contains(connectorTypes, cc.Type) {
+			return fmt.Errorf("config: connector %q: type %q is not one of %s", cc.ID, cc.Type, strings.Join(connectorTypes, ", "))
+		}
+	}
+	clientIDs := map[string]bool{}
+	for i, cl := range c.Clients {
+		if cl.ID == "" {
+			return fmt.Errorf("config: clients[%d] has no id", i)
+		}
+		if clientIDs[cl.ID] {
+			return fmt.Errorf("config: client id %q is used twice", cl.ID)
+		}
+		clientIDs[cl.ID] = true
+		if cl.Public && cl.Secret != "" {
+			return fmt.Errorf("config: client %q is public and must not have a secret", cl.ID)
+		}
+		if !cl.Public && cl.Secret == "" {
+			return fmt.Errorf("config: client %q is confidential and needs a secret (or public: true)", cl.ID)
+		}
+		for _, g := range cl.GrantTypes {
+			if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
+				return fmt.Errorf("config: client %q: grant type %q is not supported", cl.ID, g)
+			}
+		}
+		for _, ru := range cl.RedirectURIs {
+			if u, err := url.Parse(ru); err != nil || !u.IsAbs() || u.Fragment != "" {
+				return fmt.Errorf("config: client %q: redirect URI %q must be absolute and without fragment", cl.ID, ru)
+			}
+		}
+		if cl.Public && slices.Contains(cl.GrantTypes, GrantClientCredentials) {
+			return fmt.Errorf("config: client %q is public and cannot use client_credentials", cl.ID)
+		}
+		if cl.Public && slices.Contains(cl.GrantTypes, GrantTokenExchange) {
+			return fmt.Errorf("config: client %q is public and cannot use token exchange", cl.ID)
+		}
+	}
+	return nil
+}
+
+var connectorTypes = []string{"otp", "oidc", "auth0", "azuread", "workos"}

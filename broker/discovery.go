@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/idbroker/broker/keys"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// jwksMaxAge is how long downstream services may cache the JWKS. Keys are
+// pre-published for longer than this, so a cached set always holds the
+// key a fresh token names.
+const jwksMaxAge = 15 * time.Minute
+
+// discoveryMaxAge is how long the discovery document may be cached.
+const discoveryMaxAge = time.Hour
+
+// preEncoded is a document encoded once and served from memory.
+type preEncoded struct {
+	doc atomic.Pointer[encodedDoc]
+}
+
+type encodedDoc struct {
+	body    json.RawMessage
+	etag    string
+	keysTag string // the JWKS ETag the document was built against
+}
+
+// discoveryDoc returns the discovery document, rebuilt only when the
+// published algorithms may have changed (the key set changed).
+func (b *Broker) discoveryDoc() *encodedDoc {
+	_, keysTag := b.keys.JWKS()
+	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag {
+		return d
+	}
+	body, err := json.Marshal(b.discoveryConfig())
+	if err != nil {
+		// A struct of strings always marshals.
+		panic(fmt.Sprintf("broker: marshal discovery: %v", err))
+	}
+	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag}
+	b.discovery.doc.Store(d)
+	return d
+}
+
+func strongETag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+// discoveryDocument adds what the library's type lacks.
+type discoveryDocument struct {
+	*oidc.DiscoveryConfiguration
+	// RFC 9207 section 3: the authorization response carries iss.
+	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// discoveryConfig lists exactly what works.
+func (b *Broker) discoveryConfig() discoveryDocument {
+	grants := []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
+		Issuer:                                    b.issuer,
+		AuthorizationEndpoint:                     b.issuer + authorizePath,
+		TokenEndpoint:                             b.issuer + tokenPath,
+		UserinfoEndpoint:                          b.issuer + userinfoPath,
+		IntrospectionEndpoint:                     b.issuer + introspectPath,
+		RevocationEndpoint:                        b.issuer + revokePath,
+		EndSessionEndpoint:                        b.issuer + endSessionPath,
+		JwksURI:                                   b.issuer + jwksPath,
+		ScopesSupported:                           []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess},
+		ResponseTypesSupported:                    []string{string(oidc.ResponseTypeCode)},
+		ResponseModesSupported:                    []string{string(oidc.ResponseModeQuery)},
+		GrantTypesSupported:                       grants,
+		SubjectTypesSupported:                     []string{"public"},
+		IDTokenSigningAlgValuesSupported:          b.keys.Algorithms(keys.UseIDToken),
+		TokenEndpointAuthMethodsSupported:         []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
+		IntrospectionEndpointAuthMethodsSupported: []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost},
+		RevocationEndpointAuthMethodsSupported:    []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
+		CodeChallengeMethodsSupported:             []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},
+		ClaimsSupported:                           []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "idp", "azp", "at_hash", "email", "email_verified", "name"},
+		RequestParameterSupported:                 false,
+		RequestURIParameterSupported:              false,
+	}}
+}
+
+// Discovery serves the pre-encoded discovery document.
+func (b *Broker) Discovery(context.Context, *op.Request[struct{}]) (*op.Response, error) {
+	d := b.discoveryDoc()
+	return cachedResponse(d.body, d.etag, discoveryMaxAge), nil
+}
+
+// Keys serves the pre-encoded JWKS.
+func (b *Broker) Keys(context.Context, *op.Request[struct{}]) (*op.Response, error) {
+	body, etag := b.keys.JWKS()
+	return cachedResponse(body, etag, jwksMaxAge), nil
+}
+
+func cachedResponse(body []byte, etag string, maxAge time.Duration) *op.Response {
+	resp := op.NewResponse(json.RawMessage(body))
+	resp.Header.Set("ETag", etag)
+	resp.Header.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(maxAge/time.Second)))
+	return resp
+}
+
+// notModified answers a conditional GET of a pre-encoded document with 304
+// before it reaches the library.
+func notModified(etag func() string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inm := r.Header.Get("If-None-Match"); inm != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			tag := etag()
+			if slices.Contains(splitETags(inm), tag) {
+				w.Header().Set("ETag", tag)
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func splitETags(s string) []string {
+	tags := strings.Split(s, ",")
+	for i, t := range tags {
+		tags[i] = strings.TrimSpace(t)
+	}
+	return tags
+}

@@ -1,0 +1,324 @@
+package broker
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/web"
+)
+
+// csrfCookie returns the name of the cookie that binds login forms to the
+// browser. With https the __Host- prefix pins it to this origin.
+func (b *Broker) csrfCookie() string {
+	if b.secure {
+		return "__Host-broker_csrf"
+	}
+	return "broker_csrf"
+}
+
+// csrfToken returns the form token for an auth request, creating the
+// browser's CSRF cookie if it has none. The token is an HMAC of the
+// cookie and the auth request, so a form posted from another site (no
+// cookie) or for another request fails.
+func (b *Broker) csrfToken(w http.ResponseWriter, r *http.Request, authRequestID string) string {
+	c, err := r.Cookie(b.csrfCookie())
+	value := ""
+	if err == nil && len(c.Value) >= 43 {
+		value = c.Value
+	} else {
+		value = randomID()
+		http.SetCookie(w, &http.Cookie{
+			Name:     b.csrfCookie(),
+			Value:    value,
+			Path:     "/",
+			HttpOnly: true,
+			Secure:   b.secure,
+			SameSite: http.SameSiteLaxMode,
+		})
+	}
+	return base64.RawURLEncoding.EncodeToString(b.csrfKey.sum(value, authRequestID))
+}
+
+func (b *Broker) csrfValid(r *http.Request, authRequestID string) bool {
+	c, err := r.Cookie(b.csrfCookie())
+	if err != nil || c.Value == "" {
+		return false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("csrf"))
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, b.csrfKey.sum(c.Value, authRequestID))
+}
+
+// formAuthRequest loads the auth request a login form was posted for,
+// after checking the method and the CSRF token.
+func (b *Broker) formAuthRequest(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		b.renderError(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
+		return storage.AuthRequest{}, false
+	}
+	if err := r.ParseForm(); err != nil {
+		b.renderError(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
+		return storage.AuthRequest{}, false
+	}
+	id := r.PostFormValue("id")
+	if !b.csrfValid(r, id) {
+		b.log.InfoContext(r.Context(), "login form refused", "reason", "csrf token missing or wrong")
+		b.renderError(w, r, http.StatusForbidden, "Form expired",
+			"This form could not be verified, perhaps because it was opened in another browser or cookies are blocked. Go back to the application and choose sign in again.")
+		return storage.AuthRequest{}, false
+	}
+	return b.liveAuthRequest(w, r, id)
+}
+
+// loginPage shows the email-first page (GET) and takes the email (POST).
+func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		ar, ok := b.liveAuthRequest(w, r, r.URL.Query().Get("id"))
+		if !ok {
+			return
+		}
+		b.renderLogin(w, r, ar, http.StatusOK, ar.LoginHint, "")
+		return
+	}
+	ar, ok := b.formAuthRequest(w, r)
+	if !ok {
+		return
+	}
+	email, err := otp.NormalizeEmail(r.PostFormValue("email"))
+	if err != nil {
+		b.renderLogin(w, r, ar, http.StatusBadRequest, r.PostFormValue("email"), "Enter an email address like name@example.com.")
+		return
+	}
+	if b.otp == nil {
+		b.renderLogin(w, r, ar, http.StatusBadRequest, email, "Sign-in with an email code is not available here.")
+		return
+	}
+	ar, err = b.store.UpdateAuthRequest(r.Context(), ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.LoginHint = email
+		a.ConnectorID = b.otp.ID()
+		return a, nil
+	})
+	if err != nil {
+		b.storeUnavailablePage(w, r, "update auth request", err)
+		return
+	}
+	if !b.sendCode(w, r, ar) {
+		return
+	}
+	http.Redirect(w, r, loginCodePath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+}
+
+func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, email, fieldError string) {
+	page := web.LoginPage{
+		Branding:      b.branding,
+		AuthRequestID: ar.ID,
+		CSRF:          b.csrfToken(w, r, ar.ID),
+		Email:         email,
+		Error:         fieldError,
+	}
+	if err := b.pages.Render(w, status, page); err != nil {
+		b.log.ErrorContext(r.Context(), "render login page", "err", err)
+	}
+}
+
+func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, fieldError, notice string) {
+	page := web.CodePage{
+		Branding:      b.branding,
+		AuthRequestID: ar.ID,
+		CSRF:          b.csrfToken(w, r, ar.ID),
+		Email:         ar.LoginHint,
+		Error:         fieldError,
+		Notice:        notice,
+	}
+	if err := b.pages.Render(w, status, page); err != nil {
+		b.log.ErrorContext(r.Context(), "render code page", "err", err)
+	}
+}
+
+// sendCode makes a new challenge for the request's email, replacing any
+// earlier one, and mails it. It answers the same whether or not the email
+// belongs to a user, so the page reveals nothing about who has an account.
+func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) bool {
+	ctx := r.Context()
+	code, err := otp.NewCode()
+	if err != nil {
+		b.log.ErrorContext(ctx, "make one-time code", "err", err)
+		b.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "A code could not be made. Please try again.")
+		return false
+	}
+	now := b.now()
+	err = b.store.PutOTPChallenge(ctx, storage.OTPChallenge{
+		AuthRequestID: ar.ID,
+		Email:         ar.LoginHint,
+		CodeHash:      b.otpCodeHash(ar.ID, ar.LoginHint, code),
+		CreatedAt:     now,
+		ExpiresAt:     now.Add(b.cfg.OTP.CodeTTL),
+	})
+	if err != nil {
+		b.storeUnavailablePage(w, r, "put otp challenge", err)
+		return false
+	}
+	if err := b.otp.Send(ctx, otp.Message{To: ar.LoginHint, Code: code, Product: b.branding.ProductName}); err != nil {
+		b.log.ErrorContext(ctx, "sending one-time code failed", "err", err)
+		b.renderError(w, r, http.StatusServiceUnavailable, "Code not sent",
+			"The code could not be sent just now. Go back and try again in a moment.")
+		return false
+	}
+	b.log.InfoContext(ctx, "one-time code sent", "client_id", ar.ClientID, "email", redactEmail(ar.LoginHint))
+	return true
+}
+
+// otpCodeHash binds a code to its auth request and email under a key
+// derived from the root secret: a leaked table of hashes cannot be
+// brute-forced over the million codes without the secret.
+func (b *Broker) otpCodeHash(authRequestID, email, code string) []byte {
+	return b.otpHash.sum(authRequestID, email, code)
+}
+
+// loginCode shows the code page (GET) and checks a code (POST).
+func (b *Broker) loginCode(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		ar, ok := b.liveAuthRequest(w, r, r.URL.Query().Get("id"))
+		if !ok {
+			return
+		}
+		if ar.LoginHint == "" || b.otp == nil || ar.ConnectorID != b.otp.ID() {
+			http.Redirect(w, r, loginPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+			return
+		}
+		b.renderCode(w, r, ar, http.StatusOK, "", "")
+		return
+	}
+	ar, ok := b.formAuthRequest(w, r)
+	if !ok {
+		return
+	}
+	if b.otp == nil || ar.ConnectorID != b.otp.ID() || ar.LoginHint == "" {
+		http.Redirect(w, r, loginPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+		return
+	}
+	ctx := r.Context()
+	code := strings.TrimSpace(r.PostFormValue("code"))
+	_, err := b.store.CheckOTPChallenge(ctx, ar.ID, b.otpCodeHash(ar.ID, ar.LoginHint, code), b.cfg.OTP.MaxAttempts, b.now())
+	switch {
+	case err == nil:
+	case errors.Is(err, storage.ErrOTPMismatch):
+		b.log.InfoContext(ctx, "login failed", "client_id", ar.ClientID, "connector", ar.ConnectorID, "outcome", "wrong code")
+		b.renderCode(w, r, ar, http.StatusBadRequest, "That code is not right. Check the latest email and try again.", "")
+		return
+	case errors.Is(err, storage.ErrOTPExhausted):
+		b.log.InfoContext(ctx, "login failed", "client_id", ar.ClientID, "connector", ar.ConnectorID, "outcome", "attempts exhausted")
+		b.renderCode(w, r, ar, http.StatusBadRequest, "Too many wrong codes. Send a new code and try again.", "")
+		return
+	case errors.Is(err, storage.ErrExpired), isNotFound(err):
+		b.log.InfoContext(ctx, "login failed", "client_id", ar.ClientID, "connector", ar.ConnectorID, "outcome", "code expired")
+		b.renderCode(w, r, ar, http.StatusBadRequest, "That code has expired. Send a new code and try again.", "")
+		return
+	default:
+		b.storeUnavailablePage(w, r, "check otp challenge", err)
+		return
+	}
+	id := upstream.Identity{
+		ConnectorID:   b.otp.ID(),
+		Subject:       ar.LoginHint,
+		Email:         ar.LoginHint,
+		EmailVerified: true,
+	}
+	b.completeLogin(w, r, ar, b.otp, id, "otp")
+}
+
+// loginResend replaces the request's code with a new one.
+func (b *Broker) loginResend(w http.ResponseWriter, r *http.Request) {
+	ar, ok := b.formAuthRequest(w, r)
+	if !ok {
+		return
+	}
+	if b.otp == nil || ar.ConnectorID != b.otp.ID() || ar.LoginHint == "" {
+		http.Redirect(w, r, loginPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+		return
+	}
+	if !b.sendCode(w, r, ar) {
+		return
+	}
+	b.renderCode(w, r, ar, http.StatusOK, "", "We sent a new code. Earlier codes no longer work.")
+}
+
+// completeLogin resolves the identity to a user, marks the auth request
+// authenticated and continues to the authorization callback.
+func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.Connector, id upstream.Identity, amr string) {
+	ctx := r.Context()
+	user, err := b.resolve(ctx, conn, id)
+	if errors.Is(err, storage.ErrUserDisabled) {
+		b.log.InfoContext(ctx, "login refused", "client_id", ar.ClientID, "connector", conn.ID(), "outcome", "user disabled")
+		b.renderError(w, r, http.StatusForbidden, "Account disabled", "This account has been disabled. Contact your administrator.")
+		return
+	}
+	if err != nil {
+		b.storeUnavailablePage(w, r, "resolve identity", err)
+		return
+	}
+	now := b.now()
+	_, err = b.store.UpdateAuthRequest(ctx, ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.UserID = user.ID
+		a.AuthTime = now
+		a.AMR = []string{amr}
+		a.IDP = conn.ID()
+		a.Done = true
+		return a, nil
+	})
+	if err != nil {
+		b.storeUnavailablePage(w, r, "complete auth request", err)
+		return
+	}
+	http.Redirect(w, r, callbackPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+}
+
+// resolve turns an upstream identity into the platform user (DESIGN.md
+// rule 1), the same way on every path. The email links to an existing
+// user only when the connector is trusted to assert email and the
+// upstream said the address is verified (rule 5).
+func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity) (storage.User, error) {
+	res, err := b.store.ResolveIdentity(ctx, storage.ResolveRequest{
+		Connector:     conn.ID(),
+		Subject:       id.Subject,
+		Email:         id.Email,
+		EmailVerified: id.EmailVerified,
+		Name:          id.Name,
+		LinkByEmail:   conn.TrustEmail() && id.EmailVerified && id.Email != "",
+		UserID:        id.UserID,
+		Now:           b.now(),
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	// Rule 2: a token's sub is a platform UUID or nothing is issued.
+	if _, err := uuid.Parse(res.User.ID); err != nil {
+		return storage.User{}, errors.New("resolved user id is not a UUID")
+	}
+	if res.Created {
+		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
+	}
+	return res.User, nil
+}
+
+// redactEmail keeps enough of an address to correlate log lines without
+// writing it out: "a***@example.com".
+func redactEmail(email string) string {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 {
+		return "***"
+	}
+	return email[:1] + "***" + email[at:]
+}

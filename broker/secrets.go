@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// RootSecret is the deployment's one secret; every key the broker needs
+// beyond its signing keys is derived from it with HKDF, so every replica
+// given the same root secret derives the same keys.
+type RootSecret struct {
+	b         []byte
+	Ephemeral bool // made up at start: nothing it protects survives a restart
+}
+
+// rootSecretLen is the length of a root secret in bytes.
+const rootSecretLen = 32
+
+// ParseRootSecret decodes a base64 (standard or URL, padded or not) root
+// secret of 32 bytes.
+func ParseRootSecret(s string) (RootSecret, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != rootSecretLen {
+				return RootSecret{}, fmt.Errorf("secrets: root secret is %d bytes, want %d (make one with: openssl rand -base64 32)", len(b), rootSecretLen)
+			}
+			return RootSecret{b: b}, nil
+		}
+	}
+	return RootSecret{}, errors.New("secrets: root secret is not base64 (make one with: openssl rand -base64 32)")
+}
+
+// NewEphemeralRootSecret makes a random root secret for a development
+// instance.
+func NewEphemeralRootSecret() RootSecret {
+	b := make([]byte, rootSecretLen)
+	rand.Read(b)
+	return RootSecret{b: b, Ephemeral: true}
+}
+
+// RootSecretFromEnv reads BROKER_SECRET, or the file named by
+// BROKER_SECRET_FILE. ok is false when neither is set.
+func RootSecretFromEnv(lookup func(string) (string, bool)) (s RootSecret, ok bool, err error) {
+	if v, set := lookup("BROKER_SECRET"); set && v != "" {
+		s, err = ParseRootSecret(v)
+		return s, true, err
+	}
+	if path, set := lookup("BROKER_SECRET_FILE"); set && path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return RootSecret{}, true, fmt.Errorf("secrets: %w", err)
+		}
+		s, err = ParseRootSecret(string(data))
+		return s, true, err
+	}
+	return RootSecret{}, false, nil
+}
+
+// Purposes of derived keys. Changing one changes every key derived for it.
+const (
+	purposeKEK          = "broker key-encryption key v1"
+	purposeOTP          = "broker one-time code hash v1"
+	purposeCSRF         = "broker csrf v1"
+	purposeRefresh      = "broker refresh successor v1"
+	purposeTokenHash    = "broker token hash v1"
+	purposeLibraryCrypt = "broker zitadel crypto v1"
+	purposeUpstreamSeal = "broker upstream token seal v1"
+)
+
+// derive returns the 32-byte key for purpose.
+func (s RootSecret) derive(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, s.b, nil, purpose, 32)
+	if err != nil {
+		// Only reachable with an invalid length, which is a constant here.
+		panic(fmt.Sprintf("secrets: hkdf: %v", err))
+	}
+	return k
+}
+
+// KEK is the key-encryption key for signing keys at rest.
+func (s RootSecret) KEK() []byte { return s.derive(purposeKEK) }
+
+// keyedHash is an HMAC-SHA256 under a derived key, for values stored only
+// as a hash (one-time codes, refresh tokens, auth codes).
+type keyedHash []byte
+
+func (k keyedHash) sum(parts ...string) []byte {
+	m := hmac.New(sha256.New, k)
+	for _, p := range parts {
+		// Length-prefixing keeps ("ab","c") and ("a","bc") apart.
+		fmt.Fprintf(m, "%d:%s", len(p), p)
+	}
+	return m.Sum(nil)
+}

@@ -1,0 +1,345 @@
+// Package broker is the OpenID Connect provider: it wires
+// github.com/zitadel/oidc/v3/pkg/op in the Server style, runs the login
+// flows, resolves upstream identities to platform users, and issues the
+// broker's tokens. It imports upstream, keys, web and storage; none of them
+// import it.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/idbroker/broker/keys"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/web"
+	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// Paths the broker serves. They are fixed once here and advertised in
+// discovery.
+const (
+	authorizePath   = "/authorize"
+	callbackPath    = "/authorize/callback" // the library mounts it under authorizePath
+	tokenPath       = "/token"
+	userinfoPath    = "/userinfo"
+	introspectPath  = "/introspect"
+	revokePath      = "/revoke"
+	endSessionPath  = "/end_session"
+	jwksPath        = "/.well-known/jwks.json"
+	discoveryPath   = "/.well-known/openid-configuration"
+	loginPath       = "/login"
+	loginCodePath   = "/login/code"
+	loginResendPath = "/login/resend"
+	staticPath      = "/static/"
+)
+
+// Options are the broker's dependencies.
+type Options struct {
+	Storage storage.Storage // required
+	Secret  RootSecret      // required
+	// Mailer delivers one-time codes for otp connectors whose mailer type
+	// is "log" or unset; nil means the log.
+	Mailer otp.Mailer
+	Logger *slog.Logger
+	Clock  func() time.Time
+	// HTTPClient is used for every call to an upstream.
+	HTTPClient *http.Client
+}
+
+// Broker is the identity broker. It embeds the library's LegacyServer and
+// overrides what must be the broker's own.
+type Broker struct {
+	*op.LegacyServer
+
+	cfg        Config
+	issuer     string
+	store      storage.Storage
+	keys       *keys.Manager
+	clients    *clientDirectory
+	otp        *otp.Connector
+	connectors map[string]upstream.Connector
+	pages      *web.Renderer
+	branding   web.Branding
+	log        *slog.Logger
+	now        func() time.Time
+	secure     bool // issuer is https: cookies are Secure
+
+	otpHash     keyedHash
+	csrfKey     keyedHash
+	refreshKey  keyedHash
+	tokenHash   keyedHash
+	discovery   preEncoded
+	corsOrigins map[string]bool
+}
+
+// New builds a broker from its configuration.
+func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
+	if o.Storage == nil {
+		return nil, errors.New("broker: no storage")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	pages, err := web.NewRenderer()
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	km, err := keys.New(ctx, o.Storage, keys.Config{
+		IDTokenAlgorithm:     cfg.Keys.IDTokenAlgorithm,
+		AccessTokenAlgorithm: cfg.Keys.AccessTokenAlgorithm,
+		RotationPeriod:       cfg.Keys.RotationPeriod,
+		PrePublish:           cfg.Keys.PrePublish,
+		JWKSMaxAge:           jwksMaxAge,
+		RetireAfter:          max(cfg.Tokens.AccessTokenTTL, cfg.Tokens.IDTokenTTL) + cfg.Tokens.ClockSkew,
+		KEKs:                 [][]byte{o.Secret.KEK()},
+		Clock:                o.Clock,
+		Logger:               o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	b := &Broker{
+		cfg:        cfg,
+		issuer:     cfg.Issuer,
+		store:      o.Storage,
+		keys:       km,
+		connectors: map[string]upstream.Connector{},
+		pages:      pages,
+		branding: web.Branding{
+			ProductName:  cfg.Branding.ProductName,
+			LogoURL:      cfg.Branding.LogoURL,
+			PrimaryColor: cfg.Branding.PrimaryColor,
+			SupportURL:   cfg.Branding.SupportURL,
+		},
+		log:         o.Logger,
+		now:         o.Clock,
+		secure:      strings.HasPrefix(cfg.Issuer, "https://"),
+		otpHash:     o.Secret.derive(purposeOTP),
+		csrfKey:     o.Secret.derive(purposeCSRF),
+		refreshKey:  o.Secret.derive(purposeRefresh),
+		tokenHash:   o.Secret.derive(purposeTokenHash),
+		corsOrigins: map[string]bool{},
+	}
+	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
+	for _, cc := range cfg.Clients {
+		b.clients.static[cc.ID] = clientFromConfig(cc)
+		for _, origin := range cc.AllowedOrigins {
+			b.corsOrigins[origin] = true
+		}
+	}
+	if err := b.buildConnectors(ctx, o); err != nil {
+		return nil, err
+	}
+
+	var cryptoKey [32]byte
+	copy(cryptoKey[:], o.Secret.derive(purposeLibraryCrypt))
+	provider, err := op.NewProvider(&op.Config{
+		// The broker issues no opaque access tokens; keying the library's
+		// Crypto from the root secret means a token "encrypted" under a
+		// guessed key (the zero key, say) never decrypts.
+		CryptoKey:                cryptoKey,
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		DefaultLogoutRedirectURI: endSessionPath + "/done",
+	}, &opStorage{b: b}, op.StaticIssuer(cfg.Issuer), b.providerOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: provider: %w", err)
+	}
+	b.LegacyServer = op.NewLegacyServer(provider, op.Endpoints{
+		Authorization: op.NewEndpoint(authorizePath),
+		Token:         op.NewEndpoint(tokenPath),
+		Introspection: op.NewEndpoint(introspectPath),
+		Userinfo:      op.NewEndpoint(userinfoPath),
+		Revocation:    op.NewEndpoint(revokePath),
+		EndSession:    op.NewEndpoint(endSessionPath),
+		JwksURI:       op.NewEndpoint(jwksPath),
+	})
+	return b, nil
+}
+
+func (b *Broker) providerOptions() []op.Option {
+	var opts []op.Option
+	if !b.secure {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	return opts
+}
+
+// buildConnectors makes the configured connectors.
+func (b *Broker) buildConnectors(ctx context.Context, o Options) error {
+	for _, cc := range b.cfg.Connectors {
+		switch cc.Type {
+		case "otp":
+			mailer, err := b.mailerFor(cc, o)
+			if err != nil {
+				return err
+			}
+			c := otp.New(cc.ID, mailer)
+			b.otp = c
+			b.connectors[cc.ID] = c
+		default:
+			return fmt.Errorf("broker: connector %q: type %q is not available in this build", cc.ID, cc.Type)
+		}
+	}
+	return nil
+}
+
+func (b *Broker) mailerFor(cc ConnectorConfig, o Options) (otp.Mailer, error) {
+	switch cc.Mailer.Type {
+	case "", "log":
+		if o.Mailer != nil {
+			return o.Mailer, nil
+		}
+		return otp.LogMailer{Logger: b.log}, nil
+	default:
+		return nil, fmt.Errorf("broker: connector %q: mailer type %q is not supported", cc.ID, cc.Mailer.Type)
+	}
+}
+
+// SigningKeys returns the broker's signing keys.
+func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
+
+// Run does the broker's background work until ctx is done: key refresh and
+// rotation, and sweeping expired rows.
+func (b *Broker) Run(ctx context.Context) {
+	go b.keys.Run(ctx)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := b.store.DeleteExpired(ctx, b.now()); err != nil {
+				b.log.WarnContext(ctx, "sweeping expired rows failed", "err", err)
+			} else if n > 0 {
+				b.log.DebugContext(ctx, "swept expired rows", "rows", n)
+			}
+		}
+	}
+}
+
+// Handler returns the broker's HTTP handler.
+func (b *Broker) Handler() http.Handler {
+	lib := op.RegisterLegacyServer(b, http.HandlerFunc(b.authorizeCallback),
+		op.WithServerCORSOptions(&cors.Options{
+			// Only origins a client registered; never "*", so a browser
+			// never sends credentials cross-origin to an unknown site.
+			AllowOriginFunc: func(origin string) bool { return b.corsOrigins[origin] },
+			AllowedMethods:  []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders:  []string{"Authorization", "Content-Type"},
+		}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle(authorizePath, htmlErrors(b, lib, "This sign-in link is not valid",
+		"The application that sent you here made a request the sign-in service cannot accept"))
+	mux.Handle(endSessionPath, htmlErrors(b, lib, "Sign-out request not valid",
+		"The application that sent you here made a sign-out request the sign-in service cannot accept"))
+	mux.Handle(discoveryPath, notModified(func() string { return b.discoveryDoc().etag }, lib))
+	mux.Handle(jwksPath, notModified(func() string { _, tag := b.keys.JWKS(); return tag }, lib))
+	mux.Handle(tokenPath, postOnly(noStore(challengeOnUnauthorized(lib))))
+	mux.Handle(introspectPath, postOnly(noStore(challengeOnUnauthorized(lib))))
+	mux.Handle(revokePath, postOnly(noStore(challengeOnUnauthorized(lib))))
+	mux.HandleFunc(loginPath, b.loginPage)
+	mux.HandleFunc(loginCodePath, b.loginCode)
+	mux.HandleFunc(loginResendPath, b.loginResend)
+	mux.HandleFunc(endSessionPath+"/done", b.signedOut)
+	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
+	mux.Handle("/", lib)
+	return limitBody(mux)
+}
+
+// postOnly refuses anything but POST, as the token, introspection and
+// revocation endpoints must (RFC 6749 section 3.2): a GET would put
+// credentials in URLs and logs.
+func postOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodOptions {
+			w.Header().Set("Allow", "POST")
+			writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint answers only POST")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// noStore keeps tokens out of caches (RFC 6749 section 5.1).
+func noStore(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// challengeOnUnauthorized adds the WWW-Authenticate header RFC 6749
+// section 5.2 requires on a 401 invalid_client; the library omits it.
+func challengeOnUnauthorized(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
+	})
+}
+
+type challengeWriter struct{ http.ResponseWriter }
+
+func (c *challengeWriter) WriteHeader(status int) {
+	if status == http.StatusUnauthorized && c.Header().Get("WWW-Authenticate") == "" {
+		c.Header().Set("WWW-Authenticate", `Basic realm="broker", charset="UTF-8"`)
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+// maxBody bounds every request body; forms and JSON here are small.
+const maxBody = 64 << 10
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// htmlErrors turns the library's JSON errors at browser endpoints, which
+// happen only where no redirect URI can be trusted, into a page a person
+// can read: there is no safe place to send them.
+func htmlErrors(b *Broker, h http.Handler, title, message string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &errorCapture{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if !rec.captured {
+			return
+		}
+		desc := oauthErrorDescription(rec.body.Bytes())
+		b.log.InfoContext(r.Context(), "browser request refused", "path", r.URL.Path, "status", rec.status, "reason", desc)
+		b.renderError(w, r, rec.status, title, message+" ("+desc+"). Go back to the application and start again.")
+	})
+}
+
+func (b *Broker) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	if err := b.pages.Render(w, status, web.ErrorPage{Branding: b.branding, Title: title, Message: message, Status: status}); err != nil {
+		b.log.ErrorContext(r.Context(), "render error page", "err", err)
+	}
+}
+
+func (b *Broker) signedOut(w http.ResponseWriter, r *http.Request) {
+	if err := b.pages.Render(w, http.StatusOK, web.SignedOutPage{Branding: b.branding}); err != nil {
+		b.log.ErrorContext(r.Context(), "render signed-out page", "err", err)
+	}
+}

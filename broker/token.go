@@ -1,0 +1,241 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// VerifyClient authenticates the client of a token, introspection or
+// revocation request. Public clients present only their id; confidential
+// clients their secret (client_secret_basic or client_secret_post). A
+// failure is 401 invalid_client.
+func (b *Broker) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	return b.authenticateClient(ctx, r.Data)
+}
+
+func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
+	if cc.ClientAssertion != "" {
+		return nil, invalidClient("client assertions (private_key_jwt) are not accepted for this client")
+	}
+	client, err := b.clients.get(ctx, cc.ClientID)
+	if errors.Is(err, errUnknownClient) {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "unknown client")
+		return nil, invalidClient("client authentication failed")
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get client", err)
+	}
+	if client.public {
+		if cc.ClientSecret != "" {
+			return nil, invalidClient("a public client has no secret")
+		}
+		return client, nil
+	}
+	if cc.ClientSecret == "" || !client.checkSecret(cc.ClientSecret, b.now()) {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "missing or wrong secret")
+		return nil, invalidClient("client authentication failed")
+	}
+	return client, nil
+}
+
+// CodeExchange redeems an authorization code (RFC 6749 section 4.1.3).
+// The code is consumed before anything else is checked, so a code that
+// fails any check is dead; a code presented twice revokes what its first
+// use issued (RFC 6749 section 4.1.2).
+func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	client := r.Client.(*Client)
+	grantID := uuid.NewString()
+	code, err := b.store.RedeemAuthCode(ctx, b.codeHash(r.Data.Code), grantID, b.now())
+	switch {
+	case errors.Is(err, storage.ErrCodeRedeemed):
+		if err := b.revokeGrant(ctx, code.GrantID); err != nil {
+			return nil, b.storeFailure(ctx, "revoke replayed code's grant", err)
+		}
+		return nil, b.invalidGrant(ctx, "authorization code already used; tokens issued for it are revoked", "client_id", client.id)
+	case isNotFound(err), errors.Is(err, storage.ErrExpired):
+		return nil, b.invalidGrant(ctx, "authorization code is invalid or expired", "client_id", client.id)
+	case err != nil:
+		return nil, b.storeFailure(ctx, "redeem code", err)
+	}
+	if code.ClientID != client.id {
+		return nil, b.invalidGrant(ctx, "authorization code was issued to another client", "client_id", client.id)
+	}
+	if code.RedirectURI != r.Data.RedirectURI {
+		return nil, b.invalidGrant(ctx, "redirect_uri does not match the authorization request", "client_id", client.id)
+	}
+	if err := checkPKCE(code.CodeChallenge, r.Data.CodeVerifier); err != nil {
+		return nil, b.invalidGrant(ctx, err.Error(), "client_id", client.id)
+	}
+	user, err := b.activeUser(ctx, code.UserID)
+	if err != nil {
+		return nil, err
+	}
+	g := grant{
+		user:      user,
+		clientID:  client.id,
+		scopes:    code.Scopes,
+		audience:  code.Audience,
+		authTime:  code.AuthTime,
+		amr:       code.AMR,
+		idp:       code.IDP,
+		nonce:     code.Nonce,
+		grantID:   grantID,
+		sessionID: code.SessionID,
+	}
+	var refresh string
+	if slices.Contains(code.Scopes, oidc.ScopeOfflineAccess) && client.allowsGrant(GrantRefreshToken) {
+		if refresh, err = b.newRefreshFamily(ctx, g, code.UpstreamRefreshToken); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := b.tokenResponse(ctx, g, refresh)
+	if err != nil {
+		return nil, err
+	}
+	return op.NewResponse(resp), nil
+}
+
+// checkPKCE verifies an RFC 7636 S256 verifier against the stored
+// challenge. A code issued with a challenge demands a verifier; a verifier
+// for a code issued without one is refused too, so an attacker cannot
+// downgrade a PKCE flow.
+func checkPKCE(challenge, verifier string) error {
+	switch {
+	case challenge == "" && verifier == "":
+		return nil
+	case challenge == "":
+		return errors.New("code_verifier given, but the authorization request had no code_challenge")
+	case verifier == "":
+		return errors.New("code_verifier is required")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) != 1 {
+		return errors.New("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// revokeGrant revokes the refresh family of a grant and every access
+// token issued under it.
+func (b *Broker) revokeGrant(ctx context.Context, grantID string) error {
+	if grantID == "" {
+		return nil
+	}
+	if err := b.store.RevokeRefreshFamily(ctx, grantID); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// activeUser loads a user who may still be issued tokens.
+func (b *Broker) activeUser(ctx context.Context, id string) (storage.User, error) {
+	user, err := b.store.GetUser(ctx, id)
+	if isNotFound(err) {
+		return storage.User{}, b.invalidGrant(ctx, "the user no longer exists", "user_id", id)
+	}
+	if err != nil {
+		return storage.User{}, b.storeFailure(ctx, "get user", err)
+	}
+	if user.Disabled {
+		return storage.User{}, b.invalidGrant(ctx, "the user is disabled", "user_id", id)
+	}
+	return user, nil
+}
+
+// RefreshToken rotates a refresh token (RFC 6749 section 6; rotation per
+// RFC 9700 section 4.14.2). Presenting a rotated token again revokes the
+// whole family, except a retry within a short window before the successor
+// was used, which gets the same successor.
+func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	client := r.Client.(*Client)
+	hash := b.refreshHash(r.Data.RefreshToken)
+	// Check the owner before rotating, so another client's stolen token
+	// cannot be used to revoke or advance the family.
+	fam, err := b.store.GetRefreshFamilyByToken(ctx, hash)
+	if isNotFound(err) {
+		return nil, b.invalidGrant(ctx, "refresh token is invalid", "client_id", client.id)
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get refresh family", err)
+	}
+	if fam.ClientID != client.id {
+		return nil, b.invalidGrant(ctx, "refresh token was issued to another client", "client_id", client.id)
+	}
+	scopes := fam.Scopes
+	if len(r.Data.Scopes) > 0 {
+		for _, s := range r.Data.Scopes {
+			if !slices.Contains(fam.Scopes, s) {
+				return nil, oidc.ErrInvalidScope().WithDescription("scope %q was not granted; a refresh can only narrow scope", s)
+			}
+		}
+		scopes = r.Data.Scopes
+	}
+	successor := b.refreshSuccessor(r.Data.RefreshToken)
+	fam, err = b.store.RotateRefreshToken(ctx, storage.RotateRequest{
+		TokenHash:     hash,
+		SuccessorHash: b.refreshHash(successor),
+		RetryWindow:   b.cfg.Tokens.RefreshRetryWindow,
+		Now:           b.now(),
+	})
+	switch {
+	case errors.Is(err, storage.ErrRefreshReused):
+		b.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", client.id, "family", fam.ID)
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; sign in again")
+	case errors.Is(err, storage.ErrRevoked), isNotFound(err):
+		return nil, b.invalidGrant(ctx, "refresh token is revoked or expired", "client_id", client.id)
+	case err != nil:
+		return nil, b.storeFailure(ctx, "rotate refresh token", err)
+	}
+	user, err := b.activeUser(ctx, fam.UserID)
+	if err != nil {
+		if revokeErr := b.revokeGrant(ctx, fam.ID); revokeErr != nil {
+			b.log.ErrorContext(ctx, "revoke family of unavailable user", "err", revokeErr)
+		}
+		return nil, err
+	}
+	resp, err := b.tokenResponse(ctx, grant{
+		user:      user,
+		clientID:  client.id,
+		scopes:    scopes,
+		audience:  fam.Audience,
+		authTime:  fam.AuthTime,
+		amr:       fam.AMR,
+		idp:       fam.IDP,
+		grantID:   fam.ID,
+		sessionID: fam.SessionID,
+	}, successor)
+	if err != nil {
+		return nil, err
+	}
+	return op.NewResponse(resp), nil
+}
+
+// JWTProfile refuses the jwt-bearer grant: the library would accept it
+// without client authentication.
+func (b *Broker) JWTProfile(context.Context, *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
+	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the jwt-bearer grant is not supported")
+}
+
+// TokenExchange is not offered yet.
+func (b *Broker) TokenExchange(context.Context, *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
+	return nil, oidc.ErrUnsupportedGrantType().WithDescription("token exchange is not supported")
+}
+
+// ClientCredentialsExchange is not offered yet.
+func (b *Broker) ClientCredentialsExchange(context.Context, *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the client_credentials grant is not supported")
+}
+
+// DeviceToken refuses the device grant, which the broker does not offer.
+func (b *Broker) DeviceToken(context.Context, *op.ClientRequest[oidc.DeviceAccessTokenRequest]) (*op.Response, error) {
+	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the device_code grant is not supported")
+}

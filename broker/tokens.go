@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/uuid"
+	"github.com/idbroker/broker/keys"
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// grant is everything a token response is issued from, whichever grant
+// produced it.
+type grant struct {
+	user      storage.User
+	clientID  string
+	scopes    []string
+	audience  []string
+	authTime  time.Time
+	amr       []string
+	idp       string
+	nonce     string
+	grantID   string // refresh family and code grant; revokes together
+	sessionID string
+}
+
+// accessTokenClaims are an RFC 9068 JWT access token's claims.
+type accessTokenClaims struct {
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience []string `json:"aud"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	JTI      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+	IDP      string   `json:"idp,omitempty"`
+	Act      any      `json:"act,omitempty"`
+}
+
+// idTokenClaims are an OpenID Connect ID token's claims.
+type idTokenClaims struct {
+	Issuer          string   `json:"iss"`
+	Subject         string   `json:"sub"`
+	Audience        []string `json:"aud"`
+	AuthorizedParty string   `json:"azp"`
+	Expiry          int64    `json:"exp"`
+	IssuedAt        int64    `json:"iat"`
+	AuthTime        int64    `json:"auth_time,omitempty"`
+	Nonce           string   `json:"nonce,omitempty"`
+	AMR             []string `json:"amr,omitempty"`
+	IDP             string   `json:"idp,omitempty"`
+	AccessTokenHash string   `json:"at_hash,omitempty"`
+	userClaims
+}
+
+// userClaims are the claims about the user that scopes release.
+type userClaims struct {
+	Email         string `json:"email,omitempty"`
+	EmailVerified *bool  `json:"email_verified,omitempty"`
+	Name          string `json:"name,omitempty"`
+}
+
+func claimsForScopes(u storage.User, scopes []string) userClaims {
+	var c userClaims
+	if slices.Contains(scopes, oidc.ScopeEmail) && u.Email != "" {
+		c.Email = u.Email
+		v := u.EmailVerified
+		c.EmailVerified = &v
+	}
+	if slices.Contains(scopes, oidc.ScopeProfile) {
+		c.Name = u.Name
+	}
+	return c
+}
+
+// issueAccessToken signs an access token for g and records it, so
+// introspection and revocation can answer for it.
+func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token string, expiresIn time.Duration, err error) {
+	now := b.now()
+	ttl := b.cfg.Tokens.AccessTokenTTL
+	claims := accessTokenClaims{
+		Issuer:   b.issuer,
+		Subject:  g.user.ID,
+		Audience: g.audience,
+		Expiry:   now.Add(ttl).Unix(),
+		IssuedAt: now.Unix(),
+		JTI:      uuid.NewString(),
+		ClientID: g.clientID,
+		Scope:    oidc.SpaceDelimitedArray(g.scopes).String(),
+		AMR:      g.amr,
+		IDP:      g.idp,
+		Act:      act,
+	}
+	if !g.authTime.IsZero() {
+		claims.AuthTime = g.authTime.Unix()
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", 0, fmt.Errorf("marshal access token: %w", err)
+	}
+	// RFC 9068 section 2.1: typ "at+jwt", so an access token can never be
+	// mistaken for an ID token.
+	token, err = b.keys.Sign(keys.UseAccessToken, "", "at+jwt", payload)
+	if err != nil {
+		return "", 0, fmt.Errorf("sign access token: %w", err)
+	}
+	err = b.store.CreateAccessToken(ctx, storage.AccessToken{
+		ID:        claims.JTI,
+		GrantID:   g.grantID,
+		ClientID:  g.clientID,
+		UserID:    g.user.ID,
+		Audience:  g.audience,
+		Scopes:    g.scopes,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(ttl),
+	})
+	if err != nil {
+		return "", 0, b.storeFailure(ctx, "record access token", err)
+	}
+	return token, ttl, nil
+}
+
+// issueIDToken signs an ID token for g, bound to accessToken by at_hash.
+func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
+	now := b.now()
+	alg := b.cfg.Keys.IDTokenAlgorithm
+	atHash, err := oidc.ClaimHash(accessToken, oidcAlgorithm(alg))
+	if err != nil {
+		return "", fmt.Errorf("at_hash: %w", err)
+	}
+	claims := idTokenClaims{
+		Issuer:          b.issuer,
+		Subject:         g.user.ID,
+		Audience:        []string{g.clientID},
+		AuthorizedParty: g.clientID,
+		Expiry:          now.Add(b.cfg.Tokens.IDTokenTTL).Unix(),
+		IssuedAt:        now.Unix(),
+		Nonce:           g.nonce,
+		AMR:             g.amr,
+		IDP:             g.idp,
+		AccessTokenHash: atHash,
+		userClaims:      claimsForScopes(g.user, g.scopes),
+	}
+	if !g.authTime.IsZero() {
+		claims.AuthTime = g.authTime.Unix()
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("marshal id token: %w", err)
+	}
+	token, err := b.keys.Sign(keys.UseIDToken, alg, "JWT", payload)
+	if err != nil {
+		return "", fmt.Errorf("sign id token: %w", err)
+	}
+	return token, nil
+}
+
+// tokenResponse issues the access token, the ID token when openid was
+// granted, and passes through the refresh token.
+func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
+	at, ttl, err := b.issueAccessToken(ctx, g, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp := &oidc.AccessTokenResponse{
+		AccessToken:  at,
+		TokenType:    oidc.BearerToken,
+		ExpiresIn:    uint64(ttl / time.Second),
+		RefreshToken: refreshToken,
+		Scope:        g.scopes,
+	}
+	if slices.Contains(g.scopes, oidc.ScopeOpenID) {
+		if resp.IDToken, err = b.issueIDToken(g, at); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// newRefreshFamily starts a refresh family for g and returns its first
+// token. Each login starts its own family, so a second device never logs
+// out the first.
+func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh []byte) (string, error) {
+	now := b.now()
+	token := randomID()
+	err := b.store.CreateRefreshFamily(ctx, storage.RefreshFamily{
+		ID:                   g.grantID,
+		ClientID:             g.clientID,
+		UserID:               g.user.ID,
+		Scopes:               g.scopes,
+		Audience:             g.audience,
+		AuthTime:             g.authTime,
+		AMR:                  g.amr,
+		IDP:                  g.idp,
+		SessionID:            g.sessionID,
+		UpstreamRefreshToken: upstreamRefresh,
+		UpstreamCheckedAt:    now,
+		CreatedAt:            now,
+		LastUsedAt:           now,
+		ExpiresAt:            now.Add(b.cfg.Tokens.RefreshTokenTTL),
+		IdleTimeout:          b.cfg.Tokens.RefreshIdleTTL,
+	}, b.refreshHash(token))
+	if err != nil {
+		return "", b.storeFailure(ctx, "create refresh family", err)
+	}
+	return token, nil
+}
+
+func (b *Broker) refreshHash(token string) []byte { return b.tokenHash.sum("refresh token", token) }
+
+// refreshSuccessor derives the token that replaces token. Deriving it (an
+// HMAC under a key from the root secret) rather than drawing it at random
+// lets a client that lost the response retry with the old token and be
+// given the very same successor, while storage holds only hashes.
+func (b *Broker) refreshSuccessor(token string) string {
+	return base64.RawURLEncoding.EncodeToString(b.refreshKey.sum(token))
+}
+
+// oidcAlgorithm maps a configured algorithm to the library's name.
+func oidcAlgorithm(alg string) jose.SignatureAlgorithm { return jose.SignatureAlgorithm(alg) }

@@ -1,0 +1,72 @@
+// Command broker runs the identity broker and administers its data.
+//
+//	broker serve [--config FILE] [--addr ADDR] [--issuer URL]
+//	broker version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "broker:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: broker <command> [flags]
+
+commands:
+  serve     run the broker (with no --config: a development instance)
+  version   print the version
+`
+
+// run is main without the process: testable, with its environment passed in.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr, env)
+	case "version":
+		fmt.Fprintln(stdout, "broker", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q is not one of text, json", format)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/memory"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer, env func(string) (string, bool)) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); none runs a development instance")
+	addr := fs.String("addr", envOr(env, "BROKER_ADDR", ""), "listen address (env BROKER_ADDR); overrides http.addr")
+	issuer := fs.String("issuer", envOr(env, "BROKER_ISSUER", ""), "issuer URL advertised (env BROKER_ISSUER); overrides issuer")
+	logFormat := fs.String("log-format", envOr(env, "BROKER_LOG_FORMAT", "text"), "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		return err
+	}
+
+	cfg, err := loadConfig(*configPath, *addr, *issuer, env)
+	if err != nil {
+		return err
+	}
+	secret, err := rootSecret(env, log)
+	if err != nil {
+		return err
+	}
+	store, err := openStorage(ctx, cfg.Storage)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	b, err := broker.New(ctx, cfg, broker.Options{Storage: store, Secret: secret, Logger: log})
+	if err != nil {
+		return err
+	}
+	if *configPath == "" {
+		log.Warn("development instance: memory storage, codes written to this log, client \"dev\" accepts any loopback redirect URI; do not use in production",
+			"issuer", cfg.Issuer)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           b.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go b.Run(bgCtx)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("broker listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "storage", cfg.Storage.Type)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func envOr(env func(string) (string, bool), name, def string) string {
+	if v, ok := env(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// loadConfig reads the file, or makes the development configuration, and
+// applies the flags, which win over the file.
+func loadConfig(path, addr, issuer string, env func(string) (string, bool)) (broker.Config, error) {
+	if path == "" {
+		if addr == "" {
+			addr = "127.0.0.1:8080"
+		}
+		if issuer == "" {
+			issuer = "http://" + displayHost(addr)
+		}
+		cfg := broker.DevelopmentConfig(issuer, addr)
+		return cfg, cfg.Validate()
+	}
+	cfg, err := broker.LoadConfig(path, env)
+	if err != nil {
+		return broker.Config{}, err
+	}
+	if addr != "" {
+		cfg.HTTP.Addr = addr
+	}
+	if issuer != "" {
+		cfg.Issuer = issuer
+	}
+	return cfg, cfg.Validate()
+}
+
+// displayHost makes a listen address into a host a browser can reach.
+func displayHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// rootSecret reads BROKER_SECRET (or BROKER_SECRET_FILE), or makes an
+// ephemeral one and says so.
+func rootSecret(env func(string) (string, bool), log *slog.Logger) (broker.RootSecret, error) {
+	s, ok, err := broker.RootSecretFromEnv(env)
+	if err != nil {
+		return broker.RootSecret{}, err
+	}
+	if !ok {
+		log.Warn("no BROKER_SECRET: using an ephemeral root secret; keys and codes will not survive a restart")
+		return broker.NewEphemeralRootSecret(), nil
+	}
+	return s, nil
+}
+
+func openStorage(ctx context.Context, c broker.StorageConfig) (storage.Storage, error) {
+	switch c.Type {
+	case "memory":
+		return memory.New(), nil
+	default:
+		return nil, fmt.Errorf("storage type %q is not available in this build", c.Type)
+	}
+}

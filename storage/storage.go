@@ -1,0 +1,443 @@
+// Package storage defines what the broker keeps and the operations it needs
+// on it. Operations that must be atomic (resolving an identity, redeeming a
+// code, rotating a refresh token, checking a one-time code, taking a
+// rate-limit slot, consuming a jti, ending a session) are single methods, so
+// every backend makes them atomic its own way and no caller can forget to.
+//
+// Implementations live in storage/memory and storage/postgres; both pass the
+// suite in storage/storagetest. This package imports none of the project's
+// packages.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns (possibly wrapped) so callers can tell
+// "no such thing" and refused operations from an unreachable store. Any
+// other error means the store could not answer and the request must fail
+// closed with a 5xx.
+var (
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists is returned when creating something whose key is taken.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrCodeRedeemed is returned by RedeemAuthCode for a code already used;
+	// the returned AuthCode names the grant issued at first use.
+	ErrCodeRedeemed = errors.New("storage: authorization code already redeemed")
+	// ErrRefreshReused is returned by RotateRefreshToken when a rotated token
+	// is presented again outside the retry window; the family is revoked.
+	ErrRefreshReused = errors.New("storage: refresh token reused, family revoked")
+	// ErrRevoked is returned for a revoked or expired refresh family.
+	ErrRevoked = errors.New("storage: revoked or expired")
+	// ErrOTPMismatch is returned by CheckOTPChallenge for a wrong code.
+	ErrOTPMismatch = errors.New("storage: one-time code does not match")
+	// ErrOTPExhausted is returned once a challenge has used up its attempts.
+	ErrOTPExhausted = errors.New("storage: one-time code attempts exhausted")
+	// ErrExpired is returned for a challenge or request past its expiry.
+	ErrExpired = errors.New("storage: expired")
+	// ErrReplay is returned by ConsumeJTI for an identifier already seen.
+	ErrReplay = errors.New("storage: jti already used")
+	// ErrUserDisabled is returned by ResolveIdentity for a disabled user.
+	ErrUserDisabled = errors.New("storage: user disabled")
+)
+
+// Storage is everything the broker persists.
+type Storage interface {
+	Users
+	AuthFlows
+	Tokens
+	Sessions
+	Clients
+	SigningKeys
+	Abuse
+	Audit
+
+	// Ping reports whether the store can be reached.
+	Ping(ctx context.Context) error
+	// DeleteExpired removes rows whose lifetime ended before now and
+	// returns how many it removed. It must not block other operations for
+	// long: backends delete in small batches.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// User is a platform user. ID is a UUID and is the sub of every token.
+type User struct {
+	ID            string
+	Email         string // normalised (trimmed, lower-cased); may be empty
+	EmailVerified bool
+	Name          string
+	Disabled      bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Identity links an upstream subject to a user. (Connector, Subject) is unique.
+type Identity struct {
+	Connector string
+	Subject   string
+	UserID    string
+	Email     string
+	Name      string
+	CreatedAt time.Time
+	LastLogin time.Time
+}
+
+// ResolveRequest is an upstream identity to resolve to a user.
+type ResolveRequest struct {
+	Connector     string
+	Subject       string
+	Email         string // normalised
+	EmailVerified bool
+	Name          string
+	// LinkByEmail permits linking to an existing user whose verified email
+	// equals Email. The broker sets it only when the connector is trusted
+	// to assert email and the upstream said the address is verified.
+	LinkByEmail bool
+	// UserID, when set, is the UUID a newly created user gets (legacy and
+	// imported platforms whose ids must be kept). It never moves an
+	// identity that already belongs to another user.
+	UserID string
+	Now    time.Time
+}
+
+// Resolution is the outcome of ResolveIdentity.
+type Resolution struct {
+	User    User
+	Created bool // a new user was created
+	Linked  bool // a new identity was attached to an existing user
+}
+
+// ImportUser is one user of a bulk import.
+type ImportUser struct {
+	ID            string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Identities    []ImportIdentity
+}
+
+// ImportIdentity is an upstream identity of an imported user.
+type ImportIdentity struct {
+	Connector string
+	Subject   string
+}
+
+// ImportResult counts what an import changed.
+type ImportResult struct {
+	UsersCreated      int
+	IdentitiesCreated int
+}
+
+// Users holds users and their upstream identities.
+type Users interface {
+	// ResolveIdentity resolves an upstream identity in one atomic step:
+	// a known (connector, subject) gives its user (email and name refreshed
+	// when they changed); else, with LinkByEmail, a user whose verified
+	// email matches gets the identity; else a new user is created. Any
+	// number of concurrent calls for the same identity or the same verified
+	// email yield one user. A disabled user gives ErrUserDisabled.
+	ResolveIdentity(ctx context.Context, req ResolveRequest) (Resolution, error)
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByEmail returns the user whose verified email is email, or
+	// else ErrNotFound.
+	GetUserByEmail(ctx context.Context, email string) (User, error)
+	ListIdentities(ctx context.Context, userID string) ([]Identity, error)
+	// ImportUsers writes all users and identities or nothing. A user or
+	// identity that already exists exactly as given is left alone, so a
+	// second run changes nothing; one that conflicts (same id with other
+	// data, an identity of another user, a verified email taken) fails the
+	// whole import with an error naming it.
+	ImportUsers(ctx context.Context, users []ImportUser, now time.Time) (ImportResult, error)
+}
+
+// AuthRequest is an authorization request between /authorize and the code.
+type AuthRequest struct {
+	ID                  string
+	ClientID            string
+	RedirectURI         string
+	Scopes              []string
+	State               string
+	Nonce               string
+	ResponseType        string
+	ResponseMode        string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Prompt              []string
+	MaxAge              *time.Duration
+	LoginHint           string
+	UILocales           []string
+	Audience            []string // resources the access token is for
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+
+	// Upstream login in progress: which connector, and the state, nonce and
+	// PKCE verifier the broker sent it. UpstreamState is unique.
+	ConnectorID      string
+	UpstreamState    string
+	UpstreamNonce    string
+	UpstreamVerifier string
+
+	// Set once the user has authenticated.
+	UserID    string
+	AuthTime  time.Time
+	AMR       []string
+	IDP       string
+	SessionID string
+	Done      bool
+	// UpstreamRefreshToken is the encrypted upstream refresh token, kept
+	// with the refresh family so the broker can re-check the upstream.
+	UpstreamRefreshToken []byte
+}
+
+// AuthCode is an issued authorization code, stored under a hash of the code.
+type AuthCode struct {
+	CodeHash             []byte
+	ClientID             string
+	RedirectURI          string
+	UserID               string
+	Scopes               []string
+	Audience             []string
+	Nonce                string
+	CodeChallenge        string
+	CodeChallengeMethod  string
+	AuthTime             time.Time
+	AMR                  []string
+	IDP                  string
+	SessionID            string
+	UpstreamRefreshToken []byte
+	ExpiresAt            time.Time
+	// GrantID is set when the code is redeemed: the refresh family and
+	// access tokens issued for it carry it, so a second redemption can
+	// revoke them.
+	GrantID string
+}
+
+// OTPChallenge is a one-time code sent for an auth request. There is at most
+// one per auth request; a resend replaces it.
+type OTPChallenge struct {
+	AuthRequestID string
+	Email         string
+	CodeHash      []byte
+	Attempts      int
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+}
+
+// AuthFlows holds auth requests, codes and one-time-code challenges.
+type AuthFlows interface {
+	CreateAuthRequest(ctx context.Context, req AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
+	// GetAuthRequestByUpstreamState finds the request an upstream callback
+	// belongs to.
+	GetAuthRequestByUpstreamState(ctx context.Context, state string) (AuthRequest, error)
+	// UpdateAuthRequest applies update to the stored request atomically.
+	UpdateAuthRequest(ctx context.Context, id string, update func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)
+	DeleteAuthRequest(ctx context.Context, id string) error
+
+	// CreateAuthCode stores a code and deletes its auth request, atomically.
+	CreateAuthCode(ctx context.Context, code AuthCode, authRequestID string) error
+	// RedeemAuthCode marks the code used and records grantID, atomically:
+	// of two concurrent redemptions exactly one succeeds. A code used
+	// before gives ErrCodeRedeemed with the stored code (carrying the first
+	// GrantID); an expired one ErrExpired; an unknown one ErrNotFound.
+	RedeemAuthCode(ctx context.Context, codeHash []byte, grantID string, now time.Time) (AuthCode, error)
+
+	// PutOTPChallenge stores a challenge, replacing the request's previous one.
+	PutOTPChallenge(ctx context.Context, c OTPChallenge) error
+	// CheckOTPChallenge compares codeHash with the request's challenge in
+	// constant time, atomically. A match deletes the challenge and returns
+	// it. A mismatch counts an attempt and gives ErrOTPMismatch; at
+	// maxAttempts failed attempts the challenge is dead and every later
+	// check gives ErrOTPExhausted. Past its expiry: ErrExpired. None:
+	// ErrNotFound.
+	CheckOTPChallenge(ctx context.Context, authRequestID string, codeHash []byte, maxAttempts int, now time.Time) (OTPChallenge, error)
+}
+
+// RefreshFamily is the line of refresh tokens descending from one grant.
+type RefreshFamily struct {
+	ID                   string // the grant id
+	ClientID             string
+	UserID               string
+	Scopes               []string
+	Audience             []string
+	AuthTime             time.Time
+	AMR                  []string
+	IDP                  string
+	SessionID            string
+	UpstreamRefreshToken []byte
+	UpstreamCheckedAt    time.Time
+	CreatedAt            time.Time
+	LastUsedAt           time.Time
+	ExpiresAt            time.Time // absolute lifetime
+	IdleTimeout          time.Duration
+	Revoked              bool
+}
+
+// RotateRequest asks RotateRefreshToken to replace one token by its successor.
+type RotateRequest struct {
+	TokenHash     []byte
+	SuccessorHash []byte
+	// RetryWindow: a token rotated less than this long ago whose successor
+	// has not been used may be presented again and yields the same
+	// successor (the broker derives successors deterministically).
+	RetryWindow time.Duration
+	Now         time.Time
+}
+
+// AccessToken records an issued access token, so introspection and
+// revocation can answer for it. ID is the token's jti.
+type AccessToken struct {
+	ID        string
+	GrantID   string // refresh family or code grant; empty for exchanges
+	ClientID  string
+	UserID    string
+	Audience  []string
+	Scopes    []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	Revoked   bool
+}
+
+// Tokens holds refresh families and access-token records.
+type Tokens interface {
+	// CreateRefreshFamily stores a family and its first token.
+	CreateRefreshFamily(ctx context.Context, f RefreshFamily, tokenHash []byte) error
+	// RotateRefreshToken replaces the token by its successor, atomically.
+	// An active token: rotated, successor stored, family's last use set. A
+	// token rotated within RetryWindow whose successor is unused: the
+	// family, as a retry. Any other rotated token: the family is revoked
+	// and ErrRefreshReused. Revoked family, or past its absolute or idle
+	// lifetime: ErrRevoked. Unknown: ErrNotFound.
+	RotateRefreshToken(ctx context.Context, req RotateRequest) (RefreshFamily, error)
+	// GetRefreshFamilyByToken returns the family of a token without using it.
+	GetRefreshFamilyByToken(ctx context.Context, tokenHash []byte) (RefreshFamily, error)
+	// UpdateRefreshFamilyUpstream records a re-check of the upstream.
+	UpdateRefreshFamilyUpstream(ctx context.Context, familyID string, upstreamRefreshToken []byte, checkedAt time.Time) error
+	// RevokeRefreshFamily revokes a family and the access tokens of its grant.
+	RevokeRefreshFamily(ctx context.Context, familyID string) error
+	// RevokeUserTokens revokes every family and access token of a user.
+	RevokeUserTokens(ctx context.Context, userID string) error
+
+	CreateAccessToken(ctx context.Context, t AccessToken) error
+	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
+	RevokeAccessToken(ctx context.Context, id string) error
+}
+
+// Session is a broker single-sign-on session. ID is random and is the only
+// thing the browser holds.
+type Session struct {
+	ID         string
+	UserID     string
+	AuthTime   time.Time
+	AMR        []string
+	IDP        string
+	Clients    []string // clients that got tokens under this session
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // absolute lifetime
+	IdleTTL    time.Duration
+}
+
+// Sessions holds single-sign-on sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns a live session (not ended, within both lifetimes
+	// at now) or ErrNotFound.
+	GetSession(ctx context.Context, id string, now time.Time) (Session, error)
+	// TouchSession records use of a session by a client.
+	TouchSession(ctx context.Context, id, clientID string, now time.Time) error
+	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
+	// EndSession deletes the session and revokes the refresh families
+	// issued under it, atomically, and returns the ended session.
+	EndSession(ctx context.Context, id string) (Session, error)
+}
+
+// Client is an OAuth client kept in storage (clients in the config file are
+// held by the broker and are not stored).
+type Client struct {
+	ID                     string
+	Name                   string
+	Public                 bool
+	SecretHashes           []SecretHash
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string
+	Audiences              []string
+	Scopes                 []string
+	AllowedOrigins         []string
+	JWKSURL                string
+	JWKS                   []byte
+	BackchannelLogoutURI   string
+	ServiceUserID          string
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+}
+
+// SecretHash is the SHA-256 of a client secret. A zero ExpiresAt never expires.
+type SecretHash struct {
+	Hash      []byte
+	ExpiresAt time.Time
+}
+
+// Clients holds clients managed at run time.
+type Clients interface {
+	CreateClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	UpdateClient(ctx context.Context, id string, update func(Client) (Client, error)) (Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// SigningKey is one of the broker's signing keys. The private key is
+// encrypted by the keys package; storage never sees it in the clear.
+type SigningKey struct {
+	ID         string // kid
+	Algorithm  string // RS256, ES256, EdDSA
+	Use        string // "id_token" or "access_token"
+	PublicJWK  []byte // JSON
+	PrivateKey []byte // encrypted
+	CreatedAt  time.Time
+	PublishAt  time.Time // in the JWKS from
+	SignFrom   time.Time // signs from
+	SignUntil  time.Time // stops signing at
+	RemoveAt   time.Time // leaves the JWKS at
+}
+
+// SigningKeys holds the broker's signing keys.
+type SigningKeys interface {
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKeys replaces the key set with what update returns,
+	// atomically and exclusively: of several replicas calling it at once,
+	// each sees the result of the one before.
+	UpdateSigningKeys(ctx context.Context, update func([]SigningKey) ([]SigningKey, error)) ([]SigningKey, error)
+}
+
+// Abuse holds rate-limit counters and used jtis, shared by every replica.
+type Abuse interface {
+	// TakeRateLimitSlot counts one event under key in a fixed window and
+	// reports whether it is within limit; if not, how long until the
+	// window ends.
+	TakeRateLimitSlot(ctx context.Context, key string, limit int, window time.Duration, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+	// ConsumeJTI records a token identifier until expiresAt; a second use
+	// gives ErrReplay.
+	ConsumeJTI(ctx context.Context, jti string, expiresAt time.Time) error
+}
+
+// AuditEvent is one line of the audit log.
+type AuditEvent struct {
+	Time    time.Time
+	Actor   string
+	Action  string
+	Target  string
+	Details map[string]string
+}
+
+// Audit holds the audit log.
+type Audit interface {
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+}

@@ -1,0 +1,109 @@
+// Package upstream defines how the broker talks to upstream identity
+// providers. A connector turns an upstream's answers into an Identity; it
+// never writes users (the broker resolves identities) and imports none of
+// the project's other packages.
+//
+// Every connector implements Connector. The capabilities a connector has are
+// small optional interfaces, found by type assertion: CallbackConnector for
+// a browser login by redirect, TokenVerifier for token exchange, Refresher
+// for re-checking the upstream on refresh.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// Errors a connector returns (wrapped with detail for the server log).
+var (
+	// ErrInvalidToken: the upstream's answer or token failed verification
+	// (signature, algorithm, issuer, audience, expiry, state, nonce). The
+	// client is told little; the log gets the wrapped detail.
+	ErrInvalidToken = errors.New("upstream: invalid token")
+	// ErrDenied: the upstream refused (the user cancelled, is blocked, a
+	// refresh token was revoked there).
+	ErrDenied = errors.New("upstream: access denied")
+	// ErrUnavailable: the upstream could not be reached or answered with a
+	// server error or too slowly. Nothing should be decided from it.
+	ErrUnavailable = errors.New("upstream: unavailable")
+)
+
+// Identity is who an upstream says the user is.
+type Identity struct {
+	ConnectorID string
+	// Subject is the upstream's stable key for the person: Auth0 sub,
+	// Entra tid+oid, WorkOS user id, OTP normalised email.
+	Subject       string
+	Email         string // normalised (trimmed, lower-cased)
+	EmailVerified bool
+	Name          string
+	Organization  string
+	Claims        map[string]any
+	// RefreshToken is an upstream refresh token the broker may keep
+	// (encrypted) to re-check the user later; empty when none was issued.
+	RefreshToken string
+	// UserID is set only by connectors whose upstream already knows the
+	// platform UUID (legacy session services).
+	UserID string
+}
+
+// Connector is what every connector is.
+type Connector interface {
+	// ID is the connector's id from the configuration.
+	ID() string
+	// TrustEmail reports whether a verified email from this upstream may
+	// link to an existing user (configured `trustEmail: true`).
+	TrustEmail() bool
+}
+
+// LoginState is what the broker generated for one upstream login and keeps
+// with the auth request. The connector sends it upstream and checks what
+// comes back against it.
+type LoginState struct {
+	CallbackURL  string // the broker's callback for this connector
+	State        string
+	Nonce        string
+	CodeVerifier string // PKCE verifier; the connector sends its S256 challenge
+	LoginHint    string
+}
+
+// CallbackConnector logs a person in by redirecting the browser upstream.
+type CallbackConnector interface {
+	Connector
+	// LoginURL is where to send the browser.
+	LoginURL(ctx context.Context, s LoginState) (string, error)
+	// HandleCallback finishes the login from the upstream's redirect back
+	// to the broker: it checks state, exchanges the code, verifies what
+	// it gets (signature, issuer, audience, expiry, nonce) and returns
+	// the identity.
+	HandleCallback(ctx context.Context, s LoginState, r *http.Request) (Identity, error)
+}
+
+// TokenVerifier verifies a raw upstream token for token exchange.
+type TokenVerifier interface {
+	Connector
+	// Issuers are the token issuers this connector verifies, used to
+	// match a subject token to its connector. Empty for connectors that
+	// must be named explicitly.
+	Issuers() []string
+	// VerifyToken verifies a token of the given RFC 8693 type (access,
+	// id or jwt token type URI) and returns its identity.
+	VerifyToken(ctx context.Context, rawToken, tokenType string) (Identity, error)
+}
+
+// Refresher re-checks a user with the upstream using its refresh token.
+type Refresher interface {
+	Connector
+	// Refresh returns the identity as the upstream sees it now, with the
+	// new refresh token when the upstream rotates it. ErrDenied means the
+	// upstream no longer accepts the user.
+	Refresh(ctx context.Context, refreshToken string) (Identity, error)
+}
+
+// Token type URIs from RFC 8693 section 3.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
