@@ -78,13 +78,22 @@ func (e *errorCapture) Write(p []byte) (int, error) {
 	return e.ResponseWriter.Write(p)
 }
 
+type oauthErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// oauthErrorCode returns the error code of an OAuth error body, or "".
+func oauthErrorCode(body []byte) string {
+	var e oauthErrorBody
+	json.Unmarshal(body, &e)
+	return e.Error
+}
+
 // oauthErrorDescription extracts a human-readable reason from an OAuth
 // error body.
 func oauthErrorDescription(body []byte) string {
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
+	var e oauthErrorBody
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
 		return "the request was malformed"
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -246,15 +247,15 @@ func (b *Broker) Handler() http.Handler {
 		}),
 	)
 	mux := http.NewServeMux()
-	mux.Handle(authorizePath, htmlErrors(b, lib, "This sign-in link is not valid",
-		"The application that sent you here made a request the sign-in service cannot accept"))
+	mux.Handle(authorizePath, issOnRedirect(b.issuer, htmlErrors(b, lib, "This sign-in link is not valid",
+		"The application that sent you here made a request the sign-in service cannot accept")))
 	mux.Handle(endSessionPath, htmlErrors(b, lib, "Sign-out request not valid",
 		"The application that sent you here made a sign-out request the sign-in service cannot accept"))
 	mux.Handle(discoveryPath, notModified(func() string { return b.discoveryDoc().etag }, lib))
 	mux.Handle(jwksPath, notModified(func() string { _, tag := b.keys.JWKS(); return tag }, lib))
-	mux.Handle(tokenPath, postOnly(noStore(challengeOnUnauthorized(lib))))
-	mux.Handle(introspectPath, postOnly(noStore(challengeOnUnauthorized(lib))))
-	mux.Handle(revokePath, postOnly(noStore(challengeOnUnauthorized(lib))))
+	mux.Handle(tokenPath, noStore(postOnly(challengeOnUnauthorized(lib))))
+	mux.Handle(introspectPath, noStore(postOnly(challengeOnUnauthorized(lib))))
+	mux.Handle(revokePath, noStore(postOnly(challengeOnUnauthorized(lib))))
 	mux.HandleFunc(loginPath, b.loginPage)
 	mux.HandleFunc(loginCodePath, b.loginCode)
 	mux.HandleFunc(loginResendPath, b.loginResend)
@@ -287,21 +288,27 @@ func noStore(h http.Handler) http.Handler {
 	})
 }
 
-// challengeOnUnauthorized adds the WWW-Authenticate header RFC 6749
-// section 5.2 requires on a 401 invalid_client; the library omits it.
+// challengeOnUnauthorized makes every invalid_client a 401 with the
+// WWW-Authenticate header RFC 6749 section 5.2 asks for. The library
+// answers its own client-authentication refusals with 400 and never sets
+// the header.
 func challengeOnUnauthorized(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&challengeWriter{ResponseWriter: w}, r)
+		rec := &errorCapture{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if !rec.captured {
+			return
+		}
+		status := rec.status
+		if oauthErrorCode(rec.body.Bytes()) == "invalid_client" {
+			status = http.StatusUnauthorized
+		}
+		if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="broker", charset="UTF-8"`)
+		}
+		w.WriteHeader(status)
+		w.Write(rec.body.Bytes())
 	})
-}
-
-type challengeWriter struct{ http.ResponseWriter }
-
-func (c *challengeWriter) WriteHeader(status int) {
-	if status == http.StatusUnauthorized && c.Header().Get("WWW-Authenticate") == "" {
-		c.Header().Set("WWW-Authenticate", `Basic realm="broker", charset="UTF-8"`)
-	}
-	c.ResponseWriter.WriteHeader(status)
 }
 
 // maxBody bounds every request body; forms and JSON here are small.
@@ -314,6 +321,32 @@ func limitBody(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// issOnRedirect adds iss (RFC 9207) to the error responses the library
+// redirects to a client from /authorize; the broker's own callback adds it
+// to successful ones.
+func issOnRedirect(issuer string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&issWriter{ResponseWriter: w, issuer: issuer}, r)
+	})
+}
+
+type issWriter struct {
+	http.ResponseWriter
+	issuer string
+}
+
+func (i *issWriter) WriteHeader(status int) {
+	if status == http.StatusFound || status == http.StatusSeeOther {
+		if u, err := url.Parse(i.Header().Get("Location")); err == nil && u.Query().Has("error") && !u.Query().Has("iss") {
+			q := u.Query()
+			q.Set("iss", i.issuer)
+			u.RawQuery = q.Encode()
+			i.Header().Set("Location", u.String())
+		}
+	}
+	i.ResponseWriter.WriteHeader(status)
 }
 
 // htmlErrors turns the library's JSON errors at browser endpoints, which

@@ -132,8 +132,14 @@ func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token 
 // issueIDToken signs an ID token for g, bound to accessToken by at_hash.
 func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 	now := b.now()
-	alg := b.cfg.Keys.IDTokenAlgorithm
-	atHash, err := oidc.ClaimHash(accessToken, oidcAlgorithm(alg))
+	// The key that signs decides the at_hash hash (SHA-512 for EdDSA), so
+	// take the signer first: during an algorithm change the configured
+	// algorithm may still be pre-published and not yet signing.
+	signer, err := b.keys.Signer(keys.UseIDToken, "")
+	if err != nil {
+		return "", fmt.Errorf("id token signer: %w", err)
+	}
+	atHash, err := oidc.ClaimHash(accessToken, jose.SignatureAlgorithm(signer.Algorithm()))
 	if err != nil {
 		return "", fmt.Errorf("at_hash: %w", err)
 	}
@@ -157,7 +163,7 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("marshal id token: %w", err)
 	}
-	token, err := b.keys.Sign(keys.UseIDToken, alg, "JWT", payload)
+	token, err := signer.Sign("JWT", payload)
 	if err != nil {
 		return "", fmt.Errorf("sign id token: %w", err)
 	}
@@ -224,6 +230,3 @@ func (b *Broker) refreshHash(token string) []byte { return b.tokenHash.sum("refr
 func (b *Broker) refreshSuccessor(token string) string {
 	return base64.RawURLEncoding.EncodeToString(b.refreshKey.sum(token))
 }
-
-// oidcAlgorithm maps a configured algorithm to the library's name.
-func oidcAlgorithm(alg string) jose.SignatureAlgorithm { return jose.SignatureAlgorithm(alg) }

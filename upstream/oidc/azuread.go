@@ -1,0 +1,155 @@
+package oidc
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/idbroker/broker/upstream"
+)
+
+// DefaultAzureAuthority is Entra ID's public cloud.
+const DefaultAzureAuthority = "https://login.microsoftonline.com"
+
+// AzureConfig configures an Entra ID (Azure AD) v2.0 connector.
+type AzureConfig struct {
+	ID string
+	// Tenant is a tenant id, or "organizations" or "common" for any
+	// tenant (narrowed by AllowedTenants).
+	Tenant string
+	// AllowedTenants, for a multi-tenant connector, are the tenant ids
+	// accepted; any tenant when empty.
+	AllowedTenants    []string
+	ClientID          string
+	ClientSecret      string
+	Scopes            []string // as Config.Scopes
+	TrustEmail        bool
+	ExchangeAudiences []string // as Config.ExchangeAudiences
+	// AuthorityURL is DefaultAzureAuthority when empty.
+	AuthorityURL          string
+	HTTPClient            *http.Client
+	Clock                 func() time.Time
+	MaxClockSkew          time.Duration
+	MinKeyRefreshInterval time.Duration
+}
+
+// NewAzureAD returns a connector for Entra ID v2.0.
+//
+// The subject is tid:oid: Entra's sub differs per application. Entra
+// never sends email_verified, and tenant admins can set a user's email
+// to anything, so the email is verified only when the token carries
+// xms_edov: true (an optional claim the application must request). With
+// no email claim, preferred_username stands in as an unverified email.
+func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
+	if cfg.Tenant == "" {
+		return nil, fmt.Errorf("oidc: azuread connector %q has no tenant", cfg.ID)
+	}
+	if cfg.AuthorityURL == "" {
+		cfg.AuthorityURL = DefaultAzureAuthority
+	}
+	t := tenants{authority: strings.TrimSuffix(cfg.AuthorityURL, "/"), allowed: cfg.AllowedTenants}
+	var d dialect
+	switch cfg.Tenant {
+	case "organizations", "common":
+		t.multi = true
+		d.checkDiscovered = t.checkDiscovered
+		d.verifierConfig = t.verifierConfig
+	default:
+		t.allowed = []string{cfg.Tenant}
+	}
+	d.check = t.check
+	d.identity = azureIdentity
+	d.issuers = t.issuers
+	return newConnector(ctx, Config{
+		ID:                    cfg.ID,
+		Issuer:                t.issuer(cfg.Tenant),
+		ClientID:              cfg.ClientID,
+		ClientSecret:          cfg.ClientSecret,
+		Scopes:                cfg.Scopes,
+		TrustEmail:            cfg.TrustEmail,
+		ExchangeAudiences:     cfg.ExchangeAudiences,
+		HTTPClient:            cfg.HTTPClient,
+		Clock:                 cfg.Clock,
+		MaxClockSkew:          cfg.MaxClockSkew,
+		MinKeyRefreshInterval: cfg.MinKeyRefreshInterval,
+	}, d)
+}
+
+// tenants is which Entra tenants a connector accepts tokens from.
+type tenants struct {
+	authority string
+	multi     bool     // organizations or common
+	allowed   []string // empty: any tenant (multi only)
+}
+
+// issuer is the v2.0 issuer of a tenant.
+func (t tenants) issuer(tenant string) string {
+	return t.authority + "/" + tenant + "/v2.0"
+}
+
+// checkDiscovered: multi-tenant discovery publishes a template, not an
+// issuer any token carries.
+func (t tenants) checkDiscovered(issuer string) error {
+	if want := t.issuer("{tenantid}"); issuer != want {
+		return fmt.Errorf("issuer %q, want %q", issuer, want)
+	}
+	return nil
+}
+
+// verifierConfig turns go-oidc's issuer check off for the multi-tenant
+// verifier, which cannot know the issuer before reading the token's tid.
+// check does it instead, on every token, right after go-oidc's checks.
+func (t tenants) verifierConfig(c *gooidc.Config) {
+	c.SkipIssuerCheck = true
+}
+
+// check: the token's tid must be allowed and its iss must be that
+// tenant's issuer.
+func (t tenants) check(claims map[string]any) error {
+	tid, _ := claims["tid"].(string)
+	iss, _ := claims["iss"].(string)
+	if tid == "" {
+		return fmt.Errorf("oidc: azuread token has no tid: %w", upstream.ErrInvalidToken)
+	}
+	if len(t.allowed) > 0 && !slices.Contains(t.allowed, tid) {
+		return fmt.Errorf("oidc: azuread tenant %q is not allowed: %w", tid, upstream.ErrInvalidToken)
+	}
+	if want := t.issuer(tid); iss != want {
+		return fmt.Errorf("oidc: azuread token issuer %q, want %q for its tenant %q: %w", iss, want, tid, upstream.ErrInvalidToken)
+	}
+	return nil
+}
+
+// issuers are the issuers of the allowed tenants. A multi-tenant
+// connector open to any tenant has no list: it must be named.
+func (t tenants) issuers() []string {
+	var out []string
+	for _, tid := range t.allowed {
+		out = append(out, t.issuer(tid))
+	}
+	return out
+}
+
+func azureIdentity(claims map[string]any, id *upstream.Identity) error {
+	tid, _ := claims["tid"].(string)
+	oid, _ := claims["oid"].(string)
+	if tid == "" || oid == "" {
+		return fmt.Errorf("oidc: azuread token lacks tid %q or oid %q: %w", tid, oid, upstream.ErrInvalidToken)
+	}
+	id.Subject = tid + ":" + oid
+	email := normalizeEmail(stringClaim(claims, "email"))
+	id.Email = email
+	id.EmailVerified = email != "" && boolClaim(claims, "xms_edov")
+	if email == "" {
+		id.Email = normalizeEmail(stringClaim(claims, "preferred_username"))
+	}
+	if id.Email != "" && !strings.Contains(id.Email, "@") {
+		id.Email = ""
+	}
+	return nil
+}

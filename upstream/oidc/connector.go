@@ -1,0 +1,310 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/idbroker/broker/upstream"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxClockSkew = time.Minute
+	// MaxMaxClockSkew bounds MaxClockSkew: more leeway than this would
+	// keep expired tokens alive.
+	MaxMaxClockSkew = 5 * time.Minute
+	// DefaultHTTPTimeout bounds every call to the upstream when
+	// Config.HTTPClient is nil.
+	DefaultHTTPTimeout = 10 * time.Second
+	// startDiscoveryTimeout bounds the discovery New attempts, so an
+	// upstream that is down cannot hold up the broker's start.
+	startDiscoveryTimeout = 5 * time.Second
+)
+
+// Config configures a generic OpenID Connect connector.
+type Config struct {
+	ID     string // connector id
+	Issuer string // exactly as the upstream writes it in tokens
+	// ClientID and ClientSecret are the broker's credentials at the
+	// upstream.
+	ClientID     string
+	ClientSecret string
+	// Scopes requested at login; openid, email and profile when empty.
+	// Add offline_access for a refresh token. openid is always sent.
+	Scopes []string
+	// TrustEmail: a verified email from this upstream may link to an
+	// existing user. The connector only reports it.
+	TrustEmail bool
+	// Claims names the claims the identity is read from.
+	Claims ClaimMapping
+	// UseUserinfo fetches the userinfo endpoint after login and lets its
+	// claims complete the ID token's (its sub must match).
+	UseUserinfo bool
+	// ExchangeAudiences are the audiences a token must carry (one is
+	// enough) to be accepted for token exchange. Empty: VerifyToken
+	// refuses every token.
+	ExchangeAudiences []string
+	// HTTPClient makes every upstream call; a client with a
+	// DefaultHTTPTimeout timeout when nil.
+	HTTPClient *http.Client
+	// Clock is time.Now when nil.
+	Clock func() time.Time
+	// MaxClockSkew is the leeway on expiry; DefaultMaxClockSkew when zero,
+	// at most MaxMaxClockSkew.
+	MaxClockSkew time.Duration
+	// MinKeyRefreshInterval rate-limits JWKS fetches on unknown key ids;
+	// DefaultMinKeyRefreshInterval when zero.
+	MinKeyRefreshInterval time.Duration
+}
+
+// ClaimMapping names the claims an identity is read from. A name is looked
+// up as a top-level claim first (so namespaced claims such as
+// "https://example.com/org" work), then as a dotted path into nested
+// objects ("address.email").
+type ClaimMapping struct {
+	Email         string // default "email"
+	EmailVerified string // default "email_verified"
+	Name          string // default "name"
+	Org           string // none by default
+}
+
+// Connector is an OpenID Connect upstream. It implements
+// upstream.CallbackConnector, upstream.TokenVerifier and
+// upstream.Refresher. It is safe for concurrent use.
+//
+// Discovery happens in New when the upstream answers in time, otherwise
+// on first use: until it succeeds, every method returns an error wrapping
+// upstream.ErrUnavailable.
+type Connector struct {
+	cfg     Config
+	dialect dialect
+	client  *http.Client
+	now     func() time.Time
+
+	discovering chan struct{} // holds a token while one goroutine discovers
+	p           atomic.Pointer[provider]
+}
+
+// provider is what discovery yields: built once, shared by every call.
+type provider struct {
+	oauth2      oauth2.Config // RedirectURL is set per login
+	keys        *RemoteKeySet
+	login       *gooidc.IDTokenVerifier // aud must hold ClientID
+	exchange    *gooidc.IDTokenVerifier // aud is checked against ExchangeAudiences
+	userinfoURL string
+}
+
+// dialect is how a preset departs from plain OpenID Connect. Its zero
+// value is plain OpenID Connect.
+type dialect struct {
+	// authParams are added to every authorization request.
+	authParams url.Values
+	// checkDiscovered checks the issuer discovery publishes; nil: it must
+	// equal Config.Issuer.
+	checkDiscovered func(issuer string) error
+	// verifierConfig adjusts the go-oidc configuration of every verifier.
+	verifierConfig func(*gooidc.Config)
+	// check runs on the claims of every verified token, after go-oidc's
+	// checks.
+	check func(claims map[string]any) error
+	// identity adjusts the identity read from verified claims.
+	identity func(claims map[string]any, id *upstream.Identity) error
+	// issuers lists the token issuers; nil: Config.Issuer.
+	issuers func() []string
+}
+
+var (
+	_ upstream.CallbackConnector = (*Connector)(nil)
+	_ upstream.TokenVerifier     = (*Connector)(nil)
+	_ upstream.Refresher         = (*Connector)(nil)
+)
+
+// New returns a connector for the upstream cfg describes. It fails only
+// on a bad configuration: an upstream that is down or slow at start is
+// discovered later.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	return newConnector(ctx, cfg, dialect{})
+}
+
+func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, errors.New("oidc: connector has no id")
+	case cfg.Issuer == "":
+		return nil, fmt.Errorf("oidc: connector %q has no issuer", cfg.ID)
+	case cfg.ClientID == "":
+		return nil, fmt.Errorf("oidc: connector %q has no client id", cfg.ID)
+	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > MaxMaxClockSkew:
+		return nil, fmt.Errorf("oidc: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, MaxMaxClockSkew)
+	}
+	if u, err := url.Parse(cfg.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("oidc: connector %q: issuer %q is not an absolute URL", cfg.ID, cfg.Issuer)
+	}
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = []string{gooidc.ScopeOpenID, "email", "profile"}
+	} else if !slices.Contains(cfg.Scopes, gooidc.ScopeOpenID) {
+		cfg.Scopes = append([]string{gooidc.ScopeOpenID}, cfg.Scopes...)
+	}
+	if cfg.MaxClockSkew == 0 {
+		cfg.MaxClockSkew = DefaultMaxClockSkew
+	}
+	cfg.Claims = cfg.Claims.withDefaults()
+	c := &Connector{
+		cfg:         cfg,
+		dialect:     d,
+		client:      cfg.HTTPClient,
+		now:         cfg.Clock,
+		discovering: make(chan struct{}, 1),
+	}
+	if c.client == nil {
+		c.client = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	ctx, cancel := context.WithTimeout(ctx, startDiscoveryTimeout)
+	defer cancel()
+	// An error here is not New's to report: the upstream may be down,
+	// and the broker must start anyway. The next call tries again.
+	c.provider(ctx)
+	return c, nil
+}
+
+// ID implements upstream.Connector.
+func (c *Connector) ID() string { return c.cfg.ID }
+
+// TrustEmail implements upstream.Connector.
+func (c *Connector) TrustEmail() bool { return c.cfg.TrustEmail }
+
+// provider returns the discovered provider, discovering it first if no
+// call has managed to yet.
+func (c *Connector) provider(ctx context.Context) (*provider, error) {
+	if p := c.p.Load(); p != nil {
+		return p, nil
+	}
+	select {
+	case c.discovering <- struct{}{}:
+		defer func() { <-c.discovering }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oidc: waiting for discovery of %q: %w: %w", c.cfg.Issuer, ctx.Err(), upstream.ErrUnavailable)
+	}
+	if p := c.p.Load(); p != nil {
+		return p, nil
+	}
+	p, err := c.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.p.Store(p)
+	return p, nil
+}
+
+// discovery is the part of the discovery document the connector uses.
+type discovery struct {
+	Issuer           string   `json:"issuer"`
+	AuthURL          string   `json:"authorization_endpoint"`
+	TokenURL         string   `json:"token_endpoint"`
+	UserinfoURL      string   `json:"userinfo_endpoint"`
+	JWKSURL          string   `json:"jwks_uri"`
+	Algorithms       []string `json:"id_token_signing_alg_values_supported"`
+	TokenAuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+// discover fetches the discovery document and builds the provider. Every
+// failure wraps upstream.ErrUnavailable: nothing can be decided without
+// discovery, and it is tried again on the next call.
+func (c *Connector) discover(ctx context.Context) (*provider, error) {
+	wellKnown := strings.TrimSuffix(c.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	var d discovery
+	if err := getJSON(ctx, c.client, wellKnown, "", &d); err != nil {
+		if !errors.Is(err, upstream.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", err, upstream.ErrUnavailable)
+		}
+		return nil, err
+	}
+	unusable := func(format string, args ...any) error {
+		return fmt.Errorf("oidc: discovery at %q: %s: %w", wellKnown, fmt.Sprintf(format, args...), upstream.ErrUnavailable)
+	}
+	if check := c.dialect.checkDiscovered; check != nil {
+		if err := check(d.Issuer); err != nil {
+			return nil, unusable("%v", err)
+		}
+	} else if d.Issuer != c.cfg.Issuer {
+		return nil, unusable("issuer %q, want %q", d.Issuer, c.cfg.Issuer)
+	}
+	if d.AuthURL == "" || d.TokenURL == "" || d.JWKSURL == "" {
+		return nil, unusable("authorization_endpoint, token_endpoint or jwks_uri missing")
+	}
+	algs, err := pinnedAlgorithms(d.Algorithms)
+	if err != nil {
+		return nil, unusable("%v", err)
+	}
+
+	keys := NewRemoteKeySet(d.JWKSURL, KeySetConfig{
+		HTTPClient:         c.client,
+		MinRefreshInterval: c.cfg.MinKeyRefreshInterval,
+		Clock:              c.now,
+	})
+	verifier := func(clientID string) *gooidc.IDTokenVerifier {
+		vc := &gooidc.Config{
+			ClientID:             clientID,
+			SkipClientIDCheck:    clientID == "",
+			SupportedSigningAlgs: algs,
+			// go-oidc checks exp with no leeway: a clock set back by the
+			// skew gives it a bounded one. (Its nbf check keeps its own
+			// five minutes, less the skew.)
+			Now: func() time.Time { return c.now().Add(-c.cfg.MaxClockSkew) },
+		}
+		if adjust := c.dialect.verifierConfig; adjust != nil {
+			adjust(vc)
+		}
+		return gooidc.NewVerifier(c.cfg.Issuer, keys, vc)
+	}
+
+	style := oauth2.AuthStyleInHeader
+	if len(d.TokenAuthMethods) > 0 && !slices.Contains(d.TokenAuthMethods, "client_secret_basic") {
+		style = oauth2.AuthStyleInParams
+	}
+	return &provider{
+		oauth2: oauth2.Config{
+			ClientID:     c.cfg.ClientID,
+			ClientSecret: c.cfg.ClientSecret,
+			Endpoint:     oauth2.Endpoint{AuthURL: d.AuthURL, TokenURL: d.TokenURL, AuthStyle: style},
+			Scopes:       c.cfg.Scopes,
+		},
+		keys:        keys,
+		login:       verifier(c.cfg.ClientID),
+		exchange:    verifier(""),
+		userinfoURL: d.UserinfoURL,
+	}, nil
+}
+
+// pinnedAlgorithms is what discovery publishes, less what is never
+// accepted ("none", HMAC). OpenID Connect makes RS256 the default when
+// nothing is published.
+func pinnedAlgorithms(published []string) ([]string, error) {
+	if len(published) == 0 {
+		return []string{string(jose.RS256)}, nil
+	}
+	var algs []string
+	for _, alg := range published {
+		if slices.Contains(asymmetricAlgs, jose.SignatureAlgorithm(alg)) {
+			algs = append(algs, alg)
+		}
+	}
+	if len(algs) == 0 {
+		return nil, fmt.Errorf("no acceptable signing algorithm in %q", published)
+	}
+	return algs, nil
+}

@@ -1,0 +1,262 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/idbroker/broker/upstream"
+)
+
+// DefaultMinKeyRefreshInterval is how often, at most, a RemoteKeySet
+// fetches its JWKS when tokens name key ids it does not hold.
+const DefaultMinKeyRefreshInterval = 30 * time.Second
+
+// asymmetricAlgs are the only algorithms any token may be signed with.
+// "none" and the HMAC algorithms are absent on purpose: an upstream's
+// tokens are verified with its public keys, never a shared secret.
+var asymmetricAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.EdDSA,
+}
+
+// KeySetConfig configures a RemoteKeySet.
+type KeySetConfig struct {
+	// HTTPClient fetches the JWKS; http.DefaultClient when nil (set one
+	// with a timeout).
+	HTTPClient *http.Client
+	// MinRefreshInterval is the least time between two fetches;
+	// DefaultMinKeyRefreshInterval when zero.
+	MinRefreshInterval time.Duration
+	// Clock is time.Now when nil.
+	Clock func() time.Time
+}
+
+// RemoteKeySet is a gooidc.KeySet backed by an upstream's JWKS. It caches
+// the keys and fetches them again when a token names a key id it does not
+// hold (the upstream rotated its keys), but at most once per
+// MinRefreshInterval, however many unknown key ids arrive: unlike go-oidc's
+// own remote key set, a flood of forged key ids cannot make the broker
+// hammer the upstream. Failed fetches count too.
+//
+// A RemoteKeySet does not check the algorithm against what the upstream
+// publishes (go-oidc's verifier does); it only refuses "none" and HMAC.
+type RemoteKeySet struct {
+	url         string
+	client      *http.Client
+	minInterval time.Duration
+	now         func() time.Time
+	fetching    chan struct{} // holds a token while one goroutine fetches
+
+	mu        sync.Mutex // guards the fields below
+	keys      []jose.JSONWebKey
+	lastFetch time.Time // last attempt, successful or not
+	lastErr   error     // why the last attempt failed; nil if it succeeded
+}
+
+// NewRemoteKeySet returns a key set for the JWKS at jwksURL. Nothing is
+// fetched until a token is verified.
+func NewRemoteKeySet(jwksURL string, cfg KeySetConfig) *RemoteKeySet {
+	ks := &RemoteKeySet{
+		url:         jwksURL,
+		client:      cfg.HTTPClient,
+		minInterval: cfg.MinRefreshInterval,
+		now:         cfg.Clock,
+		fetching:    make(chan struct{}, 1),
+	}
+	if ks.client == nil {
+		ks.client = http.DefaultClient
+	}
+	if ks.minInterval <= 0 {
+		ks.minInterval = DefaultMinKeyRefreshInterval
+	}
+	if ks.now == nil {
+		ks.now = time.Now
+	}
+	return ks
+}
+
+// VerifySignature implements gooidc.KeySet. Use Verify rather than calling
+// it directly: it checks only the signature.
+func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([]byte, error) {
+	jws, err := jose.ParseSigned(rawToken, asymmetricAlgs)
+	if err != nil {
+		return nil, fmt.Errorf("oidc: malformed or unacceptable token: %v", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, fmt.Errorf("oidc: token has %d signatures, want 1", len(jws.Signatures))
+	}
+	header := jws.Signatures[0].Header
+	keys := ks.cached(header.KeyID)
+	if len(keys) == 0 {
+		if keys, err = ks.refresh(ctx, header.KeyID); err != nil {
+			if f, ok := ctx.Value(fetchFailureKey{}).(*fetchFailure); ok {
+				f.err = err
+			}
+			return nil, err
+		}
+	}
+	for _, key := range keys {
+		if key.Algorithm != "" && key.Algorithm != header.Algorithm {
+			continue
+		}
+		if payload, err := jws.Verify(&key); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("oidc: no key %q verifies the %s signature", header.KeyID, header.Algorithm)
+}
+
+// Verify verifies rawToken with v, which must have been built over ks, and
+// sorts failures: upstream.ErrUnavailable when the upstream's keys could
+// not be fetched, upstream.ErrInvalidToken otherwise. (go-oidc flattens a
+// key set's errors to text, so ks hands its key lookup errors over beside
+// it, through the context.)
+func (ks *RemoteKeySet) Verify(ctx context.Context, v *gooidc.IDTokenVerifier, rawToken string) (*gooidc.IDToken, error) {
+	failure := new(fetchFailure)
+	tok, err := v.Verify(context.WithValue(ctx, fetchFailureKey{}, failure), rawToken)
+	switch {
+	case failure.err != nil:
+		return nil, failure.err
+	case err != nil:
+		return nil, fmt.Errorf("oidc: token rejected: %w: %w", err, upstream.ErrInvalidToken)
+	}
+	return tok, nil
+}
+
+// fetchFailure carries a failed key lookup out of go-oidc's verifier.
+type fetchFailure struct{ err error }
+
+type fetchFailureKey struct{}
+
+// cached returns the cached keys with the key id, or all of them for a
+// token that names none.
+func (ks *RemoteKeySet) cached(kid string) []jose.JSONWebKey {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return matching(ks.keys, kid)
+}
+
+func matching(keys []jose.JSONWebKey, kid string) []jose.JSONWebKey {
+	if kid == "" {
+		return keys
+	}
+	var out []jose.JSONWebKey
+	for _, k := range keys {
+		if k.KeyID == kid {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// refresh fetches the JWKS unless it was fetched less than minInterval
+// ago, and returns the keys with the key id. Fetches are serialised, so
+// goroutines waiting on one see its result instead of fetching again.
+func (ks *RemoteKeySet) refresh(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
+	select {
+	case ks.fetching <- struct{}{}:
+		defer func() { <-ks.fetching }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oidc: waiting for keys from %q: %w: %w", ks.url, ctx.Err(), upstream.ErrUnavailable)
+	}
+
+	ks.mu.Lock()
+	keys, last, lastErr := ks.keys, ks.lastFetch, ks.lastErr
+	ks.mu.Unlock()
+	if found := matching(keys, kid); len(found) > 0 {
+		return found, nil
+	}
+	if now := ks.now(); !last.IsZero() && now.Sub(last) < ks.minInterval {
+		if lastErr != nil {
+			return nil, lastErr
+		}
+		return nil, fmt.Errorf("oidc: unknown key id %q (keys from %q fetched %s ago): %w",
+			kid, ks.url, now.Sub(last).Round(time.Millisecond), upstream.ErrInvalidToken)
+	}
+
+	keys, err := ks.fetch(ctx)
+	ks.mu.Lock()
+	ks.lastFetch, ks.lastErr = ks.now(), err
+	if err == nil {
+		ks.keys = keys
+	}
+	ks.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if found := matching(keys, kid); len(found) > 0 {
+		return found, nil
+	}
+	return nil, fmt.Errorf("oidc: unknown key id %q (not in %q): %w", kid, ks.url, upstream.ErrInvalidToken)
+}
+
+// fetch gets and parses the JWKS. Keys go-jose cannot use, and keys for
+// encryption, are skipped rather than failing the whole set; so are
+// symmetric keys, which have no place in a published key set.
+func (ks *RemoteKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := getJSON(ctx, ks.client, ks.url, "", &set); err != nil {
+		return nil, err
+	}
+	var keys []jose.JSONWebKey
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := json.Unmarshal(raw, &k); err != nil {
+			continue
+		}
+		if !k.IsPublic() || k.Use == "enc" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("oidc: no usable signing keys at %q: %w", ks.url, upstream.ErrUnavailable)
+	}
+	return keys, nil
+}
+
+// getJSON GETs url (with a bearer token when given) and decodes the JSON
+// answer into v. Transport failures, timeouts, 429 and 5xx are
+// upstream.ErrUnavailable; 401 and 403 are upstream.ErrInvalidToken.
+func getJSON(ctx context.Context, client *http.Client, url, bearer string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("oidc: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("oidc: GET %q: %w: %w", url, err, upstream.ErrUnavailable)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("oidc: GET %q: reading body: %w: %w", url, err, upstream.ErrUnavailable)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("oidc: GET %q: %s: %w", url, resp.Status, upstream.ErrInvalidToken)
+	default:
+		return fmt.Errorf("oidc: GET %q: %s: %w", url, resp.Status, upstream.ErrUnavailable)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("oidc: GET %q: decoding: %w: %w", url, err, upstream.ErrUnavailable)
+	}
+	return nil
+}
