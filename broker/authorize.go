@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -88,8 +89,27 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		d := time.Duration(*req.MaxAge) * time.Second
 		ar.MaxAge = &d
 	}
+	// idp names the connector, skipping the login page.
+	var direct upstream.CallbackConnector
+	if idp := r.Form.Get("idp"); idp != "" {
+		conn, ok := b.connectors[idp]
+		if !ok {
+			return nil, oidc.ErrInvalidRequest().WithDescription("idp %q is not a configured connector", idp)
+		}
+		direct, _ = conn.(upstream.CallbackConnector)
+	}
 	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, b.storeFailure(ctx, "create auth request", err)
+	}
+	if direct != nil {
+		dest, err := b.upstreamRedirect(ctx, ar, direct, req.LoginHint)
+		if errors.Is(err, upstream.ErrUnavailable) {
+			return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+		}
+		if err != nil {
+			return nil, b.storeFailure(ctx, "start upstream login", err)
+		}
+		return op.NewRedirect(dest), nil
 	}
 	return op.NewRedirect(client.LoginURL(ar.ID)), nil
 }
@@ -130,6 +150,7 @@ func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		AuthTime:             ar.AuthTime,
 		AMR:                  ar.AMR,
 		IDP:                  ar.IDP,
+		Org:                  ar.Org,
 		SessionID:            ar.SessionID,
 		UpstreamRefreshToken: ar.UpstreamRefreshToken,
 		ExpiresAt:            b.now().Add(b.cfg.Tokens.CodeTTL),

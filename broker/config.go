@@ -80,19 +80,21 @@ type ConnectorConfig struct {
 	TrustEmail bool     `yaml:"trustEmail"`
 
 	// oidc, auth0, azuread
-	Issuer            string            `yaml:"issuer"`
-	ClientID          string            `yaml:"clientID"`
-	ClientSecret      string            `yaml:"clientSecret"`
-	Scopes            []string          `yaml:"scopes"`
-	Claims            ClaimMapping      `yaml:"claims"`
-	Userinfo          bool              `yaml:"userinfo"`
-	ExchangeAudiences []string          `yaml:"exchangeAudiences"`
-	Organization      string            `yaml:"organization"`
-	Tenant            string            `yaml:"tenant"`
-	AllowedTenants    []string          `yaml:"allowedTenants"`
-	Authority         string            `yaml:"authority"`
-	RecheckInterval   time.Duration     `yaml:"recheckInterval"`
-	Extra             map[string]string `yaml:"extra"`
+	Issuer            string       `yaml:"issuer"`
+	ClientID          string       `yaml:"clientID"`
+	ClientSecret      string       `yaml:"clientSecret"`
+	Scopes            []string     `yaml:"scopes"`
+	Claims            ClaimMapping `yaml:"claims"`
+	Userinfo          bool         `yaml:"userinfo"`
+	ExchangeAudiences []string     `yaml:"exchangeAudiences"`
+	Audience          string       `yaml:"audience"` // auth0: the API audience requested at login
+	Organization      string       `yaml:"organization"`
+	Tenant            string       `yaml:"tenant"`
+	AllowedTenants    []string     `yaml:"allowedTenants"`
+	Authority         string       `yaml:"authority"`
+	// RecheckInterval is how old an upstream check may be before a broker
+	// refresh asks the upstream again (default 1h).
+	RecheckInterval time.Duration `yaml:"recheckInterval"`
 
 	// workos
 	APIKey            string `yaml:"apiKey"`
@@ -274,6 +276,7 @@ func (c *Config) setDefaults() {
 	}
 	for i := range c.Connectors {
 		setDefault(&c.Connectors[i].Name, c.Connectors[i].ID)
+		setDefault(&c.Connectors[i].RecheckInterval, time.Hour)
 	}
 }
 

@@ -96,6 +96,11 @@ func startEnv(t *testing.T, tls bool, opts ...envOption) *env {
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("broker log:\n%s", e.logText())
+		}
+	})
 	return e
 }
 

@@ -101,6 +101,12 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 		b.renderLogin(w, r, ar, http.StatusBadRequest, r.PostFormValue("email"), "Enter an email address like name@example.com.")
 		return
 	}
+	// Home realm discovery: an organisation's domain goes to its
+	// identity provider, everyone else gets a code.
+	if conn := b.connectorForEmail(email); conn != nil {
+		b.startUpstream(w, r, ar, conn, email)
+		return
+	}
 	if b.otp == nil {
 		b.renderLogin(w, r, ar, http.StatusBadRequest, email, "Sign-in with an email code is not available here.")
 		return
@@ -127,6 +133,7 @@ func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.
 		CSRF:          b.csrfToken(w, r, ar.ID),
 		Email:         email,
 		Error:         fieldError,
+		Connectors:    b.connectorButtons(),
 	}
 	if err := b.pages.Render(w, status, page); err != nil {
 		b.log.ErrorContext(r.Context(), "render login page", "err", err)
@@ -236,7 +243,7 @@ func (b *Broker) loginCode(w http.ResponseWriter, r *http.Request) {
 		Email:         ar.LoginHint,
 		EmailVerified: true,
 	}
-	b.completeLogin(w, r, ar, b.otp, id, "otp")
+	b.completeLogin(w, r, ar, b.otp, id, loginDetails{amr: "otp"})
 }
 
 // loginResend replaces the request's code with a new one.
@@ -255,9 +262,16 @@ func (b *Broker) loginResend(w http.ResponseWriter, r *http.Request) {
 	b.renderCode(w, r, ar, http.StatusOK, "", "We sent a new code. Earlier codes no longer work.")
 }
 
+// loginDetails are what a login adds to the auth request besides the user.
+type loginDetails struct {
+	amr             string // "otp" or "fed"
+	org             string
+	upstreamRefresh []byte // sealed
+}
+
 // completeLogin resolves the identity to a user, marks the auth request
 // authenticated and continues to the authorization callback.
-func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.Connector, id upstream.Identity, amr string) {
+func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.Connector, id upstream.Identity, d loginDetails) {
 	ctx := r.Context()
 	user, err := b.resolve(ctx, conn, id)
 	if errors.Is(err, storage.ErrUserDisabled) {
@@ -269,12 +283,15 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		b.storeUnavailablePage(w, r, "resolve identity", err)
 		return
 	}
+	b.log.InfoContext(ctx, "login authenticated", "client_id", ar.ClientID, "connector", conn.ID(), "outcome", "success")
 	now := b.now()
 	_, err = b.store.UpdateAuthRequest(ctx, ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
 		a.UserID = user.ID
 		a.AuthTime = now
-		a.AMR = []string{amr}
+		a.AMR = []string{d.amr}
 		a.IDP = conn.ID()
+		a.Org = d.org
+		a.UpstreamRefreshToken = d.upstreamRefresh
 		a.Done = true
 		return a, nil
 	})

@@ -27,19 +27,20 @@ import (
 // Paths the broker serves. They are fixed once here and advertised in
 // discovery.
 const (
-	authorizePath   = "/authorize"
-	callbackPath    = "/authorize/callback" // the library mounts it under authorizePath
-	tokenPath       = "/token"
-	userinfoPath    = "/userinfo"
-	introspectPath  = "/introspect"
-	revokePath      = "/revoke"
-	endSessionPath  = "/end_session"
-	jwksPath        = "/.well-known/jwks.json"
-	discoveryPath   = "/.well-known/openid-configuration"
-	loginPath       = "/login"
-	loginCodePath   = "/login/code"
-	loginResendPath = "/login/resend"
-	staticPath      = "/static/"
+	authorizePath      = "/authorize"
+	callbackPath       = "/authorize/callback" // the library mounts it under authorizePath
+	tokenPath          = "/token"
+	userinfoPath       = "/userinfo"
+	introspectPath     = "/introspect"
+	revokePath         = "/revoke"
+	endSessionPath     = "/end_session"
+	jwksPath           = "/.well-known/jwks.json"
+	discoveryPath      = "/.well-known/openid-configuration"
+	loginPath          = "/login"
+	loginCodePath      = "/login/code"
+	loginResendPath    = "/login/resend"
+	loginConnectorPath = "/login/connector"
+	staticPath         = "/static/"
 )
 
 // Options are the broker's dependencies.
@@ -67,11 +68,14 @@ type Broker struct {
 	clients    *clientDirectory
 	otp        *otp.Connector
 	connectors map[string]upstream.Connector
-	pages      *web.Renderer
-	branding   web.Branding
-	log        *slog.Logger
-	now        func() time.Time
-	secure     bool // issuer is https: cookies are Secure
+	// byDomain maps an email domain to the connector that owns it.
+	byDomain map[string]string
+	sealKey  []byte // encrypts upstream refresh tokens at rest
+	pages    *web.Renderer
+	branding web.Branding
+	log      *slog.Logger
+	now      func() time.Time
+	secure   bool // issuer is https: cookies are Secure
 
 	otpHash     keyedHash
 	csrfKey     keyedHash
@@ -119,6 +123,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		store:      o.Storage,
 		keys:       km,
 		connectors: map[string]upstream.Connector{},
+		byDomain:   map[string]string{},
+		sealKey:    o.Secret.derive(purposeUpstreamSeal),
 		pages:      pages,
 		branding: web.Branding{
 			ProductName:  cfg.Branding.ProductName,
@@ -181,37 +187,6 @@ func (b *Broker) providerOptions() []op.Option {
 	return opts
 }
 
-// buildConnectors makes the configured connectors.
-func (b *Broker) buildConnectors(ctx context.Context, o Options) error {
-	for _, cc := range b.cfg.Connectors {
-		switch cc.Type {
-		case "otp":
-			mailer, err := b.mailerFor(cc, o)
-			if err != nil {
-				return err
-			}
-			c := otp.New(cc.ID, mailer)
-			b.otp = c
-			b.connectors[cc.ID] = c
-		default:
-			return fmt.Errorf("broker: connector %q: type %q is not available in this build", cc.ID, cc.Type)
-		}
-	}
-	return nil
-}
-
-func (b *Broker) mailerFor(cc ConnectorConfig, o Options) (otp.Mailer, error) {
-	switch cc.Mailer.Type {
-	case "", "log":
-		if o.Mailer != nil {
-			return o.Mailer, nil
-		}
-		return otp.LogMailer{Logger: b.log}, nil
-	default:
-		return nil, fmt.Errorf("broker: connector %q: mailer type %q is not supported", cc.ID, cc.Mailer.Type)
-	}
-}
-
 // SigningKeys returns the broker's signing keys.
 func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
 
@@ -259,6 +234,8 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc(loginPath, b.loginPage)
 	mux.HandleFunc(loginCodePath, b.loginCode)
 	mux.HandleFunc(loginResendPath, b.loginResend)
+	mux.HandleFunc(loginConnectorPath, b.loginConnector)
+	mux.HandleFunc("GET "+upstreamCallbackPrefix+"{connector}", b.upstreamCallback)
 	mux.HandleFunc(endSessionPath+"/done", b.signedOut)
 	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
 	mux.Handle("/", lib)

@@ -87,6 +87,7 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		authTime:  code.AuthTime,
 		amr:       code.AMR,
 		idp:       code.IDP,
+		org:       code.Org,
 		nonce:     code.Nonce,
 		grantID:   grantID,
 		sessionID: code.SessionID,
@@ -179,6 +180,9 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		}
 		scopes = r.Data.Scopes
 	}
+	if err := b.recheckUpstream(ctx, fam); err != nil {
+		return nil, err
+	}
 	successor := b.refreshSuccessor(r.Data.RefreshToken)
 	fam, err = b.store.RotateRefreshToken(ctx, storage.RotateRequest{
 		TokenHash:     hash,
@@ -210,6 +214,7 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		authTime:  fam.AuthTime,
 		amr:       fam.AMR,
 		idp:       fam.IDP,
+		org:       fam.Org,
 		grantID:   fam.ID,
 		sessionID: fam.SessionID,
 	}, successor)

@@ -25,6 +25,7 @@ type grant struct {
 	authTime  time.Time
 	amr       []string
 	idp       string
+	org       string
 	nonce     string
 	grantID   string // refresh family and code grant; revokes together
 	sessionID string
@@ -43,6 +44,7 @@ type accessTokenClaims struct {
 	AuthTime int64    `json:"auth_time,omitempty"`
 	AMR      []string `json:"amr,omitempty"`
 	IDP      string   `json:"idp,omitempty"`
+	Org      string   `json:"org_id,omitempty"`
 	Act      any      `json:"act,omitempty"`
 }
 
@@ -58,6 +60,7 @@ type idTokenClaims struct {
 	Nonce           string   `json:"nonce,omitempty"`
 	AMR             []string `json:"amr,omitempty"`
 	IDP             string   `json:"idp,omitempty"`
+	Org             string   `json:"org_id,omitempty"`
 	AccessTokenHash string   `json:"at_hash,omitempty"`
 	userClaims
 }
@@ -98,6 +101,7 @@ func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token 
 		Scope:    oidc.SpaceDelimitedArray(g.scopes).String(),
 		AMR:      g.amr,
 		IDP:      g.idp,
+		Org:      g.org,
 		Act:      act,
 	}
 	if !g.authTime.IsZero() {
@@ -153,6 +157,7 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 		Nonce:           g.nonce,
 		AMR:             g.amr,
 		IDP:             g.idp,
+		Org:             g.org,
 		AccessTokenHash: atHash,
 		userClaims:      claimsForScopes(g.user, g.scopes),
 	}
@@ -207,6 +212,7 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 		AuthTime:             g.authTime,
 		AMR:                  g.amr,
 		IDP:                  g.idp,
+		Org:                  g.org,
 		SessionID:            g.sessionID,
 		UpstreamRefreshToken: upstreamRefresh,
 		UpstreamCheckedAt:    now,

@@ -186,6 +186,7 @@ type AuthRequest struct {
 	AuthTime  time.Time
 	AMR       []string
 	IDP       string
+	Org       string // the upstream's organisation, for the org_id claim
 	SessionID string
 	Done      bool
 	// UpstreamRefreshToken is the encrypted upstream refresh token, kept
@@ -207,6 +208,7 @@ type AuthCode struct {
 	AuthTime             time.Time
 	AMR                  []string
 	IDP                  string
+	Org                  string
 	SessionID            string
 	UpstreamRefreshToken []byte
 	ExpiresAt            time.Time
@@ -267,6 +269,7 @@ type RefreshFamily struct {
 	AuthTime             time.Time
 	AMR                  []string
 	IDP                  string
+	Org                  string
 	SessionID            string
 	UpstreamRefreshToken []byte
 	UpstreamCheckedAt    time.Time

@@ -121,7 +121,7 @@ func (f *Auth0) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", r.PostForm.Get("grant_type"))
 		return
 	}
-	idToken, err := f.keys.sign(f.idClaims(g.user, g.nonce))
+	idToken, err := f.keys.sign(f.idClaims(g.user, g.nonce), f.takeSpoil()...)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return

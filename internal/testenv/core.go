@@ -86,6 +86,7 @@ type core struct {
 	failStatus  int
 	hang        bool
 	jwksFetches int
+	spoil       []TokenOption // applied to the next ID token the token endpoint issues
 }
 
 func newCore(t testing.TB, opts options) *core {
@@ -101,6 +102,24 @@ func newCore(t testing.TB, opts options) *core {
 		access:  map[string]User{},
 		blocked: map[string]bool{},
 	}
+}
+
+// SpoilNextIDToken makes the next ID token the token endpoint issues differ
+// from a good one as opts say (expired, signed by another key, ...), so a
+// test can drive a whole login that fails verification in one property.
+func (c *core) SpoilNextIDToken(opts ...TokenOption) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spoil = opts
+}
+
+// takeSpoil returns and clears the options SpoilNextIDToken set.
+func (c *core) takeSpoil() []TokenOption {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	opts := c.spoil
+	c.spoil = nil
+	return opts
 }
 
 // SetNextUser makes the next login (without a known login_hint) sign in u.

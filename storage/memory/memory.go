@@ -24,7 +24,7 @@ type Store struct {
 	verifiedEmails map[string]string // verified email → user id; at most one user each
 	identities     map[identityKey]storage.Identity
 	authRequests   map[string]storage.AuthRequest
-	upstreamStates map[string]string // non-empty upstream state → auth request id
+	upstreamStates map[string]string               // non-empty upstream state → auth request id
 	codes          map[string]storage.AuthCode     // by string(CodeHash)
 	otps           map[string]storage.OTPChallenge // by auth request id
 	families       map[string]storage.RefreshFamily

@@ -7,7 +7,7 @@ import (
 
 func TestNormalizeEmail(t *testing.T) {
 	good := map[string]string{
-		"  Alice@Example.COM ": "alice@example.com",
+		"  Alice@Example.COM ":    "alice@example.com",
 		"bob+tag@sub.example.org": "bob+tag@sub.example.org",
 	}
 	for in, want := range good {

@@ -1,0 +1,319 @@
+package broker
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
+	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/upstream/workos"
+	"github.com/idbroker/broker/web"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// upstreamCallbackPrefix is where upstreams send the browser back:
+// /callback/<connector id>.
+const upstreamCallbackPrefix = "/callback/"
+
+// buildConnectors makes the configured connectors. An upstream that is
+// down at start does not stop the broker: connectors discover lazily.
+func (b *Broker) buildConnectors(ctx context.Context, o Options) error {
+	for _, cc := range b.cfg.Connectors {
+		conn, err := b.newConnector(ctx, cc, o)
+		if err != nil {
+			return fmt.Errorf("broker: connector %q: %w", cc.ID, err)
+		}
+		b.connectors[cc.ID] = conn
+		for _, d := range cc.Domains {
+			d = strings.ToLower(strings.TrimSpace(d))
+			if other, taken := b.byDomain[d]; taken {
+				return fmt.Errorf("broker: domain %q is claimed by connectors %q and %q", d, other, cc.ID)
+			}
+			b.byDomain[d] = cc.ID
+		}
+	}
+	return nil
+}
+
+func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options) (upstream.Connector, error) {
+	claims := upoidc.ClaimMapping{Email: cc.Claims.Email, EmailVerified: cc.Claims.EmailVerified, Name: cc.Claims.Name, Org: cc.Claims.Org}
+	switch cc.Type {
+	case "otp":
+		if b.otp != nil {
+			return nil, errors.New("only one otp connector may be configured")
+		}
+		mailer, err := b.mailerFor(cc, o)
+		if err != nil {
+			return nil, err
+		}
+		b.otp = otp.New(cc.ID, mailer)
+		return b.otp, nil
+	case "oidc":
+		return upoidc.New(ctx, upoidc.Config{
+			ID: cc.ID, Issuer: cc.Issuer, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
+			Scopes: cc.Scopes, TrustEmail: cc.TrustEmail, Claims: claims, UseUserinfo: cc.Userinfo,
+			ExchangeAudiences: cc.ExchangeAudiences, HTTPClient: o.HTTPClient, Clock: o.Clock,
+		})
+	case "auth0":
+		return upoidc.NewAuth0(ctx, upoidc.Auth0Config{
+			ID: cc.ID, Issuer: cc.Issuer, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
+			Scopes: cc.Scopes, TrustEmail: cc.TrustEmail, Audience: cc.Audience,
+			ExchangeAudiences: cc.ExchangeAudiences, Organization: cc.Organization, Claims: claims,
+			UseUserinfo: cc.Userinfo, HTTPClient: o.HTTPClient, Clock: o.Clock,
+		})
+	case "azuread":
+		return upoidc.NewAzureAD(ctx, upoidc.AzureConfig{
+			ID: cc.ID, Tenant: cc.Tenant, AllowedTenants: cc.AllowedTenants, ClientID: cc.ClientID,
+			ClientSecret: cc.ClientSecret, Scopes: cc.Scopes, TrustEmail: cc.TrustEmail,
+			ExchangeAudiences: cc.ExchangeAudiences, AuthorityURL: cc.Authority,
+			HTTPClient: o.HTTPClient, Clock: o.Clock,
+		})
+	case "workos":
+		return workos.New(workos.Config{
+			ID: cc.ID, ClientID: cc.ClientID, APIKey: cc.APIKey, BaseURL: cc.BaseURL,
+			AccessTokenIssuer: cc.AccessTokenIssuer, TrustEmail: cc.TrustEmail,
+			Organization: cc.Organization, HTTPClient: o.HTTPClient, Clock: o.Clock,
+		})
+	}
+	return nil, fmt.Errorf("type %q is not supported", cc.Type)
+}
+
+func (b *Broker) mailerFor(cc ConnectorConfig, o Options) (otp.Mailer, error) {
+	switch cc.Mailer.Type {
+	case "", "log":
+		if o.Mailer != nil {
+			return o.Mailer, nil
+		}
+		return otp.LogMailer{Logger: b.log}, nil
+	default:
+		return nil, fmt.Errorf("mailer type %q is not supported", cc.Mailer.Type)
+	}
+}
+
+// connectorButtons are the upstream connectors offered on the login page,
+// in configuration order.
+func (b *Broker) connectorButtons() []web.Connector {
+	var out []web.Connector
+	for _, cc := range b.cfg.Connectors {
+		if _, ok := b.connectors[cc.ID].(upstream.CallbackConnector); ok {
+			out = append(out, web.Connector{ID: cc.ID, Name: cc.Name})
+		}
+	}
+	return out
+}
+
+// connectorForEmail is home realm discovery: the connector that lists the
+// email's domain, or nil for the one-time code.
+func (b *Broker) connectorForEmail(email string) upstream.CallbackConnector {
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	c, _ := b.connectors[b.byDomain[domain]].(upstream.CallbackConnector)
+	return c
+}
+
+// upstreamRedirect records a fresh state, nonce and PKCE verifier on the
+// auth request and returns the upstream URL to send the browser to.
+func (b *Broker) upstreamRedirect(ctx context.Context, ar storage.AuthRequest, conn upstream.CallbackConnector, loginHint string) (string, error) {
+	state, nonce, verifier := randomID(), randomID(), randomID()
+	_, err := b.store.UpdateAuthRequest(ctx, ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.ConnectorID = conn.ID()
+		a.UpstreamState, a.UpstreamNonce, a.UpstreamVerifier = state, nonce, verifier
+		return a, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("update auth request: %w", err)
+	}
+	return conn.LoginURL(ctx, upstream.LoginState{
+		CallbackURL:  b.upstreamCallbackURL(conn.ID()),
+		State:        state,
+		Nonce:        nonce,
+		CodeVerifier: verifier,
+		LoginHint:    loginHint,
+	})
+}
+
+func (b *Broker) upstreamCallbackURL(id string) string {
+	return b.issuer + upstreamCallbackPrefix + url.PathEscape(id)
+}
+
+// startUpstream sends the browser to conn for the auth request.
+func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.CallbackConnector, loginHint string) {
+	dest, err := b.upstreamRedirect(r.Context(), ar, conn, loginHint)
+	if err != nil {
+		b.upstreamFailurePage(w, r, conn.ID(), err)
+		return
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+}
+
+// loginConnector starts a login with the connector a button named.
+func (b *Broker) loginConnector(w http.ResponseWriter, r *http.Request) {
+	ar, ok := b.formAuthRequest(w, r)
+	if !ok {
+		return
+	}
+	conn, ok := b.connectors[r.PostFormValue("connector")].(upstream.CallbackConnector)
+	if !ok {
+		b.renderLogin(w, r, ar, http.StatusBadRequest, "", "That sign-in option is not available.")
+		return
+	}
+	b.startUpstream(w, r, ar, conn, "")
+}
+
+// upstreamCallback finishes an upstream login: the connector verifies
+// what came back (state, code, signature, issuer, audience, expiry,
+// nonce) and only then is the identity resolved. Any failure shows a page
+// and writes nothing.
+func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("connector")
+	conn, ok := b.connectors[id].(upstream.CallbackConnector)
+	if !ok {
+		b.renderError(w, r, http.StatusNotFound, "Unknown sign-in provider", "This address does not belong to a configured sign-in provider.")
+		return
+	}
+	state := r.URL.Query().Get("state")
+	if state == "" {
+		b.renderError(w, r, http.StatusBadRequest, "Sign-in could not be completed", "The identity provider's answer was incomplete. Go back to the application and choose sign in again.")
+		return
+	}
+	ar, err := b.store.GetAuthRequestByUpstreamState(ctx, state)
+	if err == nil && (!b.now().Before(ar.ExpiresAt) || ar.ConnectorID != id || ar.Done) {
+		err = storage.ErrNotFound
+	}
+	if isNotFound(err) {
+		b.log.InfoContext(ctx, "login failed", "connector", id, "outcome", "unknown or used upstream state")
+		b.renderError(w, r, http.StatusBadRequest, "This sign-in has expired",
+			"The identity provider sent you back for a sign-in that has expired or was already used. Go back to the application and choose sign in again.")
+		return
+	}
+	if err != nil {
+		b.storeUnavailablePage(w, r, "get auth request by upstream state", err)
+		return
+	}
+	identity, err := conn.HandleCallback(ctx, upstream.LoginState{
+		CallbackURL:  b.upstreamCallbackURL(id),
+		State:        ar.UpstreamState,
+		Nonce:        ar.UpstreamNonce,
+		CodeVerifier: ar.UpstreamVerifier,
+	}, r)
+	if err != nil {
+		b.upstreamFailurePage(w, r, id, err)
+		return
+	}
+	var sealed []byte
+	if identity.RefreshToken != "" {
+		if sealed, err = b.seal([]byte(identity.RefreshToken)); err != nil {
+			b.upstreamFailurePage(w, r, id, err)
+			return
+		}
+	}
+	b.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", org: identity.Organization, upstreamRefresh: sealed})
+}
+
+// upstreamFailurePage explains an upstream failure without details an
+// attacker could use; the log has them.
+func (b *Broker) upstreamFailurePage(w http.ResponseWriter, r *http.Request, connector string, err error) {
+	b.log.InfoContext(r.Context(), "login failed", "connector", connector, "outcome", "upstream error", "err", err)
+	switch {
+	case errors.Is(err, upstream.ErrDenied):
+		b.renderError(w, r, http.StatusForbidden, "Sign-in was not completed",
+			"Your identity provider did not sign you in (it was cancelled or refused). Go back to the application to try again.")
+	case errors.Is(err, upstream.ErrUnavailable):
+		b.renderError(w, r, http.StatusBadGateway, "Identity provider unavailable",
+			"Your identity provider could not be reached or did not answer in time. Nothing was changed. Please try again in a moment.")
+	default:
+		b.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+			"The answer from your identity provider could not be verified, so you were not signed in. Go back to the application and try again.")
+	}
+}
+
+// seal encrypts an upstream refresh token for storage (AES-256-GCM under a
+// key derived from the root secret).
+func (b *Broker) seal(plaintext []byte) ([]byte, error) {
+	gcm, err := b.sealAEAD()
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	rand.Read(nonce)
+	return gcm.Seal(nonce, nonce, plaintext, nil), nil
+}
+
+// unseal decrypts what seal made.
+func (b *Broker) unseal(sealed []byte) ([]byte, error) {
+	gcm, err := b.sealAEAD()
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < gcm.NonceSize() {
+		return nil, errors.New("sealed upstream token too short")
+	}
+	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+}
+
+func (b *Broker) sealAEAD() (cipher.AEAD, error) {
+	block, err := aes.NewCipher(b.sealKey)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// recheckUpstream asks the upstream about the family's user again when the
+// last check is older than the connector's recheckInterval, using the
+// upstream refresh token kept (sealed) with the family. A refusal there
+// (user blocked or deleted) revokes the family; an unreachable upstream
+// fails the refresh without deciding anything.
+func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily) error {
+	if len(fam.UpstreamRefreshToken) == 0 {
+		return nil
+	}
+	conn, ok := b.connectors[fam.IDP].(upstream.Refresher)
+	if !ok || b.now().Sub(fam.UpstreamCheckedAt) < b.recheckInterval(fam.IDP) {
+		return nil
+	}
+	token, err := b.unseal(fam.UpstreamRefreshToken)
+	if err == nil {
+		var id upstream.Identity
+		id, err = conn.Refresh(ctx, string(token))
+		if err == nil {
+			next := fam.UpstreamRefreshToken
+			if id.RefreshToken != "" && id.RefreshToken != string(token) {
+				if next, err = b.seal([]byte(id.RefreshToken)); err != nil {
+					return b.storeFailure(ctx, "seal upstream token", err)
+				}
+			}
+			if err := b.store.UpdateRefreshFamilyUpstream(ctx, fam.ID, next, b.now()); err != nil {
+				return b.storeFailure(ctx, "record upstream check", err)
+			}
+			return nil
+		}
+	}
+	if errors.Is(err, upstream.ErrUnavailable) {
+		b.log.WarnContext(ctx, "upstream re-check unavailable", "connector", fam.IDP, "err", err)
+		return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+	}
+	if revokeErr := b.revokeGrant(ctx, fam.ID); revokeErr != nil {
+		return b.storeFailure(ctx, "revoke family after upstream refusal", revokeErr)
+	}
+	return b.invalidGrant(ctx, "the identity provider no longer accepts this user; sign in again", "connector", fam.IDP, "err", err)
+}
+
+func (b *Broker) recheckInterval(connectorID string) time.Duration {
+	for _, cc := range b.cfg.Connectors {
+		if cc.ID == connectorID {
+			return cc.RecheckInterval
+		}
+	}
+	return time.Hour
+}

@@ -1,0 +1,274 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/internal/testenv"
+	"github.com/idbroker/broker/storage"
+)
+
+// upstreams is a broker with a fake Auth0, Entra ID and WorkOS behind it.
+type upstreams struct {
+	*env
+	auth0  *testenv.Auth0
+	azure  *testenv.AzureAD
+	workos *testenv.WorkOS
+}
+
+// newUpstreams starts the fakes, lets prepare (if any) act on them before
+// the broker exists, and starts the broker.
+func newUpstreams(t *testing.T, prepare func(*upstreams), opts ...envOption) *upstreams {
+	u := &upstreams{auth0: testenv.NewAuth0(t), azure: testenv.NewAzureAD(t), workos: testenv.NewWorkOS(t)}
+	if prepare != nil {
+		prepare(u)
+	}
+	withConnectors := func(c *broker.Config, o *broker.Options) {
+		c.Connectors = append(c.Connectors,
+			broker.ConnectorConfig{ID: "auth0", Type: "auth0", Name: "Auth0", Issuer: u.auth0.Issuer,
+				ClientID: u.auth0.ClientID, ClientSecret: u.auth0.ClientSecret, TrustEmail: true,
+				Scopes: []string{"openid", "email", "profile", "offline_access"}, Domains: []string{"corp.example.com"}},
+			broker.ConnectorConfig{ID: "entra", Type: "azuread", Name: "Microsoft", Tenant: "organizations",
+				Authority: u.azure.URL, ClientID: u.azure.ClientID, ClientSecret: u.azure.ClientSecret,
+				TrustEmail: true, Domains: []string{"contoso.example"}},
+			broker.ConnectorConfig{ID: "workos", Type: "workos", Name: "WorkOS", ClientID: u.workos.ClientID,
+				APIKey: u.workos.APIKey, BaseURL: u.workos.URL, AccessTokenIssuer: u.workos.AccessTokenIssuer,
+				TrustEmail: true, Domains: []string{"acme.example"}},
+		)
+		for i := range c.Connectors {
+			if c.Connectors[i].RecheckInterval == 0 {
+				c.Connectors[i].RecheckInterval = time.Hour
+			}
+		}
+	}
+	u.env = newEnv(t, append([]envOption{withConnectors}, opts...)...)
+	return u
+}
+
+func (u *upstreams) browser() *testenv.Browser {
+	host := func(raw string) string { p, _ := url.Parse(raw); return p.Host }
+	return testenv.NewBrowser(u.t, false, u.srv.Listener.Addr().String(), host(u.auth0.URL), host(u.azure.URL), host(u.workos.URL))
+}
+
+// loginVia enters email on the login page and expects home realm discovery
+// to carry the browser through an upstream and back to the client.
+func (u *upstreams) loginVia(email string) (loginResult, *testenv.Page) {
+	u.t.Helper()
+	b := u.browser()
+	a := authRequest{pkce: testenv.NewPKCE(), state: "st", nonce: "nn"}
+	page := b.Get(u.authorizeURL(a))
+	page = b.Submit(page, "/login", url.Values{"email": {email}})
+	if page.Location == nil {
+		return loginResult{}, page
+	}
+	q := page.Location.Query()
+	return loginResult{code: q.Get("code"), state: q.Get("state"), iss: q.Get("iss"), pkce: a.pkce, redirectURI: devRedirect, clientID: broker.DevClientID}, page
+}
+
+func (u *upstreams) mustLoginVia(email string) (tokenResponse, idClaims) {
+	u.t.Helper()
+	l, page := u.loginVia(email)
+	if l.code == "" {
+		u.t.Fatalf("login via upstream for %s did not reach the client: %d %s", email, page.Status, page.Body)
+	}
+	tr := u.redeem(l)
+	if tr.Status != http.StatusOK {
+		u.t.Fatalf("token: %d %s", tr.Status, tr.Description)
+	}
+	return tr, u.verifyIDToken(tr.IDToken, broker.DevClientID)
+}
+
+func TestLogin_FirstTimeSSOUserGetsAToken(t *testing.T) {
+	u := newUpstreams(t, nil)
+	u.auth0.SetNextUser(testenv.User{Sub: "waad|abc123", Email: "new@corp.example.com", EmailVerified: true, Name: "New Person"})
+	_, c := u.mustLoginVia("new@corp.example.com")
+	if _, err := uuid.Parse(c.Subject); err != nil || c.Subject == "waad|abc123" {
+		t.Fatalf("sub %q: want a platform UUID, never the upstream sub", c.Subject)
+	}
+	if c.IDP != "auth0" || len(c.AMR) != 1 || c.AMR[0] != "fed" || c.Email != "new@corp.example.com" {
+		t.Errorf("claims %+v", c)
+	}
+}
+
+// The incidents: an OTP user signing in through Auth0 keeps the UUID; an
+// Azure email without a verified domain does not take the account over.
+func TestLogin_LinkingRules(t *testing.T) {
+	u := newUpstreams(t, nil)
+	// An existing OTP user.
+	otpSub := u.verifyIDToken(u.redeem(u.login(u.browser(), "pat@example.org", authRequest{})).IDToken, broker.DevClientID).Subject
+
+	// Auth0 (trusted) with the same verified email: the same person.
+	u.auth0.SetNextUser(testenv.User{Sub: "auth0|pat", Email: "pat@example.org", EmailVerified: true})
+	_, c := u.mustLoginViaButton("auth0")
+	if c.Subject != otpSub {
+		t.Errorf("Auth0 login with the same verified email got sub %q, want the OTP user's %q", c.Subject, otpSub)
+	}
+
+	// Auth0 with the email unverified: a user of its own.
+	u.auth0.SetNextUser(testenv.User{Sub: "auth0|mallory", Email: "pat@example.org", EmailVerified: false})
+	_, c = u.mustLoginViaButton("auth0")
+	if c.Subject == otpSub {
+		t.Error("an unverified upstream email took over the account")
+	}
+
+	// Entra claiming the email without a verified domain (nOAuth): its own user.
+	u.azure.SetNextUser(testenv.User{ObjectID: "oid-1", Sub: "per-app-sub", Email: "pat@example.org"})
+	_, c = u.mustLoginViaButton("entra")
+	if c.Subject == otpSub {
+		t.Fatal("an Azure email without xms_edov took over the account")
+	}
+	entraSub := c.Subject
+	// The same Entra identity again is that same separate user.
+	u.azure.SetNextUser(testenv.User{ObjectID: "oid-1", Sub: "another-per-app-sub", Email: "pat@example.org"})
+	if _, c = u.mustLoginViaButton("entra"); c.Subject != entraSub {
+		t.Errorf("Entra identity keyed on tid+oid: got %q then %q", entraSub, c.Subject)
+	}
+
+	// With xms_edov the domain is verified, and a trusted connector links.
+	u.azure.SetNextUser(testenv.User{ObjectID: "oid-2", Sub: "sub-2", Email: "pat@example.org", EmailDomainVerified: true})
+	if _, c = u.mustLoginViaButton("entra"); c.Subject != otpSub {
+		t.Errorf("Entra with xms_edov: sub %q, want %q", c.Subject, otpSub)
+	}
+}
+
+// mustLoginViaButton logs in by pressing the connector's button.
+func (u *upstreams) mustLoginViaButton(connector string) (tokenResponse, idClaims) {
+	u.t.Helper()
+	b := u.browser()
+	a := authRequest{pkce: testenv.NewPKCE(), state: "st", nonce: "nn"}
+	page := b.Get(u.authorizeURL(a))
+	if !strings.Contains(page.Body, `value="`+connector+`"`) {
+		u.t.Fatalf("login page offers no %s button", connector)
+	}
+	form := url.Values{"id": {page.HiddenFields("/login")["id"]}, "csrf": {page.HiddenFields("/login")["csrf"]}, "connector": {connector}}
+	page = b.Post(u.issuer+"/login/connector", form)
+	if page.Location == nil {
+		u.t.Fatalf("login via %s: %d %s", connector, page.Status, page.Body)
+	}
+	q := page.Location.Query()
+	tr := u.redeem(loginResult{code: q.Get("code"), pkce: a.pkce, redirectURI: devRedirect, clientID: broker.DevClientID})
+	if tr.Status != http.StatusOK {
+		u.t.Fatalf("token after %s login: %s", connector, tr.Description)
+	}
+	return tr, u.verifyIDToken(tr.IDToken, broker.DevClientID)
+}
+
+func TestLogin_IdpParameterSkipsThePage(t *testing.T) {
+	u := newUpstreams(t, nil)
+	u.workos.SetNextUser(testenv.User{Sub: "user_01", Email: "w@acme.example", EmailVerified: true, OrgID: "org_9"})
+	b := u.browser()
+	a := authRequest{pkce: testenv.NewPKCE(), state: "st", nonce: "nn", extra: url.Values{"idp": {"workos"}}}
+	page := b.Get(u.authorizeURL(a))
+	if page.Location == nil || page.Location.Host != "127.0.0.1:5555" {
+		t.Fatalf("idp=workos did not go straight through: %d %s", page.Status, page.Body)
+	}
+	tr := u.redeem(loginResult{code: page.Location.Query().Get("code"), pkce: a.pkce, redirectURI: devRedirect, clientID: broker.DevClientID})
+	payload, _, err := u.broker.SigningKeys().Verify(tr.IDToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(payload), `"org_id":"org_9"`) || !strings.Contains(string(payload), `"idp":"workos"`) {
+		t.Errorf("WorkOS login ID token lacks org_id or idp: %s", payload)
+	}
+	bad := b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "x", extra: url.Values{"idp": {"nope"}}}))
+	if bad.Location == nil || bad.Location.Query().Get("error") != "invalid_request" {
+		t.Errorf("unknown idp: %d %v", bad.Status, bad.Location)
+	}
+}
+
+// assertNothingWritten checks no user was created for email.
+func (u *upstreams) assertNothingWritten(email string) {
+	u.t.Helper()
+	if _, err := u.store.GetUserByEmail(context.Background(), email); !errors.Is(err, storage.ErrNotFound) {
+		u.t.Errorf("a user exists for %s after a failed login (err %v)", email, err)
+	}
+}
+
+func TestLogin_UpstreamFailuresShowAPageAndWriteNothing(t *testing.T) {
+	u := newUpstreams(t, nil)
+	user := testenv.User{Sub: "auth0|fail", Email: "fail@corp.example.com", EmailVerified: true}
+	for _, tc := range []struct {
+		name   string
+		setup  func()
+		status int
+	}{
+		{"user cancelled", func() { u.auth0.DenyNextLogin() }, http.StatusForbidden},
+		{"bad signature", func() { u.auth0.SpoilNextIDToken(testenv.SignedByOtherKey()) }, http.StatusBadRequest},
+		{"expired", func() { u.auth0.SpoilNextIDToken(testenv.Expired()) }, http.StatusBadRequest},
+		{"wrong audience", func() { u.auth0.SpoilNextIDToken(testenv.WithClaim("aud", "someone-else")) }, http.StatusBadRequest},
+		{"wrong nonce", func() { u.auth0.SpoilNextIDToken(testenv.WithClaim("nonce", "other")) }, http.StatusBadRequest},
+		{"HS256 with public key", func() { u.auth0.SpoilNextIDToken(testenv.HS256WithPublicKey()) }, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u.auth0.Recover()
+			u.auth0.SetNextUser(user)
+			tc.setup()
+			l, page := u.loginVia(user.Email)
+			if l.code != "" || page.Status != tc.status || !strings.Contains(page.Body, "<h1>") {
+				t.Fatalf("got code %v, status %d, want a %d page: %s", l.code != "", page.Status, tc.status, page.Body)
+			}
+			u.assertNothingWritten(user.Email)
+		})
+	}
+	u.auth0.Recover()
+
+	// A callback whose state matches no request.
+	b := u.browser()
+	page := b.Get(u.issuer + "/callback/auth0?code=x&state=forged")
+	if page.Status != http.StatusBadRequest || page.Location != nil {
+		t.Errorf("forged state: %d %v", page.Status, page.Location)
+	}
+}
+
+// An upstream that is down or hangs when the broker first needs it (its
+// discovery, on the broker's back channel) gets a page within the client
+// timeout, and nothing is written.
+func TestLogin_UpstreamDownOrSlowShowsPage(t *testing.T) {
+	for name, breakIt := range map[string]func(*testenv.Auth0){
+		"down": func(f *testenv.Auth0) { f.FailWith(http.StatusInternalServerError) },
+		"slow": func(f *testenv.Auth0) { f.Hang() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			u := newUpstreams(t, func(u *upstreams) { breakIt(u.auth0) }, func(c *broker.Config, o *broker.Options) {
+				o.HTTPClient = &http.Client{Timeout: 300 * time.Millisecond}
+			})
+			start := time.Now()
+			l, page := u.loginVia("down@corp.example.com")
+			if l.code != "" || page.Status != http.StatusBadGateway || !strings.Contains(page.Body, "could not be reached") {
+				t.Fatalf("status %d: %s", page.Status, page.Body)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the broker waited %v for a broken upstream", d)
+			}
+			u.auth0.Recover()
+			u.assertNothingWritten("down@corp.example.com")
+		})
+	}
+}
+
+func TestRefresh_UpstreamRefusalRevokesFamily(t *testing.T) {
+	u := newUpstreams(t, nil)
+	u.auth0.SetNextUser(testenv.User{Sub: "auth0|leaver", Email: "leaver@corp.example.com", EmailVerified: true})
+	tr, _ := u.mustLoginVia("leaver@corp.example.com")
+	if r := u.refresh("dev", tr.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("refresh within the recheck interval: %s", r.Description)
+	} else {
+		tr = r
+	}
+	u.auth0.Block("auth0|leaver")
+	u.clock.Advance(61 * time.Minute)
+	r := u.refresh("dev", tr.RefreshToken)
+	if r.Error != "invalid_grant" {
+		t.Fatalf("refresh after the user was blocked upstream: %d %q", r.Status, r.Error)
+	}
+	if info := u.introspect(tr.AccessToken, backendID, backendSecret); info["active"] != false {
+		t.Error("access token of the revoked family is still active")
+	}
+}

@@ -1,0 +1,206 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/idbroker/broker/storage"
+)
+
+// SchemaVersion is the schema version this binary needs: the number of the
+// newest migration it embeds.
+const SchemaVersion = 1
+
+// versionTable is tern's version table. It is left unqualified so that it
+// lives in the first schema of the connection's search_path, as every
+// other table does.
+const versionTable = "schema_version"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrSchemaOutdated is returned by Open when the database schema is older
+// than SchemaVersion (or absent).
+var ErrSchemaOutdated = errors.New("postgres: database schema is older than this binary needs; run `broker migrate`")
+
+// defaultOpTimeout bounds every operation but ImportUsers, so a stalled
+// database fails a request rather than holding it forever.
+const defaultOpTimeout = 10 * time.Second
+
+// defaultMaxConns is the pool size when the DSN does not set
+// pool_max_conns: pgxpool's default (the number of CPUs, at least 4) is
+// small for a server whose requests each hold a connection only briefly but
+// arrive in bursts.
+const defaultMaxConns = 20
+
+// Store is a storage.Storage on a Postgres connection pool. It is safe for
+// concurrent use, and several Stores (in one process or many) may share one
+// database.
+type Store struct {
+	pool      *pgxpool.Pool
+	opTimeout time.Duration
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open connects to the database at dsn (a URL or key=value string as pgx
+// accepts, including pool_* settings) and checks that its schema is at
+// least SchemaVersion; if not, the error wraps ErrSchemaOutdated.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	// Recycle connections that sat idle, and notice dead ones between
+	// requests rather than on them.
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 30 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s := &Store{pool: pool, opTimeout: defaultOpTimeout}
+	if err := s.checkSchema(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) checkSchema(ctx context.Context) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var v int32
+	err := s.pool.QueryRow(ctx, "SELECT version FROM "+versionTable).Scan(&v)
+	if isCode(err, "42P01") { // undefined_table: never migrated
+		return fmt.Errorf("%w (no schema found)", ErrSchemaOutdated)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	if v < SchemaVersion {
+		return fmt.Errorf("%w (schema version %d, need %d)", ErrSchemaOutdated, v, SchemaVersion)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations the database at dsn lacks. It is
+// safe to run from several replicas at once: tern takes an advisory lock.
+func Migrate(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	m, err := migrate.NewMigrator(ctx, conn, versionTable)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if err := m.LoadMigrations(dir); err != nil {
+		return fmt.Errorf("postgres: migrate: load migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping implements storage.Storage.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements storage.Storage. It waits for connections in use to be
+// returned.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// timeout bounds one operation. The caller's deadline wins when sooner.
+func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
+// inTx runs fn in a transaction and commits it if fn returns nil. An error
+// from fn is returned as it is (fn gives it context); a failure to begin or
+// commit is wrapped with what.
+func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: %s: begin: %w", what, err)
+	}
+	// Rollback after Commit does nothing; it must run even if ctx is done.
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// isCode reports whether err is a Postgres error with the given SQLSTATE.
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// isUniqueViolation reports whether err is a unique_violation.
+func isUniqueViolation(err error) bool { return isCode(err, "23505") }
+
+// isRetryable reports whether a transaction failed only because another
+// ran at the same time, so that running it again may succeed.
+func isRetryable(err error) bool {
+	return isUniqueViolation(err) || isCode(err, "40001") || isCode(err, "40P01")
+}
+
+// notFound maps pgx.ErrNoRows to storage.ErrNotFound and wraps any other
+// error with what was being done.
+func notFound(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	return fmt.Errorf("postgres: %s: %w", what, err)
+}
+
+// utc returns t in UTC: pgx gives times in the local zone, and callers
+// compare and print them as the broker wrote them.
+func utc(ts ...*time.Time) {
+	for _, t := range ts {
+		*t = t.UTC()
+	}
+}
+
+// idleDeadline is when a thing last used at last dies of idleness, or nil
+// (SQL NULL) when it has no idle lifetime.
+func idleDeadline(last time.Time, idle time.Duration) *time.Time {
+	if idle <= 0 {
+		return nil
+	}
+	d := last.Add(idle)
+	return &d
+}

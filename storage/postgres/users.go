@@ -1,0 +1,262 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idbroker/broker/storage"
+)
+
+// resolveAttempts bounds how often ResolveIdentity runs its transaction
+// again after losing a race: the second attempt sees the winner's rows, so
+// more than a couple are needed only under extreme contention.
+const resolveAttempts = 5
+
+const userColumns = `id::text, email, email_verified, name, disabled, created_at, updated_at`
+
+func scanUser(row pgx.Row) (storage.User, error) {
+	var u storage.User
+	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt)
+	utc(&u.CreatedAt, &u.UpdatedAt)
+	return u, err
+}
+
+// ResolveIdentity implements storage.Users in one transaction. It takes no
+// lock of its own: when concurrent resolutions race to create the same
+// identity or claim the same verified email, the primary key of identities
+// or the unique index on verified emails fails all but one, and the losers
+// run again and find the winner's rows.
+//
+// A user's email counts as verified only while no other user holds it
+// verified: an upstream that says "verified" for an address another user
+// already owns gets a user (or an update) with that address unverified.
+func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest) (storage.Resolution, error) {
+	if req.Connector == "" || req.Subject == "" {
+		return storage.Resolution{}, errors.New("postgres: resolve identity: connector and subject are required")
+	}
+	presetID := ""
+	if req.UserID != "" {
+		id, err := uuid.Parse(req.UserID)
+		if err != nil {
+			return storage.Resolution{}, fmt.Errorf("postgres: resolve identity: user id %q: %w", req.UserID, err)
+		}
+		presetID = id.String()
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		var res storage.Resolution
+		err := s.inTx(ctx, "resolve identity", func(tx pgx.Tx) error {
+			var err error
+			res, err = resolve(ctx, tx, req, presetID)
+			if err != nil && !errors.Is(err, storage.ErrUserDisabled) && !errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("postgres: resolve identity %s/%s: %w", req.Connector, req.Subject, err)
+			}
+			return err
+		})
+		if isRetryable(err) && attempt < resolveAttempts {
+			continue
+		}
+		return res, err
+	}
+}
+
+func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetID string) (storage.Resolution, error) {
+	// A known identity: its user, refreshed.
+	u, err := scanUser(tx.QueryRow(ctx, `
+		SELECT u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at
+		FROM identities i JOIN users u ON u.id = i.user_id
+		WHERE i.connector = $1 AND i.subject = $2
+		FOR UPDATE`, req.Connector, req.Subject))
+	switch {
+	case err == nil:
+		if u.Disabled {
+			return storage.Resolution{}, storage.ErrUserDisabled
+		}
+		if _, err := tx.Exec(ctx, `UPDATE identities SET email = $3, name = $4, last_login = $5 WHERE connector = $1 AND subject = $2`,
+			req.Connector, req.Subject, req.Email, req.Name, req.Now); err != nil {
+			return storage.Resolution{}, err
+		}
+		takenByOther := false
+		if req.Email != "" && req.EmailVerified {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND email_verified AND id <> $2)`,
+				req.Email, u.ID).Scan(&takenByOther); err != nil {
+				return storage.Resolution{}, err
+			}
+		}
+		nu, changed := refreshUser(u, req, takenByOther)
+		if changed {
+			if _, err := tx.Exec(ctx, `UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE id = $1`,
+				nu.ID, nu.Email, nu.EmailVerified, nu.Name, nu.UpdatedAt); err != nil {
+				return storage.Resolution{}, err
+			}
+		}
+		return storage.Resolution{User: nu}, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return storage.Resolution{}, err
+	}
+
+	// A trusted, verified email: link to its owner.
+	if req.LinkByEmail && req.EmailVerified && req.Email != "" {
+		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1 AND email_verified FOR SHARE`, req.Email))
+		switch {
+		case err == nil:
+			if u.Disabled {
+				return storage.Resolution{}, storage.ErrUserDisabled
+			}
+			if err := insertIdentity(ctx, tx, req, u.ID); err != nil {
+				return storage.Resolution{}, err
+			}
+			return storage.Resolution{User: u, Linked: true}, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return storage.Resolution{}, err
+		}
+	}
+
+	// Nobody: a new user.
+	id := presetID
+	if id == "" {
+		id = uuid.NewString()
+	} else {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, id).Scan(&exists); err != nil {
+			return storage.Resolution{}, err
+		}
+		if exists {
+			return storage.Resolution{}, fmt.Errorf("postgres: resolve identity: preset user id %s: %w", id, storage.ErrAlreadyExists)
+		}
+	}
+	// With LinkByEmail the address was free a statement ago; if another
+	// resolution has claimed it since, the unique index fails the insert
+	// and the retry links to its owner. Without, an address already owned
+	// is taken unverified.
+	verified := req.EmailVerified && req.Email != ""
+	if verified && !req.LinkByEmail {
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND email_verified)`, req.Email).Scan(&taken); err != nil {
+			return storage.Resolution{}, err
+		}
+		verified = !taken
+	}
+	u = storage.User{ID: id, Email: req.Email, EmailVerified: verified, Name: req.Name, CreatedAt: req.Now, UpdatedAt: req.Now}
+	if _, err := tx.Exec(ctx, `INSERT INTO users (id, email, email_verified, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		u.ID, u.Email, u.EmailVerified, u.Name, u.CreatedAt, u.UpdatedAt); err != nil {
+		return storage.Resolution{}, err
+	}
+	if err := insertIdentity(ctx, tx, req, u.ID); err != nil {
+		return storage.Resolution{}, err
+	}
+	u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+	return storage.Resolution{User: u, Created: true}, nil
+}
+
+func insertIdentity(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, userID string) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO identities (connector, subject, user_id, email, name, created_at, last_login)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)`,
+		req.Connector, req.Subject, userID, req.Email, req.Name, req.Now)
+	return err
+}
+
+// refreshUser brings u's email and name up to date with what the upstream
+// said at login. An empty email or name leaves the stored one alone, and an
+// email stays verified when the upstream repeats it unverified, because
+// another identity of the user may have vouched for it. takenByOther says
+// another user holds req.Email verified, so u cannot.
+func refreshUser(u storage.User, req storage.ResolveRequest, takenByOther bool) (storage.User, bool) {
+	changed := false
+	if req.Name != "" && req.Name != u.Name {
+		u.Name = req.Name
+		changed = true
+	}
+	if req.Email != "" {
+		verified := req.EmailVerified && !takenByOther
+		switch {
+		case req.Email != u.Email:
+			u.Email, u.EmailVerified = req.Email, verified
+			changed = true
+		case verified && !u.EmailVerified:
+			u.EmailVerified = true
+			changed = true
+		}
+	}
+	if changed {
+		u.UpdatedAt = req.Now.UTC()
+	}
+	return u, changed
+}
+
+// GetUser implements storage.Users. An id that is not a UUID names no user.
+func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return storage.User{}, storage.ErrNotFound
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	if err != nil {
+		return storage.User{}, notFound(err, "get user")
+	}
+	return u, nil
+}
+
+// GetUserByEmail implements storage.Users.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (storage.User, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1 AND email_verified`, email))
+	if err != nil {
+		return storage.User{}, notFound(err, "get user by email")
+	}
+	return u, nil
+}
+
+// SetUserDisabled disables or re-enables a user; a disabled user's
+// identities resolve to storage.ErrUserDisabled. It is not part of
+// storage.Storage, which has no way to disable a user yet.
+func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return storage.ErrNotFound
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET disabled = $2 WHERE id = $1`, id, disabled)
+	if err != nil {
+		return fmt.Errorf("postgres: set user disabled: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// ListIdentities implements storage.Users. The identities come ordered by
+// connector, then subject, byte-wise; an unknown user has none.
+func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Identity, error) {
+	if _, err := uuid.Parse(userID); err != nil {
+		return nil, nil
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `
+		SELECT connector, subject, user_id::text, email, name, created_at, last_login
+		FROM identities WHERE user_id = $1
+		ORDER BY connector COLLATE "C", subject COLLATE "C"`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list identities: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Identity, error) {
+		var i storage.Identity
+		err := row.Scan(&i.Connector, &i.Subject, &i.UserID, &i.Email, &i.Name, &i.CreatedAt, &i.LastLogin)
+		utc(&i.CreatedAt, &i.LastLogin)
+		return i, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list identities: %w", err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,94 @@
+package storagetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/idbroker/broker/storage"
+)
+
+func session(id, userID string, created time.Time) storage.Session {
+	return storage.Session{
+		ID: id, UserID: userID, AuthTime: created, AMR: []string{"otp"}, IDP: "otp",
+		Clients: []string{"web"}, CreatedAt: created, LastSeenAt: created,
+		ExpiresAt: created.Add(12 * time.Hour), IdleTTL: time.Hour,
+	}
+}
+
+func testSessionLifetimes(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	sess := session("s1", "u", t0)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, sess), nil)
+	wantErr(t, "CreateSession(again)", s.CreateSession(ctx, sess), storage.ErrAlreadyExists)
+	got, err := s.GetSession(ctx, "s1", t0.Add(time.Minute))
+	wantErr(t, "GetSession", err, nil)
+	wantEqual(t, "session", got, sess)
+	_, err = s.GetSession(ctx, "s1", t0.Add(time.Hour))
+	wantErr(t, "GetSession(idle)", err, storage.ErrNotFound)
+	wantErr(t, "TouchSession(idle)", s.TouchSession(ctx, "s1", "web", t0.Add(time.Hour)), storage.ErrNotFound)
+
+	// Kept alive by use, it still ends at its absolute lifetime.
+	for now := t0.Add(50 * time.Minute); now.Before(sess.ExpiresAt); now = now.Add(50 * time.Minute) {
+		_, err := s.GetSession(ctx, "s1", now)
+		wantErr(t, "GetSession(kept alive) at "+now.Sub(t0).String(), err, nil)
+		wantErr(t, "TouchSession", s.TouchSession(ctx, "s1", "", now), nil)
+	}
+	_, err = s.GetSession(ctx, "s1", sess.ExpiresAt)
+	wantErr(t, "GetSession(absolute expiry)", err, storage.ErrNotFound)
+	_, err = s.GetSession(ctx, "nope", t0)
+	wantErr(t, "GetSession(unknown)", err, storage.ErrNotFound)
+}
+
+func testSessionTouchList(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("b", "u", t0.Add(time.Minute))), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("a", "u", t0)), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("old", "u", t0.Add(-13*time.Hour))), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("c", "other", t0)), nil)
+
+	now := t0.Add(30 * time.Minute)
+	wantErr(t, "TouchSession", s.TouchSession(ctx, "a", "cli", now), nil)
+	wantErr(t, "TouchSession(again)", s.TouchSession(ctx, "a", "cli", now), nil)
+	wantErr(t, "TouchSession(unknown)", s.TouchSession(ctx, "nope", "cli", now), storage.ErrNotFound)
+	got, _ := s.GetSession(ctx, "a", now)
+	want := session("a", "u", t0)
+	want.Clients, want.LastSeenAt = []string{"web", "cli"}, now
+	wantEqual(t, "touched session", got, want)
+
+	list, err := s.ListSessions(ctx, "u", now)
+	wantErr(t, "ListSessions", err, nil)
+	if len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" {
+		t.Fatalf("ListSessions = %+v; want a, b (live, oldest first)", list)
+	}
+	list, _ = s.ListSessions(ctx, "u", t0.Add(80*time.Minute))
+	if len(list) != 1 || list[0].ID != "a" {
+		t.Fatalf("ListSessions after b went idle = %+v; want a", list)
+	}
+}
+
+func testSessionEnd(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	sess := session("s1", "u", t0)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, sess), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in1", "u", "s1"), hash("in1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in2", "u", "s1"), hash("in2")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("out", "u", "s2"), hash("out")), nil)
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at", "in1", "u")), nil)
+
+	got, err := s.EndSession(ctx, "s1")
+	wantErr(t, "EndSession", err, nil)
+	wantEqual(t, "ended session", got, sess)
+	_, err = s.GetSession(ctx, "s1", t0)
+	wantErr(t, "GetSession(ended)", err, storage.ErrNotFound)
+	for _, tok := range []string{"in1", "in2"} {
+		_, err := rotate(s, t, tok, tok+"b", 0, t0)
+		wantErr(t, "rotate token of ended session", err, storage.ErrRevoked)
+	}
+	_, err = rotate(s, t, "out", "outb", 0, t0)
+	wantErr(t, "rotate token of another session", err, nil)
+	if at, _ := s.GetAccessToken(ctx, "at"); !at.Revoked {
+		t.Fatal("access token of a family of the ended session not revoked")
+	}
+	_, err = s.EndSession(ctx, "s1")
+	wantErr(t, "EndSession(again)", err, storage.ErrNotFound)
+}

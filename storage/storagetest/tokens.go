@@ -1,0 +1,246 @@
+package storagetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/idbroker/broker/storage"
+)
+
+func family(id, userID, sessionID string) storage.RefreshFamily {
+	return storage.RefreshFamily{
+		ID:                   id,
+		ClientID:             "web",
+		UserID:               userID,
+		Scopes:               []string{"openid", "offline_access"},
+		Audience:             []string{"https://api.example.com"},
+		AuthTime:             t0,
+		AMR:                  []string{"fed"},
+		IDP:                  "auth0",
+		Org:                  "org_1",
+		SessionID:            sessionID,
+		UpstreamRefreshToken: []byte("enc-upstream"),
+		UpstreamCheckedAt:    t0,
+		CreatedAt:            t0,
+		LastUsedAt:           t0,
+		ExpiresAt:            t0.Add(30 * 24 * time.Hour),
+		IdleTimeout:          24 * time.Hour,
+	}
+}
+
+func accessToken(id, grantID, userID string) storage.AccessToken {
+	return storage.AccessToken{
+		ID: id, GrantID: grantID, ClientID: "web", UserID: userID,
+		Audience: []string{"https://api.example.com"}, Scopes: []string{"openid"},
+		IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute),
+	}
+}
+
+func rotate(s storage.Storage, t *testing.T, from, to string, window time.Duration, now time.Time) (storage.RefreshFamily, error) {
+	return s.RotateRefreshToken(t.Context(), storage.RotateRequest{TokenHash: hash(from), SuccessorHash: hash(to), RetryWindow: window, Now: now})
+}
+
+func testRefreshRoundTrip(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	f := family("fam", "u", "sess")
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily(again)", s.CreateRefreshFamily(ctx, f, hash("t9")), storage.ErrAlreadyExists)
+	got, err := s.GetRefreshFamilyByToken(ctx, hash("t1"))
+	wantErr(t, "GetRefreshFamilyByToken", err, nil)
+	wantEqual(t, "family", got, f)
+	_, err = s.GetRefreshFamilyByToken(ctx, hash("t9"))
+	wantErr(t, "GetRefreshFamilyByToken(unknown)", err, storage.ErrNotFound)
+	_, err = rotate(s, t, "unknown", "x", 0, t0)
+	wantErr(t, "RotateRefreshToken(unknown)", err, storage.ErrNotFound)
+}
+
+func testRefreshRotate(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	f := family("fam", "u", "")
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("t1")), nil)
+	t1 := t0.Add(time.Hour)
+	got, err := rotate(s, t, "t1", "t2", 2*time.Second, t1)
+	wantErr(t, "rotate t1", err, nil)
+	want := f
+	want.LastUsedAt = t1
+	wantEqual(t, "rotated family", got, want)
+	got, err = s.GetRefreshFamilyByToken(ctx, hash("t2"))
+	wantErr(t, "GetRefreshFamilyByToken(successor)", err, nil)
+	wantEqual(t, "family by successor", got, want)
+	_, err = rotate(s, t, "t2", "t3", 2*time.Second, t1.Add(time.Hour))
+	wantErr(t, "rotate t2", err, nil)
+}
+
+func testRefreshRetry(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	const window = 2 * time.Second
+	_, err := rotate(s, t, "t1", "t2", window, t0)
+	wantErr(t, "rotate t1", err, nil)
+	got, err := rotate(s, t, "t1", "t2", window, t0.Add(window-time.Millisecond))
+	wantErr(t, "retry of t1 within the window", err, nil)
+	if got.ID != "fam" || got.Revoked {
+		t.Fatalf("retry gave %+v; want family fam, live", got)
+	}
+	_, err = rotate(s, t, "t2", "t3", window, t0.Add(window))
+	wantErr(t, "rotate t2 after the retry", err, nil)
+}
+
+func testRefreshReuseOutsideWindow(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at", "fam", "u")), nil)
+	const window = 2 * time.Second
+	_, err := rotate(s, t, "t1", "t2", window, t0)
+	wantErr(t, "rotate t1", err, nil)
+	_, err = rotate(s, t, "t1", "t2", window, t0.Add(window))
+	wantErr(t, "reuse of t1 after the window", err, storage.ErrRefreshReused)
+	_, err = rotate(s, t, "t2", "t3", window, t0.Add(window))
+	wantErr(t, "rotate successor of a reused token", err, storage.ErrRevoked)
+	f, err := s.GetRefreshFamilyByToken(ctx, hash("t2"))
+	wantErr(t, "GetRefreshFamilyByToken", err, nil)
+	if !f.Revoked {
+		t.Fatal("family not revoked after reuse")
+	}
+	at, _ := s.GetAccessToken(ctx, "at")
+	if !at.Revoked {
+		t.Fatal("access token of the family not revoked after reuse")
+	}
+}
+
+func testRefreshReuseAfterSuccessor(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	const window = 2 * time.Second
+	_, err := rotate(s, t, "t1", "t2", window, t0)
+	wantErr(t, "rotate t1", err, nil)
+	_, err = rotate(s, t, "t2", "t3", window, t0.Add(500*time.Millisecond))
+	wantErr(t, "rotate t2", err, nil)
+	_, err = rotate(s, t, "t1", "t2", window, t0.Add(time.Second))
+	wantErr(t, "reuse of t1 within the window, successor used", err, storage.ErrRefreshReused)
+	_, err = rotate(s, t, "t3", "t4", window, t0.Add(time.Second))
+	wantErr(t, "rotate t3 after reuse", err, storage.ErrRevoked)
+}
+
+func testRefreshConcurrentRetry(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	// A client firing the same refresh several times at once (the broker
+	// derives the successor from the token, so they all name t2): one
+	// rotation, the rest retries, nothing revoked.
+	const n = 8
+	errs := make([]error, n)
+	race(n, func(i int) {
+		_, errs[i] = rotate(s, t, "t1", "t2", 2*time.Second, t0)
+	})
+	for i, err := range errs {
+		wantErr(t, fmt.Sprintf("concurrent refresh %d", i), err, nil)
+	}
+	_, err := rotate(s, t, "t2", "t3", 2*time.Second, t0.Add(time.Minute))
+	wantErr(t, "rotate t2", err, nil)
+}
+
+func testRefreshExpiry(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	f := family("idle", "u", "")
+	f.IdleTimeout = time.Hour
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("i1")), nil)
+	t1 := t0.Add(59 * time.Minute)
+	_, err := rotate(s, t, "i1", "i2", 0, t1)
+	wantErr(t, "rotate within the idle timeout", err, nil)
+	_, err = rotate(s, t, "i2", "i3", 0, t1.Add(time.Hour))
+	wantErr(t, "rotate after the idle timeout", err, storage.ErrRevoked)
+
+	g := family("abs", "u", "")
+	g.IdleTimeout = 0
+	g.ExpiresAt = t0.Add(2 * time.Hour)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, g, hash("a1")), nil)
+	_, err = rotate(s, t, "a1", "a2", 0, g.ExpiresAt.Add(-time.Second))
+	wantErr(t, "rotate before the absolute expiry", err, nil)
+	_, err = rotate(s, t, "a2", "a3", 0, g.ExpiresAt)
+	wantErr(t, "rotate at the absolute expiry", err, storage.ErrRevoked)
+}
+
+func testRevokeFamily(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("other", "u", ""), hash("o1")), nil)
+	for _, at := range []storage.AccessToken{accessToken("a1", "fam", "u"), accessToken("a2", "fam", "u"), accessToken("a3", "other", "u"), accessToken("a4", "code-grant", "u")} {
+		wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, at), nil)
+	}
+	wantErr(t, "RevokeRefreshFamily", s.RevokeRefreshFamily(ctx, "fam"), nil)
+	_, err := rotate(s, t, "t1", "t2", 0, t0)
+	wantErr(t, "rotate in revoked family", err, storage.ErrRevoked)
+	_, err = rotate(s, t, "o1", "o2", 0, t0)
+	wantErr(t, "rotate in other family", err, nil)
+	for id, revoked := range map[string]bool{"a1": true, "a2": true, "a3": false, "a4": false} {
+		at, err := s.GetAccessToken(ctx, id)
+		wantErr(t, "GetAccessToken", err, nil)
+		if at.Revoked != revoked {
+			t.Fatalf("access token %s revoked = %v; want %v", id, at.Revoked, revoked)
+		}
+	}
+	// A code grant that issued only access tokens has them revoked.
+	wantErr(t, "RevokeRefreshFamily(grant without family)", s.RevokeRefreshFamily(ctx, "code-grant"), nil)
+	if at, _ := s.GetAccessToken(ctx, "a4"); !at.Revoked {
+		t.Fatal("access token of a grant without family not revoked")
+	}
+	wantErr(t, "RevokeRefreshFamily(unknown)", s.RevokeRefreshFamily(ctx, "nothing"), storage.ErrNotFound)
+}
+
+func testRevokeUserTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f1", "u1", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f2", "u2", ""), hash("t2")), nil)
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("a1", "", "u1")), nil)
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("a2", "", "u2")), nil)
+	wantErr(t, "RevokeUserTokens", s.RevokeUserTokens(ctx, "u1"), nil)
+	_, err := rotate(s, t, "t1", "t1b", 0, t0)
+	wantErr(t, "rotate u1's token", err, storage.ErrRevoked)
+	_, err = rotate(s, t, "t2", "t2b", 0, t0)
+	wantErr(t, "rotate u2's token", err, nil)
+	if at, _ := s.GetAccessToken(ctx, "a1"); !at.Revoked {
+		t.Fatal("u1's access token not revoked")
+	}
+	if at, _ := s.GetAccessToken(ctx, "a2"); at.Revoked {
+		t.Fatal("u2's access token revoked")
+	}
+	wantErr(t, "RevokeUserTokens(no tokens)", s.RevokeUserTokens(ctx, "nobody"), nil)
+}
+
+func testRefreshUpstream(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	t1 := t0.Add(time.Hour)
+	wantErr(t, "UpdateRefreshFamilyUpstream", s.UpdateRefreshFamilyUpstream(ctx, "fam", []byte("new-enc"), t1), nil)
+	f, _ := s.GetRefreshFamilyByToken(ctx, hash("t1"))
+	if string(f.UpstreamRefreshToken) != "new-enc" || !f.UpstreamCheckedAt.Equal(t1) {
+		t.Fatalf("upstream = %q at %v; want new-enc at %v", f.UpstreamRefreshToken, f.UpstreamCheckedAt, t1)
+	}
+	wantErr(t, "UpdateRefreshFamilyUpstream(unknown)", s.UpdateRefreshFamilyUpstream(ctx, "nope", nil, t1), storage.ErrNotFound)
+}
+
+func testAccessToken(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	at := accessToken("jti-1", "g", "u")
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, at), nil)
+	wantErr(t, "CreateAccessToken(again)", s.CreateAccessToken(ctx, at), storage.ErrAlreadyExists)
+	got, err := s.GetAccessToken(ctx, "jti-1")
+	wantErr(t, "GetAccessToken", err, nil)
+	wantEqual(t, "access token", got, at)
+	wantErr(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, "jti-1"), nil)
+	got, _ = s.GetAccessToken(ctx, "jti-1")
+	if !got.Revoked {
+		t.Fatal("access token not revoked")
+	}
+	_, err = s.GetAccessToken(ctx, "nope")
+	wantErr(t, "GetAccessToken(unknown)", err, storage.ErrNotFound)
+	wantErr(t, "RevokeAccessToken(unknown)", s.RevokeAccessToken(ctx, "nope"), storage.ErrNotFound)
+
+	exchange := accessToken("jti-2", "", "u")
+	exchange.Audience, exchange.Scopes = nil, nil
+	wantErr(t, "CreateAccessToken(no grant)", s.CreateAccessToken(ctx, exchange), nil)
+	got, _ = s.GetAccessToken(ctx, "jti-2")
+	wantEqual(t, "access token without grant", got, exchange)
+}
