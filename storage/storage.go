@@ -142,6 +142,9 @@ type Users interface {
 	// email yield one user. A disabled user gives ErrUserDisabled.
 	ResolveIdentity(ctx context.Context, req ResolveRequest) (Resolution, error)
 	GetUser(ctx context.Context, id string) (User, error)
+	// SetUserDisabled disables or enables a user. A disabled user is
+	// refused by ResolveIdentity; the broker refuses their tokens.
+	SetUserDisabled(ctx context.Context, id string, disabled bool) error
 	// GetUserByEmail returns the user whose verified email is email, or
 	// else ErrNotFound.
 	GetUserByEmail(ctx context.Context, email string) (User, error)

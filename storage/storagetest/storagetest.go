@@ -12,7 +12,6 @@
 package storagetest
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -209,8 +208,3 @@ func mustResolve(t *testing.T, s storage.Storage, req storage.ResolveRequest) st
 	return res
 }
 
-// userDisabler is what the suite needs to prove storage.ErrUserDisabled: the
-// storage interface has no method that disables a user.
-type userDisabler interface {
-	SetUserDisabled(ctx context.Context, id string, disabled bool) error
-}

@@ -185,12 +185,8 @@ func testResolvePresetUserID(t *testing.T, s storage.Storage) {
 
 func testResolveDisabled(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	d, ok := s.(userDisabler)
-	if !ok {
-		t.Skipf("%T has no SetUserDisabled", s)
-	}
 	a := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a", Email: "d@example.com", EmailVerified: true})
-	wantErr(t, "SetUserDisabled", d.SetUserDisabled(ctx, a.User.ID, true), nil)
+	wantErr(t, "SetUserDisabled", s.SetUserDisabled(ctx, a.User.ID, true), nil)
 	u, err := s.GetUser(ctx, a.User.ID)
 	wantErr(t, "GetUser", err, nil)
 	if !u.Disabled {
@@ -205,8 +201,8 @@ func testResolveDisabled(t *testing.T, s storage.Storage) {
 	if len(ids) != 1 {
 		t.Fatalf("disabled user got an identity linked: %+v", ids)
 	}
-	wantErr(t, "SetUserDisabled(unknown)", d.SetUserDisabled(ctx, "00000000-0000-4000-8000-000000000000", true), storage.ErrNotFound)
-	wantErr(t, "SetUserDisabled(false)", d.SetUserDisabled(ctx, a.User.ID, false), nil)
+	wantErr(t, "SetUserDisabled(unknown)", s.SetUserDisabled(ctx, "00000000-0000-4000-8000-000000000000", true), storage.ErrNotFound)
+	wantErr(t, "SetUserDisabled(false)", s.SetUserDisabled(ctx, a.User.ID, false), nil)
 	mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a"})
 }
 
