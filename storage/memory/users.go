@@ -189,9 +189,13 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]storage.Id
 // users[i] (its index in users) with its id; conflicts with stored data
 // wrap storage.ErrAlreadyExists.
 func (s *Store) ImportUsers(ctx context.Context, users []storage.ImportUser, now time.Time) (storage.ImportResult, error) {
-	ids, err := validateImport(users)
+	uids, err := storage.ValidateImport(users)
 	if err != nil {
 		return storage.ImportResult{}, fmt.Errorf("memory: %w", err)
+	}
+	ids := make([]string, len(uids))
+	for i, id := range uids {
+		ids[i] = id.String()
 	}
 
 	s.mu.Lock()
@@ -201,16 +205,16 @@ func (s *Store) ImportUsers(ctx context.Context, users []storage.ImportUser, now
 	for i, iu := range users {
 		id := ids[i]
 		if u, ok := s.users[id]; ok && (u.Email != iu.Email || u.EmailVerified != iu.EmailVerified || u.Name != iu.Name) {
-			return storage.ImportResult{}, fmt.Errorf("memory: import users[%d] (id %s): user exists with other data: %w", i, id, storage.ErrAlreadyExists)
+			return storage.ImportResult{}, &storage.ImportError{Index: i, ID: iu.ID, Field: "id", Err: fmt.Errorf("user exists with other data: %w", storage.ErrAlreadyExists)}
 		}
 		if iu.EmailVerified {
 			if owner, ok := s.verifiedEmails[iu.Email]; ok && owner != id {
-				return storage.ImportResult{}, fmt.Errorf("memory: import users[%d] (id %s): verified email %q belongs to user %s: %w", i, id, iu.Email, owner, storage.ErrAlreadyExists)
+				return storage.ImportResult{}, &storage.ImportError{Index: i, ID: iu.ID, Field: "email", Err: fmt.Errorf("verified email %q belongs to user %s: %w", iu.Email, owner, storage.ErrAlreadyExists)}
 			}
 		}
 		for _, ii := range iu.Identities {
 			if ident, ok := s.identities[identityKey{ii.Connector, ii.Subject}]; ok && ident.UserID != id {
-				return storage.ImportResult{}, fmt.Errorf("memory: import users[%d] (id %s): identity %s/%s belongs to user %s: %w", i, id, ii.Connector, ii.Subject, ident.UserID, storage.ErrAlreadyExists)
+				return storage.ImportResult{}, &storage.ImportError{Index: i, ID: iu.ID, Field: "identities", Err: fmt.Errorf("identity %s/%s belongs to user %s: %w", ii.Connector, ii.Subject, ident.UserID, storage.ErrAlreadyExists)}
 			}
 		}
 	}
@@ -246,47 +250,6 @@ func (s *Store) ImportUsers(ctx context.Context, users []storage.ImportUser, now
 		}
 	}
 	return res, nil
-}
-
-// validateImport checks an import on its own, before it meets stored data:
-// every id a UUID and used once, every identity complete and used once,
-// every verified email claimed once. It returns the canonical ids.
-func validateImport(users []storage.ImportUser) ([]string, error) {
-	ids := make([]string, len(users))
-	seenIDs := make(map[string]int, len(users))
-	seenEmails := make(map[string]int)
-	seenIdentities := make(map[identityKey]int)
-	for i, u := range users {
-		id, err := uuid.Parse(u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("import users[%d]: id %q is not a UUID", i, u.ID)
-		}
-		ids[i] = id.String()
-		if j, ok := seenIDs[ids[i]]; ok {
-			return nil, fmt.Errorf("import users[%d] (id %s): same id as users[%d]", i, ids[i], j)
-		}
-		seenIDs[ids[i]] = i
-		if u.EmailVerified {
-			if u.Email == "" {
-				return nil, fmt.Errorf("import users[%d] (id %s): email_verified without an email", i, ids[i])
-			}
-			if j, ok := seenEmails[u.Email]; ok {
-				return nil, fmt.Errorf("import users[%d] (id %s): verified email %q also claimed by users[%d]", i, ids[i], u.Email, j)
-			}
-			seenEmails[u.Email] = i
-		}
-		for _, ii := range u.Identities {
-			if ii.Connector == "" || ii.Subject == "" {
-				return nil, fmt.Errorf("import users[%d] (id %s): identity needs a connector and a subject", i, ids[i])
-			}
-			key := identityKey{ii.Connector, ii.Subject}
-			if j, ok := seenIdentities[key]; ok {
-				return nil, fmt.Errorf("import users[%d] (id %s): identity %s/%s also given for users[%d]", i, ids[i], ii.Connector, ii.Subject, j)
-			}
-			seenIdentities[key] = i
-		}
-	}
-	return ids, nil
 }
 
 // SetUserDisabled disables or re-enables a user; a disabled user's

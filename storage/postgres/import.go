@@ -21,7 +21,7 @@ import (
 // ImportUsers runs under the caller's deadline only: a large import may
 // take longer than a request.
 func (s *Store) ImportUsers(ctx context.Context, users []storage.ImportUser, now time.Time) (storage.ImportResult, error) {
-	ids, err := validateImport(users)
+	ids, err := storage.ValidateImport(users)
 	if err != nil {
 		return storage.ImportResult{}, fmt.Errorf("postgres: %w", err)
 	}
@@ -78,7 +78,7 @@ func importUsers(ctx context.Context, tx pgx.Tx, users []storage.ImportUser, ids
 		WHERE (u.email, u.email_verified, u.name) IS DISTINCT FROM (iu.email, iu.email_verified, iu.name)
 		ORDER BY iu.ord LIMIT 1`).Scan(&ord, &id)
 	if err == nil {
-		return storage.ImportResult{}, fmt.Errorf("postgres: import users[%d] (id %s): user exists with other data: %w", ord, id, storage.ErrAlreadyExists)
+		return storage.ImportResult{}, &storage.ImportError{Index: ord, ID: id, Field: "id", Err: fmt.Errorf("user exists with other data: %w", storage.ErrAlreadyExists)}
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return storage.ImportResult{}, wrap("check users", err)
 	}
@@ -87,7 +87,7 @@ func importUsers(ctx context.Context, tx pgx.Tx, users []storage.ImportUser, ids
 		WHERE iu.email_verified AND u.id <> iu.id
 		ORDER BY iu.ord LIMIT 1`).Scan(&ord, &id, &email, &other)
 	if err == nil {
-		return storage.ImportResult{}, fmt.Errorf("postgres: import users[%d] (id %s): verified email %q belongs to user %s: %w", ord, id, email, other, storage.ErrAlreadyExists)
+		return storage.ImportResult{}, &storage.ImportError{Index: ord, ID: id, Field: "email", Err: fmt.Errorf("verified email %q belongs to user %s: %w", email, other, storage.ErrAlreadyExists)}
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return storage.ImportResult{}, wrap("check emails", err)
 	}
@@ -97,7 +97,7 @@ func importUsers(ctx context.Context, tx pgx.Tx, users []storage.ImportUser, ids
 		WHERE i.user_id <> ii.user_id
 		ORDER BY ii.ord LIMIT 1`).Scan(&ord, &id, &connector, &subject, &other)
 	if err == nil {
-		return storage.ImportResult{}, fmt.Errorf("postgres: import users[%d] (id %s): identity %s/%s belongs to user %s: %w", ord, id, connector, subject, other, storage.ErrAlreadyExists)
+		return storage.ImportResult{}, &storage.ImportError{Index: ord, ID: id, Field: "identities", Err: fmt.Errorf("identity %s/%s belongs to user %s: %w", connector, subject, other, storage.ErrAlreadyExists)}
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return storage.ImportResult{}, wrap("check identities", err)
 	}
@@ -123,47 +123,4 @@ func importUsers(ctx context.Context, tx pgx.Tx, users []storage.ImportUser, ids
 	}
 	res.IdentitiesCreated = int(tag.RowsAffected())
 	return res, nil
-}
-
-type identityKey struct{ connector, subject string }
-
-// validateImport checks an import on its own, before it meets stored data:
-// every id a UUID and used once, every identity complete and used once,
-// every verified email claimed once. It returns the parsed ids.
-func validateImport(users []storage.ImportUser) ([]uuid.UUID, error) {
-	ids := make([]uuid.UUID, len(users))
-	seenIDs := make(map[uuid.UUID]int, len(users))
-	seenEmails := make(map[string]int)
-	seenIdentities := make(map[identityKey]int)
-	for i, u := range users {
-		id, err := uuid.Parse(u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("import users[%d]: id %q is not a UUID", i, u.ID)
-		}
-		ids[i] = id
-		if j, ok := seenIDs[id]; ok {
-			return nil, fmt.Errorf("import users[%d] (id %s): same id as users[%d]", i, id, j)
-		}
-		seenIDs[id] = i
-		if u.EmailVerified {
-			if u.Email == "" {
-				return nil, fmt.Errorf("import users[%d] (id %s): email_verified without an email", i, id)
-			}
-			if j, ok := seenEmails[u.Email]; ok {
-				return nil, fmt.Errorf("import users[%d] (id %s): verified email %q also claimed by users[%d]", i, id, u.Email, j)
-			}
-			seenEmails[u.Email] = i
-		}
-		for _, ii := range u.Identities {
-			if ii.Connector == "" || ii.Subject == "" {
-				return nil, fmt.Errorf("import users[%d] (id %s): identity needs a connector and a subject", i, id)
-			}
-			key := identityKey{ii.Connector, ii.Subject}
-			if j, ok := seenIdentities[key]; ok {
-				return nil, fmt.Errorf("import users[%d] (id %s): identity %s/%s also given for users[%d]", i, id, ii.Connector, ii.Subject, j)
-			}
-			seenIdentities[key] = i
-		}
-	}
-	return ids, nil
 }

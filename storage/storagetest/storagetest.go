@@ -207,4 +207,3 @@ func mustResolve(t *testing.T, s storage.Storage, req storage.ResolveRequest) st
 	}
 	return res
 }
-

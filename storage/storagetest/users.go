@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -371,6 +372,10 @@ func testImportConflicts(t *testing.T, s storage.Storage) {
 			if !strings.Contains(err.Error(), tt.names) {
 				t.Fatalf("error %q does not name %q", err, tt.names)
 			}
+			var ie *storage.ImportError
+			if !errors.As(err, &ie) || ie.Index != len(good) {
+				t.Fatalf("error %v is not an ImportError for users[%d]", err, len(good))
+			}
 			wantEqual(t, "result of failed import", res, storage.ImportResult{})
 			for _, u := range good {
 				if _, err := s.GetUser(ctx, u.ID); err == nil {
@@ -410,6 +415,9 @@ func testImportInvalid(t *testing.T, s storage.Storage) {
 			}
 			if !strings.Contains(err.Error(), tt.names) {
 				t.Fatalf("error %q does not name %s", err, tt.names)
+			}
+			if ie := (*storage.ImportError)(nil); !errors.As(err, &ie) {
+				t.Fatalf("error %v is not an ImportError", err)
 			}
 			if _, err := s.GetUser(ctx, "0000000b-0000-4000-8000-000000000001"); err == nil {
 				t.Fatal("a user of the invalid batch was written")
