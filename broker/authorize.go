@@ -228,4 +228,4 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (b *Broker) codeHash(code string) []byte { return b.tokenHash.sum("authorization code", code) }
+func (b *Broker) codeHash(code string) []byte { return tokenHash("authorization code", code) }

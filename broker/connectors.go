@@ -240,7 +240,7 @@ func (b *Broker) upstreamFailurePage(w http.ResponseWriter, r *http.Request, con
 // seal encrypts an upstream refresh token for storage (AES-256-GCM under a
 // key derived from the root secret).
 func (b *Broker) seal(plaintext []byte) ([]byte, error) {
-	gcm, err := b.sealAEAD()
+	gcm, err := newGCM(b.sealKeys[0])
 	if err != nil {
 		return nil, err
 	}
@@ -249,20 +249,26 @@ func (b *Broker) seal(plaintext []byte) ([]byte, error) {
 	return gcm.Seal(nonce, nonce, plaintext, nil), nil
 }
 
-// unseal decrypts what seal made.
+// unseal decrypts what seal made, under the current root secret or one
+// being rotated out.
 func (b *Broker) unseal(sealed []byte) ([]byte, error) {
-	gcm, err := b.sealAEAD()
-	if err != nil {
-		return nil, err
+	for _, k := range b.sealKeys {
+		gcm, err := newGCM(k)
+		if err != nil {
+			return nil, err
+		}
+		if len(sealed) < gcm.NonceSize() {
+			return nil, errors.New("sealed upstream token too short")
+		}
+		if plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil); err == nil {
+			return plain, nil
+		}
 	}
-	if len(sealed) < gcm.NonceSize() {
-		return nil, errors.New("sealed upstream token too short")
-	}
-	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+	return nil, errors.New("sealed upstream token does not open under any root secret")
 }
 
-func (b *Broker) sealAEAD() (cipher.AEAD, error) {
-	block, err := aes.NewCipher(b.sealKey)
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}

@@ -17,15 +17,40 @@ func (b *Broker) Health(context.Context, *op.Request[struct{}]) (*op.Response, e
 	return op.NewResponse(op.Status{Status: "ok"}), nil
 }
 
-// Ready reports whether the broker can serve logins: storage answers.
+// Ready reports whether the broker can serve logins (the library's /ready).
 func (b *Broker) Ready(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
+	if err := b.ready(ctx); err != nil {
+		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+	}
+	return op.NewResponse(op.Status{Status: "ok"}), nil
+}
+
+// readyz is the readiness probe load balancers and Kubernetes use.
+func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := b.ready(r.Context()); err != nil {
+		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// ready checks what serving needs: storage answers and a key signs.
+func (b *Broker) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := b.store.Ping(ctx); err != nil {
 		b.log.WarnContext(ctx, "not ready: storage unreachable", "err", err)
-		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+		return errors.New("storage unreachable")
 	}
-	return op.NewResponse(op.Status{Status: "ok"}), nil
+	for _, use := range []keys.Use{keys.UseIDToken, keys.UseAccessToken} {
+		if _, err := b.keys.Signer(use, ""); err != nil {
+			b.log.WarnContext(ctx, "not ready: no signing key", "use", use, "err", err)
+			return errors.New("no signing key")
+		}
+	}
+	return nil
 }
 
 // opStorage is the op.Storage the library's Provider requires. The broker

@@ -125,12 +125,20 @@ func TestCodeExchange_WrongRedirectURIOrClientRefused(t *testing.T) {
 // startLogin goes as far as the code page for email.
 func (e *env) startLogin(b *testenv.Browser, email string) *testenv.Page {
 	e.t.Helper()
-	page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "s", nonce: "n"}))
+	page, _ := e.startLoginPKCE(b, email)
+	return page
+}
+
+// startLoginPKCE is startLogin, also returning the PKCE pair the request used.
+func (e *env) startLoginPKCE(b *testenv.Browser, email string) (*testenv.Page, testenv.PKCE) {
+	e.t.Helper()
+	pkce := testenv.NewPKCE()
+	page := b.Get(e.authorizeURL(authRequest{pkce: pkce, state: "s", nonce: "n"}))
 	page = b.Submit(page, "/login", url.Values{"email": {email}})
 	if !strings.Contains(page.Body, "one-time-code") {
 		e.t.Fatalf("no code page: %d %s", page.Status, page.Body)
 	}
-	return page
+	return page, pkce
 }
 
 func TestOTP_WrongCodeExpiredCodeAndSixthTry(t *testing.T) {

@@ -70,7 +70,6 @@ const (
 	purposeOTP          = "broker one-time code hash v1"
 	purposeCSRF         = "broker csrf v1"
 	purposeRefresh      = "broker refresh successor v1"
-	purposeTokenHash    = "broker token hash v1"
 	purposeLibraryCrypt = "broker zitadel crypto v1"
 	purposeUpstreamSeal = "broker upstream token seal v1"
 )
@@ -88,8 +87,35 @@ func (s RootSecret) derive(purpose string) []byte {
 // KEK is the key-encryption key for signing keys at rest.
 func (s RootSecret) KEK() []byte { return s.derive(purposeKEK) }
 
-// keyedHash is an HMAC-SHA256 under a derived key, for values stored only
-// as a hash (one-time codes, refresh tokens, auth codes).
+// PreviousRootSecretsFromEnv reads BROKER_PREVIOUS_SECRET: a root secret
+// being rotated out (several may be given, separated by commas).
+func PreviousRootSecretsFromEnv(lookup func(string) (string, bool)) ([]RootSecret, error) {
+	v, _ := lookup("BROKER_PREVIOUS_SECRET")
+	var out []RootSecret
+	for _, part := range strings.Split(v, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		s, err := ParseRootSecret(part)
+		if err != nil {
+			return nil, fmt.Errorf("BROKER_PREVIOUS_SECRET: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// tokenHash is how codes and refresh tokens are stored. They carry 256
+// random bits, so an unkeyed SHA-256 cannot be reversed by search, and
+// unlike a keyed hash it survives a rotation of the root secret.
+func tokenHash(kind, token string) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s:%s", kind, token)
+	return h.Sum(nil)
+}
+
+// keyedHash is an HMAC-SHA256 under a derived key, for low-entropy values
+// stored only as a hash (one-time codes) and for derived values.
 type keyedHash []byte
 
 func (k keyedHash) sum(parts ...string) []byte {

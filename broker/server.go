@@ -47,6 +47,10 @@ const (
 type Options struct {
 	Storage storage.Storage // required
 	Secret  RootSecret      // required
+	// PreviousSecrets are root secrets being rotated out: still accepted
+	// for decrypting what they protected, never used to protect anything
+	// new (DESIGN.md "Secrets").
+	PreviousSecrets []RootSecret
 	// Mailer delivers one-time codes for otp connectors whose mailer type
 	// is "log" or unset; nil means the log.
 	Mailer otp.Mailer
@@ -70,7 +74,7 @@ type Broker struct {
 	connectors map[string]upstream.Connector
 	// byDomain maps an email domain to the connector that owns it.
 	byDomain map[string]string
-	sealKey  []byte // encrypts upstream refresh tokens at rest
+	sealKeys [][]byte // [0] seals upstream refresh tokens; all open them
 	pages    *web.Renderer
 	branding web.Branding
 	log      *slog.Logger
@@ -80,7 +84,6 @@ type Broker struct {
 	otpHash     keyedHash
 	csrfKey     keyedHash
 	refreshKey  keyedHash
-	tokenHash   keyedHash
 	discovery   preEncoded
 	corsOrigins map[string]bool
 }
@@ -103,17 +106,9 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	km, err := keys.New(ctx, o.Storage, keys.Config{
-		IDTokenAlgorithm:     cfg.Keys.IDTokenAlgorithm,
-		AccessTokenAlgorithm: cfg.Keys.AccessTokenAlgorithm,
-		RotationPeriod:       cfg.Keys.RotationPeriod,
-		PrePublish:           cfg.Keys.PrePublish,
-		JWKSMaxAge:           jwksMaxAge,
-		RetireAfter:          max(cfg.Tokens.AccessTokenTTL, cfg.Tokens.IDTokenTTL) + cfg.Tokens.ClockSkew,
-		KEKs:                 [][]byte{o.Secret.KEK()},
-		Clock:                o.Clock,
-		Logger:               o.Logger,
-	})
+	kc := SigningKeysConfig(cfg, keks(o), o.Logger)
+	kc.Clock = o.Clock
+	km, err := keys.New(ctx, o.Storage, kc)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -124,7 +119,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		keys:       km,
 		connectors: map[string]upstream.Connector{},
 		byDomain:   map[string]string{},
-		sealKey:    o.Secret.derive(purposeUpstreamSeal),
+		sealKeys:   derived(o, purposeUpstreamSeal),
 		pages:      pages,
 		branding: web.Branding{
 			ProductName:  cfg.Branding.ProductName,
@@ -138,7 +133,6 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		otpHash:     o.Secret.derive(purposeOTP),
 		csrfKey:     o.Secret.derive(purposeCSRF),
 		refreshKey:  o.Secret.derive(purposeRefresh),
-		tokenHash:   o.Secret.derive(purposeTokenHash),
 		corsOrigins: map[string]bool{},
 	}
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
@@ -177,6 +171,37 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		JwksURI:       op.NewEndpoint(jwksPath),
 	})
 	return b, nil
+}
+
+// SigningKeysConfig is the signing-key configuration of a broker configured with
+// cfg, whose key-encryption keys are keks (the current root secret's
+// first).
+func SigningKeysConfig(cfg Config, keks [][]byte, log *slog.Logger) keys.Config {
+	return keys.Config{
+		IDTokenAlgorithm:     cfg.Keys.IDTokenAlgorithm,
+		AccessTokenAlgorithm: cfg.Keys.AccessTokenAlgorithm,
+		RotationPeriod:       cfg.Keys.RotationPeriod,
+		PrePublish:           cfg.Keys.PrePublish,
+		JWKSMaxAge:           jwksMaxAge,
+		// A key stays published until every token it signed has expired.
+		RetireAfter: max(cfg.Tokens.AccessTokenTTL, cfg.Tokens.IDTokenTTL) + cfg.Tokens.ClockSkew,
+		KEKs:        keks,
+		Logger:      log,
+	}
+}
+
+// keks are the key-encryption keys for signing keys: the current root
+// secret's first.
+func keks(o Options) [][]byte { return derived(o, purposeKEK) }
+
+// derived returns the key for purpose under the current root secret, then
+// under each previous one.
+func derived(o Options, purpose string) [][]byte {
+	out := [][]byte{o.Secret.derive(purpose)}
+	for _, p := range o.PreviousSecrets {
+		out = append(out, p.derive(purpose))
+	}
+	return out
 }
 
 func (b *Broker) providerOptions() []op.Option {
@@ -237,6 +262,7 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc(loginConnectorPath, b.loginConnector)
 	mux.HandleFunc("GET "+upstreamCallbackPrefix+"{connector}", b.upstreamCallback)
 	mux.HandleFunc(endSessionPath+"/done", b.signedOut)
+	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
 	mux.Handle("/", lib)
 	return limitBody(mux)

@@ -1,6 +1,11 @@
 // Command broker runs the identity broker and administers its data.
 //
-//	broker serve [--config FILE] [--addr ADDR] [--issuer URL]
+//	broker serve [--config FILE] [--addr ADDR] [--issuer URL] [--migrate]
+//	broker migrate --config FILE
+//	broker users import --config FILE USERS.jsonl
+//	broker users show --config FILE EMAIL|UUID
+//	broker keys list|rotate [--now]|revoke KID --config FILE
+//	broker secrets rotate --config FILE
 //	broker version
 package main
 
@@ -34,8 +39,15 @@ func main() {
 const usage = `usage: broker <command> [flags]
 
 commands:
-  serve     run the broker (with no --config: a development instance)
-  version   print the version
+  serve            run the broker (with no --config: a development instance)
+  migrate          apply the database migrations
+  users import     import users from a JSON-lines file, keeping their UUIDs
+  users show       print a user and their identities
+  keys list        list signing keys
+  keys rotate      start a key rotation (--now: sign with the new key at once)
+  keys revoke      remove a compromised key from the JWKS at once
+  secrets rotate   re-encrypt signing keys under a new root secret
+  version          print the version
 `
 
 // run is main without the process: testable, with its environment passed in.
@@ -47,6 +59,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr, env)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr, env)
+	case "users":
+		return users(ctx, args[1:], stdout, stderr, env)
+	case "keys":
+		return keysCommand(ctx, args[1:], stdout, stderr, env)
+	case "secrets":
+		return secretsCommand(ctx, args[1:], stdout, stderr, env)
 	case "version":
 		fmt.Fprintln(stdout, "broker", version)
 		return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
+	"github.com/idbroker/broker/storage/postgres"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer, env func(string) (string, bool)) error {
@@ -23,6 +24,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	addr := fs.String("addr", envOr(env, "BROKER_ADDR", ""), "listen address (env BROKER_ADDR); overrides http.addr")
 	issuer := fs.String("issuer", envOr(env, "BROKER_ISSUER", ""), "issuer URL advertised (env BROKER_ISSUER); overrides issuer")
 	logFormat := fs.String("log-format", envOr(env, "BROKER_LOG_FORMAT", "text"), "log format: text or json")
+	applyMigrations := fs.Bool("migrate", false, "apply database migrations before serving (postgres storage)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,13 +41,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	if err != nil {
 		return err
 	}
+	previous, err := broker.PreviousRootSecretsFromEnv(env)
+	if err != nil {
+		return err
+	}
+	if *applyMigrations && cfg.Storage.Type == "postgres" {
+		if err := postgres.Migrate(ctx, cfg.Storage.DSN); err != nil {
+			return err
+		}
+		log.Info("database migrations applied", "schema_version", postgres.SchemaVersion)
+	}
 	store, err := openStorage(ctx, cfg.Storage)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	b, err := broker.New(ctx, cfg, broker.Options{Storage: store, Secret: secret, Logger: log})
+	b, err := broker.New(ctx, cfg, broker.Options{Storage: store, Secret: secret, PreviousSecrets: previous, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -67,6 +79,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// The library logs through the default logger; give it ours.
+	slog.SetDefault(log)
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go b.Run(bgCtx)
@@ -156,7 +170,9 @@ func openStorage(ctx context.Context, c broker.StorageConfig) (storage.Storage, 
 	switch c.Type {
 	case "memory":
 		return memory.New(), nil
+	case "postgres":
+		return postgres.Open(ctx, c.DSN)
 	default:
-		return nil, fmt.Errorf("storage type %q is not available in this build", c.Type)
+		return nil, fmt.Errorf("storage type %q is not supported", c.Type)
 	}
 }

@@ -12,9 +12,13 @@
 package pgtest
 
 import (
+	"net"
+	"strconv"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/jackc/pgx/v5/pgconn"
 	"net/url"
 	"os"
 	"strings"
@@ -126,4 +130,33 @@ func admin(t testing.TB, dsn, sql string) {
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		t.Fatalf("pgtest: %s: %v", sql, err)
 	}
+}
+
+// Addr returns the host:port of the server the schema is on.
+func (s *Schema) Addr(t testing.TB) string {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(s.DSN)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+}
+
+// DSNVia returns the schema's DSN connecting through addr (host:port)
+// instead, for a test that puts a proxy it can cut between a store and
+// the server.
+func (s *Schema) DSNVia(t testing.TB, addr string) string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	dsn, err := WithParam(s.DSN, "host", host)
+	if err == nil {
+		dsn, err = WithParam(dsn, "port", port)
+	}
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return dsn
 }
