@@ -32,6 +32,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	if err != nil {
 		return err
 	}
+	// The library logs through the default logger; give it ours.
+	slog.SetDefault(log)
 
 	cfg, err := loadConfig(*configPath, *addr, *issuer, env)
 	if err != nil {
@@ -79,8 +81,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// The library logs through the default logger; give it ours.
-	slog.SetDefault(log)
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go b.Run(bgCtx)
