@@ -21,6 +21,7 @@ import (
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
+	"github.com/idbroker/broker/storage/postgres/pgtest"
 )
 
 const (
@@ -267,13 +268,32 @@ func TestKeyLife_PublishedSigningRetiredGone(t *testing.T) {
 	}
 }
 
+// forEachBackend runs test against each storage backend. open returns the
+// store of one more replica: the one shared memory store, or a Postgres
+// store with a pool of its own on one schema (so only the database is
+// shared, as between real replicas).
+func forEachBackend(t *testing.T, test func(t *testing.T, open func() storage.SigningKeys)) {
+	t.Run("memory", func(t *testing.T) {
+		store := memory.New()
+		test(t, func() storage.SigningKeys { return store })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.New(t)
+		test(t, func() storage.SigningKeys { return db.Open(t) })
+	})
+}
+
 func TestRotation_TwoReplicasRacingMakeOneKey(t *testing.T) {
+	forEachBackend(t, testTwoReplicasRacingMakeOneKey)
+}
+
+func testTwoReplicasRacingMakeOneKey(t *testing.T, open func() storage.SigningKeys) {
 	clk := newClock()
 	start := clk.Now()
-	store := memory.New()
+	store := open()
 	cfg := config(clk, newKEK(t))
 	a := newManager(t, store, cfg)
-	b := newManager(t, store, cfg)
+	b := newManager(t, open(), cfg)
 	before := len(rows(t, store))
 	if before != 2 {
 		t.Fatalf("%d keys after two starts, want 2 (one per use)", before)
@@ -311,13 +331,16 @@ func TestRotation_TwoReplicasRacingMakeOneKey(t *testing.T) {
 }
 
 func TestRun_ReplicaPicksUpRotation(t *testing.T) {
+	forEachBackend(t, testReplicaPicksUpRotation)
+}
+
+func testReplicaPicksUpRotation(t *testing.T, open func() storage.SigningKeys) {
 	clk := newClock()
-	store := memory.New()
 	cfg := config(clk, newKEK(t))
-	a := newManager(t, store, cfg)
+	a := newManager(t, open(), cfg)
 	cfg.RefreshInterval = 10 * time.Millisecond
 	cfg.PrePublish = 15*time.Minute + time.Second
-	b := newManager(t, store, cfg)
+	b := newManager(t, open(), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
@@ -341,14 +364,17 @@ func TestRun_ReplicaPicksUpRotation(t *testing.T) {
 }
 
 func TestRestart_KeepsKeys(t *testing.T) {
+	forEachBackend(t, testRestartKeepsKeys)
+}
+
+func testRestartKeepsKeys(t *testing.T, open func() storage.SigningKeys) {
 	clk := newClock()
-	store := memory.New()
 	cfg := config(clk, newKEK(t))
-	m1 := newManager(t, store, cfg)
+	m1 := newManager(t, open(), cfg)
 	tok := idToken(t, m1, clk.Now(), time.Hour)
 	body1, etag1 := m1.JWKS()
 
-	m2 := newManager(t, store, cfg)
+	m2 := newManager(t, open(), cfg)
 	body2, etag2 := m2.JWKS()
 	if !bytes.Equal(body1, body2) || etag1 != etag2 {
 		t.Fatal("restart changed the JWKS")
