@@ -428,6 +428,11 @@ type Abuse interface {
 	// reports whether it is within limit; if not, how long until the
 	// window ends.
 	TakeRateLimitSlot(ctx context.Context, key string, limit int, window time.Duration, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+	// RateLimited reports, without counting anything, whether key's
+	// current window already holds more than limit events, and if so how
+	// long until it ends. It lets a caller refuse before doing the work a
+	// limit protects (checking a client secret, say).
+	RateLimited(ctx context.Context, key string, limit int, now time.Time) (limited bool, retryAfter time.Duration, err error)
 	// ConsumeJTI records a token identifier until expiresAt; a second use
 	// gives ErrReplay.
 	ConsumeJTI(ctx context.Context, jti string, expiresAt time.Time) error

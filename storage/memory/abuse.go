@@ -33,6 +33,17 @@ func (s *Store) TakeRateLimitSlot(ctx context.Context, key string, limit int, wi
 	return false, w.end.Sub(now), nil
 }
 
+// RateLimited implements storage.Abuse.
+func (s *Store) RateLimited(ctx context.Context, key string, limit int, now time.Time) (bool, time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.rateLimits[key]
+	if now.Before(w.end) && w.count > limit {
+		return true, w.end.Sub(now), nil
+	}
+	return false, 0, nil
+}
+
 // ConsumeJTI implements storage.Abuse. A jti stays used until DeleteExpired
 // removes it after expiresAt.
 func (s *Store) ConsumeJTI(ctx context.Context, jti string, expiresAt time.Time) error {

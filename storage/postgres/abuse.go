@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/idbroker/broker/storage"
+	"github.com/jackc/pgx/v5"
 )
 
 // TakeRateLimitSlot implements storage.Abuse in one INSERT ... ON CONFLICT
@@ -45,4 +47,20 @@ func (s *Store) ConsumeJTI(ctx context.Context, jti string, expiresAt time.Time)
 		return fmt.Errorf("postgres: consume jti %q: %w", jti, storage.ErrReplay)
 	}
 	return nil
+}
+
+// RateLimited implements storage.Abuse.
+func (s *Store) RateLimited(ctx context.Context, key string, limit int, now time.Time) (bool, time.Duration, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var end time.Time
+	err := s.pool.QueryRow(ctx, `SELECT window_end FROM rate_limits WHERE key = $1 AND window_end > $2 AND count > $3`,
+		key, now, limit).Scan(&end)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("postgres: rate limited: %w", err)
+	}
+	return true, end.Sub(now), nil
 }

@@ -146,13 +146,31 @@ func testRateLimit(t *testing.T, s storage.Storage) {
 		wantErr(t, "TakeRateLimitSlot", err, nil)
 		return ok, retry
 	}
+	limited := func(key string, now time.Time) (bool, time.Duration) {
+		t.Helper()
+		l, retry, err := s.RateLimited(ctx, key, 3, now)
+		wantErr(t, "RateLimited", err, nil)
+		return l, retry
+	}
 	for i := range 3 {
 		if ok, retry := take("ip:1", t0.Add(time.Duration(i)*10*time.Second)); !ok || retry != 0 {
 			t.Fatalf("event %d: allowed %v, retry after %v; want allowed", i+1, ok, retry)
 		}
 	}
+	// Looking does not count: the window is full but not over.
+	for range 3 {
+		if l, _ := limited("ip:1", t0.Add(25*time.Second)); l {
+			t.Fatal("RateLimited reports a full (not exceeded) window as limited")
+		}
+	}
 	if ok, retry := take("ip:1", t0.Add(30*time.Second)); ok || retry != 30*time.Second {
 		t.Fatalf("4th event: allowed %v, retry after %v; want refused, 30s", ok, retry)
+	}
+	if l, retry := limited("ip:1", t0.Add(40*time.Second)); !l || retry != 20*time.Second {
+		t.Fatalf("RateLimited after the limit: %v, %v; want true, 20s", l, retry)
+	}
+	if l, _ := limited("unknown", t0); l {
+		t.Fatal("a key never seen is limited")
 	}
 	if ok, _ := take("ip:2", t0.Add(30*time.Second)); !ok {
 		t.Fatal("another key was refused")
@@ -161,6 +179,9 @@ func testRateLimit(t *testing.T, s storage.Storage) {
 		t.Fatalf("event at 59s: allowed %v, retry after %v; want refused, 1s", ok, retry)
 	}
 	// A new window opens when the old one ends.
+	if l, _ := limited("ip:1", t0.Add(time.Minute)); l {
+		t.Fatal("limited after the window ended")
+	}
 	if ok, _ := take("ip:1", t0.Add(time.Minute)); !ok {
 		t.Fatal("first event of the next window refused")
 	}
