@@ -164,7 +164,6 @@ func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		b.storeUnavailablePage(w, r, "create auth code", err)
 		return
 	}
-	b.log.InfoContext(ctx, "login completed", "client_id", ar.ClientID, "connector", ar.IDP, "outcome", "success")
 	http.Redirect(w, r, clientRedirect(ar.RedirectURI, url.Values{
 		"code":  {code},
 		"state": {ar.State},
@@ -215,6 +214,7 @@ func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id stri
 }
 
 func (b *Broker) storeUnavailablePage(w http.ResponseWriter, r *http.Request, what string, err error) {
+	b.metrics.storageErrors.WithLabelValues(what).Inc()
 	b.log.ErrorContext(r.Context(), "storage failed", "op", what, "err", err)
 	b.renderError(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 		"The sign-in service cannot complete your request right now. Nothing was changed. Please try again in a moment.")

@@ -29,6 +29,9 @@ type Client struct {
 	audiences              []string
 	scopes                 []string
 	allowedOrigins         []string
+	// actors name who may act in this client's token exchanges
+	// (ClientConfig.Actors); storage clients have none.
+	actors []string
 	// anyLoopbackRedirect is the development client's looseness: any
 	// http loopback redirect URI, any port, any path.
 	anyLoopbackRedirect bool
@@ -45,6 +48,7 @@ func clientFromConfig(c ClientConfig) *Client {
 		audiences:              c.Audiences,
 		scopes:                 c.Scopes,
 		allowedOrigins:         c.AllowedOrigins,
+		actors:                 c.Actors,
 		anyLoopbackRedirect:    c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
 	}
 	if c.Secret != "" {

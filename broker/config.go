@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"gopkg.in/yaml.v3"
 )
 
@@ -24,6 +25,7 @@ type Config struct {
 	Connectors []ConnectorConfig `yaml:"connectors"`
 	Clients    []ClientConfig    `yaml:"clients"`
 	Branding   BrandingConfig    `yaml:"branding"`
+	Limits     LimitsConfig      `yaml:"limits"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -32,6 +34,9 @@ type HTTPConfig struct {
 	// TrustedProxies are the peers (IPs or CIDRs) whose X-Forwarded-For is
 	// believed for the client address.
 	TrustedProxies []string `yaml:"trustedProxies"`
+	// MetricsAddr, when set, serves /metrics on its own listener instead
+	// of the main one (keep it off the public network).
+	MetricsAddr string `yaml:"metricsAddr"`
 }
 
 // StorageConfig picks the store.
@@ -135,6 +140,15 @@ type ClientConfig struct {
 	Audiences              []string `yaml:"audiences"`
 	Scopes                 []string `yaml:"scopes"`
 	AllowedOrigins         []string `yaml:"allowedOrigins"`
+	// Actors are who may act for a subject in this client's token
+	// exchanges: an actor_token (RFC 8693 section 4.1) is accepted only
+	// when one of these names it, and the issued token's act claim then
+	// names the actor. Each entry is "client:<client id>", any access
+	// token the broker issued to that client, or "user:<UUID>", any actor
+	// token (the broker's or an upstream's) whose subject is, or resolves
+	// to, that platform user. Empty: no actor_token is accepted. Only
+	// clients with the token-exchange grant may list actors.
+	Actors []string `yaml:"actors"`
 }
 
 // BrandingConfig styles the login pages.
@@ -269,6 +283,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
 	setDefault(&c.OTP.MaxAttempts, 5)
 	setDefault(&c.Branding.ProductName, "Sign in")
+	c.Limits.setDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
 			c.Clients[i].GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
@@ -306,6 +321,12 @@ func (c *Config) Validate() error {
 		if !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, alg) {
 			return fmt.Errorf("config: signing algorithm %q is not one of RS256, ES256, EdDSA", alg)
 		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if _, err := parseTrustedProxies(c.HTTP.TrustedProxies); err != nil {
+		return err
 	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)
@@ -354,8 +375,31 @@ func (c *Config) Validate() error {
 		if cl.Public && slices.Contains(cl.GrantTypes, GrantTokenExchange) {
 			return fmt.Errorf("config: client %q is public and cannot use token exchange", cl.ID)
 		}
+		if len(cl.Actors) > 0 && !slices.Contains(cl.GrantTypes, GrantTokenExchange) {
+			return fmt.Errorf("config: client %q lists actors but not the %s grant they apply to", cl.ID, GrantTokenExchange)
+		}
+		for _, a := range cl.Actors {
+			if err := validateActor(a); err != nil {
+				return fmt.Errorf("config: client %q: actor %q: %w", cl.ID, a, err)
+			}
+		}
 	}
 	return nil
 }
 
 var connectorTypes = []string{"otp", "oidc", "auth0", "azuread", "workos"}
+
+// validateActor checks one ClientConfig.Actors entry.
+func validateActor(a string) error {
+	kind, name, _ := strings.Cut(a, ":")
+	switch {
+	case kind == "client" && name != "":
+		return nil
+	case kind == "user":
+		if _, err := uuid.Parse(name); err != nil {
+			return errors.New("a user actor must be a platform UUID")
+		}
+		return nil
+	}
+	return errors.New(`want "client:<client id>" or "user:<UUID>"`)
+}

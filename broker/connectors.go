@@ -95,6 +95,14 @@ func (b *Broker) mailerFor(cc ConnectorConfig, o Options) (otp.Mailer, error) {
 			return o.Mailer, nil
 		}
 		return otp.LogMailer{Logger: b.log}, nil
+	case "smtp":
+		return otp.NewSMTPMailer(otp.SMTPConfig{
+			Addr:     cc.Mailer.Addr,
+			From:     cc.Mailer.From,
+			Username: cc.Mailer.Username,
+			Password: cc.Mailer.Password,
+			TLS:      cc.Mailer.TLS,
+		})
 	default:
 		return nil, fmt.Errorf("mailer type %q is not supported", cc.Mailer.Type)
 	}
@@ -223,7 +231,15 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 // upstreamFailurePage explains an upstream failure without details an
 // attacker could use; the log has them.
 func (b *Broker) upstreamFailurePage(w http.ResponseWriter, r *http.Request, connector string, err error) {
-	b.log.InfoContext(r.Context(), "login failed", "connector", connector, "outcome", "upstream error", "err", err)
+	outcome := "upstream invalid"
+	switch {
+	case errors.Is(err, upstream.ErrDenied):
+		outcome = "upstream denied"
+	case errors.Is(err, upstream.ErrUnavailable):
+		outcome = "upstream unavailable"
+	}
+	b.metrics.logins.WithLabelValues(connector, outcome).Inc()
+	b.log.InfoContext(r.Context(), "login", "connector", connector, "outcome", outcome, "err", err)
 	switch {
 	case errors.Is(err, upstream.ErrDenied):
 		b.renderError(w, r, http.StatusForbidden, "Sign-in was not completed",

@@ -68,6 +68,9 @@ type discoveryDocument struct {
 // discoveryConfig lists exactly what works.
 func (b *Broker) discoveryConfig() discoveryDocument {
 	grants := []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	if slices.ContainsFunc(b.cfg.Clients, func(c ClientConfig) bool { return slices.Contains(c.GrantTypes, GrantTokenExchange) }) {
+		grants = append(grants, oidc.GrantTypeTokenExchange)
+	}
 	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
 		Issuer:                                    b.issuer,
 		AuthorizationEndpoint:                     b.issuer + authorizePath,

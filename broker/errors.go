@@ -33,6 +33,7 @@ func errTemporarilyUnavailable() *oidc.Error {
 // temporarily_unavailable, with the cause in the server log only. The
 // broker fails closed: nothing is issued.
 func (b *Broker) storeFailure(ctx context.Context, what string, err error) error {
+	b.metrics.storageErrors.WithLabelValues(what).Inc()
 	b.log.ErrorContext(ctx, "storage failed", "op", what, "err", err)
 	return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
 }

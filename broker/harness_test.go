@@ -36,7 +36,7 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // env is a broker served over HTTP with a test mailer.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	broker *broker.Broker
 	store  storage.Storage
@@ -49,11 +49,11 @@ type env struct {
 type envOption func(*broker.Config, *broker.Options)
 
 // newEnv starts a broker on the memory store (or the given one).
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	return startEnv(t, false, opts...)
 }
 
-func startEnv(t *testing.T, tls bool, opts ...envOption) *env {
+func startEnv(t testing.TB, tls bool, opts ...envOption) *env {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	scheme := "http://"
@@ -234,8 +234,10 @@ type tokenResponse struct {
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int    `json:"expires_in"`
 	Scope        string `json:"scope"`
-	Error        string `json:"error"`
-	Description  string `json:"error_description"`
+	// IssuedTokenType is set by token exchange (RFC 8693 section 2.2.1).
+	IssuedTokenType string `json:"issued_token_type"`
+	Error           string `json:"error"`
+	Description     string `json:"error_description"`
 }
 
 // postForm posts to a broker endpoint, with basic auth when user is set.

@@ -120,7 +120,7 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 		b.storeUnavailablePage(w, r, "update auth request", err)
 		return
 	}
-	if !b.sendCode(w, r, ar) {
+	if !b.sendCode(w, r, ar, false) {
 		return
 	}
 	http.Redirect(w, r, loginCodePath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
@@ -157,8 +157,34 @@ func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.A
 // sendCode makes a new challenge for the request's email, replacing any
 // earlier one, and mails it. It answers the same whether or not the email
 // belongs to a user, so the page reveals nothing about who has an account.
-func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) bool {
+// Codes are limited per address and per client IP; a limited request gets
+// 429 with Retry-After on the page it came from (resend: the code page).
+func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, resend bool) bool {
 	ctx := r.Context()
+	for _, lim := range []struct {
+		name, key string
+		limit     Limit
+	}{
+		{"otp-email", ar.LoginHint, b.cfg.Limits.OTPPerEmail},
+		{"otp-ip", b.clientIP(r), b.cfg.Limits.OTPPerIP},
+	} {
+		allowed, wait, err := b.take(ctx, lim.name, lim.key, lim.limit)
+		if err != nil {
+			b.storeUnavailablePage(w, r, "take rate-limit slot", err)
+			return false
+		}
+		if !allowed {
+			b.metrics.otpCodes.WithLabelValues("limited").Inc()
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
+			msg := "Too many codes were requested. Try again " + waitPhrase(wait) + "."
+			if resend {
+				b.renderCode(w, r, ar, http.StatusTooManyRequests, msg, "")
+			} else {
+				b.renderLogin(w, r, ar, http.StatusTooManyRequests, ar.LoginHint, msg)
+			}
+			return false
+		}
+	}
 	code, err := otp.NewCode()
 	if err != nil {
 		b.log.ErrorContext(ctx, "make one-time code", "err", err)
@@ -178,11 +204,13 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 		return false
 	}
 	if err := b.otp.Send(ctx, otp.Message{To: ar.LoginHint, Code: code, Product: b.branding.ProductName}); err != nil {
+		b.metrics.otpCodes.WithLabelValues("failed").Inc()
 		b.log.ErrorContext(ctx, "sending one-time code failed", "err", err)
 		b.renderError(w, r, http.StatusServiceUnavailable, "Code not sent",
 			"The code could not be sent just now. Go back and try again in a moment.")
 		return false
 	}
+	b.metrics.otpCodes.WithLabelValues("sent").Inc()
 	b.log.InfoContext(ctx, "one-time code sent", "client_id", ar.ClientID, "email", redactEmail(ar.LoginHint))
 	return true
 }
@@ -222,15 +250,15 @@ func (b *Broker) loginCode(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 	case errors.Is(err, storage.ErrOTPMismatch):
-		b.log.InfoContext(ctx, "login failed", "client_id", ar.ClientID, "connector", ar.ConnectorID, "outcome", "wrong code")
+		b.loginOutcome(ctx, ar, ar.ConnectorID, "wrong code")
 		b.renderCode(w, r, ar, http.StatusBadRequest, "That code is not right. Check the latest email and try again.", "")
 		return
 	case errors.Is(err, storage.ErrOTPExhausted):
-		b.log.InfoContext(ctx, "login failed", "client_id", ar.ClientID, "connector", ar.ConnectorID, "outcome", "attempts exhausted")
+		b.loginOutcome(ctx, ar, ar.ConnectorID, "attempts exhausted")
 		b.renderCode(w, r, ar, http.StatusBadRequest, "Too many wrong codes. Send a new code and try again.", "")
 		return
 	case errors.Is(err, storage.ErrExpired), isNotFound(err):
-		b.log.InfoContext(ctx, "login failed", "client_id", ar.ClientID, "connector", ar.ConnectorID, "outcome", "code expired")
+		b.loginOutcome(ctx, ar, ar.ConnectorID, "code expired")
 		b.renderCode(w, r, ar, http.StatusBadRequest, "That code has expired. Send a new code and try again.", "")
 		return
 	default:
@@ -256,10 +284,16 @@ func (b *Broker) loginResend(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, loginPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
 		return
 	}
-	if !b.sendCode(w, r, ar) {
+	if !b.sendCode(w, r, ar, true) {
 		return
 	}
 	b.renderCode(w, r, ar, http.StatusOK, "", "We sent a new code. Earlier codes no longer work.")
+}
+
+// loginOutcome logs and counts how a login attempt ended.
+func (b *Broker) loginOutcome(ctx context.Context, ar storage.AuthRequest, connector, outcome string) {
+	b.metrics.logins.WithLabelValues(connector, outcome).Inc()
+	b.log.InfoContext(ctx, "login", "client_id", ar.ClientID, "connector", connector, "outcome", outcome)
 }
 
 // loginDetails are what a login adds to the auth request besides the user.
@@ -275,7 +309,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 	ctx := r.Context()
 	user, err := b.resolve(ctx, conn, id)
 	if errors.Is(err, storage.ErrUserDisabled) {
-		b.log.InfoContext(ctx, "login refused", "client_id", ar.ClientID, "connector", conn.ID(), "outcome", "user disabled")
+		b.loginOutcome(ctx, ar, conn.ID(), "user disabled")
 		b.renderError(w, r, http.StatusForbidden, "Account disabled", "This account has been disabled. Contact your administrator.")
 		return
 	}
@@ -283,7 +317,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		b.storeUnavailablePage(w, r, "resolve identity", err)
 		return
 	}
-	b.log.InfoContext(ctx, "login authenticated", "client_id", ar.ClientID, "connector", conn.ID(), "outcome", "success")
+	b.loginOutcome(ctx, ar, conn.ID(), "success")
 	now := b.now()
 	_, err = b.store.UpdateAuthRequest(ctx, ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
 		a.UserID = user.ID

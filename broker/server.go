@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -81,6 +82,9 @@ type Broker struct {
 	now      func() time.Time
 	secure   bool // issuer is https: cookies are Secure
 
+	metrics        *metrics
+	trustedProxies []netip.Prefix
+
 	otpHash     keyedHash
 	csrfKey     keyedHash
 	refreshKey  keyedHash
@@ -102,6 +106,11 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	o.Logger = slog.New(RequestLogHandler(o.Logger.Handler()))
+	proxies, err := parseTrustedProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	pages, err := web.NewRenderer()
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -112,6 +121,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	m := newMetrics(km.KeysCreated)
+	o.HTTPClient = m.instrumentClient(o.HTTPClient)
 	b := &Broker{
 		cfg:        cfg,
 		issuer:     cfg.Issuer,
@@ -134,6 +145,9 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		csrfKey:     o.Secret.derive(purposeCSRF),
 		refreshKey:  o.Secret.derive(purposeRefresh),
 		corsOrigins: map[string]bool{},
+		metrics:     m,
+
+		trustedProxies: proxies,
 	}
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
 	for _, cc := range cfg.Clients {
@@ -263,9 +277,12 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc("GET "+upstreamCallbackPrefix+"{connector}", b.upstreamCallback)
 	mux.HandleFunc(endSessionPath+"/done", b.signedOut)
 	mux.HandleFunc("GET /readyz", b.readyz)
+	if b.cfg.HTTP.MetricsAddr == "" {
+		mux.Handle("GET /metrics", b.MetricsHandler())
+	}
 	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
 	mux.Handle("/", lib)
-	return limitBody(mux)
+	return b.observe(limitBody(withResponseHeader(mux)))
 }
 
 // postOnly refuses anything but POST, as the token, introspection and

@@ -26,9 +26,13 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 	if cc.ClientAssertion != "" {
 		return nil, invalidClient("client assertions (private_key_jwt) are not accepted for this client")
 	}
+	if err := b.clientAuthLimited(ctx, cc.ClientID); err != nil {
+		return nil, err
+	}
 	client, err := b.clients.get(ctx, cc.ClientID)
 	if errors.Is(err, errUnknownClient) {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "unknown client")
+		b.countClientAuthFailure(ctx, cc.ClientID)
 		return nil, invalidClient("client authentication failed")
 	}
 	if err != nil {
@@ -42,6 +46,7 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 	}
 	if cc.ClientSecret == "" || !client.checkSecret(cc.ClientSecret, b.now()) {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "missing or wrong secret")
+		b.countClientAuthFailure(ctx, cc.ClientID)
 		return nil, invalidClient("client authentication failed")
 	}
 	return client, nil
@@ -228,11 +233,6 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 // without client authentication.
 func (b *Broker) JWTProfile(context.Context, *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
 	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the jwt-bearer grant is not supported")
-}
-
-// TokenExchange is not offered yet.
-func (b *Broker) TokenExchange(context.Context, *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
-	return nil, oidc.ErrUnsupportedGrantType().WithDescription("token exchange is not supported")
 }
 
 // ClientCredentialsExchange is not offered yet.

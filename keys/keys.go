@@ -132,10 +132,19 @@ type Manager struct {
 	// cannot load an older key set over a newer one.
 	updating sync.Mutex
 
+	// created counts the keys this replica generated and stored.
+	created atomic.Uint64
+
 	// mu guards the fields below and serialises snapshot rebuilds.
 	mu   sync.Mutex
 	keys map[string]*key // every stored key, decrypted, by kid
 }
+
+// KeysCreated is how many signing keys this replica has created and
+// stored: first keys, scheduled rotations and replacements of revoked
+// keys. Of several replicas racing to rotate, only the one that stored
+// the key counts it.
+func (m *Manager) KeysCreated() uint64 { return m.created.Load() }
 
 // material is the decrypted, immutable part of a key; it is shared by every
 // snapshot the key appears in.

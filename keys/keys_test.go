@@ -313,6 +313,9 @@ func testTwoReplicasRacingMakeOneKey(t *testing.T, open func() storage.SigningKe
 	if len(after) != 4 {
 		t.Fatalf("%d keys after racing rotations, want 4 (one new per use)", len(after))
 	}
+	if n := a.KeysCreated() + b.KeysCreated(); n != 4 {
+		t.Fatalf("replicas count %d keys created, want 4 (two first keys, two rotations)", n)
+	}
 	refreshNow(t, a)
 	refreshNow(t, b)
 	ja, ea := a.JWKS()

@@ -53,10 +53,12 @@ func (r *recorder) newKey(use Use, alg string, now time.Time) (storage.SigningKe
 type pool struct {
 	kek  kek
 	keys map[signSlot][]storage.SigningKey
+	made int // keys handed out, so stored if the update succeeds
 }
 
 func (p *pool) newKey(use Use, alg string, now time.Time) (storage.SigningKey, error) {
 	slot := signSlot{use, alg}
+	p.made++
 	if ks := p.keys[slot]; len(ks) > 0 {
 		p.keys[slot] = ks[1:]
 		k := ks[0]
@@ -106,6 +108,7 @@ func (m *Manager) update(ctx context.Context, op plan) error {
 	for _, n := range applied {
 		m.cfg.Logger.Log(ctx, n.level, n.msg, n.attrs...)
 	}
+	m.created.Add(uint64(p.made))
 	return m.load(rows)
 }
 

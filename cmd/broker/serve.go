@@ -25,6 +25,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	issuer := fs.String("issuer", envOr(env, "BROKER_ISSUER", ""), "issuer URL advertised (env BROKER_ISSUER); overrides issuer")
 	logFormat := fs.String("log-format", envOr(env, "BROKER_LOG_FORMAT", "text"), "log format: text or json")
 	applyMigrations := fs.Bool("migrate", false, "apply database migrations before serving (postgres storage)")
+	metricsAddr := fs.String("metrics-addr", envOr(env, "BROKER_METRICS_ADDR", ""), "serve /metrics on this address instead of the main one (env BROKER_METRICS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,12 +33,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	if err != nil {
 		return err
 	}
+	log = slog.New(broker.RequestLogHandler(log.Handler()))
 	// The library logs through the default logger; give it ours.
 	slog.SetDefault(log)
 
 	cfg, err := loadConfig(*configPath, *addr, *issuer, env)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		cfg.HTTP.MetricsAddr = *metricsAddr
 	}
 	secret, err := rootSecret(env, log)
 	if err != nil {
@@ -85,9 +90,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	defer stopBackground()
 	go b.Run(bgCtx)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("broker listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "storage", cfg.Storage.Type)
+	if cfg.HTTP.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.HTTP.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		msrv := &http.Server{Handler: b.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	select {
 	case err := <-errc:

@@ -39,7 +39,7 @@ func login(t *testing.T, c upstream.CallbackConnector, s upstream.LoginState) (u
 	return c.HandleCallback(t.Context(), s, testenv.Authorize(t, loginURL))
 }
 
-func newGeneric(t *testing.T, f *testenv.Auth0, change ...func(*oidc.Config)) *oidc.Connector {
+func newGeneric(t testing.TB, f *testenv.Auth0, change ...func(*oidc.Config)) *oidc.Connector {
 	t.Helper()
 	cfg := oidc.Config{
 		ID:                "generic",

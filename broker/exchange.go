@@ -1,0 +1,470 @@
+package broker
+
+// Token exchange, RFC 8693: a confidential client trades a token it holds,
+// an upstream's (Auth0, Entra ID, WorkOS) or one of the broker's own
+// access tokens, for a broker access token whose sub is the platform
+// UUID. All of the grant lives in this file; section numbers are RFC
+// 8693's unless another RFC is named.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// errUnacceptable wraps why a subject or actor token was refused. The
+// reason goes to the server log only; section 2.2.2 gives the client
+// invalid_request and nothing an attacker could tune a forgery with.
+var errUnacceptable = errors.New("token not acceptable")
+
+func unacceptable(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUnacceptable, fmt.Sprintf(format, args...))
+}
+
+// TokenExchange answers the token-exchange grant (section 2). The library
+// has already authenticated the client through VerifyClient and refused,
+// with unauthorized_client, a client whose grant types lack
+// token-exchange.
+//
+// The subject token is an upstream JWT, matched to its connector by its
+// iss (or by the connector form parameter) and verified by that connector,
+// or an access token the broker issued, which may only be narrowed.
+// Refresh tokens and other opaque tokens are never subject tokens. The
+// subject is resolved to a platform user as at login, provisioning a
+// first-time user; an unreachable store is 503 temporarily_unavailable.
+// The issued token is recorded, so introspection and revocation cover it.
+func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
+	client := r.Client.(*Client)
+	// Section 2.1 leaves "whether or not to allow unauthenticated or
+	// unidentified clients" to the deployment. Here a token is only ever
+	// exchanged by a client that proved who it is: a public client has
+	// authenticated nothing (RFC 6749 section 5.2, invalid_client).
+	if client.public {
+		b.log.InfoContext(ctx, "token exchange refused", "client_id", client.id, "reason", "public client")
+		return nil, invalidClient("token exchange needs client authentication")
+	}
+	req, err := parseExchange(r.Form)
+	if err != nil {
+		return nil, err
+	}
+	var named upstream.TokenVerifier
+	if req.connector != "" {
+		var ok bool
+		if named, ok = b.connectors[req.connector].(upstream.TokenVerifier); !ok {
+			return nil, oidc.ErrInvalidRequest().WithDescription("connector %q does not verify tokens for exchange", req.connector)
+		}
+	}
+
+	subject, err := b.verifyExchangeToken(ctx, req.subjectToken, req.subjectTokenType, named)
+	if err == nil && subject.own != nil {
+		err = ownTokenHeldBy(subject.own, client)
+	}
+	if err != nil {
+		return nil, b.tokenRefused(ctx, client.id, "subject_token", err)
+	}
+	audience, scopes, err := exchangeTarget(client, req, subject)
+	if err != nil {
+		return nil, err
+	}
+	act, err := b.exchangeActor(ctx, client, req, subject)
+	if err != nil {
+		return nil, err
+	}
+	// The subject is resolved after every check of the request, so an
+	// exchange refused by policy provisions no subject.
+	g, err := b.exchangeGrant(ctx, client, subject)
+	if err != nil {
+		return nil, err
+	}
+	g.audience, g.scopes = audience, scopes
+	token, ttl, err := b.issueAccessToken(ctx, g, act)
+	if err != nil {
+		return nil, err
+	}
+	b.log.InfoContext(ctx, "token exchanged", "client_id", client.id, "idp", g.idp, "user_id", g.user.ID,
+		"audience", audience, "delegated", act != nil)
+	// Section 2.2.1. A "jwt" is asked for by clients that want to read
+	// it: the broker's access tokens are JWTs, so it is the same token.
+	return op.NewResponse(&oidc.TokenExchangeResponse{
+		AccessToken:     token,
+		IssuedTokenType: req.requestedTokenType,
+		TokenType:       oidc.BearerToken,
+		ExpiresIn:       uint64(ttl / time.Second),
+		Scopes:          scopes,
+	}), nil
+}
+
+// exchangeRequest is a section 2.1 request as read from the form.
+type exchangeRequest struct {
+	subjectToken       string
+	subjectTokenType   string
+	actorToken         string
+	actorTokenType     string
+	requestedTokenType oidc.TokenType // access_token when not asked for
+	targets            []string       // audience and resource values, each once
+	scopes             []string       // nil when scope was not sent
+	// connector names the connector that verifies the subject token,
+	// for upstreams whose issuer does not identify them (multi-tenant
+	// Entra ID without allowedTenants).
+	connector string
+}
+
+// parseExchange reads the request from the form itself rather than
+// trusting the library's decoding, which cannot tell a repeated parameter
+// from a single one.
+func parseExchange(form url.Values) (exchangeRequest, error) {
+	// RFC 6749 section 3.2: "Request and response parameters MUST NOT be
+	// included more than once." Section 2.1 lets audience and resource
+	// repeat, nothing else.
+	for _, p := range []string{"grant_type", "subject_token", "subject_token_type", "actor_token",
+		"actor_token_type", "requested_token_type", "scope", "connector"} {
+		if len(form[p]) > 1 {
+			return exchangeRequest{}, oidc.ErrInvalidRequest().WithDescription("parameter %s is included more than once", p)
+		}
+	}
+	// RFC 6749 section 3.2: "Parameters sent without a value MUST be
+	// treated as if they were omitted from the request." form.Get does so.
+	req := exchangeRequest{
+		subjectToken:     form.Get("subject_token"),
+		subjectTokenType: form.Get("subject_token_type"),
+		actorToken:       form.Get("actor_token"),
+		actorTokenType:   form.Get("actor_token_type"),
+		connector:        form.Get("connector"),
+	}
+	switch {
+	case req.subjectToken == "" || req.subjectTokenType == "":
+		return req, oidc.ErrInvalidRequest().WithDescription("subject_token and subject_token_type are required")
+	// Section 2.1, actor_token_type: "REQUIRED when the actor_token
+	// parameter is present in the request but MUST NOT be included
+	// otherwise."
+	case req.actorToken != "" && req.actorTokenType == "":
+		return req, oidc.ErrInvalidRequest().WithDescription("actor_token_type is required with actor_token")
+	case req.actorToken == "" && req.actorTokenType != "":
+		return req, oidc.ErrInvalidRequest().WithDescription("actor_token_type must not be sent without actor_token")
+	}
+	switch t := oidc.TokenType(form.Get("requested_token_type")); t {
+	case "":
+		req.requestedTokenType = oidc.AccessTokenType
+	case oidc.AccessTokenType, oidc.JWTTokenType:
+		req.requestedTokenType = t
+	default:
+		return req, oidc.ErrInvalidRequest().WithDescription("requested_token_type %q is not issued; ask for an access_token or a jwt", t)
+	}
+	for _, v := range form["resource"] {
+		// Section 2.1, resource: "MUST be an absolute URI ... and MUST NOT
+		// include a fragment component." RFC 8707 section 2 makes a
+		// malformed one invalid_target.
+		if u, err := url.Parse(v); v != "" && (err != nil || !u.IsAbs() || u.Fragment != "") {
+			return req, oidc.ErrInvalidTarget().WithDescription("resource %q is not an absolute URI without a fragment", v)
+		}
+	}
+	for _, v := range slices.Concat(form["audience"], form["resource"]) {
+		if v != "" && !slices.Contains(req.targets, v) {
+			req.targets = append(req.targets, v)
+		}
+	}
+	if s := form.Get("scope"); s != "" {
+		req.scopes = []string{}
+		for scope := range strings.FieldsSeq(s) {
+			if !slices.Contains(req.scopes, scope) {
+				req.scopes = append(req.scopes, scope)
+			}
+		}
+	}
+	return req, nil
+}
+
+// exchangeToken is a subject or actor token that passed verification:
+// either an upstream's (conn and identity) or the broker's own access
+// token (own and record).
+type exchangeToken struct {
+	conn     upstream.Connector
+	identity upstream.Identity
+	own      *accessTokenClaims
+	record   storage.AccessToken
+}
+
+// verifyExchangeToken verifies a subject or actor token of tokenType. The
+// token's verifier is conn when not nil; else a token whose iss is the
+// broker's is one of the broker's access tokens, and any other is verified
+// by the one connector that lists its issuer. A refusal wraps
+// errUnacceptable; an unreachable upstream wraps upstream.ErrUnavailable;
+// anything else is the store failing.
+func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+	// Section 3 defines a refresh_token type, but a refresh token is a
+	// credential of the client it was issued to, not an assertion about
+	// its user; the broker never exchanges one, of any client.
+	if tokenType == string(oidc.RefreshTokenType) {
+		return exchangeToken{}, unacceptable("token type %s is never exchanged", tokenType)
+	}
+	// The issuer is read before the signature is checked only to pick
+	// the verifier, which then checks everything, the issuer included.
+	// Parsing admits asymmetric algorithms alone, so "none" and HMAC
+	// (signed with a public key as secret) never get that far.
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{
+		jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+		jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+	})
+	if err != nil {
+		// Broker refresh tokens, and every other opaque token, end here.
+		return exchangeToken{}, unacceptable("not a JWT signed with an asymmetric algorithm: %v", err)
+	}
+	var unverified struct {
+		Issuer string `json:"iss"`
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return exchangeToken{}, unacceptable("claims: %v", err)
+	}
+	if conn == nil && unverified.Issuer == b.issuer {
+		if tokenType != string(oidc.AccessTokenType) && tokenType != string(oidc.JWTTokenType) {
+			return exchangeToken{}, unacceptable("the broker's own tokens are exchanged only as access tokens, not %s", tokenType)
+		}
+		claims, rec, err := b.verifyAccessToken(ctx, raw)
+		if errors.Is(err, errTokenInactive) {
+			return exchangeToken{}, fmt.Errorf("%w: broker access token: %w", errUnacceptable, err)
+		}
+		if err != nil {
+			return exchangeToken{}, fmt.Errorf("get access token: %w", err)
+		}
+		return exchangeToken{own: &claims, record: rec}, nil
+	}
+	if conn == nil {
+		if conn, err = b.connectorForIssuer(unverified.Issuer); err != nil {
+			return exchangeToken{}, err
+		}
+	}
+	id, err := conn.VerifyToken(ctx, raw, tokenType)
+	if errors.Is(err, upstream.ErrUnavailable) {
+		return exchangeToken{}, err
+	}
+	if err != nil {
+		return exchangeToken{}, fmt.Errorf("%w: connector %q: %w", errUnacceptable, conn.ID(), err)
+	}
+	// An upstream's own delegation names upstream subjects, which must
+	// never reach a broker token, and dropping it would turn a delegated
+	// token into a direct one.
+	if _, ok := id.Claims["act"]; ok {
+		return exchangeToken{}, unacceptable("connector %q: the token carries act; upstream delegation is not exchanged", conn.ID())
+	}
+	return exchangeToken{conn: conn, identity: id}, nil
+}
+
+// connectorForIssuer finds the one connector that lists issuer among the
+// issuers whose tokens it verifies. A multi-tenant Entra ID connector open
+// to any tenant lists none: its tokens need the connector parameter.
+func (b *Broker) connectorForIssuer(issuer string) (upstream.TokenVerifier, error) {
+	var found upstream.TokenVerifier
+	for _, c := range b.connectors {
+		v, ok := c.(upstream.TokenVerifier)
+		if !ok || !slices.Contains(v.Issuers(), issuer) {
+			continue
+		}
+		if found != nil {
+			return nil, unacceptable("issuer %q is listed by connectors %q and %q; the client must name one", issuer, found.ID(), v.ID())
+		}
+		found = v
+	}
+	if found == nil {
+		return nil, unacceptable("no connector trusts issuer %q", issuer)
+	}
+	return found, nil
+}
+
+// ownTokenHeldBy refuses one of the broker's access tokens presented as a
+// subject token by a client it was neither issued to nor meant for: the
+// rule Revocation applies, so a token leaked to a third client cannot be
+// re-minted by it.
+func ownTokenHeldBy(claims *accessTokenClaims, client *Client) error {
+	if claims.ClientID != client.id && !slices.Contains(claims.Audience, client.id) {
+		return unacceptable("broker access token of client %q presented by client %q", claims.ClientID, client.id)
+	}
+	return nil
+}
+
+// tokenRefused turns a verifyExchangeToken error about param
+// (subject_token or actor_token) into the client's error.
+func (b *Broker) tokenRefused(ctx context.Context, clientID, param string, err error) error {
+	switch {
+	case errors.Is(err, errUnacceptable):
+		b.log.InfoContext(ctx, "token exchange refused", "client_id", clientID, "param", param, "reason", err.Error())
+		// Section 2.2.2: "If the request itself is not valid or if either
+		// the subject_token or actor_token are invalid for any reason, or
+		// are unacceptable based on policy, the invalid_request error code
+		// MUST be used."
+		return oidc.ErrInvalidRequest().WithDescription("%s is invalid or not acceptable", param)
+	case errors.Is(err, upstream.ErrUnavailable):
+		b.log.WarnContext(ctx, "token exchange: upstream unavailable", "client_id", clientID, "param", param, "err", err)
+		return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+	}
+	return b.storeFailure(ctx, "verify "+param, err)
+}
+
+// defaultExchangeScopes are granted for an upstream subject token when
+// the client lists no scopes of its own.
+func defaultExchangeScopes() []string {
+	return []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile}
+}
+
+// exchangeTarget picks the issued token's audience and scope (section 2.1
+// audience, resource and scope). Each target must be one the client may
+// name (invalid_target otherwise, section 2.2.2); with none, the client's
+// default audience. For one of the broker's own tokens the targets must
+// also be in its audience, the subject token's whole audience by default:
+// an exchange narrows, never widens. Scope likewise can only narrow, from
+// the subject token's scope or, for an upstream token, from the client's
+// scopes (openid email profile when it lists none). offline_access is
+// never granted: an exchange issues no refresh token.
+func exchangeTarget(client *Client, req exchangeRequest, subject exchangeToken) (audience, scopes []string, err error) {
+	targets, granted := req.targets, client.scopes
+	if subject.own != nil {
+		if len(targets) == 0 {
+			targets = subject.own.Audience
+		}
+		for _, t := range targets {
+			if !slices.Contains(subject.own.Audience, t) {
+				return nil, nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not in the subject token's audience; an exchange can only narrow it", t)
+			}
+		}
+		granted = strings.Fields(subject.own.Scope)
+	} else if len(granted) == 0 {
+		granted = defaultExchangeScopes()
+	}
+	audience, err = client.audienceFor(targets)
+	if err != nil {
+		return nil, nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
+	}
+	granted = slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return s == oidc.ScopeOfflineAccess })
+	if req.scopes == nil {
+		return audience, granted, nil
+	}
+	for _, s := range req.scopes {
+		if !slices.Contains(granted, s) {
+			// RFC 6749 section 5.2: invalid_scope is a scope that
+			// "exceeds the scope granted by the resource owner".
+			return nil, nil, oidc.ErrInvalidScope().WithDescription("scope %q exceeds what this exchange may grant; scope can only be narrowed", s)
+		}
+	}
+	return audience, req.scopes, nil
+}
+
+// actClaim is section 4.1's act: the party acting for the subject. A
+// prior actor is nested in Act, the least recent deepest.
+type actClaim struct {
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id,omitempty"` // set when the actor presented a broker token
+	Act      any    `json:"act,omitempty"`
+}
+
+// exchangeActor verifies the actor token, if any, and returns the act
+// claim of the issued token (nil for none). The actor must be one the
+// client's policy (ClientConfig.Actors) names; an upstream actor is
+// resolved to its platform user first, so act.sub, like sub, is always a
+// platform UUID. Without an actor token a narrowed broker token keeps its
+// act: dropping it would make a delegated token look direct.
+func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchangeRequest, subject exchangeToken) (any, error) {
+	var prior any
+	if subject.own != nil {
+		prior = subject.own.Act
+	}
+	if req.actorToken == "" {
+		return prior, nil
+	}
+	actor, err := b.verifyExchangeToken(ctx, req.actorToken, req.actorTokenType, nil)
+	if err != nil {
+		return nil, b.tokenRefused(ctx, client.id, "actor_token", err)
+	}
+	var act actClaim
+	var names []string // how the policy may name this actor
+	if actor.own != nil {
+		act = actClaim{Subject: actor.own.Subject, ClientID: actor.own.ClientID, Act: actor.own.Act}
+		names = []string{"client:" + actor.own.ClientID, "user:" + actor.own.Subject}
+		user, err := b.store.GetUser(ctx, actor.own.Subject)
+		switch {
+		case isNotFound(err) || (err == nil && user.Disabled):
+			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("actor %q no longer exists or is disabled", actor.own.Subject))
+		case err != nil:
+			return nil, b.storeFailure(ctx, "get actor", err)
+		}
+	} else {
+		// Only a user entry can name an upstream actor, and resolving
+		// one may provision it: without such entries, refuse first.
+		if !slices.ContainsFunc(client.actors, func(n string) bool { return strings.HasPrefix(n, "user:") }) {
+			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.id))
+		}
+		user, err := b.resolve(ctx, actor.conn, actor.identity)
+		if errors.Is(err, storage.ErrUserDisabled) {
+			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
+		}
+		if err != nil {
+			return nil, b.storeFailure(ctx, "resolve actor", err)
+		}
+		act = actClaim{Subject: user.ID}
+		names = []string{"user:" + user.ID}
+	}
+	if !slices.ContainsFunc(names, func(n string) bool { return slices.Contains(client.actors, n) }) {
+		return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("actor %q may not act for client %q's subjects", names, client.id))
+	}
+	// Section 4.1: "A chain of delegation can be expressed by nesting one
+	// act claim within another." The prior actor is the actor token's own
+	// or the subject token's; with both, the chain would be ambiguous.
+	if prior != nil {
+		if act.Act != nil {
+			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("subject and actor tokens both carry act"))
+		}
+		act.Act = prior
+	}
+	return act, nil
+}
+
+// exchangeGrant resolves the subject to its user, exactly as a login
+// would (DESIGN.md rule 1), and returns the grant to issue from, without
+// audience and scope. A disabled user is invalid_grant; a store that
+// cannot answer fails the exchange (rule 2): no fallback identity.
+func (b *Broker) exchangeGrant(ctx context.Context, client *Client, subject exchangeToken) (grant, error) {
+	if own := subject.own; own != nil {
+		user, err := b.activeUser(ctx, own.Subject)
+		if err != nil {
+			return grant{}, err
+		}
+		g := grant{
+			user:     user,
+			clientID: client.id,
+			amr:      own.AMR,
+			idp:      own.IDP,
+			org:      own.Org,
+			// Revoking the subject token's grant (its refresh family)
+			// revokes what was narrowed from it too.
+			grantID: subject.record.GrantID,
+		}
+		if own.AuthTime != 0 {
+			g.authTime = time.Unix(own.AuthTime, 0)
+		}
+		return g, nil
+	}
+	user, err := b.resolve(ctx, subject.conn, subject.identity)
+	if errors.Is(err, storage.ErrUserDisabled) {
+		return grant{}, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id, "connector", subject.conn.ID())
+	}
+	if err != nil {
+		return grant{}, b.storeFailure(ctx, "resolve identity", err)
+	}
+	return grant{
+		user:     user,
+		clientID: client.id,
+		amr:      []string{"fed"},
+		idp:      subject.conn.ID(),
+		org:      subject.identity.Organization,
+	}, nil
+}

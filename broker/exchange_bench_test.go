@@ -1,0 +1,75 @@
+package broker_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/internal/testenv"
+	"github.com/idbroker/broker/storage/memory"
+)
+
+// BenchmarkExchange measures one token exchange of an Auth0 access token
+// for a user the broker already knows, through the HTTP handler in
+// process, per access-token signing algorithm. The upstream's keys are
+// fetched once, before timing, as a running broker would have them cached.
+func BenchmarkExchange(b *testing.B) {
+	for _, alg := range []string{"ES256", "RS256"} {
+		b.Run(alg, func(b *testing.B) {
+			auth0 := testenv.NewAuth0(b)
+			const issuer = "http://broker.test"
+			cfg := broker.DevelopmentConfig(issuer, "127.0.0.1:0")
+			cfg.Keys.AccessTokenAlgorithm = alg
+			cfg.Connectors = append(cfg.Connectors, broker.ConnectorConfig{
+				ID: "auth0", Type: "auth0", Name: "Auth0", Issuer: auth0.Issuer,
+				ClientID: auth0.ClientID, ClientSecret: auth0.ClientSecret,
+				ExchangeAudiences: []string{apiAudience}, RecheckInterval: time.Hour,
+			})
+			cfg.Clients = append(cfg.Clients, broker.ClientConfig{
+				ID: exchangerID, Secret: exchangerSecret,
+				GrantTypes: []string{broker.GrantTokenExchange}, Audiences: []string{apiAudience},
+			})
+			if err := cfg.Validate(); err != nil {
+				b.Fatal(err)
+			}
+			br, err := broker.New(context.Background(), cfg, broker.Options{
+				Storage: memory.New(),
+				Secret:  broker.NewEphemeralRootSecret(),
+				Logger:  slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := br.Handler()
+			body := url.Values{
+				"grant_type":         {tokenExchangeGrant},
+				"subject_token":      {auth0.AccessToken(testenv.User{Sub: "auth0|bench"}, apiAudience)},
+				"subject_token_type": {accessTokenType},
+			}.Encode()
+			exchange := func() *httptest.ResponseRecorder {
+				req := httptest.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(exchangerID, exchangerSecret)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				return rec
+			}
+			// The first exchange provisions the user and fetches the keys.
+			if rec := exchange(); rec.Code != http.StatusOK {
+				b.Fatalf("first exchange: %d %s", rec.Code, rec.Body)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if rec := exchange(); rec.Code != http.StatusOK {
+					b.Fatalf("exchange: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

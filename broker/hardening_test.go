@@ -1,0 +1,252 @@
+package broker_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/internal/testenv"
+)
+
+func TestLimits_OTPPerEmailAcrossReplicas(t *testing.T) {
+	r := newReplicas(t)
+	send := func(e *env) *testenv.Page {
+		b := e.browser()
+		page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "s"}))
+		return b.Submit(page, "/login", url.Values{"email": {"flood@example.com"}})
+	}
+	for i := range 5 {
+		if p := send([]*env{r.a, r.b}[i%2]); !strings.Contains(p.Body, "one-time-code") {
+			t.Fatalf("send %d refused: %d", i+1, p.Status)
+		}
+	}
+	p := send(r.b)
+	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Too many codes") {
+		t.Fatalf("sixth code for one address across replicas: %d", p.Status)
+	}
+	if ra, err := strconv.Atoi(p.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 15*60 {
+		t.Errorf("Retry-After %q", p.Header.Get("Retry-After"))
+	}
+	if r.a.mailer.Count("flood@example.com") != 5 {
+		t.Errorf("%d codes mailed, want 5", r.a.mailer.Count("flood@example.com"))
+	}
+	// Another address is not blocked by it.
+	b := r.a.browser()
+	page := b.Get(r.a.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
+	if p := b.Submit(page, "/login", url.Values{"email": {"other@example.com"}}); !strings.Contains(p.Body, "one-time-code") {
+		t.Errorf("another address was limited: %d", p.Status)
+	}
+}
+
+func TestLimits_OTPPerIPAndTrustedProxies(t *testing.T) {
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.Limits.OTPPerIP = broker.Limit{Count: 2, Window: time.Minute}
+		c.HTTP.TrustedProxies = []string{"127.0.0.1"}
+	})
+	sendFrom := func(email, forwardedFor string) int {
+		b := e.browser()
+		page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
+		form := page.HiddenFields("/login")
+		form["email"] = email
+		vals := url.Values{}
+		for k, v := range form {
+			vals.Set(k, v)
+		}
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/login", strings.NewReader(vals.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		resp, err := b.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// The peer (127.0.0.1) is a trusted proxy, so the forwarded address
+	// counts. (The browser follows the redirect to the code page: 200.)
+	if sendFrom("a@example.com", "203.0.113.7") != http.StatusOK || sendFrom("b@example.com", "203.0.113.7") != http.StatusOK {
+		t.Fatal("first two codes from one address refused")
+	}
+	if got := sendFrom("c@example.com", "203.0.113.7"); got != http.StatusTooManyRequests {
+		t.Fatalf("third code from one client address: %d, want 429", got)
+	}
+	// A spoofed left-most hop does not escape: the proxy appended the real one.
+	if got := sendFrom("d@example.com", "198.51.100.1, 203.0.113.7"); got != http.StatusTooManyRequests {
+		t.Errorf("spoofed X-Forwarded-For escaped the limit: %d", got)
+	}
+	if got := sendFrom("e@example.com", "203.0.113.8"); got != http.StatusOK {
+		t.Errorf("another client address was limited: %d", got)
+	}
+}
+
+func TestLimits_TokenFailuresPerClient(t *testing.T) {
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.Limits.TokenFailuresPerClient = broker.Limit{Count: 3, Window: time.Minute}
+	})
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}
+	for range 3 {
+		if r := e.token(form, backendID, "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong secret: %d", r.Status)
+		}
+	}
+	r := e.token(form, backendID, "wrong")
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Error == "" {
+		t.Fatalf("fourth failure: %d %q, Retry-After %q", r.Status, r.Error, r.Header.Get("Retry-After"))
+	}
+	// While limited even the right secret is not checked: no guessing at speed.
+	if r := e.token(form, backendID, backendSecret); r.Status != http.StatusTooManyRequests {
+		t.Errorf("right secret while limited: %d, want 429", r.Status)
+	}
+	// Other clients are unaffected.
+	if r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {"dev"}}, "", ""); r.Status == http.StatusTooManyRequests {
+		t.Error("another client was limited")
+	}
+	e.clock.Advance(61 * time.Second)
+	if r := e.token(form, backendID, backendSecret); r.Status == http.StatusTooManyRequests || r.Error == "invalid_client" {
+		t.Errorf("after the window the right secret: %d %q", r.Status, r.Error)
+	}
+}
+
+func TestPages_SecurityHeadersOnEveryPage(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	login := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
+	code := b.Submit(login, "/login", url.Values{"email": {"hdr@example.com"}})
+	pages := map[string]*testenv.Page{
+		"login":      login,
+		"code":       code,
+		"error":      b.Get(e.issuer + "/login?id=nope"),
+		"signed out": b.Get(e.issuer + "/end_session"),
+		"bad client": b.Get(e.authorizeURL(authRequest{clientID: "nope", pkce: testenv.NewPKCE()})),
+	}
+	for name, p := range pages {
+		h := p.Header
+		csp := h.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("%s: CSP %q", name, csp)
+		}
+		if h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") == "" || h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: headers %v", name, h)
+		}
+		if strings.Contains(p.Body, "<script") {
+			t.Errorf("%s: inline script on a page", name)
+		}
+	}
+	cookie := login.Header.Get("Set-Cookie")
+	if !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") {
+		t.Errorf("cookie flags: %q", cookie)
+	}
+}
+
+func TestPages_InputIsEscaped(t *testing.T) {
+	e := newEnv(t)
+	const xss = `"><script>alert(1)</script>`
+	b := e.browser()
+	p := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: xss, extra: url.Values{"login_hint": {xss}}}))
+	if strings.Contains(p.Body, "<script>alert") || !strings.Contains(p.Body, "&lt;script&gt;") {
+		t.Errorf("login_hint not escaped on the login page")
+	}
+	p = b.Get(e.authorizeURL(authRequest{clientID: xss, pkce: testenv.NewPKCE(), state: xss}))
+	if strings.Contains(p.Body, "<script>alert") {
+		t.Error("client_id reflected unescaped on the error page")
+	}
+	// An error redirect carries state URL-encoded, never as markup.
+	p = b.Get(e.authorizeURL(authRequest{noPKCE: true, state: xss, extra: url.Values{"error_description": {xss}}}))
+	if p.Location == nil || p.Location.Query().Get("state") != xss || strings.Contains(p.Location.RawQuery, "<script>") {
+		t.Errorf("state in the error redirect: %v", p.Location)
+	}
+}
+
+// counter reads one sample of a Prometheus counter from /metrics.
+func (e *env) counter(name string, labels ...string) float64 {
+	e.t.Helper()
+	resp, err := http.Get(e.issuer + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func TestMetrics_MoveByExactlyOne(t *testing.T) {
+	e := newEnv(t)
+	loginsBefore := e.counter("broker_logins_total", `connector="otp"`, `outcome="success"`)
+	sentBefore := e.counter("broker_otp_codes_total", `result="sent"`)
+	tokenBefore := e.counter("broker_http_requests_total", `endpoint="/token"`, `code="200"`)
+	e.redeem(e.login(e.browser(), "metrics@example.com", authRequest{}))
+	if d := e.counter("broker_logins_total", `connector="otp"`, `outcome="success"`) - loginsBefore; d != 1 {
+		t.Errorf("logins moved by %v", d)
+	}
+	if d := e.counter("broker_otp_codes_total", `result="sent"`) - sentBefore; d != 1 {
+		t.Errorf("otp codes sent moved by %v", d)
+	}
+	if d := e.counter("broker_http_requests_total", `endpoint="/token"`, `code="200"`) - tokenBefore; d != 1 {
+		t.Errorf("token requests moved by %v", d)
+	}
+	if e.counter("broker_signing_keys_created_total") != 2 {
+		t.Error("signing keys created is not 2 after start")
+	}
+	resp, err := http.Get(e.issuer + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id on a response")
+	}
+}
+
+func TestLogs_NoSecretsAndARequestIDOnEveryRequestLine(t *testing.T) {
+	var libLogs lockedWriter
+	libLogs.w = &strings.Builder{}
+	prev := slog.Default()
+	slog.SetDefault(slog.New(broker.RequestLogHandler(slog.NewTextHandler(&libLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	e := newEnv(t)
+	b := e.browser()
+	l := e.login(b, "Secret.Person@example.com", authRequest{})
+	otpCode := e.mailer.LastCode("secret.person@example.com")
+	tr := e.redeem(l)
+	r2 := e.refresh("dev", tr.RefreshToken)
+	e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, backendID, backendSecret+"-wrong")
+	e.introspect(r2.AccessToken, backendID, backendSecret)
+
+	libLogs.mu.Lock()
+	all := e.logText() + libLogs.w.(*strings.Builder).String()
+	libLogs.mu.Unlock()
+	for what, secret := range map[string]string{
+		"access token": tr.AccessToken, "id token": tr.IDToken, "refresh token": tr.RefreshToken,
+		"rotated refresh token": r2.RefreshToken, "authorization code": l.code, "one-time code": "code=" + otpCode,
+		"client secret": backendSecret, "PKCE verifier": l.pkce.Verifier, "full email": "secret.person@example.com",
+	} {
+		if secret != "" && strings.Contains(all, secret) {
+			t.Errorf("the logs contain the %s", what)
+		}
+	}
+	for _, line := range strings.Split(e.logText(), "\n") {
+		if strings.Contains(line, "msg=login ") && !strings.Contains(line, "request_id=") {
+			t.Errorf("a request's log line has no request_id: %s", line)
+		}
+	}
+}
