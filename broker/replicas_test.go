@@ -213,8 +213,16 @@ func TestStorageOutage_FailsCleanlyAndRecovers(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if r := e.refresh("dev", tr.RefreshToken); r.Status != http.StatusOK {
-		t.Errorf("refresh after recovery: %d %s", r.Status, r.Description)
+	// A pool may hand out a connection the cut killed once more before it
+	// notices; the client's retry (within the refresh retry window) works.
+	for attempt := 1; ; attempt++ {
+		r := e.refresh("dev", tr.RefreshToken)
+		if r.Status == http.StatusOK {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("refresh after recovery: %d %s", r.Status, r.Description)
+		}
 	}
 	if tr := e.redeem(e.login(e.browser(), "newcomer@example.com", authRequest{})); tr.Status != http.StatusOK {
 		t.Errorf("login after recovery: %d %s", tr.Status, tr.Description)

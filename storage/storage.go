@@ -75,6 +75,11 @@ type User struct {
 	UpdatedAt     time.Time
 }
 
+// LastLoginGranularity is how stale Identity.LastLogin may be: a
+// resolution within it of the recorded login need not write, so the hot
+// path of repeated logins and exchanges is a read.
+const LastLoginGranularity = time.Minute
+
 // Identity links an upstream subject to a user. (Connector, Subject) is unique.
 type Identity struct {
 	Connector string

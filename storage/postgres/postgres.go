@@ -46,8 +46,19 @@ const defaultMaxConns = 20
 // Store is a storage.Storage on a Postgres connection pool. It is safe for
 // concurrent use, and several Stores (in one process or many) may share one
 // database.
+//
+// Writes are durable (each commit waits for its WAL flush) except those of
+// records whose loss in a crash fails closed: access-token records (a
+// token then introspects inactive), auth requests, authorization-code
+// issuance, one-time-code challenges, sessions and rate-limit counters (a
+// login in progress must start again, a window restarts). Those go through
+// a second pool whose connections set synchronous_commit=off, which takes
+// an fsync per commit off the login and token-issuing paths. Users,
+// identities, clients, signing keys, the audit log, used jtis and every
+// revocation stay durable.
 type Store struct {
 	pool      *pgxpool.Pool
+	ephemeral *pgxpool.Pool // synchronous_commit=off; see above
 	opTimeout time.Duration
 }
 
@@ -68,13 +79,21 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	// requests rather than on them.
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 30 * time.Second
+	ecfg := cfg.Copy()
+	ecfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	ecfg.MaxConns = max(4, cfg.MaxConns/2)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, opTimeout: defaultOpTimeout}
-	if err := s.checkSchema(ctx); err != nil {
+	ephemeral, err := pgxpool.NewWithConfig(ctx, ecfg)
+	if err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s := &Store{pool: pool, ephemeral: ephemeral, opTimeout: defaultOpTimeout}
+	if err := s.checkSchema(ctx); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -126,8 +145,10 @@ func Migrate(ctx context.Context, dsn string) error {
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+	for _, p := range []*pgxpool.Pool{s.pool, s.ephemeral} {
+		if err := p.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres: ping: %w", err)
+		}
 	}
 	return nil
 }
@@ -136,6 +157,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // returned.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.ephemeral.Close()
 	return nil
 }
 
@@ -148,7 +170,17 @@ func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFun
 // from fn is returned as it is (fn gives it context); a failure to begin or
 // commit is wrapped with what.
 func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	return inTxOn(ctx, s.pool, what, fn)
+}
+
+// inEphemeralTx is inTx for records whose loss in a crash fails closed
+// (see Store).
+func (s *Store) inEphemeralTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
+	return inTxOn(ctx, s.ephemeral, what, fn)
+}
+
+func inTxOn(ctx context.Context, pool *pgxpool.Pool, what string, fn func(pgx.Tx) error) error {
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: %s: begin: %w", what, err)
 	}

@@ -39,7 +39,7 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `
+	_, err := s.ephemeral.Exec(ctx, `
 		INSERT INTO sessions (id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, idle_deadline)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		sess.ID, sess.UserID, sess.AuthTime, sess.AMR, sess.IDP, sess.Clients, sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt,

@@ -231,7 +231,7 @@ func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) er
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, `
+	_, err := s.ephemeral.Exec(ctx, `
 		INSERT INTO access_tokens (id, grant_id, client_id, user_id, audience, scopes, issued_at, expires_at, revoked)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		t.ID, t.GrantID, t.ClientID, t.UserID, t.Audience, t.Scopes, t.IssuedAt, t.ExpiresAt, t.Revoked)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -48,6 +49,9 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
+	if res, ok, err := s.resolveUnchanged(ctx, req); ok || err != nil {
+		return res, err
+	}
 	for attempt := 1; ; attempt++ {
 		var res storage.Resolution
 		err := s.inTx(ctx, "resolve identity", func(tx pgx.Tx) error {
@@ -63,6 +67,38 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 		}
 		return res, err
 	}
+}
+
+// resolveUnchanged answers the common case, a known identity whose
+// details have not changed and whose last login was recorded within
+// storage.LastLoginGranularity, with one read: no transaction, no lock, no
+// write. ok is false when the full resolution must run.
+func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest) (res storage.Resolution, ok bool, err error) {
+	var identEmail, identName string
+	var lastLogin time.Time
+	var u storage.User
+	err = s.pool.QueryRow(ctx, `
+		SELECT u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at,
+			i.email, i.name, i.last_login
+		FROM identities i JOIN users u ON u.id = i.user_id
+		WHERE i.connector = $1 AND i.subject = $2`, req.Connector, req.Subject).Scan(
+		&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt,
+		&identEmail, &identName, &lastLogin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return res, false, nil
+	}
+	if err != nil {
+		return res, false, fmt.Errorf("postgres: resolve identity %s/%s: %w", req.Connector, req.Subject, err)
+	}
+	utc(&u.CreatedAt, &u.UpdatedAt)
+	if u.Disabled {
+		return res, true, storage.ErrUserDisabled
+	}
+	recent := req.Now.Sub(lastLogin) < storage.LastLoginGranularity
+	if _, changed := refreshUser(u, req, false); changed || !recent || identEmail != req.Email || identName != req.Name {
+		return res, false, nil
+	}
+	return storage.Resolution{User: u}, true, nil
 }
 
 func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetID string) (storage.Resolution, error) {
