@@ -88,7 +88,8 @@ func NewRemoteKeySet(jwksURL string, cfg KeySetConfig) *RemoteKeySet {
 // VerifySignature implements gooidc.KeySet. Use Verify rather than calling
 // it directly: it checks only the signature.
 func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([]byte, error) {
-	jws, err := jose.ParseSigned(rawToken, asymmetricAlgs)
+	// Tokens are compact JWS; the JSON serialization is never accepted.
+	jws, err := jose.ParseSignedCompact(rawToken, asymmetricAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: malformed or unacceptable token: %v", err)
 	}
