@@ -160,6 +160,23 @@ type Users interface {
 	// data, an identity of another user, a verified email taken) fails the
 	// whole import with an error naming it.
 	ImportUsers(ctx context.Context, users []ImportUser, now time.Time) (ImportResult, error)
+	// ListUsers returns up to limit users whose ids sort after after
+	// (byte-wise; "" starts at the beginning), ordered by id: a page, and
+	// the last id of one page is the after of the next.
+	ListUsers(ctx context.Context, after string, limit int) ([]User, error)
+	// DeleteUser removes a user with their identities, sessions, refresh
+	// families and access-token records, atomically: afterwards nothing
+	// the user held is honoured, and their identities resolve to a new
+	// user. An unknown user gives ErrNotFound.
+	DeleteUser(ctx context.Context, id string) error
+	// LinkIdentity attaches the upstream identity (Connector, Subject) to
+	// the existing user UserID, atomically. Linking an identity the user
+	// already has changes nothing; one that belongs to another user gives
+	// ErrAlreadyExists; an unknown user ErrNotFound.
+	LinkIdentity(ctx context.Context, ident Identity) error
+	// UnlinkIdentity detaches (connector, subject) from user userID; an
+	// identity the user does not have gives ErrNotFound.
+	UnlinkIdentity(ctx context.Context, userID, connector, subject string) error
 }
 
 // AuthRequest is an authorization request between /authorize and the code.

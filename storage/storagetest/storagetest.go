@@ -43,6 +43,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ResolveIdentity/ConcurrentSameIdentity", testResolveConcurrentSameIdentity},
 		{"ResolveIdentity/ConcurrentSameVerifiedEmail", testResolveConcurrentSameEmail},
 		{"Users/GetUnknown", testGetUserUnknown},
+		{"Users/ListPages", testListUsersPages},
+		{"Users/DeleteRemovesEverythingAtOnce", testDeleteUser},
+		{"Users/LinkAndUnlinkIdentity", testLinkIdentity},
 
 		{"ImportUsers/CreatesAndIsIdempotent", testImportIdempotent},
 		{"ImportUsers/AddsNewIdentityOnRerun", testImportAddsIdentity},

@@ -1,0 +1,130 @@
+package storagetest
+
+import (
+	"testing"
+
+	"github.com/idbroker/broker/storage"
+)
+
+const unknownUser = "00000000-0000-4000-8000-000000000000"
+
+func testListUsersPages(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	want := map[string]bool{}
+	for i := range 5 {
+		res := mustResolve(t, s, storage.ResolveRequest{Connector: "otp", Subject: string(rune('a' + i))})
+		want[res.User.ID] = true
+	}
+	var seen []string
+	after := ""
+	for {
+		page, err := s.ListUsers(ctx, after, 2)
+		wantErr(t, "ListUsers", err, nil)
+		if len(page) > 2 {
+			t.Fatalf("ListUsers(limit 2) gave %d users", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, u := range page {
+			if len(seen) > 0 && u.ID <= seen[len(seen)-1] {
+				t.Fatalf("ListUsers out of order: %s after %s", u.ID, seen[len(seen)-1])
+			}
+			seen = append(seen, u.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("ListUsers paged through %d users, want %d", len(seen), len(want))
+	}
+	for _, id := range seen {
+		if !want[id] {
+			t.Fatalf("ListUsers gave unknown user %s", id)
+		}
+	}
+}
+
+func testDeleteUser(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	gone := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "gone", Email: "gone@example.com", EmailVerified: true}).User
+	kept := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "kept"}).User
+	wantErr(t, "LinkIdentity", s.LinkIdentity(ctx, storage.Identity{Connector: "otp", Subject: "gone@example.com", UserID: gone.ID, CreatedAt: t0, LastLogin: t0}), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s-gone", gone.ID, t0)), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s-kept", kept.ID, t0)), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f-gone", gone.ID, "s-gone"), hash("f-gone")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f-kept", kept.ID, "s-kept"), hash("f-kept")), nil)
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at-gone", "f-gone", gone.ID)), nil)
+	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at-kept", "f-kept", kept.ID)), nil)
+
+	wantErr(t, "DeleteUser", s.DeleteUser(ctx, gone.ID), nil)
+	_, err := s.GetUser(ctx, gone.ID)
+	wantErr(t, "GetUser(deleted)", err, storage.ErrNotFound)
+	_, err = s.GetUserByEmail(ctx, "gone@example.com")
+	wantErr(t, "GetUserByEmail(deleted)", err, storage.ErrNotFound)
+	ids, err := s.ListIdentities(ctx, gone.ID)
+	wantErr(t, "ListIdentities(deleted)", err, nil)
+	if len(ids) != 0 {
+		t.Fatalf("deleted user keeps identities %+v", ids)
+	}
+	_, err = s.GetSession(ctx, "s-gone", t0)
+	wantErr(t, "GetSession(deleted user's)", err, storage.ErrNotFound)
+	_, err = s.GetRefreshFamilyByToken(ctx, hash("f-gone"))
+	wantErr(t, "GetRefreshFamilyByToken(deleted user's)", err, storage.ErrNotFound)
+	_, err = s.GetAccessToken(ctx, "at-gone")
+	wantErr(t, "GetAccessToken(deleted user's)", err, storage.ErrNotFound)
+
+	// The other user is untouched.
+	_, err = s.GetSession(ctx, "s-kept", t0)
+	wantErr(t, "GetSession(other user's)", err, nil)
+	_, err = rotate(s, t, "f-kept", "f-kept2", 0, t0)
+	wantErr(t, "rotate other user's token", err, nil)
+	if at, err := s.GetAccessToken(ctx, "at-kept"); err != nil || at.Revoked {
+		t.Fatalf("other user's access token: %+v, %v", at, err)
+	}
+
+	// The identity is free again: it resolves to a new user, and the
+	// address can be verified by someone else.
+	res := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "gone", Email: "gone@example.com", EmailVerified: true})
+	if !res.Created || res.User.ID == gone.ID || !res.User.EmailVerified {
+		t.Fatalf("identity of a deleted user resolved to %+v; want a new user owning the address", res)
+	}
+	wantErr(t, "DeleteUser(again)", s.DeleteUser(ctx, gone.ID), storage.ErrNotFound)
+	wantErr(t, "DeleteUser(not a UUID)", s.DeleteUser(ctx, "nope"), storage.ErrNotFound)
+}
+
+func testLinkIdentity(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	a := mustResolve(t, s, storage.ResolveRequest{Connector: "otp", Subject: "a@example.com", Email: "a@example.com", EmailVerified: true}).User
+	b := mustResolve(t, s, storage.ResolveRequest{Connector: "otp", Subject: "b@example.com"}).User
+	link := storage.Identity{Connector: "entra", Subject: "tid/oid", UserID: a.ID, Email: "a@corp.example.com", Name: "A", CreatedAt: t0, LastLogin: t0}
+	wantErr(t, "LinkIdentity", s.LinkIdentity(ctx, link), nil)
+	wantErr(t, "LinkIdentity(again, same user)", s.LinkIdentity(ctx, link), nil)
+	ids, _ := s.ListIdentities(ctx, a.ID)
+	wantEqual(t, "identities after link", ids, []storage.Identity{link, {
+		Connector: "otp", Subject: "a@example.com", UserID: a.ID, Email: "a@example.com", CreatedAt: t0, LastLogin: t0,
+	}})
+	// The linked identity now resolves to its user.
+	res := mustResolve(t, s, storage.ResolveRequest{Connector: "entra", Subject: "tid/oid"})
+	if res.User.ID != a.ID || res.Created {
+		t.Fatalf("linked identity resolved to %+v; want user %s", res, a.ID)
+	}
+
+	other := link
+	other.UserID = b.ID
+	wantErr(t, "LinkIdentity(another user's)", s.LinkIdentity(ctx, other), storage.ErrAlreadyExists)
+	if ids, _ := s.ListIdentities(ctx, b.ID); len(ids) != 1 {
+		t.Fatalf("refused link changed user b: %+v", ids)
+	}
+	unknown := link
+	unknown.Connector, unknown.UserID = "auth0", unknownUser
+	wantErr(t, "LinkIdentity(unknown user)", s.LinkIdentity(ctx, unknown), storage.ErrNotFound)
+
+	wantErr(t, "UnlinkIdentity(another user's)", s.UnlinkIdentity(ctx, b.ID, "entra", "tid/oid"), storage.ErrNotFound)
+	wantErr(t, "UnlinkIdentity", s.UnlinkIdentity(ctx, a.ID, "entra", "tid/oid"), nil)
+	wantErr(t, "UnlinkIdentity(again)", s.UnlinkIdentity(ctx, a.ID, "entra", "tid/oid"), storage.ErrNotFound)
+	if ids, _ := s.ListIdentities(ctx, a.ID); len(ids) != 1 {
+		t.Fatalf("identities after unlink: %+v", ids)
+	}
+	// Unlinked, it is free for another user.
+	wantErr(t, "LinkIdentity(to b after unlink)", s.LinkIdentity(ctx, other), nil)
+}
