@@ -1,16 +1,23 @@
 // Package web renders the broker's pages: email-first login, code entry,
-// errors and signed-out. Templates and the stylesheet are embedded in the
-// binary; pages need no JavaScript. A page renders what it is given and
-// imports none of the project's packages.
+// the connector interstitial, errors and signed-out. Templates, message
+// files and static assets are embedded in the binary; pages work without
+// JavaScript (one small external script adds auto-submit and a resend
+// countdown). A page renders what it is given and imports none of the
+// project's packages.
 package web
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
+	"regexp"
+	"strconv"
 )
 
 //go:embed templates/*.html
@@ -23,9 +30,11 @@ var staticFS embed.FS
 type Branding struct {
 	ProductName  string
 	LogoURL      string
-	PrimaryColor string // a CSS colour, e.g. #2f5bea
+	PrimaryColor string // #rgb or #rrggbb; anything else is ignored
 	SupportURL   string
 }
+
+func (b Branding) branding() Branding { return b }
 
 // Connector is a sign-in option offered as a button.
 type Connector struct {
@@ -51,6 +60,21 @@ type CodePage struct {
 	Email         string
 	Error         string // about the code field
 	Notice        string
+	// ValidMinutes is how long a code lives; 0 leaves it unsaid.
+	ValidMinutes int
+	// ResendWait is how many seconds remain before a new code may be
+	// requested; while it is above 0 the resend button is disabled.
+	ResendWait int
+}
+
+// ConnectorPage names the identity provider an email's domain signs in
+// with, before the browser is sent there.
+type ConnectorPage struct {
+	Branding
+	AuthRequestID string
+	CSRF          string
+	Email         string
+	Connector     Connector
 }
 
 // ErrorPage explains a failure the person can do something about.
@@ -64,41 +88,111 @@ type ErrorPage struct {
 // SignedOutPage confirms a logout.
 type SignedOutPage struct {
 	Branding
+	// UpstreamLogoutURL, when set, is offered as a link to sign out of
+	// the identity provider too.
+	UpstreamLogoutURL string
 }
 
-// Renderer renders pages.
+// Renderer renders pages in every language it has messages for.
 type Renderer struct {
-	pages map[string]*template.Template
+	pages map[string]map[string]*template.Template // language → page → template
 }
 
-// NewRenderer parses the embedded templates.
+var pageNames = []string{"login", "code", "connector", "error", "signedout"}
+
+// NewRenderer parses the embedded templates once per language.
 func NewRenderer() (*Renderer, error) {
-	r := &Renderer{pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "code", "error", "signedout"} {
-		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("web: parse %s: %w", name, err)
+	if err := loadCatalogs(); err != nil {
+		return nil, err
+	}
+	r := &Renderer{pages: map[string]map[string]*template.Template{}}
+	for _, lang := range Languages() {
+		r.pages[lang] = map[string]*template.Template{}
+		for _, name := range pageNames {
+			t, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+			if err != nil {
+				return nil, fmt.Errorf("web: parse %s: %w", name, err)
+			}
+			r.pages[lang][name] = t
 		}
-		r.pages[name] = t
 	}
 	return r, nil
 }
 
-// Static serves the stylesheet and other assets.
+// funcs are the template functions bound to one language: t (a message
+// by key, arguments HTML-escaped), ts (the same as plain text, for
+// attributes), text (a caller's English sentence, translated when the
+// catalog knows it), lang and brandCSS.
+func funcs(lang string) template.FuncMap {
+	return template.FuncMap{
+		"t":        func(key string, args ...any) template.HTML { return template.HTML(message(lang, key, true, args...)) },
+		"ts":       func(key string, args ...any) string { return message(lang, key, false, args...) },
+		"text":     func(english string) string { return translateText(lang, english) },
+		"lang":     func() string { return lang },
+		"brandCSS": brandCSS,
+	}
+}
+
+// Static serves the stylesheet, the script and other assets.
 func Static() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
 	return http.FileServer(http.FS(sub))
 }
 
-// Render writes page with status. Pages are never cached: they carry
-// per-request CSRF tokens.
+var hexColour = regexp.MustCompile(`^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// ValidColour reports whether s is a colour Branding.PrimaryColor accepts:
+// #rgb or #rrggbb.
+func ValidColour(s string) bool { return hexColour.MatchString(s) }
+
+// brandCSS is the inline style that applies the primary colour, with a
+// text colour that stays readable on it; "" when there is no valid colour.
+func brandCSS(b Branding) template.CSS {
+	if !ValidColour(b.PrimaryColor) {
+		return ""
+	}
+	on := "#ffffff"
+	if luminance(b.PrimaryColor) > 0.45 {
+		on = "#111318"
+	}
+	return template.CSS(":root{--primary:" + b.PrimaryColor + ";--on-primary:" + on + "}")
+}
+
+// luminance is the WCAG relative luminance of a #rgb or #rrggbb colour.
+func luminance(hex string) float64 {
+	h := hex[1:]
+	if len(h) == 3 {
+		h = string([]byte{h[0], h[0], h[1], h[1], h[2], h[2]})
+	}
+	lin := func(s string) float64 {
+		v, _ := strconv.ParseUint(s, 16, 8)
+		c := float64(v) / 255
+		if c <= 0.04045 {
+			return c / 12.92
+		}
+		return math.Pow((c+0.055)/1.055, 2.4)
+	}
+	return 0.2126*lin(h[0:2]) + 0.7152*lin(h[2:4]) + 0.0722*lin(h[4:6])
+}
+
+// Render writes page in English; RenderIn picks the language.
 func (r *Renderer) Render(w http.ResponseWriter, status int, page any) error {
+	return r.RenderIn(w, status, DefaultLanguage, page)
+}
+
+// RenderIn writes page with status in lang (one of Languages, else
+// English). Pages are never cached: they carry per-request CSRF tokens.
+// The Content-Security-Policy allows no inline script, and inline style
+// only for the branding colour, by its hash.
+func (r *Renderer) RenderIn(w http.ResponseWriter, status int, lang string, page any) error {
 	var name string
 	switch page.(type) {
 	case LoginPage, *LoginPage:
 		name = "login"
 	case CodePage, *CodePage:
 		name = "code"
+	case ConnectorPage, *ConnectorPage:
+		name = "connector"
 	case ErrorPage, *ErrorPage:
 		name = "error"
 	case SignedOutPage, *SignedOutPage:
@@ -106,18 +200,37 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, page any) error {
 	default:
 		return fmt.Errorf("web: no template for %T", page)
 	}
+	set, ok := r.pages[lang]
+	if !ok {
+		set = r.pages[DefaultLanguage]
+	}
 	var buf bytes.Buffer
-	if err := r.pages[name].Execute(&buf, page); err != nil {
+	if err := set[name].Execute(&buf, page); err != nil {
 		return fmt.Errorf("web: render %s: %w", name, err)
+	}
+	styleSrc := "style-src 'self'"
+	if b, ok := page.(interface{ branding() Branding }); ok {
+		if css := brandCSS(b.branding()); css != "" {
+			sum := sha256.Sum256([]byte(css))
+			styleSrc += " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", langOr(lang))
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; "+styleSrc+"; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+func langOr(lang string) string {
+	if _, ok := catalogs[lang]; ok {
+		return lang
+	}
+	return DefaultLanguage
 }

@@ -1,0 +1,228 @@
+// Browser test of the broker's login pages, in headless Chromium through
+// playwright-core. Run by `go test ./internal/e2e`, which starts the broker,
+// a fake Auth0 and a test client, and passes their addresses:
+// BROKER_URL, CLIENT_URL (with /mailbox?to=EMAIL, the test inbox),
+// CHROMIUM (the browser) and SCREENSHOT_DIR.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const { BROKER_URL, CLIENT_URL, CHROMIUM, SCREENSHOT_DIR } = process.env;
+for (const [k, v] of Object.entries({ BROKER_URL, CLIENT_URL, CHROMIUM, SCREENSHOT_DIR })) {
+  if (!v) throw new Error(`${k} is not set; run this through go test ./internal/e2e`);
+}
+mkdirSync(SCREENSHOT_DIR, { recursive: true });
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+after(async () => { await browser?.close(); });
+
+// newPage opens a page in a fresh context (its own cookies) and fails the
+// test on any Content-Security-Policy violation or script error.
+async function newPage(t, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: "en-GB", ...options });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  t.after(async () => {
+    await context.close();
+    // A page answered with 4xx logs "Failed to load resource"; that is expected.
+    assert.deepEqual(problems.filter((p) => !/^Failed to load resource/.test(p)), [], "console errors (CSP violations, script errors)");
+  });
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${SCREENSHOT_DIR}/${name}.png`, fullPage: true });
+}
+
+// axe runs axe-core on the page with no rules disabled and fails on a
+// serious or critical violation; lesser ones are reported.
+async function axe(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const summary = result.violations.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+  console.log(`axe ${name}: ${result.passes.length} rules passed, ${result.violations.length} violations${summary.length ? "\n  " + summary.join("\n  ") : ""}`);
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => v.id), [], `serious or critical axe violations on ${name}`);
+}
+
+async function focusedId(page) {
+  return page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent?.trim());
+}
+
+async function mailbox(email) {
+  const res = await fetch(`${CLIENT_URL}/mailbox?to=${encodeURIComponent(email)}`);
+  const code = (await res.text()).trim();
+  assert.match(code, /^\d{6}$/, `a code was mailed to ${email}`);
+  return code;
+}
+
+test("one-time code: client → email → code → client with tokens, by keyboard", async (t) => {
+  const page = await newPage(t);
+  await page.goto(CLIENT_URL);
+  await page.click("#start");
+  await page.waitForURL(`${BROKER_URL}/login?**`);
+  assert.equal(await page.textContent("h1"), "Sign in");
+  assert.equal(await focusedId(page), "email", "the email field has focus");
+  assert.equal(await page.getAttribute("#email", "autocomplete"), "email");
+  // The branding colour reaches the button (its inline style passes the CSP by hash).
+  assert.equal(await page.$eval("button[type=submit]", (b) => getComputedStyle(b).backgroundColor), "rgb(91, 63, 209)");
+  await axe(page, "login");
+  await shot(page, "01-login");
+
+  await page.keyboard.type("not-an-email");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("#email-error");
+  assert.equal(await page.getAttribute("#email", "aria-invalid"), "true");
+  assert.match(await page.getAttribute("#email", "aria-describedby"), /email-error/);
+  assert.match(await page.textContent("#email-error"), /Enter an email address/);
+  await axe(page, "login with error");
+  await shot(page, "02-login-error");
+
+  await page.fill("#email", "");
+  await page.focus("#email");
+  await page.keyboard.type("alex@example.com");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${BROKER_URL}/login/code?**`);
+  assert.equal(await page.textContent("h1"), "Check your email");
+  assert.equal(await focusedId(page), "code", "the code field has focus");
+  assert.equal(await page.getAttribute("#code", "autocomplete"), "one-time-code");
+  // The resend cool-down: disabled by the server's answer, counted down by the script.
+  assert.equal(await page.isDisabled("#resend"), true);
+  const before = await page.textContent("#resend-wait");
+  assert.match(before, /You can request a new code in \d+ s/);
+  await page.waitForFunction((b) => document.getElementById("resend-wait").textContent !== b, before, { timeout: 3000 });
+  await axe(page, "code");
+  await shot(page, "03-code");
+
+  // The server enforces the cool-down even when the button is forced.
+  await page.$eval("#resend", (b) => { b.disabled = false; });
+  await page.click("#resend");
+  await page.waitForSelector("#resend-wait");
+  assert.match(await page.textContent("#resend-wait"), /You can request a new code in \d+ s/);
+  await shot(page, "04-resend-cooldown");
+
+  const code = await mailbox("alex@example.com");
+  const wrong = code === "000000" ? "111111" : "000000";
+  await page.focus("#code");
+  await page.keyboard.type(wrong); // six digits submit on their own
+  await page.waitForSelector("#code-error");
+  assert.match(await page.textContent("#code-error"), /That code is not right/);
+  assert.equal(await page.getAttribute("#code", "aria-invalid"), "true");
+  assert.equal(await focusedId(page), "code");
+  await axe(page, "code with error");
+  await shot(page, "05-code-error");
+
+  await page.keyboard.type(code);
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent("h1"), "Signed in");
+  assert.equal(await page.textContent('[data-claim="email"]'), "alex@example.com");
+  assert.equal(await page.textContent('[data-claim="amr"]'), "[otp]");
+  assert.ok((await page.textContent("#access-token")).length > 20, "an access token");
+  await shot(page, "06-client-signed-in");
+});
+
+test("home realm discovery: the domain's connector is named, then the upstream signs in", async (t) => {
+  const page = await newPage(t);
+  await page.goto(`${CLIENT_URL}/start`);
+  await page.waitForURL(`${BROKER_URL}/login?**`);
+  // The connector is also offered as a button.
+  assert.ok(await page.isVisible("text=Continue with Corp SSO"));
+  await page.keyboard.type("sam@corp.example.com");
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("h1:has-text('Continue to Corp SSO')");
+  assert.match(await page.textContent(".lead"), /sam@corp\.example\.com/);
+  assert.equal(await focusedId(page), "Continue to Corp SSO", "the continue button has focus");
+  await axe(page, "interstitial");
+  await shot(page, "07-interstitial");
+
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent("h1"), "Signed in");
+  assert.equal(await page.textContent('[data-claim="idp"]'), "auth0");
+  assert.equal(await page.textContent('[data-claim="email"]'), "sam@corp.example.com");
+  await shot(page, "08-client-signed-in-sso");
+});
+
+test("without JavaScript the code login still works", async (t) => {
+  const page = await newPage(t, { javaScriptEnabled: false });
+  await page.goto(`${CLIENT_URL}/start`);
+  await page.fill("#email", "nojs@example.com");
+  await page.press("#email", "Enter");
+  await page.waitForURL(`${BROKER_URL}/login/code?**`);
+  assert.equal(await page.isDisabled("#resend"), true, "the cool-down disables resend without the script");
+  await page.fill("#code", await mailbox("nojs@example.com"));
+  await page.press("#code", "Enter");
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent('[data-claim="email"]'), "nojs@example.com");
+});
+
+test("an unknown or expired sign-in and the signed-out page say what happened", async (t) => {
+  const page = await newPage(t);
+  const res = await page.goto(`${BROKER_URL}/login?id=expired-or-unknown`);
+  assert.equal(res.status(), 404);
+  assert.equal(await page.textContent("h1"), "This sign-in has expired");
+  assert.match(await page.textContent(".lead"), /go back to the application/i);
+  await axe(page, "error");
+  await shot(page, "09-error-expired");
+
+  await page.goto(`${BROKER_URL}/end_session`);
+  assert.equal(await page.textContent("h1"), "You are signed out");
+  await axe(page, "signed out");
+  await shot(page, "10-signed-out");
+});
+
+test("German from Accept-Language and from ui_locales", async (t) => {
+  const page = await newPage(t, { locale: "de-DE" });
+  await page.goto(`${CLIENT_URL}/start`);
+  await page.waitForURL(`${BROKER_URL}/login?**`);
+  assert.equal(await page.getAttribute("html", "lang"), "de");
+  assert.equal(await page.textContent("h1"), "Anmelden");
+  await axe(page, "login (de)");
+  await shot(page, "11-login-de");
+
+  const en = await newPage(t, { locale: "en-US" });
+  await en.goto(`${CLIENT_URL}/start?ui_locales=de`);
+  await en.waitForURL(`${BROKER_URL}/login?**`);
+  assert.equal(await en.textContent("h1"), "Anmelden", "ui_locales wins over Accept-Language");
+  await en.fill("#email", "ulla@example.com");
+  await en.press("#email", "Enter");
+  await en.waitForURL(`${BROKER_URL}/login/code?**`);
+  assert.equal(await en.textContent("h1"), "Sehen Sie in Ihr Postfach");
+  await axe(en, "code (de)");
+  await shot(en, "12-code-de");
+});
+
+test("dark mode on a phone", async (t) => {
+  const page = await newPage(t, { colorScheme: "dark", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await page.goto(`${CLIENT_URL}/start`);
+  await page.waitForURL(`${BROKER_URL}/login?**`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert.equal(overflow, false, "no horizontal scrolling on a phone");
+  await axe(page, "login (dark, phone)");
+  await shot(page, "13-login-dark-phone");
+  await page.fill("#email", "dana@example.com");
+  await page.press("#email", "Enter");
+  await page.waitForURL(`${BROKER_URL}/login/code?**`);
+  await axe(page, "code (dark, phone)");
+  await shot(page, "14-code-dark-phone");
+  await page.goto(`${CLIENT_URL}/start`);
+  await page.fill("#email", "sam@corp.example.com");
+  await page.press("#email", "Enter");
+  await page.waitForSelector("h1:has-text('Continue to')");
+  await axe(page, "interstitial (dark, phone)");
+  await shot(page, "15-interstitial-dark-phone");
+});

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMessages_EveryLanguageHasEveryKeyWithTheSamePlaceholders(t *testing.T) {
+	if err := loadCatalogs(); err != nil {
+		t.Fatal(err)
+	}
+	if len(Languages()) < 2 {
+		t.Fatalf("languages %v: want English and at least one other", Languages())
+	}
+	placeholders := regexp.MustCompile(`\{\d\}`)
+	for lang, msgs := range catalogs {
+		for key, en := range catalogs[DefaultLanguage] {
+			msg, ok := msgs[key]
+			if !ok {
+				t.Errorf("%s: %q is missing", lang, key)
+				continue
+			}
+			want, got := placeholders.FindAllString(en, -1), placeholders.FindAllString(msg, -1)
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(want, got) {
+				t.Errorf("%s: %q has placeholders %v, English %v", lang, key, got, want)
+			}
+		}
+		for key := range msgs {
+			if _, ok := catalogs[DefaultLanguage][key]; !ok {
+				t.Errorf("%s: %q is not an English message", lang, key)
+			}
+		}
+	}
+}
+
+func TestNegotiate_UILocalesThenAcceptLanguageThenEnglish(t *testing.T) {
+	for _, tc := range []struct {
+		ui     []string
+		accept string
+		want   string
+	}{
+		{nil, "", "en"},
+		{nil, "de-DE,de;q=0.9,en;q=0.8", "de"},
+		{nil, "fr-FR,fr;q=0.9", "en"},
+		{nil, "fr;q=0.9,de;q=0.5", "de"},
+		{[]string{"de"}, "en-US", "de"},
+		{[]string{"de-CH"}, "en-US", "de"},
+		{[]string{"fr", "en"}, "de", "en"},
+		{[]string{"fr"}, "de", "de"},
+		{[]string{"not a tag"}, "garbage;;", "en"},
+	} {
+		if got := Negotiate(tc.ui, tc.accept); got != tc.want {
+			t.Errorf("Negotiate(%q, %q) = %q, want %q", tc.ui, tc.accept, got, tc.want)
+		}
+	}
+}
+
+func TestRender_EveryPageInEveryLanguage(t *testing.T) {
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Branding{ProductName: "Acme", PrimaryColor: "#2f5bea", SupportURL: "https://help.example.com"}
+	pages := []any{
+		LoginPage{Branding: b, AuthRequestID: "id", CSRF: "c", Error: "Enter an email address like name@example.com.", Connectors: []Connector{{ID: "x", Name: "X"}}},
+		CodePage{Branding: b, AuthRequestID: "id", CSRF: "c", Email: "a@example.com", ValidMinutes: 10, ResendWait: 12},
+		ConnectorPage{Branding: b, AuthRequestID: "id", CSRF: "c", Email: "a@corp.example", Connector: Connector{ID: "x", Name: "Corp <SSO>"}},
+		ErrorPage{Branding: b, Title: "This sign-in has expired", Message: "Something only in English.", Status: 404},
+		SignedOutPage{Branding: b},
+	}
+	for _, lang := range Languages() {
+		for _, p := range pages {
+			w := httptest.NewRecorder()
+			if err := r.RenderIn(w, 200, lang, p); err != nil {
+				t.Fatalf("%s %T: %v", lang, p, err)
+			}
+			body := w.Body.String()
+			if !strings.Contains(body, `<html lang="`+lang+`">`) {
+				t.Errorf("%s %T: no lang attribute", lang, p)
+			}
+			if strings.Contains(body, "Corp <SSO>") {
+				t.Errorf("%s %T: an argument was not escaped", lang, p)
+			}
+			// (The countdown's template for the script keeps its {0}.)
+			text := regexp.MustCompile(`data-wait-text="[^"]*"`).ReplaceAllString(body, "")
+			if m := regexp.MustCompile(`\{\d\}`).FindString(text); m != "" {
+				t.Errorf("%s %T: unfilled placeholder %q", lang, p, m)
+			}
+		}
+	}
+	w := httptest.NewRecorder()
+	r.RenderIn(w, 404, "de", pages[3])
+	if !strings.Contains(w.Body.String(), "Diese Anmeldung ist abgelaufen") || !strings.Contains(w.Body.String(), "Something only in English.") {
+		t.Errorf("a caller's known English sentence is translated, an unknown one kept: %s", w.Body.String())
+	}
+}
+
+func TestRender_BrandColourIsAllowedByHashAndNothingElse(t *testing.T) {
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	r.Render(w, 200, SignedOutPage{Branding: Branding{PrimaryColor: "#ffcc00"}})
+	css := ":root{--primary:#ffcc00;--on-primary:#111318}"
+	sum := sha256.Sum256([]byte(css))
+	if !strings.Contains(w.Body.String(), "<style>"+css+"</style>") {
+		t.Fatalf("no brand style (dark text on a light colour): %s", w.Body.String())
+	}
+	csp := w.Header().Get("Content-Security-Policy")
+	if !strings.Contains(csp, "style-src 'self' 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q does not allow exactly the brand style", csp)
+	}
+	for _, bad := range []string{"red;}body{display:none", "#12345", "url(x)", "#fff</style><script>"} {
+		w := httptest.NewRecorder()
+		r.Render(w, 200, SignedOutPage{Branding: Branding{PrimaryColor: bad}})
+		if strings.Contains(w.Body.String(), "<style>") || strings.Contains(w.Header().Get("Content-Security-Policy"), "sha256") {
+			t.Errorf("colour %q reached the page", bad)
+		}
+	}
+}
