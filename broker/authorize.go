@@ -35,7 +35,8 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 
 // Authorize runs after the library has matched the redirect URI, so every
 // error here goes back to the client. It enforces PKCE, stores the request
-// and sends the browser to the login page.
+// and completes it from the browser's session when that may answer it
+// (reusableSession), or sends the browser to the login page.
 func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	client := r.Client.(*Client)
 	req := r.Data
@@ -61,9 +62,9 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if err != nil {
 		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err.Error())
 	}
-	if slices.Contains(req.Prompt, oidc.PromptNone) {
-		// No single-sign-on session can satisfy it without a page.
-		return nil, oidc.ErrLoginRequired().WithDescription("the user is not signed in")
+	hintSubject, err := b.idTokenHintSubject(req.IDTokenHint)
+	if err != nil {
+		return nil, err
 	}
 
 	now := b.now()
@@ -98,8 +99,24 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		}
 		direct, _ = conn.(upstream.CallbackConnector)
 	}
+	sess, refused, err := b.reusableSession(ctx, r.Header, req, client.id, r.Form.Get("idp"), hintSubject)
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get session", err)
+	}
+	if refused == "" {
+		completeFromSession(&ar, sess)
+	} else if slices.Contains(req.Prompt, oidc.PromptNone) {
+		// prompt=none: never a page, so no session that can answer it
+		// means the client hears login_required.
+		b.log.InfoContext(ctx, "prompt=none refused", "client_id", client.id, "reason", refused)
+		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
+	}
 	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, b.storeFailure(ctx, "create auth request", err)
+	}
+	if ar.Done {
+		b.loginOutcome(ctx, ar, ar.IDP, "session")
+		return op.NewRedirect(callbackPath + "?id=" + url.QueryEscape(ar.ID)), nil
 	}
 	if direct != nil {
 		dest, err := b.upstreamRedirect(ctx, ar, direct, req.LoginHint)
@@ -203,7 +220,7 @@ func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id stri
 	}
 	if isNotFound(err) || errors.Is(err, storage.ErrExpired) {
 		b.renderError(w, r, http.StatusNotFound, "This sign-in has expired",
-			"Sign-in requests are valid for a limited time, and this one has expired or was already used. Go back to the application and choose sign in again.")
+			"For your security a sign-in page works for a limited time, and this one has expired or was already used. Nothing was changed. Go back to the application you came from and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
 	if err != nil {

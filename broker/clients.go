@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -29,12 +30,21 @@ type Client struct {
 	audiences              []string
 	scopes                 []string
 	allowedOrigins         []string
+	backchannelLogoutURI   string
 	// actors name who may act in this client's token exchanges
 	// (ClientConfig.Actors); storage clients have none.
 	actors []string
 	// anyLoopbackRedirect is the development client's looseness: any
 	// http loopback redirect URI, any port, any path.
 	anyLoopbackRedirect bool
+	// jwks (inline) or jwksURL are the keys the client signs
+	// private_key_jwt assertions with.
+	jwks    []jose.JSONWebKey
+	jwksURL string
+	// stored clients record their service user at its first use
+	// (serviceUserID); config clients cannot, and find it again.
+	stored        bool
+	serviceUserID string
 }
 
 func clientFromConfig(c ClientConfig) *Client {
@@ -48,6 +58,7 @@ func clientFromConfig(c ClientConfig) *Client {
 		audiences:              c.Audiences,
 		scopes:                 c.Scopes,
 		allowedOrigins:         c.AllowedOrigins,
+		backchannelLogoutURI:   c.BackchannelLogoutURI,
 		actors:                 c.Actors,
 		anyLoopbackRedirect:    c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
 	}
@@ -55,10 +66,21 @@ func clientFromConfig(c ClientConfig) *Client {
 		h := sha256.Sum256([]byte(c.Secret))
 		cl.secretHashes = []storage.SecretHash{{Hash: h[:]}}
 	}
+	cl.jwksURL = c.JWKSURI
+	if len(c.JWKS) > 0 {
+		// Validate has parsed it already.
+		cl.jwks, _ = parseClientJWKS(c.JWKS)
+	}
 	return cl
 }
 
 func clientFromStorage(c storage.Client) *Client {
+	var keys []jose.JSONWebKey
+	if len(c.JWKS) > 0 {
+		// Stored keys were checked when written; keys that no longer
+		// parse authenticate nothing.
+		keys, _ = parseClientJWKS(c.JWKS)
+	}
 	return &Client{
 		id:                     c.ID,
 		name:                   c.Name,
@@ -70,6 +92,11 @@ func clientFromStorage(c storage.Client) *Client {
 		audiences:              c.Audiences,
 		scopes:                 c.Scopes,
 		allowedOrigins:         c.AllowedOrigins,
+		backchannelLogoutURI:   c.BackchannelLogoutURI,
+		jwksURL:                c.JWKSURL,
+		jwks:                   keys,
+		stored:                 true,
+		serviceUserID:          c.ServiceUserID,
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/upstream/legacy"
+	"github.com/idbroker/broker/web"
 	"gopkg.in/yaml.v3"
 )
 
@@ -22,10 +24,12 @@ type Config struct {
 	Keys       KeysConfig        `yaml:"keys"`
 	Tokens     TokensConfig      `yaml:"tokens"`
 	OTP        OTPConfig         `yaml:"otp"`
+	Sessions   SessionsConfig    `yaml:"sessions"`
 	Connectors []ConnectorConfig `yaml:"connectors"`
 	Clients    []ClientConfig    `yaml:"clients"`
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
+	Admin      AdminConfig       `yaml:"admin"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -70,6 +74,14 @@ type TokensConfig struct {
 	ClockSkew time.Duration `yaml:"clockSkew"`
 }
 
+// SessionsConfig sets the lifetimes of single-sign-on sessions.
+type SessionsConfig struct {
+	// IdleTTL ends a session no client has used for this long.
+	IdleTTL time.Duration `yaml:"idleTTL"`
+	// AbsoluteTTL ends a session this long after its login, however busy.
+	AbsoluteTTL time.Duration `yaml:"absoluteTTL"`
+}
+
 // OTPConfig tunes one-time codes.
 type OTPConfig struct {
 	CodeTTL     time.Duration `yaml:"codeTTL"`
@@ -79,7 +91,7 @@ type OTPConfig struct {
 // ConnectorConfig is one upstream. Which fields apply depends on Type.
 type ConnectorConfig struct {
 	ID         string   `yaml:"id"`
-	Type       string   `yaml:"type"` // otp, oidc, auth0, azuread, workos
+	Type       string   `yaml:"type"` // otp, oidc, auth0, azuread, workos, legacy
 	Name       string   `yaml:"name"`
 	Domains    []string `yaml:"domains"`
 	TrustEmail bool     `yaml:"trustEmail"`
@@ -108,6 +120,31 @@ type ConnectorConfig struct {
 
 	// otp
 	Mailer MailerConfig `yaml:"mailer"`
+
+	// legacy: a platform's own session service, whose opaque tokens are
+	// exchanged (connector=<id>) by calling ValidateURL. clientID and
+	// clientSecret, when set, go to it as HTTP Basic authentication.
+	ValidateURL string        `yaml:"validateURL"`
+	Method      string        `yaml:"method"`  // GET or POST (default)
+	TokenIn     string        `yaml:"tokenIn"` // header:<Name> (default header:X-User-Token), bearer, body:<field>, form:<field>
+	Fields      LegacyFields  `yaml:"fields"`
+	Timeout     time.Duration `yaml:"timeout"` // one call to the service (default 5s)
+	// CacheTTL is how long an answer is reused, so that a session ended
+	// at the service stays accepted here that long (default 30s;
+	// negative turns the cache off). CacheSize bounds it (default 10000).
+	CacheTTL  time.Duration `yaml:"cacheTTL"`
+	CacheSize int           `yaml:"cacheSize"`
+}
+
+// LegacyFields name the fields of a legacy validation answer; a dotted
+// name is a path into nested objects.
+type LegacyFields struct {
+	UserID string `yaml:"userId"` // the platform UUID (default userId)
+	Email  string `yaml:"email"`  // default email
+	Name   string `yaml:"name"`   // default name
+	// EmailVerified names a boolean field vouching for the email. Without
+	// it no email from the service counts as verified.
+	EmailVerified string `yaml:"emailVerified"`
 }
 
 // ClaimMapping names the upstream claims that carry each attribute.
@@ -140,6 +177,9 @@ type ClientConfig struct {
 	Audiences              []string `yaml:"audiences"`
 	Scopes                 []string `yaml:"scopes"`
 	AllowedOrigins         []string `yaml:"allowedOrigins"`
+	// BackchannelLogoutURI receives a logout token when a session the
+	// client got tokens under ends (Back-Channel Logout 1.0).
+	BackchannelLogoutURI string `yaml:"backchannelLogoutURI"`
 	// Actors are who may act for a subject in this client's token
 	// exchanges: an actor_token (RFC 8693 section 4.1) is accepted only
 	// when one of these names it, and the issued token's act claim then
@@ -149,6 +189,11 @@ type ClientConfig struct {
 	// to, that platform user. Empty: no actor_token is accepted. Only
 	// clients with the token-exchange grant may list actors.
 	Actors []string `yaml:"actors"`
+	// JWKS (the key set itself, as YAML or a JSON string) or JWKSURI
+	// (where to fetch it) holds the client's public keys: with either, the
+	// client may authenticate with private_key_jwt (RFC 7523 section 2.2).
+	JWKS    JSONDocument `yaml:"jwks"`
+	JWKSURI string       `yaml:"jwksURI"`
 }
 
 // BrandingConfig styles the login pages.
@@ -157,6 +202,26 @@ type BrandingConfig struct {
 	LogoURL      string `yaml:"logoURL"`
 	PrimaryColor string `yaml:"primaryColor"`
 	SupportURL   string `yaml:"supportURL"`
+}
+
+// validate keeps branding to values the pages can use safely: the colour
+// lands in an inline style, so only #rgb or #rrggbb; the links must be
+// absolute (https for the logo).
+func (b BrandingConfig) validate() error {
+	if b.PrimaryColor != "" && !web.ValidColour(b.PrimaryColor) {
+		return fmt.Errorf("config: branding.primaryColor %q must be a colour like #2f5bea or #25e", b.PrimaryColor)
+	}
+	if b.LogoURL != "" {
+		if u, err := url.Parse(b.LogoURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("config: branding.logoURL %q must be an https URL", b.LogoURL)
+		}
+	}
+	if b.SupportURL != "" {
+		if u, err := url.Parse(b.SupportURL); err != nil || !(((u.Scheme == "https" || u.Scheme == "http") && u.Host != "") || (u.Scheme == "mailto" && u.Opaque != "")) {
+			return fmt.Errorf("config: branding.supportURL %q must be an http(s) or mailto URL", b.SupportURL)
+		}
+	}
+	return nil
 }
 
 // Grant type names as written in the configuration.
@@ -280,6 +345,8 @@ func (c *Config) setDefaults() {
 	setDefault(&t.AuthRequestTTL, 30*time.Minute)
 	setDefault(&t.CodeTTL, time.Minute)
 	setDefault(&t.ClockSkew, time.Minute)
+	setDefault(&c.Sessions.IdleTTL, 24*time.Hour)
+	setDefault(&c.Sessions.AbsoluteTTL, 7*24*time.Hour)
 	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
 	setDefault(&c.OTP.MaxAttempts, 5)
 	setDefault(&c.Branding.ProductName, "Sign in")
@@ -322,14 +389,23 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: signing algorithm %q is not one of RS256, ES256, EdDSA", alg)
 		}
 	}
+	if err := c.Admin.validate(); err != nil {
+		return err
+	}
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
 	if _, err := parseTrustedProxies(c.HTTP.TrustedProxies); err != nil {
 		return err
 	}
+	if c.Sessions.IdleTTL < 0 || c.Sessions.AbsoluteTTL < 0 {
+		return errors.New("config: sessions.idleTTL and sessions.absoluteTTL must not be negative")
+	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)
+	}
+	if err := c.Branding.validate(); err != nil {
+		return err
 	}
 	ids := map[string]bool{}
 	for i, cc := range c.Connectors {
@@ -340,8 +416,16 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: connector id %q is used twice", cc.ID)
 		}
 		ids[cc.ID] = true
+		if cc.ID == serviceConnector {
+			return fmt.Errorf("config: connector id %q is reserved for machine clients' service users", cc.ID)
+		}
 		if !slices.Contains(connectorTypes, cc.Type) {
 			return fmt.Errorf("config: connector %q: type %q is not one of %s", cc.ID, cc.Type, strings.Join(connectorTypes, ", "))
+		}
+		if cc.Type == "legacy" {
+			if err := validateLegacy(cc); err != nil {
+				return err
+			}
 		}
 	}
 	clientIDs := map[string]bool{}
@@ -356,24 +440,11 @@ func (c *Config) Validate() error {
 		if cl.Public && cl.Secret != "" {
 			return fmt.Errorf("config: client %q is public and must not have a secret", cl.ID)
 		}
-		if !cl.Public && cl.Secret == "" {
-			return fmt.Errorf("config: client %q is confidential and needs a secret (or public: true)", cl.ID)
+		if !cl.Public && cl.Secret == "" && len(cl.JWKS) == 0 && cl.JWKSURI == "" {
+			return fmt.Errorf("config: client %q is confidential and needs a secret, jwks or jwksURI (or public: true)", cl.ID)
 		}
-		for _, g := range cl.GrantTypes {
-			if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
-				return fmt.Errorf("config: client %q: grant type %q is not supported", cl.ID, g)
-			}
-		}
-		for _, ru := range cl.RedirectURIs {
-			if u, err := url.Parse(ru); err != nil || !u.IsAbs() || u.Fragment != "" {
-				return fmt.Errorf("config: client %q: redirect URI %q must be absolute and without fragment", cl.ID, ru)
-			}
-		}
-		if cl.Public && slices.Contains(cl.GrantTypes, GrantClientCredentials) {
-			return fmt.Errorf("config: client %q is public and cannot use client_credentials", cl.ID)
-		}
-		if cl.Public && slices.Contains(cl.GrantTypes, GrantTokenExchange) {
-			return fmt.Errorf("config: client %q is public and cannot use token exchange", cl.ID)
+		if err := checkClientRules(cl.Public, cl.GrantTypes, slices.Concat(cl.RedirectURIs, cl.PostLogoutRedirectURIs), cl.BackchannelLogoutURI, cl.JWKS, cl.JWKSURI); err != nil {
+			return fmt.Errorf("config: client %q: %w", cl.ID, err)
 		}
 		if len(cl.Actors) > 0 && !slices.Contains(cl.GrantTypes, GrantTokenExchange) {
 			return fmt.Errorf("config: client %q lists actors but not the %s grant they apply to", cl.ID, GrantTokenExchange)
@@ -387,7 +458,43 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-var connectorTypes = []string{"otp", "oidc", "auth0", "azuread", "workos"}
+// checkClientRules applies the rules every client follows, whether it is
+// defined in the configuration or stored: supported grants, what a public
+// client may not do, well-formed redirect URIs, and its keys.
+func checkClientRules(public bool, grants, redirectURIs []string, backchannelLogoutURI string, jwks []byte, jwksURI string) error {
+	for _, g := range grants {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
+			return fmt.Errorf("grant type %q is not supported", g)
+		}
+		if public && (g == GrantClientCredentials || g == GrantTokenExchange) {
+			return fmt.Errorf("a public client cannot use %s", g)
+		}
+	}
+	for _, ru := range redirectURIs {
+		if u, err := url.Parse(ru); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return fmt.Errorf("redirect URI %q must be absolute and without fragment", ru)
+		}
+	}
+	if u, err := url.Parse(backchannelLogoutURI); backchannelLogoutURI != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "") {
+		return fmt.Errorf("backchannelLogoutURI %q must be an absolute http(s) URL without fragment", backchannelLogoutURI)
+	}
+	return validateClientKeys(public, jwks, jwksURI)
+}
+
+var connectorTypes = []string{"otp", "oidc", "auth0", "azuread", "workos", "legacy"}
+
+// validateLegacy checks a legacy connector by building it: legacy.New
+// makes no call, and its rules are then the file's, stated once.
+func validateLegacy(cc ConnectorConfig) error {
+	if len(cc.Domains) > 0 {
+		// It has no login page to send an email's domain to.
+		return fmt.Errorf("config: connector %q: a legacy connector only verifies tokens for exchange; domains do not apply", cc.ID)
+	}
+	if _, err := legacy.New(legacyConfig(cc, nil, nil)); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
 
 // validateActor checks one ClientConfig.Actors entry.
 func validateActor(a string) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/legacy"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
 	"github.com/idbroker/broker/upstream/otp"
 	"github.com/idbroker/broker/upstream/workos"
@@ -84,8 +85,22 @@ func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options
 			AccessTokenIssuer: cc.AccessTokenIssuer, TrustEmail: cc.TrustEmail,
 			Organization: cc.Organization, HTTPClient: o.HTTPClient, Clock: o.Clock,
 		})
+	case "legacy":
+		return legacy.New(legacyConfig(cc, o.HTTPClient, o.Clock))
 	}
 	return nil, fmt.Errorf("type %q is not supported", cc.Type)
+}
+
+// legacyConfig is a legacy connector's configuration; client and clock
+// are nil when it is only being validated.
+func legacyConfig(cc ConnectorConfig, client *http.Client, clock func() time.Time) legacy.Config {
+	return legacy.Config{
+		ID: cc.ID, ValidateURL: cc.ValidateURL, Method: cc.Method, TokenIn: cc.TokenIn,
+		Fields: legacy.Fields{UserID: cc.Fields.UserID, Email: cc.Fields.Email, Name: cc.Fields.Name,
+			EmailVerified: cc.Fields.EmailVerified},
+		Timeout: cc.Timeout, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, TrustEmail: cc.TrustEmail,
+		CacheTTL: cc.CacheTTL, CacheSize: cc.CacheSize, HTTPClient: client, Clock: clock,
+	}
 }
 
 func (b *Broker) mailerFor(cc ConnectorConfig, o Options) (otp.Mailer, error) {
@@ -163,7 +178,35 @@ func (b *Broker) startUpstream(w http.ResponseWriter, r *http.Request, ar storag
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
 
-// loginConnector starts a login with the connector a button named.
+// connectorName is the name a connector is shown by.
+func (b *Broker) connectorName(id string) string {
+	for _, cc := range b.cfg.Connectors {
+		if cc.ID == id && cc.Name != "" {
+			return cc.Name
+		}
+	}
+	return id
+}
+
+// renderConnector is home realm discovery's interstitial: it names the
+// connector email's domain signs in with, and its button posts to
+// loginConnector. Nothing is stored until the person continues.
+func (b *Broker) renderConnector(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.CallbackConnector, email string) {
+	page := web.ConnectorPage{
+		Branding:      b.branding,
+		AuthRequestID: ar.ID,
+		CSRF:          b.csrfToken(w, r, ar.ID),
+		Email:         email,
+		Connector:     web.Connector{ID: conn.ID(), Name: b.connectorName(conn.ID())},
+	}
+	if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, ar.UILocales), page); err != nil {
+		b.log.ErrorContext(r.Context(), "render connector page", "err", err)
+	}
+}
+
+// loginConnector starts a login with the connector a button named (on the
+// login page, or on the interstitial, which also posts the email: it is
+// passed on as the login hint when its domain belongs to that connector).
 func (b *Broker) loginConnector(w http.ResponseWriter, r *http.Request) {
 	ar, ok := b.formAuthRequest(w, r)
 	if !ok {
@@ -174,7 +217,13 @@ func (b *Broker) loginConnector(w http.ResponseWriter, r *http.Request) {
 		b.renderLogin(w, r, ar, http.StatusBadRequest, "", "That sign-in option is not available.")
 		return
 	}
-	b.startUpstream(w, r, ar, conn, "")
+	hint := ""
+	if email, err := otp.NormalizeEmail(r.PostFormValue("email")); err == nil {
+		if c := b.connectorForEmail(email); c != nil && c.ID() == conn.ID() {
+			hint = email
+		}
+	}
+	b.startUpstream(w, r, ar, conn, hint)
 }
 
 // upstreamCallback finishes an upstream login: the connector verifies

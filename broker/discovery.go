@@ -34,13 +34,16 @@ type encodedDoc struct {
 	body    json.RawMessage
 	etag    string
 	keysTag string // the JWKS ETag the document was built against
+	// clientCredentials is whether the document lists that grant.
+	clientCredentials bool
 }
 
 // discoveryDoc returns the discovery document, rebuilt only when the
 // published algorithms may have changed (the key set changed).
 func (b *Broker) discoveryDoc() *encodedDoc {
 	_, keysTag := b.keys.JWKS()
-	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag {
+	cc := b.advertiseClientCredentials.Load()
+	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc {
 		return d
 	}
 	body, err := json.Marshal(b.discoveryConfig())
@@ -48,7 +51,7 @@ func (b *Broker) discoveryDoc() *encodedDoc {
 		// A struct of strings always marshals.
 		panic(fmt.Sprintf("broker: marshal discovery: %v", err))
 	}
-	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag}
+	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc}
 	b.discovery.doc.Store(d)
 	return d
 }
@@ -71,28 +74,34 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 	if slices.ContainsFunc(b.cfg.Clients, func(c ClientConfig) bool { return slices.Contains(c.GrantTypes, GrantTokenExchange) }) {
 		grants = append(grants, oidc.GrantTypeTokenExchange)
 	}
+	if b.advertiseClientCredentials.Load() {
+		grants = append(grants, oidc.GrantTypeClientCredentials)
+	}
 	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
-		Issuer:                                    b.issuer,
-		AuthorizationEndpoint:                     b.issuer + authorizePath,
-		TokenEndpoint:                             b.issuer + tokenPath,
-		UserinfoEndpoint:                          b.issuer + userinfoPath,
-		IntrospectionEndpoint:                     b.issuer + introspectPath,
-		RevocationEndpoint:                        b.issuer + revokePath,
-		EndSessionEndpoint:                        b.issuer + endSessionPath,
-		JwksURI:                                   b.issuer + jwksPath,
-		ScopesSupported:                           []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess},
-		ResponseTypesSupported:                    []string{string(oidc.ResponseTypeCode)},
-		ResponseModesSupported:                    []string{string(oidc.ResponseModeQuery)},
-		GrantTypesSupported:                       grants,
-		SubjectTypesSupported:                     []string{"public"},
-		IDTokenSigningAlgValuesSupported:          b.keys.Algorithms(keys.UseIDToken),
-		TokenEndpointAuthMethodsSupported:         []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
-		IntrospectionEndpointAuthMethodsSupported: []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost},
-		RevocationEndpointAuthMethodsSupported:    []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
-		CodeChallengeMethodsSupported:             []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},
-		ClaimsSupported:                           []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "idp", "azp", "at_hash", "email", "email_verified", "name"},
-		RequestParameterSupported:                 false,
-		RequestURIParameterSupported:              false,
+		Issuer:                                     b.issuer,
+		AuthorizationEndpoint:                      b.issuer + authorizePath,
+		TokenEndpoint:                              b.issuer + tokenPath,
+		UserinfoEndpoint:                           b.issuer + userinfoPath,
+		IntrospectionEndpoint:                      b.issuer + introspectPath,
+		RevocationEndpoint:                         b.issuer + revokePath,
+		EndSessionEndpoint:                         b.issuer + endSessionPath,
+		JwksURI:                                    b.issuer + jwksPath,
+		ScopesSupported:                            []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess},
+		ResponseTypesSupported:                     []string{string(oidc.ResponseTypeCode)},
+		ResponseModesSupported:                     []string{string(oidc.ResponseModeQuery)},
+		GrantTypesSupported:                        grants,
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           b.keys.Algorithms(keys.UseIDToken),
+		TokenEndpointAuthMethodsSupported:          []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT, oidc.AuthMethodNone},
+		TokenEndpointAuthSigningAlgValuesSupported: assertionAlgNames(),
+		IntrospectionEndpointAuthMethodsSupported:  []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT},
+		RevocationEndpointAuthMethodsSupported:     []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
+		CodeChallengeMethodsSupported:              []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},
+		ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "idp", "azp", "at_hash", "sid", "email", "email_verified", "name"},
+		BackChannelLogoutSupported:                 true,
+		BackChannelLogoutSessionSupported:          true,
+		RequestParameterSupported:                  false,
+		RequestURIParameterSupported:               false,
 	}}
 }
 

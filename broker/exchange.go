@@ -39,11 +39,13 @@ func unacceptable(format string, args ...any) error {
 // token-exchange.
 //
 // The subject token is an upstream JWT, matched to its connector by its
-// iss (or by the connector form parameter) and verified by that connector,
-// or an access token the broker issued, which may only be narrowed.
-// Refresh tokens and other opaque tokens are never subject tokens. The
-// subject is resolved to a platform user as at login, provisioning a
-// first-time user; an unreachable store is 503 temporarily_unavailable.
+// iss (or by the connector form parameter) and verified by that connector;
+// an opaque legacy session token, verified by the connector the client
+// names; or an access token the broker issued, which may only be narrowed.
+// Refresh tokens and opaque tokens no named connector vouches for are
+// never subject tokens. The subject is resolved to a platform user as at
+// login, provisioning a first-time user; an unreachable store or upstream
+// is 503 temporarily_unavailable.
 // The issued token is recorded, so introspection and revocation cover it.
 func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
 	client := r.Client.(*Client)
@@ -72,6 +74,11 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 		err = ownTokenHeldBy(subject.own, client)
 	}
 	if err != nil {
+		// Labelled by the connector the client named, if any (a
+		// configured one: any other was refused above). A legacy
+		// connector always is named, and its traffic tells when the
+		// legacy validation can be retired (docs/migration.md).
+		b.metrics.exchanges.WithLabelValues(req.connector, exchangeOutcome(err)).Inc()
 		return nil, b.tokenRefused(ctx, client.id, "subject_token", err)
 	}
 	audience, scopes, err := exchangeTarget(client, req, subject)
@@ -93,6 +100,7 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	if err != nil {
 		return nil, err
 	}
+	b.metrics.exchanges.WithLabelValues(g.idp, "issued").Inc()
 	b.log.InfoContext(ctx, "token exchanged", "client_id", client.id, "idp", g.idp, "user_id", g.user.ID,
 		"audience", audience, "delegated", act != nil)
 	// Section 2.2.1. A "jwt" is asked for by clients that want to read
@@ -199,7 +207,8 @@ type exchangeToken struct {
 // verifyExchangeToken verifies a subject or actor token of tokenType. The
 // token's verifier is conn when not nil; else a token whose iss is the
 // broker's is one of the broker's access tokens, and any other is verified
-// by the one connector that lists its issuer. A refusal wraps
+// by the one connector that lists its issuer. Only a named conn that
+// verifies opaque tokens gets a token that is not a JWT. A refusal wraps
 // errUnacceptable; an unreachable upstream wraps upstream.ErrUnavailable;
 // anything else is the store failing.
 func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
@@ -208,6 +217,12 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 	// its user; the broker never exchanges one, of any client.
 	if tokenType == string(oidc.RefreshTokenType) {
 		return exchangeToken{}, unacceptable("token type %s is never exchanged", tokenType)
+	}
+	if opaque, ok := conn.(upstream.OpaqueTokenVerifier); ok {
+		// A session token has no issuer to read and no signature to
+		// pre-check: the client named its connector, which asks the
+		// service that issued it.
+		return b.verifyUpstreamToken(ctx, raw, tokenType, opaque)
 	}
 	// The issuer is read before the signature is checked only to pick
 	// the verifier, which then checks everything, the issuer included.
@@ -245,6 +260,12 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 			return exchangeToken{}, err
 		}
 	}
+	return b.verifyUpstreamToken(ctx, raw, tokenType, conn)
+}
+
+// verifyUpstreamToken has conn verify an upstream token, with the errors
+// of verifyExchangeToken.
+func (b *Broker) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
 	id, err := conn.VerifyToken(ctx, raw, tokenType)
 	if errors.Is(err, upstream.ErrUnavailable) {
 		return exchangeToken{}, err
@@ -309,6 +330,18 @@ func (b *Broker) tokenRefused(ctx context.Context, clientID, param string, err e
 		return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
 	}
 	return b.storeFailure(ctx, "verify "+param, err)
+}
+
+// exchangeOutcome names a verifyExchangeToken error for the exchanges
+// metric.
+func exchangeOutcome(err error) string {
+	switch {
+	case errors.Is(err, errUnacceptable):
+		return "refused"
+	case errors.Is(err, upstream.ErrUnavailable):
+		return "unavailable"
+	}
+	return "error"
 }
 
 // defaultExchangeScopes are granted for an upstream subject token when
@@ -456,6 +489,14 @@ func (b *Broker) exchangeGrant(ctx context.Context, client *Client, subject exch
 	user, err := b.resolve(ctx, subject.conn, subject.identity)
 	if errors.Is(err, storage.ErrUserDisabled) {
 		return grant{}, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id, "connector", subject.conn.ID())
+	}
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		// The upstream named a platform UUID (a legacy session service)
+		// that belongs to a user without this identity, and no trusted
+		// verified email linked them. Naming an id does not take a user
+		// over, and another id would be a guess: refuse, write nothing.
+		return grant{}, b.tokenRefused(ctx, client.id, "subject_token", unacceptable(
+			"connector %q: user %s exists without this identity; import it as one of the user's identities", subject.conn.ID(), subject.identity.UserID))
 	}
 	if err != nil {
 		return grant{}, b.storeFailure(ctx, "resolve identity", err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/storage"
@@ -102,9 +103,10 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Home realm discovery: an organisation's domain goes to its
-	// identity provider, everyone else gets a code.
+	// identity provider, named on a page before the browser is sent
+	// there; everyone else gets a code.
 	if conn := b.connectorForEmail(email); conn != nil {
-		b.startUpstream(w, r, ar, conn, email)
+		b.renderConnector(w, r, ar, conn, email)
 		return
 	}
 	if b.otp == nil {
@@ -126,6 +128,18 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, loginCodePath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
 }
 
+// resendCooldown is the least time between codes for one auth request.
+const resendCooldown = 30 * time.Second
+
+// pageLang is the language of a page: the auth request's ui_locales (or,
+// without one, the request's ui_locales parameter), then Accept-Language.
+func pageLang(r *http.Request, uiLocales []string) string {
+	if len(uiLocales) == 0 {
+		uiLocales = strings.Fields(r.URL.Query().Get("ui_locales"))
+	}
+	return web.Negotiate(uiLocales, r.Header.Get("Accept-Language"))
+}
+
 func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, email, fieldError string) {
 	page := web.LoginPage{
 		Branding:      b.branding,
@@ -135,7 +149,7 @@ func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.
 		Error:         fieldError,
 		Connectors:    b.connectorButtons(),
 	}
-	if err := b.pages.Render(w, status, page); err != nil {
+	if err := b.pages.RenderIn(w, status, pageLang(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render login page", "err", err)
 	}
 }
@@ -148,10 +162,23 @@ func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.A
 		Email:         ar.LoginHint,
 		Error:         fieldError,
 		Notice:        notice,
+		ValidMinutes:  int(b.cfg.OTP.CodeTTL / time.Minute),
+		ResendWait:    b.resendWait(r.Context(), ar),
 	}
-	if err := b.pages.Render(w, status, page); err != nil {
+	if err := b.pages.RenderIn(w, status, pageLang(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render code page", "err", err)
 	}
+}
+
+// resendWait is how long, rounded up to a second, before the auth
+// request may have another code (0: now). It only reads the counter; a
+// store that cannot answer shows no wait (sendCode still enforces it).
+func (b *Broker) resendWait(ctx context.Context, ar storage.AuthRequest) int {
+	limited, wait, err := b.store.RateLimited(ctx, "otp-resend:"+ar.ID, 0, b.now())
+	if err != nil || !limited {
+		return 0
+	}
+	return int((wait + time.Second - 1) / time.Second)
 }
 
 // sendCode makes a new challenge for the request's email, replacing any
@@ -161,6 +188,22 @@ func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.A
 // 429 with Retry-After on the page it came from (resend: the code page).
 func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, resend bool) bool {
 	ctx := r.Context()
+	// A resend waits resendCooldown after the last code for the request
+	// (across replicas: the counter is in storage). The first code starts
+	// the cool-down and is never refused by it.
+	cooldown := Limit{Count: 1, Window: resendCooldown}
+	if resend {
+		allowed, wait, err := b.take(ctx, "otp-resend", ar.ID, cooldown)
+		if err != nil {
+			b.storeUnavailablePage(w, r, "take rate-limit slot", err)
+			return false
+		}
+		if !allowed {
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
+			b.renderCode(w, r, ar, http.StatusTooManyRequests, "", "")
+			return false
+		}
+	}
 	for _, lim := range []struct {
 		name, key string
 		limit     Limit
@@ -211,6 +254,11 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 		return false
 	}
 	b.metrics.otpCodes.WithLabelValues("sent").Inc()
+	if !resend {
+		if _, _, err := b.store.TakeRateLimitSlot(ctx, "otp-resend:"+ar.ID, cooldown.Count, cooldown.Window, now); err != nil {
+			b.log.WarnContext(ctx, "start resend cool-down", "err", err)
+		}
+	}
 	b.log.InfoContext(ctx, "one-time code sent", "client_id", ar.ClientID, "email", redactEmail(ar.LoginHint))
 	return true
 }
@@ -233,7 +281,11 @@ func (b *Broker) loginCode(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, loginPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
 			return
 		}
-		b.renderCode(w, r, ar, http.StatusOK, "", "")
+		notice := ""
+		if r.URL.Query().Get("resent") == "1" {
+			notice = "We sent a new code. Earlier codes no longer work."
+		}
+		b.renderCode(w, r, ar, http.StatusOK, "", notice)
 		return
 	}
 	ar, ok := b.formAuthRequest(w, r)
@@ -287,7 +339,8 @@ func (b *Broker) loginResend(w http.ResponseWriter, r *http.Request) {
 	if !b.sendCode(w, r, ar, true) {
 		return
 	}
-	b.renderCode(w, r, ar, http.StatusOK, "", "We sent a new code. Earlier codes no longer work.")
+	// Post/redirect/get: reloading the code page does not send again.
+	http.Redirect(w, r, loginCodePath+"?id="+url.QueryEscape(ar.ID)+"&resent=1", http.StatusSeeOther)
 }
 
 // loginOutcome logs and counts how a login attempt ended.
@@ -303,8 +356,9 @@ type loginDetails struct {
 	upstreamRefresh []byte // sealed
 }
 
-// completeLogin resolves the identity to a user, marks the auth request
-// authenticated and continues to the authorization callback.
+// completeLogin resolves the identity to a user, gives the browser a
+// session, marks the auth request authenticated and continues to the
+// authorization callback.
 func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.Connector, id upstream.Identity, d loginDetails) {
 	ctx := r.Context()
 	user, err := b.resolve(ctx, conn, id)
@@ -319,6 +373,11 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 	}
 	b.loginOutcome(ctx, ar, conn.ID(), "success")
 	now := b.now()
+	sessionID, err := b.startSession(w, r, ar, user.ID, now, []string{d.amr}, conn.ID())
+	if err != nil {
+		b.storeUnavailablePage(w, r, "start session", err)
+		return
+	}
 	_, err = b.store.UpdateAuthRequest(ctx, ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
 		a.UserID = user.ID
 		a.AuthTime = now
@@ -326,6 +385,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		a.IDP = conn.ID()
 		a.Org = d.org
 		a.UpstreamRefreshToken = d.upstreamRefresh
+		a.SessionID = sessionID
 		a.Done = true
 		return a, nil
 	})

@@ -163,7 +163,13 @@ func TestOTP_WrongCodeExpiredCodeAndSixthTry(t *testing.T) {
 		t.Fatalf("sixth try with the right code: %d, location %v", p.Status, p.Location)
 	}
 
-	// A resend replaces the dead challenge; the old code stays dead.
+	// A resend within the cool-down is refused, with the wait on the page.
+	p = b.Submit(page, "/login/resend", nil)
+	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "You can request a new code in") || p.Header.Get("Retry-After") == "" || e.mailer.Count("otp@example.com") != 1 {
+		t.Fatalf("resend within the cool-down: %d %s", p.Status, p.Body)
+	}
+	// After it, a resend replaces the dead challenge; the old code stays dead.
+	e.clock.Advance(31 * time.Second)
 	p = b.Submit(page, "/login/resend", nil)
 	if !strings.Contains(p.Body, "We sent a new code") || e.mailer.Count("otp@example.com") != 2 {
 		t.Fatalf("resend: %d %s", p.Status, p.Body)
@@ -209,7 +215,7 @@ func TestLogin_MalformedEmailShownOnPage(t *testing.T) {
 	page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
 	for _, bad := range []string{"not-an-email", "a@b", "Alice <alice@example.com>", ""} {
 		p := b.Submit(page, "/login", url.Values{"email": {bad}})
-		if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Enter an email address") || !strings.Contains(p.Body, `aria-describedby="email-error"`) {
+		if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "Enter an email address") || !strings.Contains(p.Body, `aria-describedby="email-error`) {
 			t.Errorf("email %q: %d", bad, p.Status)
 		}
 	}

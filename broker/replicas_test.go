@@ -170,7 +170,8 @@ func TestStorageOutage_FailsCleanlyAndRecovers(t *testing.T) {
 		o.Storage = db.OpenDSN(t, db.DSNVia(t, proxy.Addr()))
 	})
 	b := e.browser()
-	tr := e.redeem(e.login(b, "outage@example.com", authRequest{}))
+	// Another browser: b's session would sign the newcomer in as this user.
+	tr := e.redeem(e.login(e.browser(), "outage@example.com", authRequest{}))
 	if tr.Status != http.StatusOK {
 		t.Fatal(tr.Description)
 	}

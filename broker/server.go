@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idbroker/broker/keys"
@@ -90,6 +92,24 @@ type Broker struct {
 	refreshKey  keyedHash
 	discovery   preEncoded
 	corsOrigins map[string]bool
+
+	// Machine clients (clientcredentials.go, clientauth.go, admin*.go).
+	clientKeys   *clientKeySets
+	serviceUsers sync.Map // client id → service user id, a cache
+	// advertiseClientCredentials puts client_credentials in discovery:
+	// set when a client that allows it is configured, found in storage at
+	// start, created or updated through this broker, or used.
+	advertiseClientCredentials atomic.Bool
+	admin                      *Admin
+
+	// Back-channel logout deliveries run past the request that ended the
+	// session (goBackground); Run cancels them and waits for them when it
+	// returns.
+	backchannel    *http.Client
+	backgroundMu   sync.Mutex // orders goBackground's Add before Run's Wait
+	background     sync.WaitGroup
+	backgroundCtx  context.Context
+	stopBackground context.CancelFunc
 }
 
 // New builds a broker from its configuration.
@@ -148,13 +168,22 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		metrics:     m,
 
 		trustedProxies: proxies,
+		backchannel:    newBackchannelClient(),
 	}
+	b.backgroundCtx, b.stopBackground = context.WithCancel(context.Background())
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
+	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
+	b.admin = NewAdmin(cfg, o.Storage, o.Clock)
+	b.admin.clientChanged = b.noteClient
 	for _, cc := range cfg.Clients {
+		b.noteClient(cc.GrantTypes)
 		b.clients.static[cc.ID] = clientFromConfig(cc)
 		for _, origin := range cc.AllowedOrigins {
 			b.corsOrigins[origin] = true
 		}
+	}
+	if err := b.checkStoredClients(ctx); err != nil {
+		return nil, err
 	}
 	if err := b.buildConnectors(ctx, o); err != nil {
 		return nil, err
@@ -230,8 +259,15 @@ func (b *Broker) providerOptions() []op.Option {
 func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
 
 // Run does the broker's background work until ctx is done: key refresh and
-// rotation, and sweeping expired rows.
+// rotation, and sweeping expired rows. When ctx is done it stops
+// back-channel logout deliveries still retrying and waits for them.
 func (b *Broker) Run(ctx context.Context) {
+	defer b.background.Wait()
+	defer func() {
+		b.backgroundMu.Lock()
+		b.stopBackground()
+		b.backgroundMu.Unlock()
+	}()
 	go b.keys.Run(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -279,6 +315,9 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", b.readyz)
 	if b.cfg.HTTP.MetricsAddr == "" {
 		mux.Handle("GET /metrics", b.MetricsHandler())
+	}
+	if b.cfg.Admin.Enabled {
+		mux.Handle(adminPathPrefix, b.adminHandler())
 	}
 	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
 	mux.Handle("/", lib)
@@ -386,13 +425,14 @@ func htmlErrors(b *Broker, h http.Handler, title, message string) http.Handler {
 }
 
 func (b *Broker) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	if err := b.pages.Render(w, status, web.ErrorPage{Branding: b.branding, Title: title, Message: message, Status: status}); err != nil {
+	if err := b.pages.RenderIn(w, status, pageLang(r, nil), web.ErrorPage{Branding: b.branding, Title: title, Message: message, Status: status}); err != nil {
 		b.log.ErrorContext(r.Context(), "render error page", "err", err)
 	}
 }
 
 func (b *Broker) signedOut(w http.ResponseWriter, r *http.Request) {
-	if err := b.pages.Render(w, http.StatusOK, web.SignedOutPage{Branding: b.branding}); err != nil {
+	page := web.SignedOutPage{Branding: b.branding, UpstreamLogoutURL: b.upstreamLogoutURL(r.Context(), r.URL.Query().Get("idp"))}
+	if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, nil), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render signed-out page", "err", err)
 	}
 }

@@ -16,15 +16,16 @@ import (
 
 // VerifyClient authenticates the client of a token, introspection or
 // revocation request. Public clients present only their id; confidential
-// clients their secret (client_secret_basic or client_secret_post). A
-// failure is 401 invalid_client.
+// clients their secret (client_secret_basic or client_secret_post) or a
+// signed assertion (private_key_jwt, authenticateAssertion). A failure is
+// 401 invalid_client.
 func (b *Broker) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	return b.authenticateClient(ctx, r.Data)
 }
 
 func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
 	if cc.ClientAssertion != "" {
-		return nil, invalidClient("client assertions (private_key_jwt) are not accepted for this client")
+		return b.authenticateAssertion(ctx, cc)
 	}
 	if err := b.clientAuthLimited(ctx, cc.ClientID); err != nil {
 		return nil, err
@@ -233,11 +234,6 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 // without client authentication.
 func (b *Broker) JWTProfile(context.Context, *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
 	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the jwt-bearer grant is not supported")
-}
-
-// ClientCredentialsExchange is not offered yet.
-func (b *Broker) ClientCredentialsExchange(context.Context, *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
-	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the client_credentials grant is not supported")
 }
 
 // DeviceToken refuses the device grant, which the broker does not offer.

@@ -62,6 +62,9 @@ type idTokenClaims struct {
 	IDP             string   `json:"idp,omitempty"`
 	Org             string   `json:"org_id,omitempty"`
 	AccessTokenHash string   `json:"at_hash,omitempty"`
+	// SessionID is the broker session the login belongs to: what a
+	// back-channel logout token names (Back-Channel Logout 1.0 section 2.1).
+	SessionID string `json:"sid,omitempty"`
 	userClaims
 }
 
@@ -159,6 +162,7 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 		IDP:             g.idp,
 		Org:             g.org,
 		AccessTokenHash: atHash,
+		SessionID:       g.sessionID,
 		userClaims:      claimsForScopes(g.user, g.scopes),
 	}
 	if !g.authTime.IsZero() {

@@ -58,13 +58,18 @@ func (u *upstreams) browser() *testenv.Browser {
 }
 
 // loginVia enters email on the login page and expects home realm discovery
-// to carry the browser through an upstream and back to the client.
+// to name the connector on a page whose button carries the browser through
+// the upstream and back to the client.
 func (u *upstreams) loginVia(email string) (loginResult, *testenv.Page) {
 	u.t.Helper()
 	b := u.browser()
 	a := authRequest{pkce: testenv.NewPKCE(), state: "st", nonce: "nn"}
 	page := b.Get(u.authorizeURL(a))
 	page = b.Submit(page, "/login", url.Values{"email": {email}})
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, `action="/login/connector"`) || !strings.Contains(page.Body, "Continue to ") {
+		u.t.Fatalf("email %s: want the page naming the connector, got %d: %s", email, page.Status, page.Body)
+	}
+	page = b.Submit(page, "/login/connector", nil)
 	if page.Location == nil {
 		return loginResult{}, page
 	}

@@ -5,8 +5,9 @@
 //
 // Every connector implements Connector. The capabilities a connector has are
 // small optional interfaces, found by type assertion: CallbackConnector for
-// a browser login by redirect, TokenVerifier for token exchange, Refresher
-// for re-checking the upstream on refresh.
+// a browser login by redirect, TokenVerifier for token exchange (and
+// OpaqueTokenVerifier when its tokens are not JWTs), Refresher for
+// re-checking the upstream on refresh.
 package upstream
 
 import (
@@ -92,6 +93,16 @@ type TokenVerifier interface {
 	VerifyToken(ctx context.Context, rawToken, tokenType string) (Identity, error)
 }
 
+// OpaqueTokenVerifier is a TokenVerifier whose tokens are opaque (a
+// platform's own session tokens), not JWTs. Nothing can be read from such
+// a token before its connector verifies it, so it names no issuer and the
+// client must name the connector; the broker passes the token to it as is.
+type OpaqueTokenVerifier interface {
+	TokenVerifier
+	// VerifiesOpaqueTokens does nothing: it marks the connector as one.
+	VerifiesOpaqueTokens()
+}
+
 // Refresher re-checks a user with the upstream using its refresh token.
 type Refresher interface {
 	Connector
@@ -99,6 +110,16 @@ type Refresher interface {
 	// new refresh token when the upstream rotates it. ErrDenied means the
 	// upstream no longer accepts the user.
 	Refresh(ctx context.Context, refreshToken string) (Identity, error)
+}
+
+// Logouter is an upstream that publishes where a person signs out of it
+// (OpenID Connect discovery's end_session_endpoint).
+type Logouter interface {
+	Connector
+	// LogoutURL is where to send the browser to sign out upstream, asking
+	// to come back to postLogoutRedirect (when not empty, and registered
+	// there). "" with a nil error: the upstream publishes no such place.
+	LogoutURL(ctx context.Context, postLogoutRedirect string) (string, error)
 }
 
 // Token type URIs from RFC 8693 section 3.

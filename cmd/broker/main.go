@@ -4,6 +4,10 @@
 //	broker migrate --config FILE
 //	broker users import --config FILE USERS.jsonl
 //	broker users show --config FILE EMAIL|UUID
+//	broker users list|disable|enable|delete|link|unlink --config FILE ...
+//	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
+//	broker sessions list --config FILE --user EMAIL|UUID
+//	broker sessions revoke --config FILE ID
 //	broker keys list|rotate [--now]|revoke KID --config FILE
 //	broker secrets rotate --config FILE
 //	broker version
@@ -43,6 +47,12 @@ commands:
   migrate          apply the database migrations
   users import     import users from a JSON-lines file, keeping their UUIDs
   users show       print a user and their identities
+  users list|disable|enable|delete|link|unlink
+                   administer users (delete needs --yes)
+  clients create|list|show|update|delete|rotate-secret
+                   manage stored clients (a new secret is shown once)
+  sessions list    list a user's single-sign-on sessions (--user EMAIL|UUID)
+  sessions revoke  end a session and revoke its refresh tokens
   keys list        list signing keys
   keys rotate      start a key rotation (--now: sign with the new key at once)
   keys revoke      remove a compromised key from the JWKS at once
@@ -63,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return migrate(ctx, args[1:], stdout, stderr, env)
 	case "users":
 		return users(ctx, args[1:], stdout, stderr, env)
+	case "clients":
+		return clientsCommand(ctx, args[1:], stdout, stderr, env)
+	case "sessions":
+		return sessionsCommand(ctx, args[1:], stdout, stderr, env)
 	case "keys":
 		return keysCommand(ctx, args[1:], stdout, stderr, env)
 	case "secrets":

@@ -86,9 +86,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	go b.Run(bgCtx)
+	// Background work outlives the signal until requests in flight are
+	// done (their back-channel logouts included), then stops and is
+	// waited for.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		b.Run(bgCtx)
+	}()
+	defer func() {
+		stopBackground()
+		<-ran
+	}()
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()

@@ -13,22 +13,93 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream/otp"
 )
 
 func users(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("usage: broker users import|show --config FILE ...")
+		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink --config FILE ...")
 	}
 	switch args[0] {
 	case "import":
 		return usersImport(ctx, args[1:], stdout, stderr, env)
 	case "show":
 		return usersShow(ctx, args[1:], stdout, stderr, env)
+	case "list", "disable", "enable", "delete", "link", "unlink":
+		return usersAdmin(ctx, args[0], args[1:], stdout, stderr, env)
 	default:
-		return fmt.Errorf("unknown users command %q (want import or show)", args[0])
+		return fmt.Errorf("unknown users command %q (want import, show, list, disable, enable, delete, link or unlink)", args[0])
 	}
+}
+
+// usersAdmin runs the user commands that share broker.Admin with the
+// admin API (and so write its audit events).
+func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	usage := map[string]string{
+		"list":    "broker users list --config FILE [--after UUID] [--limit N]",
+		"disable": "broker users disable --config FILE EMAIL|UUID",
+		"enable":  "broker users enable --config FILE EMAIL|UUID",
+		"delete":  "broker users delete --config FILE --yes EMAIL|UUID",
+		"link":    "broker users link --config FILE EMAIL|UUID CONNECTOR SUBJECT",
+		"unlink":  "broker users unlink --config FILE EMAIL|UUID CONNECTOR SUBJECT",
+	}[cmd]
+	f := newAdminFlags("users "+cmd, stderr)
+	after := f.fs.String("after", "", "list: start after this user id (the last of the previous page)")
+	limit := f.fs.Int("limit", 100, "list: users per page")
+	yes := f.fs.Bool("yes", false, "delete: really delete the user, their identities, sessions and tokens")
+	if err := f.fs.Parse(args); err != nil {
+		return err
+	}
+	want := map[string]int{"list": 0, "disable": 1, "enable": 1, "delete": 1, "link": 3, "unlink": 3}[cmd]
+	if f.fs.NArg() != want {
+		return errors.New("usage: " + usage)
+	}
+	if cmd == "delete" && !*yes {
+		return errors.New("deleting a user cannot be undone; add --yes")
+	}
+	cfg, store, err := openConfigured(ctx, *f.config, env)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	admin := broker.NewAdmin(cfg, store, nil)
+	ref := f.fs.Arg(0)
+	switch cmd {
+	case "list":
+		list, err := admin.ListUsers(ctx, *after, *limit)
+		if err != nil {
+			return err
+		}
+		for _, u := range list {
+			state := ""
+			if u.Disabled {
+				state = "  (disabled)"
+			}
+			fmt.Fprintf(stdout, "%s  %s  %s%s\n", u.ID, u.Email, u.Name, state)
+		}
+		if len(list) == *limit {
+			fmt.Fprintf(stdout, "more: --after %s\n", list[len(list)-1].ID)
+		}
+		return nil
+	case "disable":
+		err = admin.DisableUser(ctx, broker.ActorCLI, ref)
+	case "enable":
+		err = admin.EnableUser(ctx, broker.ActorCLI, ref)
+	case "delete":
+		err = admin.DeleteUser(ctx, broker.ActorCLI, ref)
+	case "link":
+		err = admin.LinkIdentity(ctx, broker.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
+	case "unlink":
+		err = admin.UnlinkIdentity(ctx, broker.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
+	}
+	if err != nil {
+		return err
+	}
+	done := map[string]string{"disable": "disabled; refresh tokens and sessions revoked", "enable": "enabled", "delete": "deleted", "link": "linked", "unlink": "unlinked"}[cmd]
+	fmt.Fprintf(stdout, "user %s %s\n", ref, done)
+	return nil
 }
 
 // importLine is one line of an import file.
@@ -164,43 +235,22 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	if f.fs.NArg() != 1 {
 		return errors.New("usage: broker users show --config FILE EMAIL|UUID")
 	}
-	_, store, err := openConfigured(ctx, *f.config, env)
+	cfg, store, err := openConfigured(ctx, *f.config, env)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	u, err := findUser(ctx, store, f.fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	ids, err := store.ListIdentities(ctx, u.ID)
+	u, err := broker.NewAdmin(cfg, store, nil).FindUser(ctx, f.fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "id:             %s\nemail:          %s\nemail_verified: %t\nname:           %s\ndisabled:       %t\ncreated:        %s\n",
 		u.ID, u.Email, u.EmailVerified, u.Name, u.Disabled, u.CreatedAt.Format(time.RFC3339))
-	fmt.Fprintf(stdout, "identities:     %d\n", len(ids))
-	for _, id := range ids {
+	fmt.Fprintf(stdout, "identities:     %d\n", len(u.Identities))
+	for _, id := range u.Identities {
 		fmt.Fprintf(stdout, "  %s  %s  (last login %s)\n", id.Connector, id.Subject, formatTime(id.LastLogin))
 	}
 	return nil
-}
-
-// findUser takes a UUID or an email address (a user's verified email).
-func findUser(ctx context.Context, store storage.Users, ref string) (storage.User, error) {
-	var u storage.User
-	var err error
-	if id, perr := uuid.Parse(ref); perr == nil {
-		u, err = store.GetUser(ctx, id.String())
-	} else if email, eerr := otp.NormalizeEmail(ref); eerr == nil {
-		u, err = store.GetUserByEmail(ctx, email)
-	} else {
-		return u, fmt.Errorf("%q is neither a UUID nor an email address", ref)
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return u, fmt.Errorf("no user %q", ref)
-	}
-	return u, err
 }
 
 func formatTime(t time.Time) string {

@@ -41,6 +41,7 @@ func (f *Auth0) discovery(w http.ResponseWriter, r *http.Request) {
 		"token_endpoint":                        f.URL + "/oauth/token",
 		"userinfo_endpoint":                     f.URL + "/userinfo",
 		"jwks_uri":                              f.URL + "/.well-known/jwks.json",
+		"end_session_endpoint":                  f.URL + "/oidc/logout",
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": f.opts.algs,

@@ -100,7 +100,7 @@ type Fields struct {
 }
 
 // Connector is a legacy session service upstream. It implements
-// upstream.TokenVerifier and is safe for concurrent use.
+// upstream.OpaqueTokenVerifier and is safe for concurrent use.
 type Connector struct {
 	cfg    Config
 	url    *url.URL
@@ -109,7 +109,7 @@ type Connector struct {
 	cache  *cache
 }
 
-var _ upstream.TokenVerifier = (*Connector)(nil)
+var _ upstream.OpaqueTokenVerifier = (*Connector)(nil)
 
 // placement is a parsed Config.TokenIn.
 type placement struct {
@@ -252,6 +252,10 @@ func (c *Connector) TrustEmail() bool { return c.cfg.TrustEmail }
 // Issuers implements upstream.TokenVerifier. Legacy tokens are opaque and
 // name no issuer, so it is empty: a client names the connector.
 func (c *Connector) Issuers() []string { return nil }
+
+// VerifiesOpaqueTokens implements upstream.OpaqueTokenVerifier: session
+// tokens are opaque.
+func (c *Connector) VerifiesOpaqueTokens() {}
 
 // VerifyToken implements upstream.TokenVerifier for legacy session tokens,
 // which are accepted only as the access_token type. It asks the legacy

@@ -103,6 +103,7 @@ type provider struct {
 	login       *gooidc.IDTokenVerifier // aud must hold ClientID
 	exchange    *gooidc.IDTokenVerifier // aud is checked against ExchangeAudiences
 	userinfoURL string
+	logoutURL   string // end_session_endpoint; "" when not published
 }
 
 // dialect is how a preset departs from plain OpenID Connect. Its zero
@@ -128,6 +129,7 @@ var (
 	_ upstream.CallbackConnector = (*Connector)(nil)
 	_ upstream.TokenVerifier     = (*Connector)(nil)
 	_ upstream.Refresher         = (*Connector)(nil)
+	_ upstream.Logouter          = (*Connector)(nil)
 )
 
 // New returns a connector for the upstream cfg describes. It fails only
@@ -219,6 +221,7 @@ type discovery struct {
 	JWKSURL          string   `json:"jwks_uri"`
 	Algorithms       []string `json:"id_token_signing_alg_values_supported"`
 	TokenAuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	EndSessionURL    string   `json:"end_session_endpoint"`
 }
 
 // discover fetches the discovery document and builds the provider. Every
@@ -287,6 +290,7 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 		login:       verifier(c.cfg.ClientID),
 		exchange:    verifier(""),
 		userinfoURL: d.UserinfoURL,
+		logoutURL:   d.EndSessionURL,
 	}, nil
 }
 

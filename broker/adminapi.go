@@ -1,0 +1,240 @@
+package broker
+
+// The admin HTTP API: JSON over /admin/v1/, the operations of admin.go,
+// for a bearer token the broker issued for the admin audience with the
+// admin scope (RFC 6750 for the challenges).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idbroker/broker/storage"
+)
+
+const adminPathPrefix = "/admin/v1/"
+
+type adminActorKey struct{}
+
+// adminHandler routes the admin API behind adminAuth.
+func (b *Broker) adminHandler() http.Handler {
+	a := b.admin
+	mux := http.NewServeMux()
+	p := strings.TrimSuffix(adminPathPrefix, "/")
+	mux.HandleFunc("GET "+p+"/clients", func(w http.ResponseWriter, r *http.Request) {
+		list, err := a.ListClients(r.Context())
+		b.adminReply(w, r, http.StatusOK, map[string]any{"clients": list}, err)
+	})
+	mux.HandleFunc("POST "+p+"/clients", func(w http.ResponseWriter, r *http.Request) {
+		var spec ClientSpec
+		if !b.adminDecode(w, r, &spec) {
+			return
+		}
+		info, secret, err := a.CreateClient(r.Context(), adminActor(r), spec)
+		b.adminReply(w, r, http.StatusCreated, struct {
+			ClientInfo
+			Secret string `json:"client_secret,omitempty"`
+		}{info, secret}, err)
+	})
+	mux.HandleFunc("GET "+p+"/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+		info, err := a.GetClient(r.Context(), r.PathValue("id"))
+		b.adminReply(w, r, http.StatusOK, info, err)
+	})
+	mux.HandleFunc("PATCH "+p+"/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+		var u ClientUpdate
+		if !b.adminDecode(w, r, &u) {
+			return
+		}
+		info, err := a.UpdateClient(r.Context(), adminActor(r), r.PathValue("id"), u)
+		b.adminReply(w, r, http.StatusOK, info, err)
+	})
+	mux.HandleFunc("DELETE "+p+"/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+		b.adminReply(w, r, http.StatusNoContent, nil, a.DeleteClient(r.Context(), adminActor(r), r.PathValue("id")))
+	})
+	mux.HandleFunc("POST "+p+"/clients/{id}/rotate-secret", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Grace string `json:"grace"` // a Go duration: "24h"
+		}
+		if !b.adminDecode(w, r, &req) {
+			return
+		}
+		var grace time.Duration
+		if req.Grace != "" {
+			var err error
+			if grace, err = time.ParseDuration(req.Grace); err != nil {
+				b.adminReply(w, r, 0, nil, invalidAdmin("grace %q is not a duration", req.Grace))
+				return
+			}
+		}
+		secret, info, err := a.RotateClientSecret(r.Context(), adminActor(r), r.PathValue("id"), grace)
+		b.adminReply(w, r, http.StatusOK, struct {
+			ClientInfo
+			Secret string `json:"client_secret"`
+		}{info, secret}, err)
+	})
+
+	mux.HandleFunc("GET "+p+"/users", func(w http.ResponseWriter, r *http.Request) {
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				b.adminReply(w, r, 0, nil, invalidAdmin("limit %q is not a positive number", v))
+				return
+			}
+			limit = n
+		}
+		list, err := a.ListUsers(r.Context(), r.URL.Query().Get("after"), limit)
+		resp := map[string]any{"users": list}
+		if len(list) == min(limit, MaxUserPage) && len(list) > 0 {
+			resp["next_after"] = list[len(list)-1].ID
+		}
+		b.adminReply(w, r, http.StatusOK, resp, err)
+	})
+	mux.HandleFunc("GET "+p+"/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		info, err := a.FindUser(r.Context(), r.PathValue("id"))
+		b.adminReply(w, r, http.StatusOK, info, err)
+	})
+	mux.HandleFunc("POST "+p+"/users/{id}/disable", func(w http.ResponseWriter, r *http.Request) {
+		b.adminReply(w, r, http.StatusNoContent, nil, a.DisableUser(r.Context(), adminActor(r), r.PathValue("id")))
+	})
+	mux.HandleFunc("POST "+p+"/users/{id}/enable", func(w http.ResponseWriter, r *http.Request) {
+		b.adminReply(w, r, http.StatusNoContent, nil, a.EnableUser(r.Context(), adminActor(r), r.PathValue("id")))
+	})
+	// DELETE is the API's --yes: the method says it.
+	mux.HandleFunc("DELETE "+p+"/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		b.adminReply(w, r, http.StatusNoContent, nil, a.DeleteUser(r.Context(), adminActor(r), r.PathValue("id")))
+	})
+	// An identity is named in the body (link) or the query (unlink):
+	// upstream subjects hold "/" and "|", which paths mangle.
+	mux.HandleFunc("POST "+p+"/users/{id}/identities", func(w http.ResponseWriter, r *http.Request) {
+		var id struct {
+			Connector string `json:"connector"`
+			Subject   string `json:"subject"`
+		}
+		if !b.adminDecode(w, r, &id) {
+			return
+		}
+		b.adminReply(w, r, http.StatusNoContent, nil, a.LinkIdentity(r.Context(), adminActor(r), r.PathValue("id"), id.Connector, id.Subject))
+	})
+	mux.HandleFunc("DELETE "+p+"/users/{id}/identities", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		b.adminReply(w, r, http.StatusNoContent, nil, a.UnlinkIdentity(r.Context(), adminActor(r), r.PathValue("id"), q.Get("connector"), q.Get("subject")))
+	})
+	return noStore(b.adminAuth(mux))
+}
+
+// adminAuth admits a request bearing a broker access token that is
+// active (verifyAccessToken), whose audience is exactly the admin
+// audience, whose scope holds admin, whose user is enabled, and whose
+// client still exists and is still configured for both: a client's
+// admin rights end when they are taken away, not when its tokens expire.
+// No token or a bad one is 401 with a Bearer challenge (RFC 6750 section
+// 3); a good token without the rights is 403 insufficient_scope.
+func (b *Broker) adminAuth(h http.Handler) http.Handler {
+	aud := b.cfg.Admin.Audience
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin"`)
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_request", "an access token is required")
+			return
+		}
+		unauthorized := func(reason string) {
+			b.log.InfoContext(ctx, "admin request refused", "reason", reason)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="invalid_token"`)
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired, revoked or not for this API")
+		}
+		claims, _, err := b.verifyAccessToken(ctx, raw)
+		if errors.Is(err, errTokenInactive) {
+			unauthorized(err.Error())
+			return
+		}
+		if err != nil {
+			b.adminReply(w, r, 0, nil, err)
+			return
+		}
+		if len(claims.Audience) != 1 || claims.Audience[0] != aud {
+			unauthorized(fmt.Sprintf("audience %q is not the admin audience alone", claims.Audience))
+			return
+		}
+		user, err := b.store.GetUser(ctx, claims.Subject)
+		if isNotFound(err) || (err == nil && user.Disabled) {
+			unauthorized("the token's user is gone or disabled")
+			return
+		}
+		if err != nil {
+			b.adminReply(w, r, 0, nil, err)
+			return
+		}
+		client, err := b.clients.get(ctx, claims.ClientID)
+		if errors.Is(err, errUnknownClient) {
+			unauthorized(fmt.Sprintf("client %q no longer exists", claims.ClientID))
+			return
+		}
+		if err != nil {
+			b.adminReply(w, r, 0, nil, err)
+			return
+		}
+		if !slices.Contains(strings.Fields(claims.Scope), AdminScope) || !slices.Contains(client.scopes, AdminScope) || !slices.Contains(client.audiences, aud) {
+			b.log.InfoContext(ctx, "admin request refused", "client_id", claims.ClientID, "reason", "no admin scope")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="insufficient_scope", scope="admin"`)
+			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the admin scope")
+			return
+		}
+		// The audit actor: the client, and its service user.
+		actor := claims.ClientID + "/" + claims.Subject
+		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, adminActorKey{}, actor)))
+	})
+}
+
+func adminActor(r *http.Request) string {
+	s, _ := r.Context().Value(adminActorKey{}).(string)
+	return s
+}
+
+// adminDecode reads a JSON body into v, refusing unknown fields so a
+// misspelt setting is an error, not silently ignored.
+func (b *Broker) adminDecode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		b.adminReply(w, r, 0, nil, invalidAdmin("body: %v", err))
+		return false
+	}
+	return true
+}
+
+// adminReply writes v with status, or the error err maps to: 400 for a
+// refused request, 404 for nothing by that name, 409 for a conflict, 503
+// for anything else (the cause goes to the log).
+func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+	switch {
+	case errors.Is(err, ErrInvalidAdminRequest):
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	case errors.Is(err, storage.ErrNotFound):
+		writeOAuthError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	case errors.Is(err, storage.ErrAlreadyExists):
+		writeOAuthError(w, http.StatusConflict, "conflict", err.Error())
+		return
+	case err != nil:
+		b.storeFailure(r.Context(), "admin "+r.Method+" "+r.URL.Path, err)
+		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the operation could not be completed; see the broker log")
+		return
+	}
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,266 @@
+package broker
+
+// Client authentication with private_key_jwt: RFC 7523 sections 2.2 and
+// 3, as OpenID Connect Core section 9 profiles it. A client registers its
+// public keys (inline or by URL) and authenticates by signing a short-lived
+// JWT about itself; each assertion is accepted once.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"gopkg.in/yaml.v3"
+)
+
+// assertionAlgs are the only algorithms a client assertion may use: a
+// client proves itself with a private key, never a shared secret, and
+// "none" proves nothing.
+var assertionAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}
+
+// maxAssertionLifetime bounds how far ahead an assertion's exp may be, so
+// a leaked assertion is short-lived and its jti need be kept only briefly.
+const maxAssertionLifetime = 5 * time.Minute
+
+// clientJWKSMaxAge bounds how long keys fetched from a client's jwksURI
+// are trusted without fetching again, so a key the client withdrew stops
+// working within it. Unknown key ids refetch sooner, at most once per
+// upoidc.DefaultMinKeyRefreshInterval.
+const clientJWKSMaxAge = 10 * time.Minute
+
+// JSONDocument is a JSON value in the configuration, written either as
+// YAML or as a string holding JSON.
+type JSONDocument []byte
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *JSONDocument) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		*d = JSONDocument(n.Value)
+		return nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("line %d: not representable as JSON: %w", n.Line, err)
+	}
+	*d = b
+	return nil
+}
+
+// parseClientJWKS reads a client's key set: public asymmetric signing keys
+// only, at least one.
+func parseClientJWKS(data []byte) ([]jose.JSONWebKey, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("jwks is not a JSON Web Key Set: %w", err)
+	}
+	var keys []jose.JSONWebKey
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return nil, fmt.Errorf("jwks key %q is not a public key (a private or symmetric key must never be registered)", k.KeyID)
+		}
+		if k.Use == "enc" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("jwks holds no signing keys")
+	}
+	return keys, nil
+}
+
+// validateClientKeys checks a client's private_key_jwt keys: inline or by
+// URL, not both, and only for a confidential client. A key-set URL must be
+// https, or http on a loopback address (for development and tests).
+func validateClientKeys(public bool, jwks []byte, jwksURI string) error {
+	if len(jwks) == 0 && jwksURI == "" {
+		return nil
+	}
+	if public {
+		return errors.New("a public client authenticates with nothing, so it has no jwks or jwksURI")
+	}
+	if len(jwks) > 0 && jwksURI != "" {
+		return errors.New("give jwks or jwksURI, not both")
+	}
+	if len(jwks) > 0 {
+		_, err := parseClientJWKS(jwks)
+		return err
+	}
+	u, err := url.Parse(jwksURI)
+	if err != nil || u.Host == "" || u.Fragment != "" {
+		return fmt.Errorf("jwksURI %q is not an absolute URL", jwksURI)
+	}
+	if _, loopback := loopbackURL(jwksURI); u.Scheme != "https" && !loopback {
+		return fmt.Errorf("jwksURI %q must be https (http only on a loopback address)", jwksURI)
+	}
+	return nil
+}
+
+// clientKeySets caches the key sets fetched from clients' jwksURIs, one
+// per URL, each for at most clientJWKSMaxAge.
+type clientKeySets struct {
+	client *http.Client
+	now    func() time.Time
+
+	mu   sync.Mutex // guards sets
+	sets map[string]cachedKeySet
+}
+
+type cachedKeySet struct {
+	ks      *upoidc.RemoteKeySet
+	created time.Time
+}
+
+func (c *clientKeySets) get(jwksURL string) *upoidc.RemoteKeySet {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.sets[jwksURL]; ok && now.Sub(s.created) < clientJWKSMaxAge {
+		return s.ks
+	}
+	// Drop every stale entry, so URLs of deleted clients do not pile up.
+	for u, s := range c.sets {
+		if now.Sub(s.created) >= clientJWKSMaxAge {
+			delete(c.sets, u)
+		}
+	}
+	ks := upoidc.NewRemoteKeySet(jwksURL, upoidc.KeySetConfig{HTTPClient: c.client, Clock: c.now})
+	c.sets[jwksURL] = cachedKeySet{ks: ks, created: now}
+	return ks
+}
+
+// verifyAssertionSignature checks the assertion's signature against the
+// client's keys and returns its payload. An error wrapping
+// upstream.ErrUnavailable means the client's key set could not be fetched.
+func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, jws *jose.JSONWebSignature, raw string) ([]byte, error) {
+	if client.jwksURL != "" {
+		return b.clientKeys.get(client.jwksURL).VerifySignature(ctx, raw)
+	}
+	if len(client.jwks) == 0 {
+		return nil, errors.New("the client has no keys registered")
+	}
+	h := jws.Signatures[0].Header
+	for _, k := range client.jwks {
+		if (h.KeyID != "" && k.KeyID != h.KeyID) || (k.Algorithm != "" && k.Algorithm != h.Algorithm) {
+			continue
+		}
+		if payload, err := jws.Verify(&k); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("no registered key %q verifies the %s signature", h.KeyID, h.Algorithm)
+}
+
+// authenticateAssertion authenticates a client by its client_assertion
+// (RFC 7523 section 3): signed by one of the client's keys, iss and sub
+// the client's id, aud the broker (its issuer or token endpoint), exp
+// present and at most maxAssertionLifetime ahead, jti present and never
+// seen before. The jti is consumed only after the signature verifies, so
+// forged assertions cannot burn a client's identifiers. Every refusal
+// counts toward the client's failure limit and is a 401 invalid_client
+// whose reason goes to the log only; the assertion itself is never logged.
+func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
+	jws, err := jose.ParseSigned(cc.ClientAssertion, assertionAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "client_assertion is not a JWS with one asymmetric signature")
+		return nil, invalidClient("client authentication failed")
+	}
+	// The subject names the client whose keys verify the assertion; it is
+	// read unverified only to find them.
+	var unverified struct {
+		Subject string `json:"sub"`
+	}
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified); err != nil || unverified.Subject == "" {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "client_assertion has no sub")
+		return nil, invalidClient("client authentication failed")
+	}
+	id := unverified.Subject
+	fail := func(reason string) error {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", "private_key_jwt", "reason", reason)
+		b.countClientAuthFailure(ctx, id)
+		return invalidClient("client authentication failed")
+	}
+	if cc.ClientID != "" && cc.ClientID != id {
+		return nil, fail(fmt.Sprintf("client_id %q differs from the assertion's sub", cc.ClientID))
+	}
+	if err := b.clientAuthLimited(ctx, id); err != nil {
+		return nil, err
+	}
+	client, err := b.clients.get(ctx, id)
+	if errors.Is(err, errUnknownClient) {
+		return nil, fail("unknown client")
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get client", err)
+	}
+	if client.public {
+		return nil, fail("a public client has no keys")
+	}
+	payload, err := b.verifyAssertionSignature(ctx, client, jws, cc.ClientAssertion)
+	if errors.Is(err, upstream.ErrUnavailable) {
+		b.log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
+		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+	}
+	if err != nil {
+		return nil, fail("signature: " + err.Error())
+	}
+	var claims jwt.Claims
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, fail("claims: " + err.Error())
+	}
+	now, skew := b.now(), b.cfg.Tokens.ClockSkew
+	switch {
+	case claims.Issuer != id || claims.Subject != id:
+		return nil, fail(fmt.Sprintf("iss %q and sub must both be the client id", claims.Issuer))
+	case !slices.ContainsFunc(claims.Audience, func(a string) bool { return a == b.issuer || a == b.issuer+tokenPath }):
+		return nil, fail(fmt.Sprintf("aud %q names neither the issuer nor the token endpoint", []string(claims.Audience)))
+	case claims.Expiry == nil:
+		return nil, fail("no exp")
+	case !now.Before(claims.Expiry.Time().Add(skew)):
+		return nil, fail("expired")
+	case claims.Expiry.Time().After(now.Add(maxAssertionLifetime + skew)):
+		return nil, fail(fmt.Sprintf("exp is more than %v ahead", maxAssertionLifetime))
+	case claims.NotBefore != nil && now.Add(skew).Before(claims.NotBefore.Time()):
+		return nil, fail("not yet valid (nbf)")
+	case claims.ID == "":
+		return nil, fail("no jti")
+	}
+	// jti values are unique per issuer, so each client has its own space.
+	err = b.store.ConsumeJTI(ctx, "client_assertion:"+id+":"+claims.ID, claims.Expiry.Time().Add(skew))
+	if errors.Is(err, storage.ErrReplay) {
+		return nil, fail("assertion replayed (jti already used)")
+	}
+	if err != nil {
+		return nil, b.storeFailure(ctx, "consume jti", err)
+	}
+	return client, nil
+}
+
+// assertionAlgNames lists assertionAlgs for discovery
+// (token_endpoint_auth_signing_alg_values_supported).
+func assertionAlgNames() []string {
+	names := make([]string, len(assertionAlgs))
+	for i, a := range assertionAlgs {
+		names[i] = string(a)
+	}
+	return names
+}

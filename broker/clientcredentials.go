@@ -1,0 +1,150 @@
+package broker
+
+// The client_credentials grant, RFC 6749 section 4.4: a confidential
+// client gets an access token for itself. Section numbers are RFC 6749's
+// unless another RFC is named.
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// serviceConnector is the connector name under which each machine
+// client's service user is kept, with the client id as subject. No
+// configured connector may take it.
+const serviceConnector = "client"
+
+// ClientCredentialsExchange answers the client_credentials grant. The
+// library has authenticated the client (VerifyClient) and refused one
+// whose grant types lack client_credentials.
+//
+// The token's sub is the client's service user, a platform user of its
+// own (DESIGN.md rule 2: every sub is a UUID), and client_id names the
+// client. Audience (audience and resource, RFC 8707) and scope are limited
+// to what the client's configuration lists. Section 4.4.3: "A refresh
+// token SHOULD NOT be included", and there is no ID token: nobody logged in.
+func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	client := r.Client.(*Client)
+	// Section 4.4: "The client credentials grant type MUST only be used
+	// by confidential clients."
+	if client.public || !client.allowsGrant(GrantClientCredentials) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the client_credentials grant")
+	}
+	targets, err := requestTargets(r.Form)
+	if err != nil {
+		return nil, err
+	}
+	audience, err := client.audienceFor(targets)
+	if err != nil {
+		b.log.InfoContext(ctx, "client credentials refused", "client_id", client.id, "reason", err.Error())
+		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
+	}
+	scopes := slices.Clone(client.scopes)
+	if len(r.Data.Scope) > 0 {
+		for _, s := range r.Data.Scope {
+			if !slices.Contains(client.scopes, s) {
+				return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", s)
+			}
+		}
+		scopes = r.Data.Scope
+	}
+	user, err := b.serviceUser(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	token, ttl, err := b.issueAccessToken(ctx, grant{user: user, clientID: client.id, scopes: scopes, audience: audience}, nil)
+	if err != nil {
+		return nil, err
+	}
+	b.advertiseClientCredentials.Store(true)
+	b.log.InfoContext(ctx, "client credentials issued", "client_id", client.id, "user_id", user.ID, "audience", audience)
+	return op.NewResponse(&oidc.AccessTokenResponse{
+		AccessToken: token,
+		TokenType:   oidc.BearerToken,
+		ExpiresIn:   uint64(ttl / time.Second),
+		Scope:       scopes,
+	}), nil
+}
+
+// requestTargets reads RFC 8707 resource and RFC 8693 audience values,
+// each once. A resource must be an absolute URI without a fragment (RFC
+// 8707 section 2), else invalid_target.
+func requestTargets(form url.Values) ([]string, error) {
+	var targets []string
+	for _, v := range form["resource"] {
+		if u, err := url.Parse(v); v != "" && (err != nil || !u.IsAbs() || u.Fragment != "") {
+			return nil, oidc.ErrInvalidTarget().WithDescription("resource %q is not an absolute URI without a fragment", v)
+		}
+	}
+	for _, v := range slices.Concat(form["audience"], form["resource"]) {
+		if v != "" && !slices.Contains(targets, v) {
+			targets = append(targets, v)
+		}
+	}
+	return targets, nil
+}
+
+// serviceUser returns the client's service user, creating it at first
+// use. Creation goes through ResolveIdentity (connector "client", subject
+// the client id), which makes it atomic: concurrent first requests, on any
+// replica, get one user. A stored client records the user's id; a config
+// client's is remembered in memory. A disabled service user is
+// invalid_grant: disabling it is how a machine client is stopped.
+func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User, error) {
+	known := client.serviceUserID
+	if known == "" {
+		if v, ok := b.serviceUsers.Load(client.id); ok {
+			known = v.(string)
+		}
+	}
+	if known != "" {
+		user, err := b.store.GetUser(ctx, known)
+		switch {
+		case err == nil && user.Disabled:
+			return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.id, "user_id", user.ID)
+		case err == nil:
+			return user, nil
+		case !isNotFound(err):
+			return storage.User{}, b.storeFailure(ctx, "get service user", err)
+		}
+		// Deleted by an administrator: a new one is made below.
+	}
+	name := client.name
+	if name == "" {
+		name = client.id
+	}
+	res, err := b.store.ResolveIdentity(ctx, storage.ResolveRequest{Connector: serviceConnector, Subject: client.id, Name: name, Now: b.now()})
+	if errors.Is(err, storage.ErrUserDisabled) {
+		return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.id)
+	}
+	if err != nil {
+		return storage.User{}, b.storeFailure(ctx, "resolve service user", err)
+	}
+	if _, err := uuid.Parse(res.User.ID); err != nil {
+		return storage.User{}, b.storeFailure(ctx, "resolve service user", errors.New("service user id is not a UUID"))
+	}
+	if res.Created {
+		b.log.InfoContext(ctx, "service user created", "client_id", client.id, "user_id", res.User.ID)
+	}
+	b.serviceUsers.Store(client.id, res.User.ID)
+	if client.stored && client.serviceUserID != res.User.ID {
+		_, err := b.store.UpdateClient(ctx, client.id, func(c storage.Client) (storage.Client, error) {
+			c.ServiceUserID = res.User.ID
+			return c, nil
+		})
+		// Recording is a convenience for administrators; the identity
+		// finds the user again without it.
+		if err != nil {
+			b.log.WarnContext(ctx, "could not record the service user of a client", "client_id", client.id, "err", err)
+		}
+	}
+	return res.User, nil
+}

@@ -1,0 +1,247 @@
+package broker
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/otp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// sessionCookie returns the name of the cookie that holds the browser's
+// single-sign-on session. With https the __Host- prefix pins it to this
+// origin, as for the CSRF cookie.
+func (b *Broker) sessionCookie() string {
+	if b.secure {
+		return "__Host-broker_session"
+	}
+	return "broker_session"
+}
+
+// sessionIDFor is the stored session id for a cookie value. The id is
+// also the sid clients see, so it is a hash: neither the store nor a
+// client holds anything that works as the cookie.
+func sessionIDFor(cookieValue string) string {
+	return base64.RawURLEncoding.EncodeToString(tokenHash("session", cookieValue))
+}
+
+// sessionCookieValue returns the session cookie in request headers h, or "".
+func (b *Broker) sessionCookieValue(h http.Header) string {
+	c, err := (&http.Request{Header: h}).Cookie(b.sessionCookie())
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// newSessionCookie makes the cookie for value; maxAge < 0 deletes it.
+func (b *Broker) newSessionCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     b.sessionCookie(),
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   b.secure,
+		// Lax: sent on the top-level navigations a client starts to
+		// /authorize and /end_session, never on cross-site posts.
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// browserSession returns the live session the cookie in h names; ok is
+// false when there is none (no cookie, ended, expired).
+func (b *Broker) browserSession(ctx context.Context, h http.Header) (s storage.Session, ok bool, err error) {
+	value := b.sessionCookieValue(h)
+	if value == "" {
+		return storage.Session{}, false, nil
+	}
+	s, err = b.store.GetSession(ctx, sessionIDFor(value), b.now())
+	if isNotFound(err) {
+		return storage.Session{}, false, nil
+	}
+	if err != nil {
+		return storage.Session{}, false, fmt.Errorf("get session: %w", err)
+	}
+	return s, true, nil
+}
+
+// startSession gives the browser a session for a login that just
+// succeeded and returns its id. A person signing in again in a browser
+// that has their session (prompt=login, max_age) continues it, so one
+// logout still ends everything issued in it; its auth_time stays that of
+// the first login, which only errs toward asking again.
+func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, userID string, now time.Time, amr []string, idp string) (string, error) {
+	ctx := r.Context()
+	current, ok, err := b.browserSession(ctx, r.Header)
+	if err != nil {
+		return "", err
+	}
+	if ok && current.UserID == userID {
+		err := b.store.TouchSession(ctx, current.ID, ar.ClientID, now)
+		if err == nil {
+			return current.ID, nil
+		}
+		if !isNotFound(err) {
+			return "", fmt.Errorf("touch session: %w", err)
+		}
+	}
+	value := randomID()
+	s := storage.Session{
+		ID:         sessionIDFor(value),
+		UserID:     userID,
+		AuthTime:   now,
+		AMR:        amr,
+		IDP:        idp,
+		Clients:    []string{ar.ClientID},
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  now.Add(b.cfg.Sessions.AbsoluteTTL),
+		IdleTTL:    b.cfg.Sessions.IdleTTL,
+	}
+	if err := b.store.CreateSession(ctx, s); err != nil {
+		return "", fmt.Errorf("create session: %w", err)
+	}
+	http.SetCookie(w, b.newSessionCookie(value, int(b.cfg.Sessions.AbsoluteTTL/time.Second)))
+	return s.ID, nil
+}
+
+// reusableSession returns the browser's session when it may answer req
+// without a login page, having recorded clientID as one of its clients.
+// Otherwise refused says why (for the log). OpenID Connect Core section
+// 3.1.2.1: prompt=login and select_account ask for a login; max_age asks
+// for one when the session's login is older (max_age=0: always; the
+// library has already turned prompt=login into max_age=0); login_hint and
+// id_token_hint naming someone else ask for theirs. A disabled user's
+// session answers nothing.
+func (b *Broker) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, clientID, idp, hintSubject string) (s storage.Session, refused string, err error) {
+	s, ok, err := b.browserSession(ctx, h)
+	if err != nil || !ok {
+		return storage.Session{}, "no session", err
+	}
+	now := b.now()
+	switch {
+	case slices.Contains(req.Prompt, oidc.PromptLogin), slices.Contains(req.Prompt, oidc.PromptSelectAccount):
+		return s, "prompt asks for a login", nil
+	case req.MaxAge != nil && (*req.MaxAge == 0 || now.Sub(s.AuthTime) > time.Duration(*req.MaxAge)*time.Second):
+		return s, "max_age exceeded", nil
+	case idp != "" && idp != s.IDP:
+		return s, "idp names another connector", nil
+	case hintSubject != "" && hintSubject != s.UserID:
+		return s, "id_token_hint names another user", nil
+	}
+	user, err := b.store.GetUser(ctx, s.UserID)
+	if isNotFound(err) {
+		return s, "user no longer exists", nil
+	}
+	if err != nil {
+		return storage.Session{}, "", fmt.Errorf("get session user: %w", err)
+	}
+	if user.Disabled {
+		return s, "user disabled", nil
+	}
+	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
+		return s, "login_hint names someone else", nil
+	}
+	err = b.store.TouchSession(ctx, s.ID, clientID, now)
+	if isNotFound(err) {
+		return s, "session ended", nil
+	}
+	if err != nil {
+		return storage.Session{}, "", fmt.Errorf("touch session: %w", err)
+	}
+	return s, "", nil
+}
+
+// hintNames reports whether a login_hint (a platform UUID or an email
+// address) names user. A hint that cannot be matched names someone else:
+// a fresh login is the safe answer.
+func hintNames(user storage.User, hint string) bool {
+	if id, err := uuid.Parse(hint); err == nil {
+		return id.String() == user.ID
+	}
+	email, err := otp.NormalizeEmail(hint)
+	return err == nil && user.Email != "" && email == user.Email
+}
+
+// idTokenHintSubject verifies an id_token_hint as logout does and returns
+// the user it names; "" when there is no hint.
+func (b *Broker) idTokenHintSubject(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	c, err := b.verifyIDTokenHint(raw)
+	if err != nil {
+		return "", oidc.ErrInvalidRequest().WithDescription("id_token_hint is not a token this service issued")
+	}
+	return c.Subject, nil
+}
+
+// completeFromSession marks ar authenticated by session s: the session's
+// user, auth_time and amr, no login page.
+func completeFromSession(ar *storage.AuthRequest, s storage.Session) {
+	ar.UserID = s.UserID
+	ar.AuthTime = s.AuthTime
+	ar.AMR = s.AMR
+	ar.IDP = s.IDP
+	ar.SessionID = s.ID
+	ar.Done = true
+}
+
+// logout ends the browser's session, if it has one: its refresh families
+// are revoked with it (one storage operation), its clients are told over
+// the back channel, and the cookie is cleared. The browser then goes to
+// dest, or to the signed-out page when dest is empty.
+func (b *Broker) logout(ctx context.Context, h http.Header, dest string) (*op.Redirect, error) {
+	value := b.sessionCookieValue(h)
+	var idp string
+	if value != "" {
+		s, err := b.store.EndSession(ctx, sessionIDFor(value))
+		switch {
+		case err == nil:
+			idp = s.IDP
+			b.log.InfoContext(ctx, "session ended", "sid", s.ID, "user_id", s.UserID, "by", "logout")
+			b.notifyBackchannel(ctx, s)
+		case isNotFound(err):
+			// Already ended (another tab, the CLI) or expired and swept.
+		default:
+			return nil, b.storeFailure(ctx, "end session", err)
+		}
+	}
+	if dest == "" {
+		dest = endSessionPath + "/done"
+		if idp != "" {
+			dest += "?idp=" + url.QueryEscape(idp)
+		}
+	}
+	red := op.NewRedirect(dest)
+	if value != "" {
+		red.Header.Add("Set-Cookie", b.newSessionCookie("", -1).String())
+	}
+	return red, nil
+}
+
+// upstreamLogoutURL is where to sign out of connector idp too, coming
+// back to the signed-out page; "" when it publishes no such place. The
+// idp comes from the query, so only configured connectors are looked up.
+func (b *Broker) upstreamLogoutURL(ctx context.Context, idp string) string {
+	conn, ok := b.connectors[idp].(upstream.Logouter)
+	if !ok {
+		return ""
+	}
+	u, err := conn.LogoutURL(ctx, b.issuer+endSessionPath+"/done")
+	if err != nil {
+		b.log.WarnContext(ctx, "upstream logout URL unavailable", "connector", idp, "err", err)
+		return ""
+	}
+	return u
+}
