@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/idbroker/broker/broker"
@@ -26,6 +27,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	logFormat := fs.String("log-format", envOr(env, "BROKER_LOG_FORMAT", "text"), "log format: text or json")
 	applyMigrations := fs.Bool("migrate", false, "apply database migrations before serving (postgres storage)")
 	metricsAddr := fs.String("metrics-addr", envOr(env, "BROKER_METRICS_ADDR", ""), "serve /metrics on this address instead of the main one (env BROKER_METRICS_ADDR)")
+	debugAddr := fs.String("debug-addr", envOr(env, "BROKER_DEBUG_ADDR", ""), "serve Go's pprof profiles at /debug/pprof/ on this address (keep it private)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,6 +105,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("broker listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "storage", cfg.Storage.Type)
+	if *debugAddr != "" {
+		dln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return fmt.Errorf("listen for pprof: %w", err)
+		}
+		dsrv := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { errc <- dsrv.Serve(dln) }()
+		defer dsrv.Close()
+		log.Info("pprof listening", "addr", dln.Addr().String())
+	}
 	if cfg.HTTP.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.HTTP.MetricsAddr)
 		if err != nil {
@@ -200,4 +212,16 @@ func openStorage(ctx context.Context, c broker.StorageConfig) (storage.Storage, 
 	default:
 		return nil, fmt.Errorf("storage type %q is not supported", c.Type)
 	}
+}
+
+// pprofHandler serves Go's profiles on their own listener, never on the
+// public one.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
