@@ -31,6 +31,7 @@ type Client struct {
 	scopes                 []string
 	allowedOrigins         []string
 	backchannelLogoutURI   string
+	idTokenAlg             string // "" for the broker's default
 	// actors name who may act in this client's token exchanges
 	// (ClientConfig.Actors); storage clients have none.
 	actors []string
@@ -59,6 +60,7 @@ func clientFromConfig(c ClientConfig) *Client {
 		scopes:                 c.Scopes,
 		allowedOrigins:         c.AllowedOrigins,
 		backchannelLogoutURI:   c.BackchannelLogoutURI,
+		idTokenAlg:             c.IDTokenSignedResponseAlg,
 		actors:                 c.Actors,
 		anyLoopbackRedirect:    c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
 	}

@@ -180,6 +180,11 @@ type ClientConfig struct {
 	// BackchannelLogoutURI receives a logout token when a session the
 	// client got tokens under ends (Back-Channel Logout 1.0).
 	BackchannelLogoutURI string `yaml:"backchannelLogoutURI"`
+	// IDTokenSignedResponseAlg is the algorithm this client's ID tokens
+	// are signed with (OIDC Dynamic Client Registration's
+	// id_token_signed_response_alg), when it differs from
+	// keys.idTokenAlgorithm. The broker keeps a key of its own for it.
+	IDTokenSignedResponseAlg string `yaml:"idTokenSignedResponseAlg"`
 	// Actors are who may act for a subject in this client's token
 	// exchanges: an actor_token (RFC 8693 section 4.1) is accepted only
 	// when one of these names it, and the issued token's act claim then
@@ -442,6 +447,9 @@ func (c *Config) Validate() error {
 		}
 		if !cl.Public && cl.Secret == "" && len(cl.JWKS) == 0 && cl.JWKSURI == "" {
 			return fmt.Errorf("config: client %q is confidential and needs a secret, jwks or jwksURI (or public: true)", cl.ID)
+		}
+		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, a) {
+			return fmt.Errorf("config: client %q: idTokenSignedResponseAlg %q is not one of RS256, ES256, EdDSA", cl.ID, a)
 		}
 		if err := checkClientRules(cl.Public, cl.GrantTypes, slices.Concat(cl.RedirectURIs, cl.PostLogoutRedirectURIs), cl.BackchannelLogoutURI, cl.JWKS, cl.JWKSURI); err != nil {
 			return fmt.Errorf("config: client %q: %w", cl.ID, err)

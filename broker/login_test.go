@@ -209,3 +209,34 @@ func TestRefresh_OtherClientsTokenRefused(t *testing.T) {
 		t.Fatalf("owner's token was harmed by the attempt: %s", r.Description)
 	}
 }
+
+func TestIDToken_ClientRegisteredAlgorithmWins(t *testing.T) {
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.Clients = append(c.Clients, broker.ClientConfig{
+			ID: "es-app", Public: true, RedirectURIs: []string{"http://127.0.0.1:7777/cb"},
+			IDTokenSignedResponseAlg: "ES256", GrantTypes: []string{broker.GrantAuthorizationCode},
+		})
+	})
+	tr := e.redeem(e.login(e.browser(), "alg@example.com", authRequest{clientID: "es-app", redirectURI: "http://127.0.0.1:7777/cb"}))
+	_, header, err := e.broker.SigningKeys().Verify(tr.IDToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header.Algorithm != "ES256" {
+		t.Errorf("ID token for a client that registered ES256 is %s", header.Algorithm)
+	}
+	// It verifies as a relying party would: discovery lists the algorithm.
+	ctx := context.Background()
+	p, err := oidc.NewProvider(ctx, e.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Verifier(&oidc.Config{ClientID: "es-app"}).Verify(ctx, tr.IDToken); err != nil {
+		t.Errorf("go-oidc refuses the ES256 ID token: %v", err)
+	}
+	// Other clients keep the default.
+	dev := e.redeem(e.login(e.browser(), "alg@example.com", authRequest{}))
+	if _, h, _ := e.broker.SigningKeys().Verify(dev.IDToken); h.Algorithm != "RS256" {
+		t.Errorf("default client's ID token is %s, want RS256", h.Algorithm)
+	}
+}

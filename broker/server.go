@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,11 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	kc := SigningKeysConfig(cfg, keks(o), o.Logger)
+	for _, cc := range cfg.Clients {
+		if a := cc.IDTokenSignedResponseAlg; a != "" && a != cfg.Keys.IDTokenAlgorithm && !slices.Contains(kc.ExtraIDTokenAlgorithms, a) {
+			kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, a)
+		}
+	}
 	kc.Clock = o.Clock
 	km, err := keys.New(ctx, o.Storage, kc)
 	if err != nil {

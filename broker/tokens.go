@@ -142,7 +142,11 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 	// The key that signs decides the at_hash hash (SHA-512 for EdDSA), so
 	// take the signer first: during an algorithm change the configured
 	// algorithm may still be pre-published and not yet signing.
-	signer, err := b.keys.Signer(keys.UseIDToken, "")
+	alg := "" // the configured default, unless the client registered another
+	if c, ok := b.clients.static[g.clientID]; ok {
+		alg = c.idTokenAlg
+	}
+	signer, err := b.keys.Signer(keys.UseIDToken, alg)
 	if err != nil {
 		return "", fmt.Errorf("id token signer: %w", err)
 	}
