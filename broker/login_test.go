@@ -3,9 +3,13 @@ package broker_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/memory"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,5 +242,39 @@ func TestIDToken_ClientRegisteredAlgorithmWins(t *testing.T) {
 	dev := e.redeem(e.login(e.browser(), "alg@example.com", authRequest{}))
 	if _, h, _ := e.broker.SigningKeys().Verify(dev.IDToken); h.Algorithm != "RS256" {
 		t.Errorf("default client's ID token is %s, want RS256", h.Algorithm)
+	}
+}
+
+// flakyTokens is a store that cannot record access tokens while down is set.
+type flakyTokens struct {
+	storage.Storage
+	down atomic.Bool
+}
+
+func (f *flakyTokens) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
+	if f.down.Load() {
+		return errors.New("read tcp 10.0.0.5:5432: i/o timeout")
+	}
+	return f.Storage.CreateAccessToken(ctx, t)
+}
+
+// A store failure in the middle of a refresh must not cost the family,
+// even when the client retries well after the retry window.
+func TestRefresh_StoreFailureDoesNotCostTheFamily(t *testing.T) {
+	store := &flakyTokens{Storage: memory.New()}
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) { o.Storage = store })
+	tr := e.redeem(e.login(e.browser(), "blip@example.com", authRequest{}))
+	store.down.Store(true)
+	if r := e.refresh("dev", tr.RefreshToken); r.Status != http.StatusServiceUnavailable || r.Error != "temporarily_unavailable" {
+		t.Fatalf("refresh while the store fails: %d %q", r.Status, r.Error)
+	}
+	store.down.Store(false)
+	e.clock.Advance(time.Minute) // far past the 2 s retry window
+	r := e.refresh("dev", tr.RefreshToken)
+	if r.Status != http.StatusOK {
+		t.Fatalf("retry after the store came back: %d %q %s", r.Status, r.Error, r.Description)
+	}
+	if next := e.refresh("dev", r.RefreshToken); next.Status != http.StatusOK {
+		t.Fatalf("the family did not survive: %d %q", next.Status, next.Error)
 	}
 }

@@ -189,29 +189,25 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	if err := b.recheckUpstream(ctx, fam); err != nil {
 		return nil, err
 	}
-	successor := b.refreshSuccessor(r.Data.RefreshToken)
-	fam, err = b.store.RotateRefreshToken(ctx, storage.RotateRequest{
-		TokenHash:     hash,
-		SuccessorHash: b.refreshHash(successor),
-		RetryWindow:   b.cfg.Tokens.RefreshRetryWindow,
-		Now:           b.now(),
-	})
+	user, err := b.store.GetUser(ctx, fam.UserID)
 	switch {
-	case errors.Is(err, storage.ErrRefreshReused):
-		b.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", client.id, "family", fam.ID)
-		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; sign in again")
-	case errors.Is(err, storage.ErrRevoked), isNotFound(err):
-		return nil, b.invalidGrant(ctx, "refresh token is revoked or expired", "client_id", client.id)
-	case err != nil:
-		return nil, b.storeFailure(ctx, "rotate refresh token", err)
-	}
-	user, err := b.activeUser(ctx, fam.UserID)
-	if err != nil {
-		if revokeErr := b.revokeGrant(ctx, fam.ID); revokeErr != nil {
-			b.log.ErrorContext(ctx, "revoke family of unavailable user", "err", revokeErr)
+	case isNotFound(err), err == nil && user.Disabled:
+		if err := b.revokeGrant(ctx, fam.ID); err != nil {
+			return nil, b.storeFailure(ctx, "revoke family of a disabled user", err)
 		}
-		return nil, err
+		return nil, b.invalidGrant(ctx, "the user is disabled or no longer exists", "user_id", fam.UserID)
+	case err != nil:
+		// A store that cannot answer decides nothing: the family stays.
+		return nil, b.storeFailure(ctx, "get user", err)
 	}
+	// The tokens are issued before the rotation is recorded. Should
+	// anything fail before the rotation, nothing has changed and the
+	// client simply retries with the same token; rotating first would
+	// leave it holding a token whose successor it never received, and a
+	// retry after the retry window would then look like reuse and cost
+	// the whole family. Tokens issued for a rotation that then fails are
+	// never delivered, and die with the family when the token was dead.
+	successor := b.refreshSuccessor(r.Data.RefreshToken)
 	resp, err := b.tokenResponse(ctx, grant{
 		user:      user,
 		clientID:  client.id,
@@ -226,6 +222,26 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	}, successor)
 	if err != nil {
 		return nil, err
+	}
+	_, err = b.store.RotateRefreshToken(ctx, storage.RotateRequest{
+		TokenHash:     hash,
+		SuccessorHash: b.refreshHash(successor),
+		RetryWindow:   b.cfg.Tokens.RefreshRetryWindow,
+		Now:           b.now(),
+	})
+	switch {
+	case errors.Is(err, storage.ErrRefreshReused):
+		// The store revoked the family and its access tokens, including
+		// the one just issued.
+		b.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", client.id, "family", fam.ID)
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; sign in again")
+	case errors.Is(err, storage.ErrRevoked), isNotFound(err):
+		if err := b.revokeGrant(ctx, fam.ID); err != nil {
+			return nil, b.storeFailure(ctx, "revoke tokens of a dead family", err)
+		}
+		return nil, b.invalidGrant(ctx, "refresh token is revoked or expired", "client_id", client.id)
+	case err != nil:
+		return nil, b.storeFailure(ctx, "rotate refresh token", err)
 	}
 	return op.NewResponse(resp), nil
 }
