@@ -377,6 +377,13 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 	if revokeErr := b.revokeGrant(ctx, fam.ID); revokeErr != nil {
 		return b.storeFailure(ctx, "revoke family after upstream refusal", revokeErr)
 	}
+	// The browser session this family came from would otherwise keep
+	// signing the user in to other applications.
+	if fam.SessionID != "" {
+		if _, err := b.store.EndSession(ctx, fam.SessionID); err != nil && !isNotFound(err) {
+			return b.storeFailure(ctx, "end session after upstream refusal", err)
+		}
+	}
 	return b.invalidGrant(ctx, "the identity provider no longer accepts this user; sign in again", "connector", fam.IDP, "err", err)
 }
 

@@ -645,3 +645,12 @@ func TestExchange_ActorsConfigValidated(t *testing.T) {
 		}
 	}
 }
+
+func TestExchange_MetricsMoveByExactlyOne(t *testing.T) {
+	u := newExchange(t)
+	before := u.counter("broker_token_exchanges_total", `connector="auth0"`, `outcome="issued"`)
+	u.mustExchange(u.auth0.AccessToken(testenv.User{Sub: "auth0|counted"}, apiAudience), nil)
+	if d := u.counter("broker_token_exchanges_total", `connector="auth0"`, `outcome="issued"`) - before; d != 1 {
+		t.Errorf("exchanges issued moved by %v", d)
+	}
+}

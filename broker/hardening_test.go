@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"context"
+	"github.com/idbroker/broker/storage"
 	"io"
 	"log/slog"
 	"net/http"
@@ -252,5 +254,43 @@ func TestLogs_NoSecretsAndARequestIDOnEveryRequestLine(t *testing.T) {
 		if strings.Contains(line, "msg=login ") && !strings.Contains(line, "request_id=") {
 			t.Errorf("a request's log line has no request_id: %s", line)
 		}
+	}
+}
+
+// preflight sends a CORS preflight for the token endpoint from origin and
+// returns the Access-Control-Allow-Origin the broker answered.
+func (e *env) preflight(origin string) string {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodOptions, e.issuer+"/token", nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Access-Control-Allow-Origin")
+}
+
+func TestCORS_OnlyRegisteredOrigins(t *testing.T) {
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.Clients[0].AllowedOrigins = []string{"https://spa.example.com"}
+	})
+	if got := e.preflight("https://spa.example.com"); got != "https://spa.example.com" {
+		t.Errorf("a configured client's origin: Access-Control-Allow-Origin %q", got)
+	}
+	if got := e.preflight("https://evil.example"); got != "" {
+		t.Errorf("an unregistered origin was answered %q", got)
+	}
+	// A stored client's origin is honoured too (within the cache lifetime).
+	if err := e.store.CreateClient(context.Background(), storage.Client{ID: "stored-spa", Public: true, AllowedOrigins: []string{"https://stored.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	if got := e.preflight("https://stored.example.com"); got != "https://stored.example.com" {
+		t.Errorf("a stored client's origin: Access-Control-Allow-Origin %q", got)
+	}
+	if got := e.preflight("*"); got == "*" {
+		t.Error("the broker answered a wildcard")
 	}
 }

@@ -401,13 +401,18 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 // user only when the connector is trusted to assert email and the
 // upstream said the address is verified (rule 5).
 func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity) (storage.User, error) {
+	// An untrusted connector's "verified" is not stored as verified:
+	// a verified email is what a later trusted login links by, so an
+	// untrusted upstream could otherwise plant an address and have the
+	// real owner's login land in its account.
+	verified := conn.TrustEmail() && id.EmailVerified && id.Email != ""
 	res, err := b.store.ResolveIdentity(ctx, storage.ResolveRequest{
 		Connector:     conn.ID(),
 		Subject:       id.Subject,
 		Email:         id.Email,
-		EmailVerified: id.EmailVerified,
+		EmailVerified: verified,
 		Name:          id.Name,
-		LinkByEmail:   conn.TrustEmail() && id.EmailVerified && id.Email != "",
+		LinkByEmail:   verified,
 		UserID:        id.UserID,
 		Now:           b.now(),
 	})

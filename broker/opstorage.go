@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/idbroker/broker/upstream"
 	"net/http"
 	"time"
 
@@ -43,6 +45,14 @@ func (b *Broker) ready(ctx context.Context) error {
 	if err := b.store.Ping(ctx); err != nil {
 		b.log.WarnContext(ctx, "not ready: storage unreachable", "err", err)
 		return errors.New("storage unreachable")
+	}
+	for id, conn := range b.connectors {
+		if r, ok := conn.(upstream.Readier); ok {
+			if err := r.Ready(ctx); err != nil {
+				b.log.WarnContext(ctx, "not ready: upstream discovery not done", "connector", id, "err", err)
+				return fmt.Errorf("connector %q: discovery not done", id)
+			}
+		}
 	}
 	for _, use := range []keys.Use{keys.UseIDToken, keys.UseAccessToken} {
 		if _, err := b.keys.Signer(use, ""); err != nil {

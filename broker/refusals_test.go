@@ -295,7 +295,10 @@ func TestAccess_ForgedOpaqueTokenRefused(t *testing.T) {
 				t.Errorf("userinfo with forged %q: %d", tok, resp.StatusCode)
 			}
 		}
-		if info := e.introspect(tok+"x", backendID, backendSecret); info["active"] != false {
+		if tok == "" {
+			continue // introspection requires a token; userinfo was checked above
+		}
+		if info := e.introspect(tok, backendID, backendSecret); info["active"] != false {
 			t.Errorf("introspection of forged %q: %v", tok, info)
 		}
 	}

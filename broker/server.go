@@ -88,11 +88,12 @@ type Broker struct {
 	metrics        *metrics
 	trustedProxies []netip.Prefix
 
-	otpHash     keyedHash
-	csrfKey     keyedHash
-	refreshKey  keyedHash
-	discovery   preEncoded
-	corsOrigins map[string]bool
+	otpHash       keyedHash
+	csrfKey       keyedHash
+	refreshKey    keyedHash
+	discovery     preEncoded
+	corsOrigins   map[string]bool // of clients in the configuration
+	storedOrigins originCache
 
 	// Machine clients (clientcredentials.go, clientauth.go, admin*.go).
 	clientKeys   *clientKeySets
@@ -297,7 +298,7 @@ func (b *Broker) Handler() http.Handler {
 		op.WithServerCORSOptions(&cors.Options{
 			// Only origins a client registered; never "*", so a browser
 			// never sends credentials cross-origin to an unknown site.
-			AllowOriginFunc: func(origin string) bool { return b.corsOrigins[origin] },
+			AllowOriginFunc: b.originAllowed,
 			AllowedMethods:  []string{http.MethodGet, http.MethodPost},
 			AllowedHeaders:  []string{"Authorization", "Content-Type"},
 		}),

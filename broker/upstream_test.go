@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
-	"github.com/idbroker/broker/storage"
 )
 
 // upstreams is a broker with a fake Auth0, Entra ID and WorkOS behind it.
@@ -188,11 +186,31 @@ func TestLogin_IdpParameterSkipsThePage(t *testing.T) {
 	}
 }
 
-// assertNothingWritten checks no user was created for email.
-func (u *upstreams) assertNothingWritten(email string) {
+// rows counts the users and identities in the store.
+func (e *env) rows() int {
+	e.t.Helper()
+	ctx := context.Background()
+	users, err := e.store.ListUsers(ctx, "", 100000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := len(users)
+	for _, u := range users {
+		ids, err := e.store.ListIdentities(ctx, u.ID)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		n += len(ids)
+	}
+	return n
+}
+
+// assertNothingWritten checks that no user or identity appeared since the
+// store held before rows.
+func (u *upstreams) assertNothingWritten(before int) {
 	u.t.Helper()
-	if _, err := u.store.GetUserByEmail(context.Background(), email); !errors.Is(err, storage.ErrNotFound) {
-		u.t.Errorf("a user exists for %s after a failed login (err %v)", email, err)
+	if after := u.rows(); after != before {
+		u.t.Errorf("a failed login wrote %d user or identity rows", after-before)
 	}
 }
 
@@ -214,12 +232,13 @@ func TestLogin_UpstreamFailuresShowAPageAndWriteNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u.auth0.Recover()
 			u.auth0.SetNextUser(user)
+			before := u.rows()
 			tc.setup()
 			l, page := u.loginVia(user.Email)
 			if l.code != "" || page.Status != tc.status || !strings.Contains(page.Body, "<h1>") {
 				t.Fatalf("got code %v, status %d, want a %d page: %s", l.code != "", page.Status, tc.status, page.Body)
 			}
-			u.assertNothingWritten(user.Email)
+			u.assertNothingWritten(before)
 		})
 	}
 	u.auth0.Recover()
@@ -245,6 +264,7 @@ func TestLogin_UpstreamDownOrSlowShowsPage(t *testing.T) {
 				o.HTTPClient = &http.Client{Timeout: 300 * time.Millisecond}
 			})
 			start := time.Now()
+			before := u.rows()
 			l, page := u.loginVia("down@corp.example.com")
 			if l.code != "" || page.Status != http.StatusBadGateway || !strings.Contains(page.Body, "could not be reached") {
 				t.Fatalf("status %d: %s", page.Status, page.Body)
@@ -253,7 +273,7 @@ func TestLogin_UpstreamDownOrSlowShowsPage(t *testing.T) {
 				t.Errorf("the broker waited %v for a broken upstream", d)
 			}
 			u.auth0.Recover()
-			u.assertNothingWritten("down@corp.example.com")
+			u.assertNothingWritten(before)
 		})
 	}
 }
@@ -275,5 +295,78 @@ func TestRefresh_UpstreamRefusalRevokesFamily(t *testing.T) {
 	}
 	if info := u.introspect(tr.AccessToken, backendID, backendSecret); info["active"] != false {
 		t.Error("access token of the revoked family is still active")
+	}
+	sessions, err := u.store.ListSessions(context.Background(), u.verifyIDToken(tr.IDToken, broker.DevClientID).Subject, u.clock.Now())
+	if err != nil || len(sessions) != 0 {
+		t.Errorf("the blocked user still has %d browser sessions (%v)", len(sessions), err)
+	}
+}
+
+// Rule 5, the other order: an untrusted upstream that says an address is
+// verified must not plant it, or the real owner's later trusted login
+// (here a one-time code) would land in the untrusted account.
+func TestLogin_UntrustedVerifiedEmailIsNotPlanted(t *testing.T) {
+	u := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) {
+		for i := range c.Connectors {
+			if c.Connectors[i].ID == "auth0" {
+				c.Connectors[i].TrustEmail = false
+			}
+		}
+	})
+	u.auth0.SetNextUser(testenv.User{Sub: "auth0|mallory", Email: "victim@example.org", EmailVerified: true})
+	_, planted := u.mustLoginViaButton("auth0")
+	if planted.EmailVerified {
+		t.Error("an untrusted upstream's email is marked verified in the broker's token")
+	}
+	owner := u.verifyIDToken(u.redeem(u.login(u.browser(), "victim@example.org", authRequest{})).IDToken, broker.DevClientID)
+	if owner.Subject == planted.Subject {
+		t.Fatal("the owner's one-time-code login landed in the account an untrusted upstream created")
+	}
+}
+
+// /readyz says not ready until every upstream's discovery is done, and
+// stays ready once it is (the document is cached) even if the upstream
+// goes down later.
+func TestReadyz_WaitsForUpstreamDiscovery(t *testing.T) {
+	u := newUpstreams(t, func(u *upstreams) { u.auth0.FailWith(http.StatusInternalServerError) })
+	ready := func() int {
+		resp, err := http.Get(u.issuer + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := ready(); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with an undiscovered upstream: %d", got)
+	}
+	u.auth0.Recover()
+	if got := ready(); got != http.StatusOK {
+		t.Fatalf("/readyz after discovery: %d", got)
+	}
+	u.auth0.FailWith(http.StatusInternalServerError)
+	if got := ready(); got != http.StatusOK {
+		t.Errorf("/readyz with a cached discovery and the upstream down: %d", got)
+	}
+}
+
+// An upstream's error_description (attacker-controlled: anyone can craft
+// the callback URL) is never reflected into the page.
+func TestLogin_UpstreamErrorDescriptionIsNotReflected(t *testing.T) {
+	u := newUpstreams(t, nil)
+	// A browser that stops at the redirect to the upstream, to learn the
+	// state of a real, pending upstream login.
+	b := testenv.NewBrowser(t, false, u.srv.Listener.Addr().String())
+	page := b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), extra: url.Values{"idp": {"auth0"}}}))
+	if page.Location == nil || page.Location.Query().Get("state") == "" {
+		t.Fatalf("idp=auth0 did not redirect upstream: %d", page.Status)
+	}
+	state := page.Location.Query().Get("state")
+	const xss = `<script>alert(1)</script>`
+	for _, st := range []string{state, "forged"} {
+		p := b.Get(u.issuer + "/callback/auth0?" + url.Values{"error": {"access_denied"}, "error_description": {xss}, "state": {st}}.Encode())
+		if strings.Contains(p.Body, "<script>alert") || p.Status < 400 || !strings.Contains(p.Body, "<h1>") {
+			t.Errorf("state %q: status %d, reflected: %v", st, p.Status, strings.Contains(p.Body, "<script>alert"))
+		}
 	}
 }

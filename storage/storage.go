@@ -104,7 +104,9 @@ type ResolveRequest struct {
 	LinkByEmail bool
 	// UserID, when set, is the UUID a newly created user gets (legacy and
 	// imported platforms whose ids must be kept). It never moves an
-	// identity that already belongs to another user.
+	// identity that already belongs to another user, and a new identity
+	// whose verified email belongs to a user other than UserID is refused
+	// with ErrAlreadyExists: the upstream's id and its email disagree.
 	UserID string
 	Now    time.Time
 }

@@ -103,6 +103,16 @@ type OpaqueTokenVerifier interface {
 	VerifiesOpaqueTokens()
 }
 
+// Readier is a connector that must fetch something before it can serve
+// (an OpenID provider's discovery document).
+type Readier interface {
+	Connector
+	// Ready reports whether the connector has what it needs, fetching it
+	// now (within ctx) if it never has. Once fetched, it stays ready even
+	// if its upstream later goes down: what it fetched is cached.
+	Ready(ctx context.Context) error
+}
+
 // Refresher re-checks a user with the upstream using its refresh token.
 type Refresher interface {
 	Connector

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/storage"
@@ -43,6 +44,17 @@ func openConfigured(ctx context.Context, path string, env func(string) (string, 
 		return broker.Config{}, nil, err
 	}
 	return cfg, store, nil
+}
+
+// auditCLI records a change made from the command line, as the admin API
+// records its own: every change to users, clients, sessions and keys is in
+// the audit log.
+func auditCLI(ctx context.Context, store storage.Storage, action, target string, details map[string]string) error {
+	err := store.AppendAudit(ctx, storage.AuditEvent{Time: time.Now(), Actor: "cli", Action: action, Target: target, Details: details})
+	if err != nil {
+		return fmt.Errorf("%s of %s was done, but its audit event could not be written: %w", action, target, err)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {

@@ -39,12 +39,18 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		if err := m.Rotate(ctx, *now); err != nil {
 			return err
 		}
+		if err := auditCLI(ctx, store, "keys.rotate", "keys", map[string]string{"now": fmt.Sprint(*now)}); err != nil {
+			return err
+		}
 		return printKeys(ctx, m, stdout)
 	case "revoke":
 		if f.fs.NArg() != 1 {
 			return errors.New("usage: broker keys revoke --config FILE KID")
 		}
 		if err := m.Revoke(ctx, f.fs.Arg(0)); err != nil {
+			return err
+		}
+		if err := auditCLI(ctx, store, "keys.revoke", "key:"+f.fs.Arg(0), nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "key %s removed from the JWKS; replicas stop serving it within their refresh interval\n", f.fs.Arg(0))
@@ -123,6 +129,9 @@ func secretsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	n, err := keys.ReencryptAll(ctx, store, append(old, secret.KEK()), secret.KEK())
 	if err != nil {
+		return err
+	}
+	if err := auditCLI(ctx, store, "secrets.rotate", "keys", map[string]string{"reencrypted": fmt.Sprint(n)}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%d signing keys re-encrypted under the new root secret; BROKER_PREVIOUS_SECRET can be removed once every replica runs with the new BROKER_SECRET\n", n)

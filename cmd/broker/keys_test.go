@@ -54,6 +54,18 @@ func TestKeys_ListRotateRevoke(t *testing.T) {
 	if !signingID {
 		t.Fatalf("no ID-token key signs after the revocation:\n%s", revoked)
 	}
+	events, err := db.Open(t).ListAudit(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range events {
+		actions = append(actions, e.Actor+" "+e.Action+" "+e.Target)
+	}
+	got := strings.Join(actions, "; ")
+	if !strings.Contains(got, "cli keys.rotate") || !strings.Contains(got, "cli keys.revoke key:"+kid) {
+		t.Errorf("audit log %q lacks the rotation and the revocation", got)
+	}
 }
 
 func TestSecrets_RotateKeepsKeysAndOldSecretWorksMeanwhile(t *testing.T) {

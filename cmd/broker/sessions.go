@@ -96,6 +96,9 @@ func sessionsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
+	if err := auditCLI(ctx, store, "session.revoke", "session:"+id, map[string]string{"user": s.UserID}); err != nil {
+		return err
+	}
 	// Back-channel logout needs the broker's signing keys and clients; a
 	// running broker sends it for logouts, this command does not.
 	fmt.Fprintf(stdout, "session %s of user %s ended; the refresh tokens issued under it are revoked (its clients were not notified over the back channel)\n", s.ID, s.UserID)

@@ -222,6 +222,11 @@ func usersImport(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	if err != nil {
 		return fmt.Errorf("%s: %w; nothing was imported", path, err)
 	}
+	if err := auditCLI(ctx, store, "users.import", "file:"+path, map[string]string{
+		"users_created": fmt.Sprint(res.UsersCreated), "identities_created": fmt.Sprint(res.IdentitiesCreated),
+	}); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%d lines read; %d users and %d identities created (others already present) in %v\n",
 		len(list), res.UsersCreated, res.IdentitiesCreated, time.Since(start).Round(time.Millisecond))
 	return nil

@@ -57,6 +57,9 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 			if u.Disabled {
 				return storage.Resolution{}, storage.ErrUserDisabled
 			}
+			if presetID != "" && u.ID != presetID {
+				return storage.Resolution{}, fmt.Errorf("memory: resolve identity: user id %s, but the email belongs to user %s: %w", presetID, u.ID, storage.ErrAlreadyExists)
+			}
 			s.identities[key] = newIdentity(req, u.ID)
 			return storage.Resolution{User: u, Linked: true}, nil
 		}

@@ -144,6 +144,9 @@ func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetI
 			if u.Disabled {
 				return storage.Resolution{}, storage.ErrUserDisabled
 			}
+			if presetID != "" && u.ID != presetID {
+				return storage.Resolution{}, fmt.Errorf("user id %s, but the email belongs to user %s: %w", presetID, u.ID, storage.ErrAlreadyExists)
+			}
 			if err := insertIdentity(ctx, tx, req, u.ID); err != nil {
 				return storage.Resolution{}, err
 			}

@@ -182,6 +182,18 @@ func testResolvePresetUserID(t *testing.T, s storage.Storage) {
 	if len(ids) != 1 {
 		t.Fatalf("user %s has %d identities; want 1", id, len(ids))
 	}
+	// The preset id and the verified email disagree: refused, not linked
+	// to the email's owner (which would issue another user's id).
+	const other = "5a5a5a5a-1b1b-4c4c-8d8d-9e9e9e9e9e9e"
+	_, err = s.ResolveIdentity(ctx, storage.ResolveRequest{Connector: "legacy", Subject: other, UserID: other,
+		Email: "l@example.com", EmailVerified: true, LinkByEmail: true, Now: t0})
+	wantErr(t, "ResolveIdentity with a preset id another user's email", err, storage.ErrAlreadyExists)
+	if ids, _ := s.ListIdentities(ctx, id); len(ids) != 1 {
+		t.Fatalf("the email's owner got the identity: %d identities", len(ids))
+	}
+	if _, err := s.GetUser(ctx, other); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a user %s was created: %v", other, err)
+	}
 }
 
 func testResolveDisabled(t *testing.T, s storage.Storage) {

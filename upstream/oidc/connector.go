@@ -189,6 +189,13 @@ func (c *Connector) ID() string { return c.cfg.ID }
 // TrustEmail implements upstream.Connector.
 func (c *Connector) TrustEmail() bool { return c.cfg.TrustEmail }
 
+// Ready implements upstream.Readier: discovery is done (and cached), or
+// succeeds now.
+func (c *Connector) Ready(ctx context.Context) error {
+	_, err := c.provider(ctx)
+	return err
+}
+
 // provider returns the discovered provider, discovering it first if no
 // call has managed to yet.
 func (c *Connector) provider(ctx context.Context) (*provider, error) {
