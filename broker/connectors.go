@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -366,6 +367,16 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 			}
 			if err := b.store.UpdateRefreshFamilyUpstream(ctx, fam.ID, next, b.now()); err != nil {
 				return b.storeFailure(ctx, "record upstream check", err)
+			}
+			// The session and the families single sign-on made from it
+			// hold the same token, which a single-use upstream (WorkOS)
+			// now refuses: their next re-check would read as the user
+			// being refused and end the session. This refresh succeeded
+			// either way, so a failure here is logged, not returned.
+			if fam.SessionID != "" && !bytes.Equal(next, fam.UpstreamRefreshToken) {
+				if err := b.store.UpdateSessionUpstream(ctx, fam.SessionID, fam.UpstreamRefreshToken, next); err != nil {
+					b.log.WarnContext(ctx, "recording rotated upstream token on the session failed", "sid", fam.SessionID, "err", err)
+				}
 			}
 			return nil
 		}

@@ -5,12 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+
+	"github.com/idbroker/broker/web"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
+
+// logoutConfirmPath shows and takes the logout confirmation form.
+const logoutConfirmPath = endSessionPath + "/confirm"
 
 // EndSession handles RP-initiated logout. It ends the browser's session
 // (logout), then redirects only to a post_logout_redirect_uri registered
@@ -18,48 +25,155 @@ import (
 // id_token_hint), passing state back; without one it shows the
 // signed-out page. An invalid request (an unregistered URI: refused with
 // a page, never followed) ends nothing.
+//
+// Only an id_token_hint of the session's user ends the session at once.
+// Without one, anyone could sign a person out with a link or an image, so
+// the browser is sent to a page that asks first (OpenID Connect
+// RP-Initiated Logout 1.0 sections 2 and 6).
 func (b *Broker) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
 	req := r.Data
-	clientID := req.ClientID
+	clientID, hintSubject := req.ClientID, ""
 	if req.IdTokenHint != "" {
-		aud, err := b.idTokenHintAudience(req.IdTokenHint)
+		c, err := b.verifyIDTokenHint(req.IdTokenHint)
 		if err != nil {
 			return nil, oidc.ErrInvalidRequest().WithDescription("id_token_hint is not a token this service issued")
 		}
-		if clientID != "" && clientID != aud {
+		if clientID != "" && clientID != c.Audience[0] {
 			return nil, oidc.ErrInvalidRequest().WithDescription("client_id does not match id_token_hint")
 		}
-		clientID = aud
+		clientID, hintSubject = c.Audience[0], c.Subject
 	}
-	if req.PostLogoutRedirectURI == "" {
-		return b.logout(ctx, r.Header, "")
-	}
-	if clientID == "" {
-		return nil, oidc.ErrInvalidRequest().WithDescription("post_logout_redirect_uri needs client_id or id_token_hint")
-	}
-	client, err := b.clients.get(ctx, clientID)
-	if errors.Is(err, errUnknownClient) {
-		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", clientID)
-	}
+	dest, refusal, err := b.logoutDestination(ctx, clientID, req.PostLogoutRedirectURI, req.State)
 	if err != nil {
 		return nil, b.storeFailure(ctx, "get client", err)
 	}
-	if !slices.Contains(client.postLogoutRedirectURIs, req.PostLogoutRedirectURI) {
-		b.log.InfoContext(ctx, "logout redirect refused", "client_id", clientID, "reason", "post_logout_redirect_uri not registered")
-		return nil, oidc.ErrInvalidRequest().WithDescription("post_logout_redirect_uri is not registered for this application")
+	if refusal != "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("%s", refusal)
 	}
-	return b.logout(ctx, r.Header, clientRedirect(req.PostLogoutRedirectURI, url.Values{"state": {req.State}}))
+	s, ok, err := b.browserSession(ctx, r.Header)
+	if err != nil {
+		return nil, b.storeFailure(ctx, "get session", err)
+	}
+	if ok && (hintSubject == "" || hintSubject != s.UserID) {
+		// Only what was checked goes on: the client is the hint's when
+		// there is one, and the URI is registered for it.
+		q := url.Values{}
+		if req.PostLogoutRedirectURI != "" {
+			q.Set("client_id", clientID)
+			q.Set("post_logout_redirect_uri", req.PostLogoutRedirectURI)
+			q.Set("state", req.State)
+		}
+		if len(req.UILocales) > 0 {
+			q.Set("ui_locales", strings.Join(localeStrings(req.UILocales), " "))
+		}
+		confirm := logoutConfirmPath
+		if len(q) > 0 {
+			confirm += "?" + q.Encode()
+		}
+		return op.NewRedirect(confirm), nil
+	}
+	return b.logout(ctx, r.Header, dest)
 }
 
-// idTokenHintAudience verifies an ID token the broker issued and returns
-// its client. An expired hint is still accepted, as OpenID Connect
-// RP-Initiated Logout 1.0 section 2 allows.
-func (b *Broker) idTokenHintAudience(raw string) (string, error) {
-	c, err := b.verifyIDTokenHint(raw)
-	if err != nil {
-		return "", err
+// logoutDestination checks where a logout request asks to go afterwards:
+// "" (the signed-out page) without a post_logout_redirect_uri, else that
+// URI with state when it is registered for clientID. refusal says why a
+// request is invalid; err is a storage failure.
+func (b *Broker) logoutDestination(ctx context.Context, clientID, redirectURI, state string) (dest, refusal string, err error) {
+	if redirectURI == "" {
+		return "", "", nil
 	}
-	return c.Audience[0], nil
+	if clientID == "" {
+		return "", "post_logout_redirect_uri needs client_id or id_token_hint", nil
+	}
+	client, err := b.clients.get(ctx, clientID)
+	if errors.Is(err, errUnknownClient) {
+		return "", fmt.Sprintf("the application %q is not registered", clientID), nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if !slices.Contains(client.postLogoutRedirectURIs, redirectURI) {
+		b.log.InfoContext(ctx, "logout redirect refused", "client_id", clientID, "reason", "post_logout_redirect_uri not registered")
+		return "", "post_logout_redirect_uri is not registered for this application", nil
+	}
+	return clientRedirect(redirectURI, url.Values{"state": {state}}), "", nil
+}
+
+// logoutCSRFPurpose binds a confirmation form to the session it ends: a
+// token from a page shown for an earlier session ends nothing.
+func logoutCSRFPurpose(sessionID string) string { return "logout " + sessionID }
+
+// confirmLogout shows the logout confirmation (GET) and, on its form's
+// POST with a valid CSRF token, ends the session and continues as
+// EndSession would. The parameters are checked again either way: they
+// come from the browser. Without a live session there is nothing to ask
+// about or protect, so both go straight on.
+func (b *Broker) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	var form url.Values
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		form = r.URL.Query()
+	case http.MethodPost:
+		if err := r.ParseForm(); err != nil {
+			b.renderError(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
+			return
+		}
+		form = r.PostForm
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		b.renderError(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
+		return
+	}
+	ctx := r.Context()
+	clientID, redirectURI, state := form.Get("client_id"), form.Get("post_logout_redirect_uri"), form.Get("state")
+	dest, refusal, err := b.logoutDestination(ctx, clientID, redirectURI, state)
+	if err != nil {
+		b.storeUnavailablePage(w, r, "get client", err)
+		return
+	}
+	if refusal != "" {
+		b.log.InfoContext(ctx, "browser request refused", "path", r.URL.Path, "status", http.StatusBadRequest, "reason", refusal)
+		b.renderError(w, r, http.StatusBadRequest, "Sign-out request not valid",
+			"The application that sent you here made a sign-out request the sign-in service cannot accept ("+refusal+"). Go back to the application and start again.")
+		return
+	}
+	s, ok, err := b.browserSession(ctx, r.Header)
+	if err != nil {
+		b.storeUnavailablePage(w, r, "get session", err)
+		return
+	}
+	if ok && r.Method != http.MethodPost {
+		page := web.LogoutPage{
+			Branding:              b.branding,
+			Action:                logoutConfirmPath,
+			CSRF:                  b.csrfToken(w, r, logoutCSRFPurpose(s.ID)),
+			ClientID:              clientID,
+			PostLogoutRedirectURI: redirectURI,
+			State:                 state,
+		}
+		if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, nil), page); err != nil {
+			b.log.ErrorContext(ctx, "render logout page", "err", err)
+		}
+		return
+	}
+	if ok && !b.csrfValid(r, logoutCSRFPurpose(s.ID)) {
+		b.log.InfoContext(ctx, "logout form refused", "reason", "csrf token missing or wrong")
+		b.renderError(w, r, http.StatusForbidden, "Form expired",
+			"This sign-out form could not be verified, perhaps because it was opened in another browser or cookies are blocked. You are still signed in. Go back to the application and choose sign out again.")
+		return
+	}
+	red, err := b.logout(ctx, r.Header, dest)
+	if err != nil {
+		// logout has logged and counted the storage failure.
+		b.renderError(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"The sign-in service cannot complete your request right now. Nothing was changed. Please try again in a moment.")
+		return
+	}
+	for k, v := range red.Header {
+		w.Header()[k] = append(w.Header()[k], v...)
+	}
+	http.Redirect(w, r, red.URL, http.StatusSeeOther)
 }
 
 // verifyIDTokenHint verifies an ID token the broker issued, for logout and

@@ -91,15 +91,11 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	}
 	// The subject is resolved after every check of the request, so an
 	// exchange refused by policy provisions no subject.
-	g, err := b.exchangeGrant(ctx, client, subject)
+	g, token, err := b.exchangeIssue(ctx, client, subject, audience, scopes, act)
 	if err != nil {
 		return nil, err
 	}
-	g.audience, g.scopes = audience, scopes
-	token, ttl, err := b.issueAccessToken(ctx, g, act)
-	if err != nil {
-		return nil, err
-	}
+	ttl := b.cfg.Tokens.AccessTokenTTL
 	b.metrics.exchanges.WithLabelValues(g.idp, "issued").Inc()
 	b.log.InfoContext(ctx, "token exchanged", "client_id", client.id, "idp", g.idp, "user_id", g.user.ID,
 		"audience", audience, "delegated", act != nil)
@@ -461,51 +457,60 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 	return act, nil
 }
 
-// exchangeGrant resolves the subject to its user, exactly as a login
-// would (DESIGN.md rule 1), and returns the grant to issue from, without
-// audience and scope. A disabled user is invalid_grant; a store that
-// cannot answer fails the exchange (rule 2): no fallback identity.
-func (b *Broker) exchangeGrant(ctx context.Context, client *Client, subject exchangeToken) (grant, error) {
+// exchangeIssue resolves the subject to its user, exactly as a login
+// would (DESIGN.md rule 1), and issues the access token: it returns the
+// grant the token was issued from and the token. A disabled user is
+// invalid_grant; a store that cannot answer fails the exchange (rule 2):
+// no fallback identity.
+//
+// An upstream subject is resolved and its token recorded together
+// (storage.Tokens.ResolveAndRecord), one store round trip for a known
+// identity, so the jti and expiry are chosen before the sub is known and
+// the token is signed after.
+func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exchangeToken, audience, scopes []string, act any) (grant, string, error) {
+	g := grant{clientID: client.id, audience: audience, scopes: scopes}
 	if own := subject.own; own != nil {
 		user, err := b.activeUser(ctx, own.Subject)
 		if err != nil {
-			return grant{}, err
+			return grant{}, "", err
 		}
-		g := grant{
-			user:     user,
-			clientID: client.id,
-			amr:      own.AMR,
-			idp:      own.IDP,
-			org:      own.Org,
-			// Revoking the subject token's grant (its refresh family)
-			// revokes what was narrowed from it too.
-			grantID: subject.record.GrantID,
-		}
+		g.user, g.amr, g.idp, g.org = user, own.AMR, own.IDP, own.Org
+		// Revoking the subject token's grant (its refresh family)
+		// revokes what was narrowed from it too.
+		g.grantID = subject.record.GrantID
 		if own.AuthTime != 0 {
 			g.authTime = time.Unix(own.AuthTime, 0)
 		}
-		return g, nil
+		token, _, err := b.issueAccessToken(ctx, g, act)
+		return g, token, err
 	}
-	user, err := b.resolve(ctx, subject.conn, subject.identity)
-	if errors.Is(err, storage.ErrUserDisabled) {
-		return grant{}, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id, "connector", subject.conn.ID())
+	conn, id := subject.conn, subject.identity
+	g.amr, g.idp, g.org = []string{"fed"}, conn.ID(), id.Organization
+	claims, rec := b.newAccessToken(g, act)
+	res, err := b.store.ResolveAndRecord(ctx, b.resolveRequest(conn, id), rec)
+	if err == nil {
+		err = checkUserID(res.User)
 	}
-	if errors.Is(err, storage.ErrAlreadyExists) {
+	switch {
+	case errors.Is(err, storage.ErrUserDisabled):
+		return grant{}, "", b.invalidGrant(ctx, "the user is disabled", "client_id", client.id, "connector", conn.ID())
+	case errors.Is(err, storage.ErrAlreadyExists) && id.UserID != "":
 		// The upstream named a platform UUID (a legacy session service)
 		// that belongs to a user without this identity, and no trusted
 		// verified email linked them. Naming an id does not take a user
 		// over, and another id would be a guess: refuse, write nothing.
-		return grant{}, b.tokenRefused(ctx, client.id, "subject_token", unacceptable(
-			"connector %q: user %s exists without this identity; import it as one of the user's identities", subject.conn.ID(), subject.identity.UserID))
+		// (Without a named UUID, ErrAlreadyExists is a jti collision.)
+		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", unacceptable(
+			"connector %q: user %s exists without this identity; import it as one of the user's identities", conn.ID(), id.UserID))
+	case err != nil:
+		return grant{}, "", b.storeFailure(ctx, "resolve identity and record access token", err)
 	}
-	if err != nil {
-		return grant{}, b.storeFailure(ctx, "resolve identity", err)
+	if res.Created {
+		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
 	}
-	return grant{
-		user:     user,
-		clientID: client.id,
-		amr:      []string{"fed"},
-		idp:      subject.conn.ID(),
-		org:      subject.identity.Organization,
-	}, nil
+	// Recorded already: a failure to sign leaves the record of a token
+	// nobody holds, which no one can present.
+	g.user, claims.Subject = res.User, res.User.ID
+	token, err := b.signAccessToken(claims)
+	return g, token, err
 }

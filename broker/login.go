@@ -373,7 +373,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 	}
 	b.loginOutcome(ctx, ar, conn.ID(), "success")
 	now := b.now()
-	sessionID, err := b.startSession(w, r, ar, user.ID, now, []string{d.amr}, conn.ID())
+	sessionID, err := b.startSession(w, r, ar, user.ID, now, conn.ID(), d)
 	if err != nil {
 		b.storeUnavailablePage(w, r, "start session", err)
 		return
@@ -401,12 +401,27 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 // user only when the connector is trusted to assert email and the
 // upstream said the address is verified (rule 5).
 func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity) (storage.User, error) {
+	res, err := b.store.ResolveIdentity(ctx, b.resolveRequest(conn, id))
+	if err != nil {
+		return storage.User{}, err
+	}
+	if err := checkUserID(res.User); err != nil {
+		return storage.User{}, err
+	}
+	if res.Created {
+		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
+	}
+	return res.User, nil
+}
+
+// resolveRequest is what resolve asks the store to resolve id to.
+func (b *Broker) resolveRequest(conn upstream.Connector, id upstream.Identity) storage.ResolveRequest {
 	// An untrusted connector's "verified" is not stored as verified:
 	// a verified email is what a later trusted login links by, so an
 	// untrusted upstream could otherwise plant an address and have the
 	// real owner's login land in its account.
 	verified := conn.TrustEmail() && id.EmailVerified && id.Email != ""
-	res, err := b.store.ResolveIdentity(ctx, storage.ResolveRequest{
+	return storage.ResolveRequest{
 		Connector:     conn.ID(),
 		Subject:       id.Subject,
 		Email:         id.Email,
@@ -415,18 +430,16 @@ func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstre
 		LinkByEmail:   verified,
 		UserID:        id.UserID,
 		Now:           b.now(),
-	})
-	if err != nil {
-		return storage.User{}, err
 	}
-	// Rule 2: a token's sub is a platform UUID or nothing is issued.
-	if _, err := uuid.Parse(res.User.ID); err != nil {
-		return storage.User{}, errors.New("resolved user id is not a UUID")
+}
+
+// checkUserID enforces rule 2: a token's sub is a platform UUID or nothing
+// is issued.
+func checkUserID(u storage.User) error {
+	if _, err := uuid.Parse(u.ID); err != nil {
+		return errors.New("resolved user id is not a UUID")
 	}
-	if res.Created {
-		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
-	}
-	return res.User, nil
+	return nil
 }
 
 // redactEmail keeps enough of an address to correlate log lines without

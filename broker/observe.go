@@ -132,7 +132,7 @@ func (b *Broker) MetricsHandler() http.Handler {
 func endpointLabel(path string) string {
 	switch path {
 	case authorizePath, callbackPath, tokenPath, userinfoPath, introspectPath, revokePath,
-		endSessionPath, jwksPath, discoveryPath, loginPath, loginCodePath, loginResendPath,
+		endSessionPath, logoutConfirmPath, jwksPath, discoveryPath, loginPath, loginCodePath, loginResendPath,
 		loginConnectorPath, "/healthz", "/readyz", "/ready", "/metrics":
 		return path
 	}

@@ -319,6 +319,7 @@ func (b *Broker) Handler() http.Handler {
 	mux.HandleFunc(loginConnectorPath, b.loginConnector)
 	mux.HandleFunc("GET "+upstreamCallbackPrefix+"{connector}", b.upstreamCallback)
 	mux.HandleFunc(endSessionPath+"/done", b.signedOut)
+	mux.HandleFunc(logoutConfirmPath, b.confirmLogout)
 	mux.HandleFunc("GET /readyz", b.readyz)
 	if b.cfg.HTTP.MetricsAddr == "" {
 		mux.Handle("GET /metrics", b.MetricsHandler())

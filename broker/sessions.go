@@ -78,9 +78,10 @@ func (b *Broker) browserSession(ctx context.Context, h http.Header) (s storage.S
 // startSession gives the browser a session for a login that just
 // succeeded and returns its id. A person signing in again in a browser
 // that has their session (prompt=login, max_age) continues it, so one
-// logout still ends everything issued in it; its auth_time stays that of
-// the first login, which only errs toward asking again.
-func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, userID string, now time.Time, amr []string, idp string) (string, error) {
+// logout still ends everything issued in it; its auth_time (which only
+// errs toward asking again), org and upstream token stay those of the
+// first login.
+func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, userID string, now time.Time, idp string, d loginDetails) (string, error) {
 	ctx := r.Context()
 	current, ok, err := b.browserSession(ctx, r.Header)
 	if err != nil {
@@ -100,13 +101,17 @@ func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage
 		ID:         sessionIDFor(value),
 		UserID:     userID,
 		AuthTime:   now,
-		AMR:        amr,
+		AMR:        []string{d.amr},
 		IDP:        idp,
 		Clients:    []string{ar.ClientID},
 		CreatedAt:  now,
 		LastSeenAt: now,
 		ExpiresAt:  now.Add(b.cfg.Sessions.AbsoluteTTL),
 		IdleTTL:    b.cfg.Sessions.IdleTTL,
+		// The same sealed bytes as the first family's: a re-check that
+		// rotates them finds the session's copy by them.
+		Org:                  d.org,
+		UpstreamRefreshToken: d.upstreamRefresh,
 	}
 	if err := b.store.CreateSession(ctx, s); err != nil {
 		return "", fmt.Errorf("create session: %w", err)
@@ -187,12 +192,16 @@ func (b *Broker) idTokenHintSubject(raw string) (string, error) {
 }
 
 // completeFromSession marks ar authenticated by session s: the session's
-// user, auth_time and amr, no login page.
+// user, auth_time and amr, no login page. The org and upstream token go
+// with it, so the tokens carry org_id and their family is re-checked
+// upstream as the first login's is.
 func completeFromSession(ar *storage.AuthRequest, s storage.Session) {
 	ar.UserID = s.UserID
 	ar.AuthTime = s.AuthTime
 	ar.AMR = s.AMR
 	ar.IDP = s.IDP
+	ar.Org = s.Org
+	ar.UpstreamRefreshToken = s.UpstreamRefreshToken
 	ar.SessionID = s.ID
 	ar.Done = true
 }

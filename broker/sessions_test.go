@@ -77,6 +77,23 @@ func clientError(p *testenv.Page) string {
 	return p.Location.Query().Get("error")
 }
 
+// isLogoutConfirmation reports whether the browser was asked to confirm a
+// logout.
+func isLogoutConfirmation(p *testenv.Page) bool {
+	return p.Status == http.StatusOK && p.Location == nil && strings.Contains(p.Body, `action="/end_session/confirm"`)
+}
+
+// logOut signs browser b out as a person does: it loads an end_session
+// URL and confirms when asked.
+func logOut(t *testing.T, b *testenv.Browser, endSessionURL string) *testenv.Page {
+	t.Helper()
+	p := b.Get(endSessionURL)
+	if !isLogoutConfirmation(p) {
+		t.Fatalf("logout without an id_token_hint: want the confirmation page, got %d (location %v): %.300s", p.Status, p.Location, p.Body)
+	}
+	return b.Submit(p, "/end_session/confirm", nil)
+}
+
 func TestSession_SecondClientSignsInWithoutLoginPage(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
@@ -273,7 +290,7 @@ func TestLogout_EndsSessionAndRedirectsOnlyWhereRegistered(t *testing.T) {
 
 	// The registered URI gets state back.
 	e.redeem(e.login(b, "leaving@example.com", authRequest{}))
-	p = b.Get(e.issuer + "/end_session?" + url.Values{"client_id": {backendID}, "post_logout_redirect_uri": {"http://127.0.0.1:6666/bye"}, "state": {"st-bye"}}.Encode())
+	p = logOut(t, b, e.issuer+"/end_session?"+url.Values{"client_id": {backendID}, "post_logout_redirect_uri": {"http://127.0.0.1:6666/bye"}, "state": {"st-bye"}}.Encode())
 	if p.Location == nil || p.Location.Host != "127.0.0.1:6666" || p.Location.Path != "/bye" || p.Location.Query().Get("state") != "st-bye" {
 		t.Fatalf("registered post_logout_redirect_uri: %d location %v", p.Status, p.Location)
 	}
@@ -290,7 +307,7 @@ func TestLogout_OffersToSignOutUpstreamToo(t *testing.T) {
 	if page.Location == nil || page.Location.Query().Get("code") == "" {
 		t.Fatalf("login via auth0: %d %.300s", page.Status, page.Body)
 	}
-	p := b.Get(u.issuer + "/end_session")
+	p := logOut(t, b, u.issuer+"/end_session")
 	want := u.auth0.URL + "/oidc/logout?"
 	if p.Status != http.StatusOK || !strings.Contains(p.Body, want) || !strings.Contains(p.Body, "client_id="+u.auth0.ClientID) {
 		t.Fatalf("signed-out page after an Auth0 session: want a link to %s, got %d: %s", want, p.Status, p.Body)
@@ -298,7 +315,7 @@ func TestLogout_OffersToSignOutUpstreamToo(t *testing.T) {
 	// An OTP session has no upstream to sign out of.
 	b = u.browser()
 	u.login(b, "local@example.com", authRequest{})
-	if p := b.Get(u.issuer + "/end_session"); strings.Contains(p.Body, "/oidc/logout") {
+	if p := logOut(t, b, u.issuer+"/end_session"); strings.Contains(p.Body, "/oidc/logout") {
 		t.Error("signed-out page of an OTP session links to an upstream")
 	}
 }
@@ -360,7 +377,7 @@ func TestBackchannelLogout_SignedTokenRetriedAfter500(t *testing.T) {
 	page, pkce := e.authorizeBackend(b, nil)
 	idc := e.sessionClaims(e.redeemBackend(page, pkce).IDToken, backendID)
 
-	if p := b.Get(e.issuer + "/end_session"); p.Status != http.StatusOK {
+	if p := logOut(t, b, e.issuer+"/end_session"); p.Status != http.StatusOK {
 		t.Fatalf("logout: %d", p.Status)
 	}
 	raw, attempts := rcv.waitForToken(t)
@@ -419,7 +436,7 @@ func TestSession_HonouredAtTheOtherReplica(t *testing.T) {
 		t.Fatalf("replica B: sub %q sid %q, want A's %q %q", second.Subject, second.SID, first.Subject, first.SID)
 	}
 	// Logout at B ends the session at A too.
-	if p := br.Get(r.b.issuer + "/end_session"); p.Status != http.StatusOK {
+	if p := logOut(t, br, r.b.issuer+"/end_session"); p.Status != http.StatusOK {
 		t.Fatalf("logout at B: %d", p.Status)
 	}
 	if page, _ := r.a.authorizeBackend(br, url.Values{"prompt": {"none"}}); clientError(page) != "login_required" {
@@ -477,7 +494,7 @@ func TestSession_CookieOverTLSIsHostSecureHttpOnlyLax(t *testing.T) {
 	page, pkce := e.authorizeBackend(b, nil)
 	e.redeemBackend(page, pkce)
 
-	b.Get(e.issuer + "/end_session")
+	logOut(t, b, e.issuer+"/end_session")
 	if set := rec.find("__Host-broker_session="); len(set) != 2 || !strings.Contains(set[1], "Max-Age=0") {
 		t.Errorf("logout did not clear the cookie: %q", set)
 	}
@@ -507,8 +524,9 @@ func TestBackchannelLogout_RetriesAreBoundedAndStopWithRun(t *testing.T) {
 	}()
 	b := e.browser()
 	e.redeem(e.login(b, "down@example.com", authRequest{}))
+	p := b.Get(e.issuer + "/end_session")
 	start := time.Now()
-	b.Get(e.issuer + "/end_session")
+	b.Submit(p, "/end_session/confirm", nil)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("logout waited %s for a failing client", d)
 	}
@@ -522,5 +540,161 @@ func TestBackchannelLogout_RetriesAreBoundedAndStopWithRun(t *testing.T) {
 	defer rcv.mu.Unlock()
 	if rcv.attempts < 1 || rcv.attempts > 4 {
 		t.Errorf("%d delivery attempts, want between 1 and 4", rcv.attempts)
+	}
+}
+
+func TestLogout_WithoutHintAsksAndEndsOnlyOnTheConfirmedForm(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	dev := e.redeem(e.login(b, "asked@example.com", authRequest{}))
+	sid := e.sessionClaims(dev.IDToken, broker.DevClientID).SID
+	sessionLives := func(when string) {
+		t.Helper()
+		if _, err := e.store.GetSession(context.Background(), sid, e.clock.Now()); err != nil {
+			t.Fatalf("%s: the session ended (%v)", when, err)
+		}
+	}
+
+	// What an <img src> on another site does: it only gets the page.
+	logout := e.issuer + "/end_session?" + url.Values{"client_id": {backendID}, "post_logout_redirect_uri": {"http://127.0.0.1:6666/bye"}, "state": {"st-bye"}}.Encode()
+	page := b.Get(logout)
+	if !isLogoutConfirmation(page) || !strings.Contains(page.Body, "<button type=\"submit\">Sign out</button>") {
+		t.Fatalf("logout without a hint: want the confirmation page, got %d (location %v): %.300s", page.Status, page.Location, page.Body)
+	}
+	sessionLives("after the confirmation page")
+
+	// A valid id_token_hint of someone else asks too.
+	other := e.redeem(e.login(e.browser(), "other@example.com", authRequest{}))
+	if p := b.Get(e.issuer + "/end_session?" + url.Values{"id_token_hint": {other.IDToken}}.Encode()); !isLogoutConfirmation(p) {
+		t.Fatalf("logout with another user's id_token_hint: want the confirmation page, got %d (location %v)", p.Status, p.Location)
+	}
+	sessionLives("after another user's hint")
+
+	// A cross-site form post has no token, or a wrong one (another
+	// browser's page, or one made for another session).
+	fields := page.HiddenFields("/end_session/confirm")
+	if fields["csrf"] == "" || fields["post_logout_redirect_uri"] != "http://127.0.0.1:6666/bye" || fields["state"] != "st-bye" {
+		t.Fatalf("confirmation form fields %v", fields)
+	}
+	elsewhere := e.browser()
+	e.login(elsewhere, "asked@example.com", authRequest{})
+	foreign := elsewhere.Get(logout).HiddenFields("/end_session/confirm")["csrf"]
+	for name, token := range map[string]string{"none": "", "wrong": "AAAA" + fields["csrf"][4:], "another session's": foreign} {
+		form := url.Values{"client_id": {backendID}, "post_logout_redirect_uri": {"http://127.0.0.1:6666/bye"}, "state": {"st-bye"}}
+		if token != "" {
+			form.Set("csrf", token)
+		}
+		if p := b.Post(e.issuer+"/end_session/confirm", form); p.Status != http.StatusForbidden || p.Location != nil {
+			t.Fatalf("confirmation with %s token: %d (location %v), want 403", name, p.Status, p.Location)
+		}
+		sessionLives("after a confirmation with " + name + " token")
+	}
+	if r := e.refresh(broker.DevClientID, dev.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("refresh after refused logouts: %s", r.Description)
+	}
+
+	// The person's own click ends it and goes where the client registered.
+	p := b.Submit(page, "/end_session/confirm", nil)
+	if p.Location == nil || p.Location.Host != "127.0.0.1:6666" || p.Location.Path != "/bye" || p.Location.Query().Get("state") != "st-bye" {
+		t.Fatalf("confirmed logout: %d location %v", p.Status, p.Location)
+	}
+	if _, err := e.store.GetSession(context.Background(), sid, e.clock.Now()); err == nil {
+		t.Fatal("the session survived the confirmed logout")
+	}
+	if r := e.refresh(broker.DevClientID, dev.RefreshToken); r.Error != "invalid_grant" {
+		t.Errorf("refresh after the confirmed logout: %d %q", r.Status, r.Error)
+	}
+	// The form again, with no session left: nothing to confirm.
+	if p := b.Submit(page, "/end_session/confirm", nil); p.Location == nil || p.Location.Path != "/bye" {
+		t.Errorf("confirmation after the session ended: %d location %v", p.Status, p.Location)
+	}
+}
+
+// orgClaim returns the org_id of a token the broker signed.
+func (e *env) orgClaim(token string) string {
+	e.t.Helper()
+	payload, _, err := e.broker.SigningKeys().Verify(token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var c struct {
+		Org string `json:"org_id"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		e.t.Fatal(err)
+	}
+	return c.Org
+}
+
+func TestSession_SingleSignOnKeepsOrgAndIsRecheckedUpstream(t *testing.T) {
+	u := newUpstreams(t, nil)
+	u.auth0.SetNextUser(testenv.User{Sub: "auth0|org", Email: "org@corp.example.com", EmailVerified: true, OrgID: "org_acme"})
+	b := u.browser()
+	pkce := testenv.NewPKCE()
+	page := b.Get(u.authorizeURL(authRequest{pkce: pkce, state: "s", nonce: "n", extra: url.Values{"idp": {"auth0"}}}))
+	if page.Location == nil || page.Location.Query().Get("code") == "" {
+		t.Fatalf("login via auth0: %d %.300s", page.Status, page.Body)
+	}
+	first := u.redeem(loginResult{code: page.Location.Query().Get("code"), pkce: pkce, redirectURI: devRedirect, clientID: broker.DevClientID})
+	if got := u.orgClaim(first.IDToken); got != "org_acme" {
+		t.Fatalf("first login's org_id %q", got)
+	}
+
+	page, pkce = u.authorizeBackend(b, nil)
+	sso := u.redeemBackend(page, pkce)
+	if got, at := u.orgClaim(sso.IDToken), u.orgClaim(sso.AccessToken); got != "org_acme" || at != "org_acme" {
+		t.Errorf("single sign-on tokens: org_id %q (ID token) %q (access token), want org_acme", got, at)
+	}
+	if r := u.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {sso.RefreshToken}}, backendID, backendSecret); r.Status != http.StatusOK {
+		t.Fatalf("refresh of the single sign-on family within the recheck interval: %s", r.Description)
+	}
+
+	u.auth0.Block("auth0|org")
+	u.clock.Advance(61 * time.Minute)
+	if r := u.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {sso.RefreshToken}}, backendID, backendSecret); r.Error != "invalid_grant" {
+		t.Fatalf("refresh of the single sign-on family after the user was blocked upstream: %d %q", r.Status, r.Error)
+	}
+	sessions, err := u.store.ListSessions(context.Background(), u.verifyIDToken(first.IDToken, broker.DevClientID).Subject, u.clock.Now())
+	if err != nil || len(sessions) != 0 {
+		t.Errorf("the blocked user still has %d browser sessions (%v)", len(sessions), err)
+	}
+}
+
+// With single-use upstream refresh tokens (WorkOS), the first family's
+// re-check rotates the token the session and the single sign-on family
+// also hold; their copies follow, so the later re-check still passes.
+func TestSession_RotatedUpstreamTokenReachesSingleSignOnFamilies(t *testing.T) {
+	// The fake's upstream ID tokens live five minutes of the broker's clock.
+	u := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) {
+		for i := range c.Connectors {
+			if c.Connectors[i].ID == "workos" {
+				c.Connectors[i].RecheckInterval = time.Minute
+			}
+		}
+	})
+	u.workos.SetNextUser(testenv.User{Sub: "user_rot", Email: "rot@acme.example", EmailVerified: true})
+	b := u.browser()
+	pkce := testenv.NewPKCE()
+	page := b.Get(u.authorizeURL(authRequest{pkce: pkce, state: "s", nonce: "n", extra: url.Values{"idp": {"workos"}}}))
+	if page.Location == nil || page.Location.Query().Get("code") == "" {
+		t.Fatalf("login via workos: %d %.300s", page.Status, page.Body)
+	}
+	first := u.redeem(loginResult{code: page.Location.Query().Get("code"), pkce: pkce, redirectURI: devRedirect, clientID: broker.DevClientID})
+	page, pkce = u.authorizeBackend(b, nil)
+	sso := u.redeemBackend(page, pkce)
+
+	u.clock.Advance(2 * time.Minute)
+	if r := u.refresh(broker.DevClientID, first.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("first family's re-check: %d %s", r.Status, r.Description)
+	}
+	if r := u.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {sso.RefreshToken}}, backendID, backendSecret); r.Status != http.StatusOK {
+		t.Fatalf("single sign-on family's re-check after the upstream token rotated: %d %q %s", r.Status, r.Error, r.Description)
+	}
+	// And a client signing in from the session now gets the fresh token too.
+	page, pkce = u.authorizeBackend(b, url.Values{"state": {"again"}})
+	later := u.redeemBackend(page, pkce)
+	u.clock.Advance(2 * time.Minute)
+	if r := u.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {later.RefreshToken}}, backendID, backendSecret); r.Status != http.StatusOK {
+		t.Fatalf("re-check of a family made from the session after the rotation: %d %q %s", r.Status, r.Error, r.Description)
 	}
 }

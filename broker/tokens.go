@@ -91,13 +91,27 @@ func claimsForScopes(u storage.User, scopes []string) userClaims {
 // issueAccessToken signs an access token for g and records it, so
 // introspection and revocation can answer for it.
 func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token string, expiresIn time.Duration, err error) {
+	claims, rec := b.newAccessToken(g, act)
+	if token, err = b.signAccessToken(claims); err != nil {
+		return "", 0, err
+	}
+	if err := b.store.CreateAccessToken(ctx, rec); err != nil {
+		return "", 0, b.storeFailure(ctx, "record access token", err)
+	}
+	return token, b.cfg.Tokens.AccessTokenTTL, nil
+}
+
+// newAccessToken returns the claims of an access token for g and its
+// record, neither signed nor stored yet: an exchange records the token in
+// the same store round trip that resolves its user.
+func (b *Broker) newAccessToken(g grant, act any) (accessTokenClaims, storage.AccessToken) {
 	now := b.now()
-	ttl := b.cfg.Tokens.AccessTokenTTL
+	exp := now.Add(b.cfg.Tokens.AccessTokenTTL)
 	claims := accessTokenClaims{
 		Issuer:   b.issuer,
 		Subject:  g.user.ID,
 		Audience: g.audience,
-		Expiry:   now.Add(ttl).Unix(),
+		Expiry:   exp.Unix(),
 		IssuedAt: now.Unix(),
 		JTI:      uuid.NewString(),
 		ClientID: g.clientID,
@@ -110,17 +124,7 @@ func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token 
 	if !g.authTime.IsZero() {
 		claims.AuthTime = g.authTime.Unix()
 	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", 0, fmt.Errorf("marshal access token: %w", err)
-	}
-	// RFC 9068 section 2.1: typ "at+jwt", so an access token can never be
-	// mistaken for an ID token.
-	token, err = b.keys.Sign(keys.UseAccessToken, "", "at+jwt", payload)
-	if err != nil {
-		return "", 0, fmt.Errorf("sign access token: %w", err)
-	}
-	err = b.store.CreateAccessToken(ctx, storage.AccessToken{
+	return claims, storage.AccessToken{
 		ID:        claims.JTI,
 		GrantID:   g.grantID,
 		ClientID:  g.clientID,
@@ -128,12 +132,23 @@ func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token 
 		Audience:  g.audience,
 		Scopes:    g.scopes,
 		IssuedAt:  now,
-		ExpiresAt: now.Add(ttl),
-	})
-	if err != nil {
-		return "", 0, b.storeFailure(ctx, "record access token", err)
+		ExpiresAt: exp,
 	}
-	return token, ttl, nil
+}
+
+// signAccessToken signs an access token with claims.
+func (b *Broker) signAccessToken(claims accessTokenClaims) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("marshal access token: %w", err)
+	}
+	// RFC 9068 section 2.1: typ "at+jwt", so an access token can never be
+	// mistaken for an ID token.
+	token, err := b.keys.Sign(keys.UseAccessToken, "", "at+jwt", payload)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return token, nil
 }
 
 // issueIDToken signs an ID token for g, bound to accessToken by at_hash.

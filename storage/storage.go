@@ -10,8 +10,11 @@
 package storage
 
 import (
+	"fmt"
+
 	"context"
 	"errors"
+	"github.com/google/uuid"
 	"time"
 )
 
@@ -109,6 +112,18 @@ type ResolveRequest struct {
 	// with ErrAlreadyExists: the upstream's id and its email disagree.
 	UserID string
 	Now    time.Time
+}
+
+// PresetUserID returns UserID in canonical form, or "" when it is not set.
+func (r ResolveRequest) PresetUserID() (string, error) {
+	if r.UserID == "" {
+		return "", nil
+	}
+	id, err := uuid.Parse(r.UserID)
+	if err != nil {
+		return "", fmt.Errorf("storage: resolve identity: user id %q: %w", r.UserID, err)
+	}
+	return id.String(), nil
 }
 
 // Resolution is the outcome of ResolveIdentity.
@@ -353,6 +368,13 @@ type Tokens interface {
 	RevokeUserTokens(ctx context.Context, userID string) error
 
 	CreateAccessToken(ctx context.Context, t AccessToken) error
+	// ResolveAndRecord is ResolveIdentity, then CreateAccessToken of t
+	// with UserID set to the resolved user's id, in as few round trips as
+	// the store can: the token-exchange hot path. A resolution that fails
+	// (ErrUserDisabled, ErrAlreadyExists for a preset UserID) records
+	// nothing. The two need not be one transaction: the record may be lost
+	// as CreateAccessToken's may, while the resolution stands.
+	ResolveAndRecord(ctx context.Context, req ResolveRequest, t AccessToken) (Resolution, error)
 	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
 	RevokeAccessToken(ctx context.Context, id string) error
 }
@@ -370,6 +392,11 @@ type Session struct {
 	LastSeenAt time.Time
 	ExpiresAt  time.Time // absolute lifetime
 	IdleTTL    time.Duration
+	// Org and UpstreamRefreshToken (encrypted) are the first login's, so
+	// tokens issued by single sign-on carry the org_id and their refresh
+	// families are re-checked upstream like the first login's.
+	Org                  string
+	UpstreamRefreshToken []byte
 }
 
 // Sessions holds single-sign-on sessions.
@@ -384,6 +411,11 @@ type Sessions interface {
 	// EndSession deletes the session and revokes the refresh families
 	// issued under it, atomically, and returns the ended session.
 	EndSession(ctx context.Context, id string) (Session, error)
+	// UpdateSessionUpstream replaces the upstream refresh token old with
+	// next on the session and on its refresh families that still hold old,
+	// after a re-check rotated it: an upstream with single-use refresh
+	// tokens refuses old from then on. Nothing matching is not an error.
+	UpdateSessionUpstream(ctx context.Context, id string, old, next []byte) error
 }
 
 // Client is an OAuth client kept in storage (clients in the config file are

@@ -1,9 +1,9 @@
 // Package web renders the broker's pages: email-first login, code entry,
-// the connector interstitial, errors and signed-out. Templates, message
-// files and static assets are embedded in the binary; pages work without
-// JavaScript (one small external script adds auto-submit and a resend
-// countdown). A page renders what it is given and imports none of the
-// project's packages.
+// the connector interstitial, errors, logout confirmation and signed-out.
+// Templates, message files and static assets are embedded in the binary;
+// pages work without JavaScript (one small external script adds
+// auto-submit and a resend countdown). A page renders what it is given
+// and imports none of the project's packages.
 package web
 
 import (
@@ -93,12 +93,24 @@ type SignedOutPage struct {
 	UpstreamLogoutURL string
 }
 
+// LogoutPage asks before a logout that no ID token of the session's user
+// vouches for, so another site cannot sign a person out by linking to
+// end_session. Its form carries the request's parameters and a CSRF token.
+type LogoutPage struct {
+	Branding
+	Action                string // where the form posts
+	CSRF                  string
+	ClientID              string
+	PostLogoutRedirectURI string
+	State                 string
+}
+
 // Renderer renders pages in every language it has messages for.
 type Renderer struct {
 	pages map[string]map[string]*template.Template // language → page → template
 }
 
-var pageNames = []string{"login", "code", "connector", "error", "signedout"}
+var pageNames = []string{"login", "code", "connector", "error", "signedout", "logout"}
 
 // NewRenderer parses the embedded templates once per language.
 func NewRenderer() (*Renderer, error) {
@@ -197,6 +209,8 @@ func (r *Renderer) RenderIn(w http.ResponseWriter, status int, lang string, page
 		name = "error"
 	case SignedOutPage, *SignedOutPage:
 		name = "signedout"
+	case LogoutPage, *LogoutPage:
+		name = "logout"
 	default:
 		return fmt.Errorf("web: no template for %T", page)
 	}

@@ -74,6 +74,7 @@ func TestRender_EveryPageInEveryLanguage(t *testing.T) {
 		ConnectorPage{Branding: b, AuthRequestID: "id", CSRF: "c", Email: "a@corp.example", Connector: Connector{ID: "x", Name: "Corp <SSO>"}},
 		ErrorPage{Branding: b, Title: "This sign-in has expired", Message: "Something only in English.", Status: 404},
 		SignedOutPage{Branding: b},
+		LogoutPage{Branding: b, Action: "/end_session/confirm", CSRF: "c", ClientID: "web", PostLogoutRedirectURI: "https://app.example.com/bye", State: "s"},
 	}
 	for _, lang := range Languages() {
 		for _, p := range pages {

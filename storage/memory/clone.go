@@ -55,6 +55,7 @@ func cloneAccessToken(t storage.AccessToken) storage.AccessToken {
 func cloneSession(s storage.Session) storage.Session {
 	s.AMR = slices.Clone(s.AMR)
 	s.Clients = slices.Clone(s.Clients)
+	s.UpstreamRefreshToken = slices.Clone(s.UpstreamRefreshToken)
 	return s
 }
 

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -100,4 +101,25 @@ func (s *Store) EndSession(ctx context.Context, id string) (storage.Session, err
 		}
 	}
 	return cloneSession(sess), nil
+}
+
+// UpdateSessionUpstream implements storage.Sessions. The families of a
+// session that is gone are updated too: they may outlive it.
+func (s *Store) UpdateSessionUpstream(ctx context.Context, id string, old, next []byte) error {
+	if len(old) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess, ok := s.sessions[id]; ok && bytes.Equal(sess.UpstreamRefreshToken, old) {
+		sess.UpstreamRefreshToken = slices.Clone(next)
+		s.sessions[id] = sess
+	}
+	for fid, f := range s.families {
+		if f.SessionID == id && bytes.Equal(f.UpstreamRefreshToken, old) {
+			f.UpstreamRefreshToken = slices.Clone(next)
+			s.families[fid] = f
+		}
+	}
+	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/idbroker/broker/storage"
 )
 
-const sessionColumns = `id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us`
+const sessionColumns = `id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, org, upstream_refresh_token`
 
 // sessionLive is the SQL condition for a session within both lifetimes at $2.
 const sessionLive = `expires_at > $2 AND (idle_deadline IS NULL OR idle_deadline > $2)`
@@ -20,7 +20,7 @@ func scanSession(row pgx.Row) (storage.Session, error) {
 	var sess storage.Session
 	var idleUS int64
 	if err := row.Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.AMR, &sess.IDP, &sess.Clients,
-		&sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idleUS); err != nil {
+		&sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idleUS, &sess.Org, &sess.UpstreamRefreshToken); err != nil {
 		return storage.Session{}, err
 	}
 	sess.IdleTTL = time.Duration(idleUS) * time.Microsecond
@@ -40,10 +40,11 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	_, err := s.ephemeral.Exec(ctx, `
-		INSERT INTO sessions (id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, idle_deadline)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		INSERT INTO sessions (id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, idle_deadline,
+			org, upstream_refresh_token)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		sess.ID, sess.UserID, sess.AuthTime, sess.AMR, sess.IDP, sess.Clients, sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt,
-		sess.IdleTTL.Microseconds(), idleDeadline(sess.LastSeenAt, sess.IdleTTL))
+		sess.IdleTTL.Microseconds(), idleDeadline(sess.LastSeenAt, sess.IdleTTL), sess.Org, sess.UpstreamRefreshToken)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create session: %w", storage.ErrAlreadyExists)
 	}
@@ -128,4 +129,23 @@ func (s *Store) EndSession(ctx context.Context, id string) (storage.Session, err
 		return storage.Session{}, err
 	}
 	return out, nil
+}
+
+// UpdateSessionUpstream implements storage.Sessions in one statement. The
+// families of a session that is gone are updated too: they may outlive it.
+func (s *Store) UpdateSessionUpstream(ctx context.Context, id string, old, next []byte) error {
+	if len(old) == 0 {
+		return nil
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `
+		WITH sess AS (
+			UPDATE sessions SET upstream_refresh_token = $3 WHERE id = $1 AND upstream_refresh_token = $2
+		)
+		UPDATE refresh_families SET upstream_refresh_token = $3
+		WHERE session_id = $1 AND upstream_refresh_token = $2`, id, old, next); err != nil {
+		return fmt.Errorf("postgres: update session upstream: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ func session(id, userID string, created time.Time) storage.Session {
 		ID: id, UserID: userID, AuthTime: created, AMR: []string{"otp"}, IDP: "otp",
 		Clients: []string{"web"}, CreatedAt: created, LastSeenAt: created,
 		ExpiresAt: created.Add(12 * time.Hour), IdleTTL: time.Hour,
+		Org: "org_1", UpstreamRefreshToken: []byte("enc-upstream"),
 	}
 }
 
@@ -91,4 +92,40 @@ func testSessionEnd(t *testing.T, s storage.Storage) {
 	}
 	_, err = s.EndSession(ctx, "s1")
 	wantErr(t, "EndSession(again)", err, storage.ErrNotFound)
+}
+
+func testSessionUpdateUpstream(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	old, next := []byte("enc-upstream"), []byte("enc-rotated")
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s1", "u", t0)), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s2", "u", t0)), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("checked", "u", "s1"), hash("checked")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("sibling", "u", "s1"), hash("sibling")), nil)
+	own := family("own", "u", "s1") // from a later login with a token of its own
+	own.UpstreamRefreshToken = []byte("enc-own")
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, own, hash("own")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("other", "u", "s2"), hash("other")), nil)
+
+	// The re-check records its own family first, then the session's.
+	wantErr(t, "UpdateRefreshFamilyUpstream", s.UpdateRefreshFamilyUpstream(ctx, "checked", next, t0.Add(time.Hour)), nil)
+	wantErr(t, "UpdateSessionUpstream", s.UpdateSessionUpstream(ctx, "s1", old, next), nil)
+	got, err := s.GetSession(ctx, "s1", t0)
+	wantErr(t, "GetSession", err, nil)
+	wantEqual(t, "session token", string(got.UpstreamRefreshToken), string(next))
+	for tok, want := range map[string]string{"checked": "enc-rotated", "sibling": "enc-rotated", "own": "enc-own", "other": "enc-upstream"} {
+		f, err := s.GetRefreshFamilyByToken(ctx, hash(tok))
+		wantErr(t, "GetRefreshFamilyByToken("+tok+")", err, nil)
+		wantEqual(t, "family "+tok+" token", string(f.UpstreamRefreshToken), want)
+	}
+	if f, _ := s.GetRefreshFamilyByToken(ctx, hash("sibling")); !f.UpstreamCheckedAt.Equal(t0) {
+		t.Errorf("sibling family's last check moved to %v; only its token changes", f.UpstreamCheckedAt)
+	}
+	other, _ := s.GetSession(ctx, "s2", t0)
+	wantEqual(t, "other session token", string(other.UpstreamRefreshToken), string(old))
+
+	// A stale old (another re-check got there first) changes nothing.
+	wantErr(t, "UpdateSessionUpstream(stale)", s.UpdateSessionUpstream(ctx, "s1", old, []byte("enc-lost")), nil)
+	got, _ = s.GetSession(ctx, "s1", t0)
+	wantEqual(t, "session token after a stale update", string(got.UpstreamRefreshToken), string(next))
+	wantErr(t, "UpdateSessionUpstream(unknown)", s.UpdateSessionUpstream(ctx, "nope", old, next), nil)
 }

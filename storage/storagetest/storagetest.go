@@ -76,10 +76,12 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Refresh/RevokeUserTokens", testRevokeUserTokens},
 		{"Refresh/UpdateUpstream", testRefreshUpstream},
 		{"AccessToken/CRUD", testAccessToken},
+		{"AccessToken/ResolveAndRecord", testResolveAndRecord},
 
 		{"Session/Lifetimes", testSessionLifetimes},
 		{"Session/TouchAndList", testSessionTouchList},
 		{"Session/EndRevokesFamilies", testSessionEnd},
+		{"Session/UpdateUpstream", testSessionUpdateUpstream},
 
 		{"Client/CRUD", testClientCRUD},
 		{"SigningKeys/Update", testSigningKeys},
