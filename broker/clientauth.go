@@ -179,7 +179,8 @@ func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, j
 // counts toward the client's failure limit and is a 401 invalid_client
 // whose reason goes to the log only; the assertion itself is never logged.
 func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
-	jws, err := jose.ParseSigned(cc.ClientAssertion, assertionAlgs)
+	// Assertions are compact JWTs (RFC 7523); the JSON serialization is refused.
+	jws, err := jose.ParseSignedCompact(cc.ClientAssertion, assertionAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "client_assertion is not a JWS with one asymmetric signature")
 		return nil, invalidClient("client authentication failed")

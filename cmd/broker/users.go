@@ -20,7 +20,7 @@ import (
 
 func users(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink --config FILE ...")
+		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink --config FILE [args]")
 	}
 	switch args[0] {
 	case "import":
