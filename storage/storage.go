@@ -126,6 +126,35 @@ func (r ResolveRequest) PresetUserID() (string, error) {
 	return id.String(), nil
 }
 
+// RefreshUser brings u's email and name up to date with what the upstream
+// said at login, as ResolveIdentity does for a known identity. An empty
+// email or name leaves the stored one alone, and an email stays verified
+// when the upstream repeats it unverified, because another identity of the
+// user may have vouched for it. takenByOther says another user holds
+// r.Email verified, so u cannot. It reports whether u changed.
+func (r ResolveRequest) RefreshUser(u User, takenByOther bool) (User, bool) {
+	changed := false
+	if r.Name != "" && r.Name != u.Name {
+		u.Name = r.Name
+		changed = true
+	}
+	if r.Email != "" {
+		verified := r.EmailVerified && !takenByOther
+		switch {
+		case r.Email != u.Email:
+			u.Email, u.EmailVerified = r.Email, verified
+			changed = true
+		case verified && !u.EmailVerified:
+			u.EmailVerified = true
+			changed = true
+		}
+	}
+	if changed {
+		u.UpdatedAt = r.Now.UTC()
+	}
+	return u, changed
+}
+
 // Resolution is the outcome of ResolveIdentity.
 type Resolution struct {
 	User    User

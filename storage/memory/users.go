@@ -68,7 +68,7 @@ func (s *Store) resolve(req storage.ResolveRequest, presetID string) (storage.Re
 		ident.Email, ident.Name, ident.LastLogin = req.Email, req.Name, req.Now
 		s.identities[key] = ident
 		owner, taken := s.verifiedEmails[req.Email]
-		if nu, changed := refreshUser(u, req, taken && owner != u.ID); changed {
+		if nu, changed := req.RefreshUser(u, taken && owner != u.ID); changed {
 			s.putUser(nu)
 			u = nu
 		}
@@ -119,34 +119,6 @@ func newIdentity(req storage.ResolveRequest, userID string) storage.Identity {
 		CreatedAt: req.Now,
 		LastLogin: req.Now,
 	}
-}
-
-// refreshUser brings u's email and name up to date with what the upstream
-// said at login. An empty email or name leaves the stored one alone, and an
-// email stays verified when the upstream repeats it unverified, because
-// another identity of the user may have vouched for it. takenByOther says
-// another user holds req.Email verified, so u cannot.
-func refreshUser(u storage.User, req storage.ResolveRequest, takenByOther bool) (storage.User, bool) {
-	changed := false
-	if req.Name != "" && req.Name != u.Name {
-		u.Name = req.Name
-		changed = true
-	}
-	if req.Email != "" {
-		verified := req.EmailVerified && !takenByOther
-		switch {
-		case req.Email != u.Email:
-			u.Email, u.EmailVerified = req.Email, verified
-			changed = true
-		case verified && !u.EmailVerified:
-			u.EmailVerified = true
-			changed = true
-		}
-	}
-	if changed {
-		u.UpdatedAt = req.Now
-	}
-	return u, changed
 }
 
 // putUser stores u and keeps the verified-email index in step. The caller

@@ -54,7 +54,7 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 // ResolveAndRecord implements storage.Tokens. A known identity that
 // resolveUnchanged would answer takes one statement: its read, and the
 // access-token insert when that read finds the identity unchanged and its
-// user enabled. The unchanged test is resolveUnchanged's (refreshUser with
+// user enabled. The unchanged test is resolveUnchanged's (RefreshUser with
 // no other owner of the email) in SQL, so that the insert can depend on it
 // within the statement; it runs on the ephemeral pool, since an
 // access-token record is its only write. Any other identity is resolved
@@ -154,7 +154,7 @@ func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest
 		return res, true, storage.ErrUserDisabled
 	}
 	recent := req.Now.Sub(lastLogin) < storage.LastLoginGranularity
-	if _, changed := refreshUser(u, req, false); changed || !recent || identEmail != req.Email || identName != req.Name {
+	if _, changed := req.RefreshUser(u, false); changed || !recent || identEmail != req.Email || identName != req.Name {
 		return res, false, nil
 	}
 	return storage.Resolution{User: u}, true, nil
@@ -183,7 +183,7 @@ func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetI
 				return storage.Resolution{}, err
 			}
 		}
-		nu, changed := refreshUser(u, req, takenByOther)
+		nu, changed := req.RefreshUser(u, takenByOther)
 		if changed {
 			if _, err := tx.Exec(ctx, `UPDATE users SET email = $2, email_verified = $3, name = $4, updated_at = $5 WHERE id = $1`,
 				nu.ID, nu.Email, nu.EmailVerified, nu.Name, nu.UpdatedAt); err != nil {
@@ -258,34 +258,6 @@ func insertIdentity(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, 
 		VALUES ($1, $2, $3, $4, $5, $6, $6)`,
 		req.Connector, req.Subject, userID, req.Email, req.Name, req.Now)
 	return err
-}
-
-// refreshUser brings u's email and name up to date with what the upstream
-// said at login. An empty email or name leaves the stored one alone, and an
-// email stays verified when the upstream repeats it unverified, because
-// another identity of the user may have vouched for it. takenByOther says
-// another user holds req.Email verified, so u cannot.
-func refreshUser(u storage.User, req storage.ResolveRequest, takenByOther bool) (storage.User, bool) {
-	changed := false
-	if req.Name != "" && req.Name != u.Name {
-		u.Name = req.Name
-		changed = true
-	}
-	if req.Email != "" {
-		verified := req.EmailVerified && !takenByOther
-		switch {
-		case req.Email != u.Email:
-			u.Email, u.EmailVerified = req.Email, verified
-			changed = true
-		case verified && !u.EmailVerified:
-			u.EmailVerified = true
-			changed = true
-		}
-	}
-	if changed {
-		u.UpdatedAt = req.Now.UTC()
-	}
-	return u, changed
 }
 
 // GetUser implements storage.Users. An id that is not a UUID names no user.
