@@ -351,6 +351,14 @@ type RefreshFamily struct {
 	Revoked              bool
 }
 
+// Expired reports whether f is past its absolute or idle lifetime at now.
+func (f RefreshFamily) Expired(now time.Time) bool {
+	if !now.Before(f.ExpiresAt) {
+		return true
+	}
+	return f.IdleTimeout > 0 && !now.Before(f.LastUsedAt.Add(f.IdleTimeout))
+}
+
 // RotateRequest asks RotateRefreshToken to replace one token by its successor.
 type RotateRequest struct {
 	TokenHash     []byte

@@ -95,7 +95,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	}
 	dead := make(map[string]bool)
 	for id, f := range s.families {
-		if familyExpired(f, now) {
+		if f.Expired(now) {
 			delete(s.families, id)
 			dead[id] = true
 			n++

@@ -17,14 +17,6 @@ type refreshToken struct {
 	rotatedAt time.Time
 }
 
-// familyExpired reports whether f is past its absolute or idle lifetime.
-func familyExpired(f storage.RefreshFamily, now time.Time) bool {
-	if !now.Before(f.ExpiresAt) {
-		return true
-	}
-	return f.IdleTimeout > 0 && !now.Before(f.LastUsedAt.Add(f.IdleTimeout))
-}
-
 // CreateRefreshFamily implements storage.Tokens. A zero LastUsedAt is taken
 // to be CreatedAt, so the idle lifetime runs from creation.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
@@ -60,7 +52,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 		return storage.RefreshFamily{}, storage.ErrNotFound
 	}
 	f := s.families[t.familyID]
-	if f.Revoked || familyExpired(f, req.Now) {
+	if f.Revoked || f.Expired(req.Now) {
 		return storage.RefreshFamily{}, storage.ErrRevoked
 	}
 	if t.successor == "" {

@@ -26,14 +26,6 @@ func scanFamily(row pgx.Row) (storage.RefreshFamily, error) {
 	return f, nil
 }
 
-// familyExpired reports whether f is past its absolute or idle lifetime.
-func familyExpired(f storage.RefreshFamily, now time.Time) bool {
-	if !now.Before(f.ExpiresAt) {
-		return true
-	}
-	return f.IdleTimeout > 0 && !now.Before(f.LastUsedAt.Add(f.IdleTimeout))
-}
-
 // CreateRefreshFamily implements storage.Tokens. A zero LastUsedAt is taken
 // to be CreatedAt, so the idle lifetime runs from creation. Durations are
 // kept to the microsecond.
@@ -98,7 +90,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 		}
 		wrap := func(err error) error { return fmt.Errorf("postgres: rotate refresh token: %w", err) }
 		switch {
-		case f.Revoked || familyExpired(f, req.Now):
+		case f.Revoked || f.Expired(req.Now):
 			refusal = storage.ErrRevoked
 			return nil
 
