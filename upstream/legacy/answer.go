@@ -86,24 +86,9 @@ func parseUUID(s string) (string, error) {
 	return u.String(), nil
 }
 
-// lookup follows a dotted path through nested objects.
-func lookup(answer map[string]any, path string) (any, bool) {
-	var v any = answer
-	for part := range strings.SplitSeq(path, ".") {
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = obj[part]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
-
 // stringField is the string at path, "" when absent or null.
 func stringField(answer map[string]any, path string) (string, error) {
-	v, _ := lookup(answer, path)
+	v, _ := upstream.Lookup(answer, path)
 	switch v := v.(type) {
 	case nil:
 		return "", nil
@@ -117,7 +102,7 @@ func stringField(answer map[string]any, path string) (string, error) {
 // a string is refused rather than read: a flag that vouches for an email
 // must say so unambiguously.
 func boolField(answer map[string]any, path string) (bool, error) {
-	v, _ := lookup(answer, path)
+	v, _ := upstream.Lookup(answer, path)
 	switch v := v.(type) {
 	case nil:
 		return false, nil

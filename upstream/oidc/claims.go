@@ -54,20 +54,12 @@ func normalizeEmail(email string) string {
 
 // claim looks name up as a top-level claim, then as a dotted path.
 func claim(claims map[string]any, name string) (any, bool) {
+	// Namespaced claims (Auth0's "https://example.com/roles") contain
+	// dots, so the exact name is tried before the path.
 	if v, ok := claims[name]; ok {
 		return v, true
 	}
-	var cur any = claims
-	for part := range strings.SplitSeq(name, ".") {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
+	return upstream.Lookup(claims, name)
 }
 
 func stringClaim(claims map[string]any, name string) string {
