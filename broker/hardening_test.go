@@ -223,8 +223,7 @@ func TestMetrics_MoveByExactlyOne(t *testing.T) {
 }
 
 func TestLogs_NoSecretsAndARequestIDOnEveryRequestLine(t *testing.T) {
-	var libLogs lockedWriter
-	libLogs.w = &strings.Builder{}
+	var libLogs testenv.SyncBuffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(broker.RequestLogHandler(slog.NewTextHandler(&libLogs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	t.Cleanup(func() { slog.SetDefault(prev) })
@@ -238,9 +237,7 @@ func TestLogs_NoSecretsAndARequestIDOnEveryRequestLine(t *testing.T) {
 	e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, backendID, backendSecret+"-wrong")
 	e.introspect(r2.AccessToken, backendID, backendSecret)
 
-	libLogs.mu.Lock()
-	all := e.logText() + libLogs.w.(*strings.Builder).String()
-	libLogs.mu.Unlock()
+	all := e.logText() + libLogs.String()
 	for what, secret := range map[string]string{
 		"access token": tr.AccessToken, "id token": tr.IDToken, "refresh token": tr.RefreshToken,
 		"rotated refresh token": r2.RefreshToken, "authorization code": l.code, "one-time code": "code=" + otpCode,

@@ -3,13 +3,11 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,7 +41,7 @@ type env struct {
 	mailer *testenv.Mailer
 	clock  *clock
 	issuer string
-	logs   *lockedWriter
+	logs   *testenv.SyncBuffer
 }
 
 type envOption func(*broker.Config, *broker.Options)
@@ -70,7 +68,7 @@ func startEnv(t testing.TB, tls bool, opts ...envOption) *env {
 		GrantTypes:             []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken},
 		Audiences:              []string{"https://api.example.com"},
 	})
-	e := &env{t: t, srv: srv, mailer: &testenv.Mailer{}, clock: &clock{}, issuer: issuer, logs: &lockedWriter{w: &strings.Builder{}}}
+	e := &env{t: t, srv: srv, mailer: &testenv.Mailer{}, clock: &clock{}, issuer: issuer, logs: &testenv.SyncBuffer{}}
 	o := broker.Options{
 		Storage: memory.New(),
 		Secret:  broker.NewEphemeralRootSecret(),
@@ -104,23 +102,9 @@ func startEnv(t testing.TB, tls bool, opts ...envOption) *env {
 	return e
 }
 
-// lockedWriter serialises log writes from concurrent handlers.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // logText returns everything logged so far.
 func (e *env) logText() string {
-	e.logs.mu.Lock()
-	defer e.logs.mu.Unlock()
-	return e.logs.w.(*strings.Builder).String()
+	return e.logs.String()
 }
 
 func (e *env) browser() *testenv.Browser {

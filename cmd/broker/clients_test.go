@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/idbroker/broker/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -65,7 +66,7 @@ func TestClients_CreatedByTheCLIWorkAtOnceOnEveryReplica(t *testing.T) {
 	a, b := startReplica(t, db, cfg, env), startReplica(t, db, cfg, env)
 	cli := func(args ...string) string {
 		t.Helper()
-		var out syncBuffer
+		var out testenv.SyncBuffer
 		if err := run(context.Background(), args, &out, &out, env); err != nil {
 			t.Fatalf("broker %s: %v\n%s", strings.Join(args, " "), err, out.String())
 		}
@@ -119,7 +120,7 @@ func TestClients_CreatedByTheCLIWorkAtOnceOnEveryReplica(t *testing.T) {
 		t.Errorf("after update: %s", out)
 	}
 	// A config client's id cannot be taken in storage.
-	var sink syncBuffer
+	var sink testenv.SyncBuffer
 	if err := run(context.Background(), []string{"clients", "create", "--config", cfg, "web"}, &sink, &sink, env); err == nil {
 		t.Error("created a stored client with a config client's id")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/idbroker/broker/internal/testenv"
 	"strings"
 	"testing"
 
@@ -16,7 +17,7 @@ func TestKeys_ListRotateRevoke(t *testing.T) {
 	env := envFrom(map[string]string{"DATABASE_URL": db.DSN, "BROKER_SECRET": secretForTest})
 	keys := func(args ...string) string {
 		t.Helper()
-		var out, logs syncBuffer
+		var out, logs testenv.SyncBuffer
 		if err := run(context.Background(), append([]string{"keys", args[0], "--config", cfg}, args[1:]...), &out, &logs, env); err != nil {
 			t.Fatalf("keys %v: %v\n%s", args, err, logs.String())
 		}
@@ -73,7 +74,7 @@ func TestSecrets_RotateKeepsKeysAndOldSecretWorksMeanwhile(t *testing.T) {
 	cfg := writeConfig(t, freeAddr(t), db.DSN)
 	listWith := func(vars map[string]string) (string, error) {
 		vars["DATABASE_URL"] = db.DSN
-		var out, logs syncBuffer
+		var out, logs testenv.SyncBuffer
 		err := run(context.Background(), []string{"keys", "list", "--config", cfg}, &out, &logs, envFrom(vars))
 		return out.String(), err
 	}
@@ -89,7 +90,7 @@ func TestSecrets_RotateKeepsKeysAndOldSecretWorksMeanwhile(t *testing.T) {
 	if _, err := listWith(both); err != nil {
 		t.Fatalf("new secret with the old one as previous: %v", err)
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	both["DATABASE_URL"] = db.DSN
 	if err := run(context.Background(), []string{"secrets", "rotate", "--config", cfg}, &out, &out, envFrom(both)); err != nil {
 		t.Fatalf("secrets rotate: %v", err)

@@ -4,35 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/idbroker/broker/internal/testenv"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/idbroker/broker/storage/postgres/pgtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func envFrom(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
@@ -49,10 +31,10 @@ func freeAddr(t *testing.T) string {
 
 // serveInBackground runs `broker serve args...` until the test ends and
 // waits until it answers at addr.
-func serveInBackground(t *testing.T, addr string, env map[string]string, args ...string) (*syncBuffer, <-chan error) {
+func serveInBackground(t *testing.T, addr string, env map[string]string, args ...string) (*testenv.SyncBuffer, <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"serve"}, args...), logs, logs, envFrom(env)) }()
 	t.Cleanup(func() {
@@ -81,7 +63,7 @@ func serveInBackground(t *testing.T, addr string, env map[string]string, args ..
 func TestServe_DevelopmentInstanceAndGracefulShutdown(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve"}, logs, logs, envFrom(map[string]string{"BROKER_ADDR": addr}))
@@ -149,7 +131,7 @@ func TestServe_RefusesAnOutdatedSchema(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := writeConfig(t, addr, dsn)
 	env := envFrom(map[string]string{"DATABASE_URL": dsn, "BROKER_SECRET": secretForTest})
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	err := run(context.Background(), []string{"serve", "--config", cfg}, &out, &out, env)
 	if err == nil || !strings.Contains(err.Error(), "broker migrate") {
 		t.Fatalf("serve on an unmigrated database: %v", err)
@@ -183,14 +165,14 @@ func TestUsers_ImportIsIdempotentAllOrNothingAndNamesTheLine(t *testing.T) {
 
 {"id":"0b6a3d8e-1111-4222-8333-444455556666","email":"bob@example.com","name":"Bob"}
 `), 0o600)
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	if err := run(context.Background(), []string{"users", "import", "--config", cfg, good}, &out, &out, env); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "2 users and 1 identities created") {
 		t.Errorf("first import: %s", out.String())
 	}
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	if err := run(context.Background(), []string{"users", "import", "--config", cfg, good}, &out, &out, env); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +194,7 @@ func TestUsers_ImportIsIdempotentAllOrNothingAndNamesTheLine(t *testing.T) {
 			t.Errorf("%s: %v, want it to name %q", name, err, tc.want)
 		}
 	}
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	if err := run(context.Background(), []string{"users", "show", "--config", cfg, "c@example.com"}, &out, &out, env); err == nil {
 		t.Error("a user from a failed import exists")
 	}

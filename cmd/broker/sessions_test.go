@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/idbroker/broker/internal/testenv"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestSessions_ListAndRevokeEndsTheSessionAndItsRefreshTokens(t *testing.T) {
 	cfg := writeConfig(t, freeAddr(t), db.DSN)
 	env := envFrom(map[string]string{"DATABASE_URL": db.DSN})
 
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	if err := run(ctx, []string{"sessions", "list", "--config", cfg, "--user", "SAM@example.com"}, &out, &out, env); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestSessions_ListAndRevokeEndsTheSessionAndItsRefreshTokens(t *testing.T) {
 			t.Errorf("sessions list lacks %q:\n%s", want, out.String())
 		}
 	}
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	if err := run(ctx, []string{"sessions", "revoke", "--config", cfg, sess.ID}, &out, &out, env); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestSessions_ListAndRevokeEndsTheSessionAndItsRefreshTokens(t *testing.T) {
 	if f, err := store.GetRefreshFamilyByToken(ctx, tokenHash); err != nil || !f.Revoked {
 		t.Errorf("refresh family after revoke: revoked %v, %v", f.Revoked, err)
 	}
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	if err := run(ctx, []string{"sessions", "list", "--config", cfg, "--user", res.User.ID}, &out, &out, env); err != nil || !strings.Contains(out.String(), "0 live sessions") {
 		t.Errorf("sessions list after revoke: %v %s", err, out.String())
 	}

@@ -68,7 +68,7 @@ func TestBrowser_LoginPages(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	b, err := broker.New(context.Background(), cfg, broker.Options{
 		Storage: memory.New(),
 		Secret:  broker.NewEphemeralRootSecret(),
@@ -250,22 +250,4 @@ func (c *clientApp) callback(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(raw, &claims)
 	}
 	clientPage.Execute(w, clientView{Title: "Signed in", Claims: claims, AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken})
-}
-
-// syncBuffer collects the broker's log for a failed run.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
