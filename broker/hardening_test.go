@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"github.com/idbroker/broker/storage"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,11 +9,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
+	"github.com/idbroker/broker/storage"
 )
 
 func TestLimits_OTPPerEmailAcrossReplicas(t *testing.T) {
@@ -114,6 +115,62 @@ func TestLimits_TokenFailuresPerClient(t *testing.T) {
 	if r := e.token(form, backendID, backendSecret); r.Status == http.StatusTooManyRequests || r.Error == "invalid_client" {
 		t.Errorf("after the window the right secret: %d %q", r.Status, r.Error)
 	}
+}
+
+// A client that just authenticated skips the failure count in storage,
+// but the first failure after it ends that: the limit holds as before.
+func TestLimits_TokenFailuresAfterASuccess(t *testing.T) {
+	var store rateLimitCounting
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.Limits.TokenFailuresPerClient = broker.Limit{Count: 3, Window: time.Minute}
+		store.Storage = o.Storage
+		o.Storage = &store
+	})
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}
+	rightSecret := func() int {
+		r := e.token(form, backendID, backendSecret)
+		if r.Error == "invalid_client" {
+			t.Fatalf("right secret refused: %d %q", r.Status, r.Error)
+		}
+		return r.Status
+	}
+	rightSecret()
+	checked := store.checks.Load()
+	for range 5 {
+		rightSecret()
+	}
+	if got := store.checks.Load() - checked; got != 0 {
+		t.Errorf("a client that just authenticated had its failures looked up %d times", got)
+	}
+	for range 3 {
+		if r := e.token(form, backendID, "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong secret: %d", r.Status)
+		}
+	}
+	if got := rightSecret(); got != http.StatusTooManyRequests {
+		t.Errorf("right secret after the limit was reached, just after a success: %d, want 429", got)
+	}
+	// After the window, a success again skips the store for a second only.
+	e.clock.Advance(61 * time.Second)
+	rightSecret()
+	e.clock.Advance(2 * time.Second)
+	checked = store.checks.Load()
+	rightSecret()
+	if store.checks.Load() == checked {
+		t.Error("a success more than a second ago still skipped the failure count")
+	}
+}
+
+// rateLimitCounting counts how often the broker asks whether a key is
+// rate limited.
+type rateLimitCounting struct {
+	storage.Storage
+	checks atomic.Int64
+}
+
+func (s *rateLimitCounting) RateLimited(ctx context.Context, key string, limit int, now time.Time) (bool, time.Duration, error) {
+	s.checks.Add(1)
+	return s.Storage.RateLimited(ctx, key, limit, now)
 }
 
 func TestPages_SecurityHeadersOnEveryPage(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -152,7 +154,17 @@ func setResponseHeader(ctx context.Context, key, value string) {
 // clientAuthLimited refuses a client that has failed authentication too
 // often, before anything about its credentials is checked, so a secret
 // cannot be guessed at speed. The answer is 429 with Retry-After.
+//
+// A client that authenticated on this replica within clientAuthRecheck,
+// with no failure since, skips the store: a busy machine client would
+// otherwise pay a store round trip on every token request for a check
+// that is about guessing. A failure forgets the client at once, so a
+// guesser gets at most the attempts already in flight per success, and
+// every one of them is still counted.
 func (b *Broker) clientAuthLimited(ctx context.Context, clientID string) error {
+	if b.recentClientAuth.fresh(clientID, b.now()) {
+		return nil
+	}
 	l := b.cfg.Limits.TokenFailuresPerClient
 	// Count failures are allowed; the attempt after them is refused.
 	limited, wait, err := b.store.RateLimited(ctx, "token-failures:"+clientID, l.Count-1, b.now())
@@ -169,7 +181,43 @@ func (b *Broker) clientAuthLimited(ctx context.Context, clientID string) error {
 
 // countClientAuthFailure records a failed client authentication.
 func (b *Broker) countClientAuthFailure(ctx context.Context, clientID string) {
+	b.recentClientAuth.forget(clientID)
 	if _, _, err := b.take(ctx, "token-failures", clientID, b.cfg.Limits.TokenFailuresPerClient); err != nil {
 		b.log.WarnContext(ctx, "could not count a failed client authentication", "err", err)
+	}
+}
+
+// clientAuthRecheck is how long a successful client authentication lets
+// the same client's next requests on this replica skip the failure count
+// in storage.
+const clientAuthRecheck = time.Second
+
+// clientAuthSuccesses remembers when each client last authenticated on
+// this replica. Only clients that proved themselves get an entry, so it
+// holds at most one per registered client.
+type clientAuthSuccesses struct {
+	last sync.Map // client id → *atomic.Int64, Unix nanoseconds; 0 after a failure
+}
+
+func (c *clientAuthSuccesses) fresh(clientID string, now time.Time) bool {
+	v, ok := c.last.Load(clientID)
+	if !ok {
+		return false
+	}
+	at := v.(*atomic.Int64).Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) < clientAuthRecheck
+}
+
+func (c *clientAuthSuccesses) succeeded(clientID string, now time.Time) {
+	v, ok := c.last.Load(clientID)
+	if !ok {
+		v, _ = c.last.LoadOrStore(clientID, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(now.UnixNano())
+}
+
+func (c *clientAuthSuccesses) forget(clientID string) {
+	if v, ok := c.last.Load(clientID); ok {
+		v.(*atomic.Int64).Store(0)
 	}
 }

@@ -39,17 +39,20 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 	if err != nil {
 		return nil, b.storeFailure(ctx, "get client", err)
 	}
+	now := b.now()
 	if client.public {
 		if cc.ClientSecret != "" {
 			return nil, invalidClient("a public client has no secret")
 		}
+		b.recentClientAuth.succeeded(cc.ClientID, now)
 		return client, nil
 	}
-	if cc.ClientSecret == "" || !client.checkSecret(cc.ClientSecret, b.now()) {
+	if cc.ClientSecret == "" || !client.checkSecret(cc.ClientSecret, now) {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "missing or wrong secret")
 		b.countClientAuthFailure(ctx, cc.ClientID)
 		return nil, invalidClient("client authentication failed")
 	}
+	b.recentClientAuth.succeeded(cc.ClientID, now)
 	return client, nil
 }
 
