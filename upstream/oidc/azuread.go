@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
-
 	"github.com/idbroker/broker/upstream"
 )
 
@@ -58,7 +56,9 @@ func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
 	case "organizations", "common":
 		t.multi = true
 		d.checkDiscovered = t.checkDiscovered
-		d.verifierConfig = t.verifierConfig
+		// The issuer cannot be known before the token's tid is read:
+		// check does the issuer check, on every token.
+		d.ownIssuerCheck = true
 	default:
 		t.allowed = []string{cfg.Tenant}
 	}
@@ -99,13 +99,6 @@ func (t tenants) checkDiscovered(issuer string) error {
 		return fmt.Errorf("issuer %q, want %q", issuer, want)
 	}
 	return nil
-}
-
-// verifierConfig turns go-oidc's issuer check off for the multi-tenant
-// verifier, which cannot know the issuer before reading the token's tid.
-// check does it instead, on every token, right after go-oidc's checks.
-func (t tenants) verifierConfig(c *gooidc.Config) {
-	c.SkipIssuerCheck = true
 }
 
 // check: the token's tid must be allowed and its iss must be that

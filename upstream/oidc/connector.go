@@ -60,8 +60,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Clock is time.Now when nil.
 	Clock func() time.Time
-	// MaxClockSkew is the leeway on expiry; DefaultMaxClockSkew when zero,
-	// at most MaxMaxClockSkew.
+	// MaxClockSkew is the leeway on expiry (and, for token exchange, on
+	// nbf and iat; see Connector.VerifyToken); DefaultMaxClockSkew when
+	// zero, at most MaxMaxClockSkew.
 	MaxClockSkew time.Duration
 	// MinKeyRefreshInterval rate-limits JWKS fetches on unknown key ids;
 	// DefaultMinKeyRefreshInterval when zero.
@@ -100,8 +101,8 @@ type Connector struct {
 type provider struct {
 	oauth2      oauth2.Config // RedirectURL is set per login
 	keys        *RemoteKeySet
-	login       *gooidc.IDTokenVerifier // aud must hold ClientID
-	exchange    *gooidc.IDTokenVerifier // aud is checked against ExchangeAudiences
+	algs        []jose.SignatureAlgorithm // pinned; never "none" or HMAC
+	login       *gooidc.IDTokenVerifier   // ID tokens at login and refresh; aud must hold ClientID
 	userinfoURL string
 	logoutURL   string // end_session_endpoint; "" when not published
 }
@@ -114,10 +115,11 @@ type dialect struct {
 	// checkDiscovered checks the issuer discovery publishes; nil: it must
 	// equal Config.Issuer.
 	checkDiscovered func(issuer string) error
-	// verifierConfig adjusts the go-oidc configuration of every verifier.
-	verifierConfig func(*gooidc.Config)
-	// check runs on the claims of every verified token, after go-oidc's
-	// checks.
+	// ownIssuerCheck turns the issuer check off, for login and exchange
+	// alike: check must do it instead.
+	ownIssuerCheck bool
+	// check runs on the claims of every token whose signature and
+	// registered claims verified.
 	check func(claims map[string]any) error
 	// identity adjusts the identity read from verified claims.
 	identity func(claims map[string]any, id *upstream.Identity) error
@@ -266,21 +268,19 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 		MinRefreshInterval: c.cfg.MinKeyRefreshInterval,
 		Clock:              c.now,
 	})
-	verifier := func(clientID string) *gooidc.IDTokenVerifier {
-		vc := &gooidc.Config{
-			ClientID:             clientID,
-			SkipClientIDCheck:    clientID == "",
-			SupportedSigningAlgs: algs,
-			// go-oidc checks exp with no leeway: a clock set back by the
-			// skew gives it a bounded one. (Its nbf check keeps its own
-			// five minutes, less the skew.)
-			Now: func() time.Time { return c.now().Add(-c.cfg.MaxClockSkew) },
-		}
-		if adjust := c.dialect.verifierConfig; adjust != nil {
-			adjust(vc)
-		}
-		return gooidc.NewVerifier(c.cfg.Issuer, keys, vc)
+	algNames := make([]string, len(algs))
+	for i, alg := range algs {
+		algNames[i] = string(alg)
 	}
+	login := gooidc.NewVerifier(c.cfg.Issuer, keys, &gooidc.Config{
+		ClientID:             c.cfg.ClientID,
+		SupportedSigningAlgs: algNames,
+		SkipIssuerCheck:      c.dialect.ownIssuerCheck,
+		// go-oidc checks exp with no leeway: a clock set back by the
+		// skew gives it a bounded one. (Its nbf check keeps its own
+		// five minutes, less the skew.)
+		Now: func() time.Time { return c.now().Add(-c.cfg.MaxClockSkew) },
+	})
 
 	style := oauth2.AuthStyleInHeader
 	if len(d.TokenAuthMethods) > 0 && !slices.Contains(d.TokenAuthMethods, "client_secret_basic") {
@@ -294,8 +294,8 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 			Scopes:       c.cfg.Scopes,
 		},
 		keys:        keys,
-		login:       verifier(c.cfg.ClientID),
-		exchange:    verifier(""),
+		algs:        algs,
+		login:       login,
 		userinfoURL: d.UserinfoURL,
 		logoutURL:   d.EndSessionURL,
 	}, nil
@@ -304,13 +304,13 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 // pinnedAlgorithms is what discovery publishes, less what is never
 // accepted ("none", HMAC). OpenID Connect makes RS256 the default when
 // nothing is published.
-func pinnedAlgorithms(published []string) ([]string, error) {
+func pinnedAlgorithms(published []string) ([]jose.SignatureAlgorithm, error) {
 	if len(published) == 0 {
-		return []string{string(jose.RS256)}, nil
+		return []jose.SignatureAlgorithm{jose.RS256}, nil
 	}
-	var algs []string
+	var algs []jose.SignatureAlgorithm
 	for _, alg := range published {
-		if slices.Contains(asymmetricAlgs, jose.SignatureAlgorithm(alg)) {
+		if alg := jose.SignatureAlgorithm(alg); slices.Contains(asymmetricAlgs, alg) {
 			algs = append(algs, alg)
 		}
 	}

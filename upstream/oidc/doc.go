@@ -4,12 +4,15 @@
 //
 // A Connector logs people in with the authorization code flow and PKCE,
 // verifies upstream tokens for token exchange, and refreshes with the
-// upstream's refresh token. Tokens are verified by go-oidc against the
-// upstream's JWKS, fetched by RemoteKeySet, which rate-limits refreshes on
-// unknown key ids. Algorithms are pinned to what discovery publishes;
-// "none" and HMAC algorithms are always refused. Nothing in this package
-// turns signature or issuer verification off, except the Entra ID
-// multi-tenant verifier, which replaces go-oidc's issuer check with its own.
+// upstream's refresh token. ID tokens from the token endpoint (login,
+// refresh) are verified by go-oidc; tokens presented for exchange, the hot
+// path, by go-jose directly (exchange.go), which parses them once. Both
+// verify signatures with the upstream's JWKS, fetched by RemoteKeySet,
+// which rate-limits refreshes on unknown key ids. Algorithms are pinned to
+// what discovery publishes; "none" and HMAC algorithms are always refused.
+// Nothing in this package turns signature or issuer verification off,
+// except for Entra ID multi-tenant connectors, whose issuer check is their
+// own (it depends on the token's tid).
 //
 // The package imports no other package of the project but upstream.
 package oidc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,7 +50,8 @@ type KeySetConfig struct {
 // hammer the upstream. Failed fetches count too.
 //
 // A RemoteKeySet does not check the algorithm against what the upstream
-// publishes (go-oidc's verifier does); it only refuses "none" and HMAC.
+// publishes (its callers pin that when parsing); it only refuses "none"
+// and HMAC.
 type RemoteKeySet struct {
 	url         string
 	client      *http.Client
@@ -91,18 +93,42 @@ func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([
 	// Tokens are compact JWS; the JSON serialization is never accepted.
 	jws, err := jose.ParseSignedCompact(rawToken, asymmetricAlgs)
 	if err != nil {
-		return nil, fmt.Errorf("oidc: malformed or unacceptable token: %v", err)
+		return nil, fmt.Errorf("oidc: malformed or unacceptable token: %w: %w", err, upstream.ErrInvalidToken)
 	}
+	payload, err := ks.VerifyJWS(ctx, jws)
+	if err != nil {
+		if f, ok := ctx.Value(verifyFailureKey{}).(*verifyFailure); ok {
+			f.err = err
+		}
+		return nil, err
+	}
+	return payload, nil
+}
+
+// VerifyJWS verifies the signature of jws, a token the caller parsed (with
+// jose.ParseSignedCompact, pinning the algorithms it accepts), and returns
+// its payload. jws must carry exactly one signature, by an asymmetric
+// algorithm: "none" and HMAC are refused whoever parsed it. The key is
+// looked up by the header's key id, and the keys are fetched again when
+// the set does not hold it (at most once per MinRefreshInterval); a key
+// whose alg differs from the header's is skipped. Errors wrap
+// upstream.ErrUnavailable when the keys could not be fetched, and
+// upstream.ErrInvalidToken otherwise.
+//
+// VerifyJWS checks only the signature: the claims, and whether the
+// upstream publishes the algorithm, are the caller's.
+func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("oidc: token has %d signatures, want 1", len(jws.Signatures))
+		return nil, fmt.Errorf("oidc: token has %d signatures, want 1: %w", len(jws.Signatures), upstream.ErrInvalidToken)
 	}
 	header := jws.Signatures[0].Header
+	if !slices.Contains(asymmetricAlgs, jose.SignatureAlgorithm(header.Algorithm)) {
+		return nil, fmt.Errorf("oidc: token algorithm %q not accepted: %w", header.Algorithm, upstream.ErrInvalidToken)
+	}
 	keys := ks.cached(header.KeyID)
 	if len(keys) == 0 {
+		var err error
 		if keys, err = ks.refresh(ctx, header.KeyID); err != nil {
-			if f, ok := ctx.Value(fetchFailureKey{}).(*fetchFailure); ok {
-				f.err = err
-			}
 			return nil, err
 		}
 	}
@@ -114,17 +140,17 @@ func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([
 			return payload, nil
 		}
 	}
-	return nil, fmt.Errorf("oidc: no key %q verifies the %s signature", header.KeyID, header.Algorithm)
+	return nil, fmt.Errorf("oidc: no key %q verifies the %s signature: %w", header.KeyID, header.Algorithm, upstream.ErrInvalidToken)
 }
 
 // Verify verifies rawToken with v, which must have been built over ks, and
 // sorts failures: upstream.ErrUnavailable when the upstream's keys could
 // not be fetched, upstream.ErrInvalidToken otherwise. (go-oidc flattens a
-// key set's errors to text, so ks hands its key lookup errors over beside
-// it, through the context.)
+// key set's errors to text, so ks hands its own errors, already sorted,
+// over beside it, through the context.)
 func (ks *RemoteKeySet) Verify(ctx context.Context, v *gooidc.IDTokenVerifier, rawToken string) (*gooidc.IDToken, error) {
-	failure := new(fetchFailure)
-	tok, err := v.Verify(context.WithValue(ctx, fetchFailureKey{}, failure), rawToken)
+	failure := new(verifyFailure)
+	tok, err := v.Verify(context.WithValue(ctx, verifyFailureKey{}, failure), rawToken)
 	switch {
 	case failure.err != nil:
 		return nil, failure.err
@@ -134,10 +160,10 @@ func (ks *RemoteKeySet) Verify(ctx context.Context, v *gooidc.IDTokenVerifier, r
 	return tok, nil
 }
 
-// fetchFailure carries a failed key lookup out of go-oidc's verifier.
-type fetchFailure struct{ err error }
+// verifyFailure carries VerifyJWS's error out of go-oidc's verifier.
+type verifyFailure struct{ err error }
 
-type fetchFailureKey struct{}
+type verifyFailureKey struct{}
 
 // cached returns the cached keys with the key id, or all of them for a
 // token that names none.

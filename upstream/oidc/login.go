@@ -68,7 +68,7 @@ func (c *Connector) HandleCallback(ctx context.Context, s upstream.LoginState, r
 	if rawID == "" {
 		return upstream.Identity{}, fmt.Errorf("oidc: token response from %q has no id_token: %w", c.cfg.Issuer, upstream.ErrInvalidToken)
 	}
-	idToken, claims, err := c.verify(ctx, p, p.login, rawID)
+	idToken, claims, err := c.verifyIDToken(ctx, p, rawID)
 	if err != nil {
 		return upstream.Identity{}, err
 	}
@@ -97,10 +97,11 @@ func (c *Connector) HandleCallback(ctx context.Context, s upstream.LoginState, r
 	return id, nil
 }
 
-// verify verifies a token with v and runs the preset's checks on its
-// claims.
-func (c *Connector) verify(ctx context.Context, p *provider, v *gooidc.IDTokenVerifier, raw string) (*gooidc.IDToken, map[string]any, error) {
-	tok, err := p.keys.Verify(ctx, v, raw)
+// verifyIDToken verifies an ID token from the token endpoint (at login or
+// refresh) with go-oidc and runs the preset's checks on its claims. It
+// does not check the nonce or azp: the callers do, as each needs.
+func (c *Connector) verifyIDToken(ctx context.Context, p *provider, raw string) (*gooidc.IDToken, map[string]any, error) {
+	tok, err := p.keys.Verify(ctx, p.login, raw)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,12 +109,18 @@ func (c *Connector) verify(ctx context.Context, p *provider, v *gooidc.IDTokenVe
 	if err := tok.Claims(&claims); err != nil {
 		return nil, nil, fmt.Errorf("oidc: token claims: %w: %w", err, upstream.ErrInvalidToken)
 	}
-	if check := c.dialect.check; check != nil {
-		if err := check(claims); err != nil {
-			return nil, nil, err
-		}
+	if err := c.checkDialect(claims); err != nil {
+		return nil, nil, err
 	}
 	return tok, claims, nil
+}
+
+// checkDialect runs the preset's checks on verified claims.
+func (c *Connector) checkDialect(claims map[string]any) error {
+	if check := c.dialect.check; check != nil {
+		return check(claims)
+	}
+	return nil
 }
 
 // checkAuthorizedParty: go-oidc does not check azp. When an ID token names

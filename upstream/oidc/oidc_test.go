@@ -210,6 +210,9 @@ func TestVerifyToken_EachBadTokenDiffersFromAPassingControl(t *testing.T) {
 		{"wrong issuer", testenv.WithClaim("iss", "https://evil.example.com/")},
 		{"wrong audience", testenv.WithClaim("aud", "https://other-api.example.com")},
 		{"expired", testenv.Expired()},
+		{"no exp", testenv.WithoutClaim("exp")},
+		{"not valid for another 10 minutes", testenv.WithClaim("nbf", time.Now().Add(10*time.Minute).Unix())},
+		{"issued 10 minutes from now", testenv.WithClaim("iat", time.Now().Add(10*time.Minute).Unix())},
 		{"unknown kid", testenv.UnknownKID()},
 		{"no sub", testenv.WithoutClaim("sub")},
 	}

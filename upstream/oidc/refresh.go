@@ -26,7 +26,7 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (upstream.
 	}
 	var claims map[string]any
 	if rawID, _ := tok.Extra("id_token").(string); rawID != "" {
-		if _, claims, err = c.verify(ctx, p, p.login, rawID); err != nil {
+		if _, claims, err = c.verifyIDToken(ctx, p, rawID); err != nil {
 			return upstream.Identity{}, err
 		}
 		if err := c.checkAuthorizedParty(claims); err != nil {
