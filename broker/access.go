@@ -18,35 +18,33 @@ import (
 var errTokenInactive = errors.New("token inactive")
 
 // verifyAccessToken checks an access token the broker issued: signature
-// against the published keys, typ at+jwt, issuer, expiry, and that storage
-// still holds it unrevoked for an enabled user. Every path that accepts
-// the broker's own access tokens goes through here.
-func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessTokenClaims, storage.AccessToken, error) {
+// against the published keys, typ at+jwt, issuer, expiry, and that nothing
+// in storage revoked it (its jti, its grant, or its user's tokens) and its
+// user exists and is enabled; it returns that user. Every path that
+// accepts the broker's own access tokens goes through here.
+func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessTokenClaims, storage.User, error) {
 	var claims accessTokenClaims
 	payload, header, err := b.keys.Verify(raw)
 	if err != nil {
-		return claims, storage.AccessToken{}, fmt.Errorf("%w: %v", errTokenInactive, err)
+		return claims, storage.User{}, fmt.Errorf("%w: %v", errTokenInactive, err)
 	}
 	if typ, _ := header.ExtraHeaders["typ"].(string); typ != "at+jwt" {
-		return claims, storage.AccessToken{}, fmt.Errorf("%w: typ %q is not at+jwt", errTokenInactive, typ)
+		return claims, storage.User{}, fmt.Errorf("%w: typ %q is not at+jwt", errTokenInactive, typ)
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return claims, storage.AccessToken{}, fmt.Errorf("%w: claims: %v", errTokenInactive, err)
+		return claims, storage.User{}, fmt.Errorf("%w: claims: %v", errTokenInactive, err)
 	}
-	if claims.Issuer != b.issuer || claims.JTI == "" || b.now().Unix() >= claims.Expiry {
-		return claims, storage.AccessToken{}, fmt.Errorf("%w: wrong issuer, no jti, or expired", errTokenInactive)
+	if claims.Issuer != b.issuer || claims.JTI == "" || claims.Subject == "" || b.now().Unix() >= claims.Expiry {
+		return claims, storage.User{}, fmt.Errorf("%w: wrong issuer, no jti or sub, or expired", errTokenInactive)
 	}
-	rec, err := b.store.GetAccessToken(ctx, claims.JTI)
-	if isNotFound(err) {
-		return claims, rec, fmt.Errorf("%w: jti %q not held", errTokenInactive, claims.JTI)
+	user, err := b.store.AccessTokenUser(ctx, claims.ref())
+	switch {
+	case errors.Is(err, storage.ErrRevoked), errors.Is(err, storage.ErrUserDisabled), isNotFound(err):
+		return claims, user, fmt.Errorf("%w: %w", errTokenInactive, err)
+	case err != nil:
+		return claims, user, err
 	}
-	if err != nil {
-		return claims, rec, err
-	}
-	if rec.Revoked {
-		return claims, rec, fmt.Errorf("%w: revoked", errTokenInactive)
-	}
-	return claims, rec, nil
+	return claims, user, nil
 }
 
 // errInvalidToken is RFC 6750 section 3.1's invalid_token, with 401.
@@ -56,20 +54,13 @@ func errInvalidToken() error {
 
 // UserInfo returns claims about the token's user, as its scopes allow.
 func (b *Broker) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
-	claims, _, err := b.verifyAccessToken(ctx, r.Data.AccessToken)
+	claims, user, err := b.verifyAccessToken(ctx, r.Data.AccessToken)
 	if errors.Is(err, errTokenInactive) {
 		b.log.InfoContext(ctx, "userinfo refused", "reason", err.Error())
 		return nil, errInvalidToken()
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get access token", err)
-	}
-	user, err := b.store.GetUser(ctx, claims.Subject)
-	if isNotFound(err) || (err == nil && user.Disabled) {
-		return nil, errInvalidToken()
-	}
-	if err != nil {
-		return nil, b.storeFailure(ctx, "get user", err)
+		return nil, b.storeFailure(ctx, "check access token", err)
 	}
 	scopes := oidc.SpaceDelimitedArray{}
 	scopes.UnmarshalText([]byte(claims.Scope))
@@ -95,16 +86,9 @@ func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	// token_type_hint (RFC 7662 section 2.1) is read from the form: the
 	// library's request type drops it.
 	if r.Form.Get("token_type_hint") != "refresh_token" {
-		claims, rec, err := b.verifyAccessToken(ctx, token)
+		claims, _, err := b.verifyAccessToken(ctx, token)
 		switch {
 		case err == nil:
-			user, err := b.store.GetUser(ctx, rec.UserID)
-			if isNotFound(err) || (err == nil && user.Disabled) {
-				return inactive, nil
-			}
-			if err != nil {
-				return nil, b.storeFailure(ctx, "get user", err)
-			}
 			return op.NewResponse(map[string]any{
 				"active":     true,
 				"token_type": "access_token",
@@ -118,7 +102,7 @@ func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 				"jti":        claims.JTI,
 			}), nil
 		case !errors.Is(err, errTokenInactive):
-			return nil, b.storeFailure(ctx, "get access token", err)
+			return nil, b.storeFailure(ctx, "check access token", err)
 		}
 	}
 	// A refresh token is active only to the client it was issued to.
@@ -176,12 +160,12 @@ func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 		return ok, nil
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get access token", err)
+		return nil, b.storeFailure(ctx, "check access token", err)
 	}
 	if claims.ClientID != client.id && !slices.Contains(claims.Audience, client.id) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := b.store.RevokeAccessToken(ctx, claims.JTI); err != nil && !isNotFound(err) {
+	if err := b.store.RevokeAccessToken(ctx, claims.ref()); err != nil {
 		return nil, b.storeFailure(ctx, "revoke access token", err)
 	}
 	return ok, nil

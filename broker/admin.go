@@ -429,7 +429,7 @@ func (a *Admin) DisableUser(ctx context.Context, actor, ref string) error {
 	if err := a.store.SetUserDisabled(ctx, u.ID, true); err != nil {
 		return fmt.Errorf("disable user %s: %w", u.ID, err)
 	}
-	if err := a.store.RevokeUserTokens(ctx, u.ID); err != nil {
+	if err := a.store.RevokeUserTokens(ctx, u.ID, a.now()); err != nil {
 		return fmt.Errorf("user %s disabled, but revoking their tokens failed (run disable again): %w", u.ID, err)
 	}
 	sessions, err := a.store.ListSessions(ctx, u.ID, a.now())

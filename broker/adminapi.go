@@ -164,15 +164,6 @@ func (b *Broker) adminAuth(h http.Handler) http.Handler {
 			unauthorized(fmt.Sprintf("audience %q is not the admin audience alone", claims.Audience))
 			return
 		}
-		user, err := b.store.GetUser(ctx, claims.Subject)
-		if isNotFound(err) || (err == nil && user.Disabled) {
-			unauthorized("the token's user is gone or disabled")
-			return
-		}
-		if err != nil {
-			b.adminReply(w, r, 0, nil, err)
-			return
-		}
 		client, err := b.clients.get(ctx, claims.ClientID)
 		if errors.Is(err, errUnknownClient) {
 			unauthorized(fmt.Sprintf("client %q no longer exists", claims.ClientID))

@@ -60,7 +60,7 @@ func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	if err != nil {
 		return nil, err
 	}
-	token, ttl, err := b.issueAccessToken(ctx, grant{user: user, clientID: client.id, scopes: scopes, audience: audience}, nil)
+	token, ttl, err := b.issueAccessToken(grant{user: user, clientID: client.id, scopes: scopes, audience: audience}, nil)
 	if err != nil {
 		return nil, err
 	}

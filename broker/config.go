@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream/legacy"
 	"github.com/idbroker/broker/web"
 	"gopkg.in/yaml.v3"
@@ -405,6 +406,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Sessions.IdleTTL < 0 || c.Sessions.AbsoluteTTL < 0 {
 		return errors.New("config: sessions.idleTTL and sessions.absoluteTTL must not be negative")
+	}
+	// A revoked refresh family is what revokes the access tokens of its
+	// grant, and storage keeps it only this long past its lifetime.
+	if c.Tokens.AccessTokenTTL > storage.RevokedFamilyRetention {
+		return fmt.Errorf("config: tokens.accessTokenTTL %s is longer than %s", c.Tokens.AccessTokenTTL, storage.RevokedFamilyRetention)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)

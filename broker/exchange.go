@@ -73,6 +73,12 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	if err == nil && subject.own != nil {
 		err = ownTokenHeldBy(subject.own, client)
 	}
+	if errors.Is(err, storage.ErrUserDisabled) {
+		// As for an upstream token of a disabled user: the token is
+		// sound, the grant is not.
+		b.metrics.exchanges.WithLabelValues(req.connector, exchangeOutcome(err)).Inc()
+		return nil, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id)
+	}
 	if err != nil {
 		// Labelled by the connector the client named, if any (a
 		// configured one: any other was refused above). A legacy
@@ -197,7 +203,7 @@ type exchangeToken struct {
 	conn     upstream.Connector
 	identity upstream.Identity
 	own      *accessTokenClaims
-	record   storage.AccessToken
+	ownUser  storage.User // the user of own, active
 }
 
 // verifyExchangeToken verifies a subject or actor token of tokenType. The
@@ -242,14 +248,14 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		if tokenType != string(oidc.AccessTokenType) && tokenType != string(oidc.JWTTokenType) {
 			return exchangeToken{}, unacceptable("the broker's own tokens are exchanged only as access tokens, not %s", tokenType)
 		}
-		claims, rec, err := b.verifyAccessToken(ctx, raw)
+		claims, user, err := b.verifyAccessToken(ctx, raw)
 		if errors.Is(err, errTokenInactive) {
 			return exchangeToken{}, fmt.Errorf("%w: broker access token: %w", errUnacceptable, err)
 		}
 		if err != nil {
 			return exchangeToken{}, fmt.Errorf("get access token: %w", err)
 		}
-		return exchangeToken{own: &claims, record: rec}, nil
+		return exchangeToken{own: &claims, ownUser: user}, nil
 	}
 	if conn == nil {
 		if conn, err = b.connectorForIssuer(unverified.Issuer); err != nil {
@@ -417,15 +423,9 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 	var act actClaim
 	var names []string // how the policy may name this actor
 	if actor.own != nil {
+		// verifyExchangeToken refused it if its user is gone or disabled.
 		act = actClaim{Subject: actor.own.Subject, ClientID: actor.own.ClientID, Act: actor.own.Act}
 		names = []string{"client:" + actor.own.ClientID, "user:" + actor.own.Subject}
-		user, err := b.store.GetUser(ctx, actor.own.Subject)
-		switch {
-		case isNotFound(err) || (err == nil && user.Disabled):
-			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("actor %q no longer exists or is disabled", actor.own.Subject))
-		case err != nil:
-			return nil, b.storeFailure(ctx, "get actor", err)
-		}
 	} else {
 		// Only a user entry can name an upstream actor, and resolving
 		// one may provision it: without such entries, refuse first.
@@ -463,31 +463,24 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 // invalid_grant; a store that cannot answer fails the exchange (rule 2):
 // no fallback identity.
 //
-// An upstream subject is resolved and its token recorded together
-// (storage.Tokens.ResolveAndRecord), one store round trip for a known
-// identity, so the jti and expiry are chosen before the sub is known and
-// the token is signed after.
+// For a known, unchanged identity that is one store round trip, a read:
+// issuing the token writes nothing.
 func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exchangeToken, audience, scopes []string, act any) (grant, string, error) {
 	g := grant{clientID: client.id, audience: audience, scopes: scopes}
 	if own := subject.own; own != nil {
-		user, err := b.activeUser(ctx, own.Subject)
-		if err != nil {
-			return grant{}, "", err
-		}
-		g.user, g.amr, g.idp, g.org = user, own.AMR, own.IDP, own.Org
+		g.user, g.amr, g.idp, g.org = subject.ownUser, own.AMR, own.IDP, own.Org
 		// Revoking the subject token's grant (its refresh family)
 		// revokes what was narrowed from it too.
-		g.grantID = subject.record.GrantID
+		g.grantID = own.ref().GrantID
 		if own.AuthTime != 0 {
 			g.authTime = time.Unix(own.AuthTime, 0)
 		}
-		token, _, err := b.issueAccessToken(ctx, g, act)
+		token, _, err := b.issueAccessToken(g, act)
 		return g, token, err
 	}
 	conn, id := subject.conn, subject.identity
 	g.amr, g.idp, g.org = []string{"fed"}, conn.ID(), id.Organization
-	claims, rec := b.newAccessToken(g, act)
-	res, err := b.store.ResolveAndRecord(ctx, b.resolveRequest(conn, id), rec)
+	res, err := b.store.ResolveIdentity(ctx, b.resolveRequest(conn, id))
 	if err == nil {
 		err = checkUserID(res.User)
 	}
@@ -499,18 +492,15 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 		// that belongs to a user without this identity, and no trusted
 		// verified email linked them. Naming an id does not take a user
 		// over, and another id would be a guess: refuse, write nothing.
-		// (Without a named UUID, ErrAlreadyExists is a jti collision.)
 		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", unacceptable(
 			"connector %q: user %s exists without this identity; import it as one of the user's identities", conn.ID(), id.UserID))
 	case err != nil:
-		return grant{}, "", b.storeFailure(ctx, "resolve identity and record access token", err)
+		return grant{}, "", b.storeFailure(ctx, "resolve identity", err)
 	}
 	if res.Created {
 		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
 	}
-	// Recorded already: a failure to sign leaves the record of a token
-	// nobody holds, which no one can present.
-	g.user, claims.Subject = res.User, res.User.ID
-	token, err := b.signAccessToken(claims)
+	g.user = res.User
+	token, _, err := b.issueAccessToken(g, act)
 	return g, token, err
 }

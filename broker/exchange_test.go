@@ -449,10 +449,6 @@ func (resolveFails) ResolveIdentity(context.Context, storage.ResolveRequest) (st
 	return storage.Resolution{}, errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
 }
 
-func (resolveFails) ResolveAndRecord(context.Context, storage.ResolveRequest, storage.AccessToken) (storage.Resolution, error) {
-	return storage.Resolution{}, errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")
-}
-
 func TestExchange_StoreDownIs503AndNoToken(t *testing.T) {
 	u := newExchange(t, func(c *broker.Config, o *broker.Options) { o.Storage = resolveFails{memory.New()} })
 	er := u.exchange(url.Values{"subject_token": {u.auth0.AccessToken(testenv.User{Sub: "auth0|down"}, apiAudience)}, "subject_token_type": {accessTokenType}})

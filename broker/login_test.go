@@ -245,17 +245,18 @@ func TestIDToken_ClientRegisteredAlgorithmWins(t *testing.T) {
 	}
 }
 
-// flakyTokens is a store that cannot record access tokens while down is set.
+// flakyTokens is a store that cannot rotate refresh tokens while down is
+// set: the request reaches it after the tokens were issued.
 type flakyTokens struct {
 	storage.Storage
 	down atomic.Bool
 }
 
-func (f *flakyTokens) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
+func (f *flakyTokens) RotateRefreshToken(ctx context.Context, req storage.RotateRequest) (storage.RefreshFamily, error) {
 	if f.down.Load() {
-		return errors.New("read tcp 10.0.0.5:5432: i/o timeout")
+		return storage.RefreshFamily{}, errors.New("read tcp 10.0.0.5:5432: i/o timeout")
 	}
-	return f.Storage.CreateAccessToken(ctx, t)
+	return f.Storage.RotateRefreshToken(ctx, req)
 }
 
 // A store failure in the middle of a refresh must not cost the family,

@@ -140,10 +140,10 @@ func (b *Broker) revokeGrant(ctx context.Context, grantID string) error {
 	if grantID == "" {
 		return nil
 	}
-	if err := b.store.RevokeRefreshFamily(ctx, grantID); err != nil && !isNotFound(err) {
-		return err
-	}
-	return nil
+	// Kept past the expiry of every access token the grant can have
+	// issued, allowing for a clock that was behind when they were.
+	until := b.now().Add(b.cfg.Tokens.AccessTokenTTL + b.cfg.Tokens.ClockSkew)
+	return b.store.RevokeGrant(ctx, grantID, until)
 }
 
 // activeUser loads a user who may still be issued tokens.

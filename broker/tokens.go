@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -88,23 +89,10 @@ func claimsForScopes(u storage.User, scopes []string) userClaims {
 	return c
 }
 
-// issueAccessToken signs an access token for g and records it, so
-// introspection and revocation can answer for it.
-func (b *Broker) issueAccessToken(ctx context.Context, g grant, act any) (token string, expiresIn time.Duration, err error) {
-	claims, rec := b.newAccessToken(g, act)
-	if token, err = b.signAccessToken(claims); err != nil {
-		return "", 0, err
-	}
-	if err := b.store.CreateAccessToken(ctx, rec); err != nil {
-		return "", 0, b.storeFailure(ctx, "record access token", err)
-	}
-	return token, b.cfg.Tokens.AccessTokenTTL, nil
-}
-
-// newAccessToken returns the claims of an access token for g and its
-// record, neither signed nor stored yet: an exchange records the token in
-// the same store round trip that resolves its user.
-func (b *Broker) newAccessToken(g grant, act any) (accessTokenClaims, storage.AccessToken) {
+// issueAccessToken signs an access token for g. Nothing is stored: the
+// token carries what introspection and revocation need to answer for it
+// (accessTokenClaims.ref).
+func (b *Broker) issueAccessToken(g grant, act any) (token string, expiresIn time.Duration, err error) {
 	now := b.now()
 	exp := now.Add(b.cfg.Tokens.AccessTokenTTL)
 	claims := accessTokenClaims{
@@ -113,7 +101,7 @@ func (b *Broker) newAccessToken(g grant, act any) (accessTokenClaims, storage.Ac
 		Audience: g.audience,
 		Expiry:   exp.Unix(),
 		IssuedAt: now.Unix(),
-		JTI:      uuid.NewString(),
+		JTI:      newJTI(g.grantID),
 		ClientID: g.clientID,
 		Scope:    oidc.SpaceDelimitedArray(g.scopes).String(),
 		AMR:      g.amr,
@@ -124,15 +112,35 @@ func (b *Broker) newAccessToken(g grant, act any) (accessTokenClaims, storage.Ac
 	if !g.authTime.IsZero() {
 		claims.AuthTime = g.authTime.Unix()
 	}
-	return claims, storage.AccessToken{
-		ID:        claims.JTI,
-		GrantID:   g.grantID,
-		ClientID:  g.clientID,
-		UserID:    g.user.ID,
-		Audience:  g.audience,
-		Scopes:    g.scopes,
-		IssuedAt:  now,
-		ExpiresAt: exp,
+	if token, err = b.signAccessToken(claims); err != nil {
+		return "", 0, err
+	}
+	return token, b.cfg.Tokens.AccessTokenTTL, nil
+}
+
+// newJTI returns a unique jti that names the token's grant, if it has one,
+// as "<grant id>.<random>": the broker keeps no record of access tokens,
+// so a token must say which grant's revocation revokes it. Downstream
+// services see what RFC 9068 promises, a unique identifier.
+func newJTI(grantID string) string {
+	if grantID == "" {
+		return uuid.NewString()
+	}
+	return grantID + "." + uuid.NewString()
+}
+
+// ref is what storage needs to tell whether the token was revoked.
+func (c accessTokenClaims) ref() storage.AccessTokenRef {
+	var grantID string
+	if i := strings.LastIndexByte(c.JTI, '.'); i > 0 {
+		grantID = c.JTI[:i]
+	}
+	return storage.AccessTokenRef{
+		ID:        c.JTI,
+		GrantID:   grantID,
+		UserID:    c.Subject,
+		IssuedAt:  time.Unix(c.IssuedAt, 0).UTC(),
+		ExpiresAt: time.Unix(c.Expiry, 0).UTC(),
 	}
 }
 
@@ -201,7 +209,7 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 // tokenResponse issues the access token, the ID token when openid was
 // granted, and passes through the refresh token.
 func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
-	at, ttl, err := b.issueAccessToken(ctx, g, nil)
+	at, ttl, err := b.issueAccessToken(g, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,8 @@ var (
 	ErrExpired = errors.New("storage: expired")
 	// ErrReplay is returned by ConsumeJTI for an identifier already seen.
 	ErrReplay = errors.New("storage: jti already used")
-	// ErrUserDisabled is returned by ResolveIdentity for a disabled user.
+	// ErrUserDisabled is returned by ResolveIdentity and AccessTokenUser
+	// for a disabled user.
 	ErrUserDisabled = errors.New("storage: user disabled")
 )
 
@@ -210,10 +211,10 @@ type Users interface {
 	// (byte-wise; "" starts at the beginning), ordered by id: a page, and
 	// the last id of one page is the after of the next.
 	ListUsers(ctx context.Context, after string, limit int) ([]User, error)
-	// DeleteUser removes a user with their identities, sessions, refresh
-	// families and access-token records, atomically: afterwards nothing
-	// the user held is honoured, and their identities resolve to a new
-	// user. An unknown user gives ErrNotFound.
+	// DeleteUser removes a user with their identities, sessions and
+	// refresh families, atomically: afterwards nothing the user held is
+	// honoured (AccessTokenUser answers ErrNotFound), and their identities
+	// resolve to a new user. An unknown user gives ErrNotFound.
 	DeleteUser(ctx context.Context, id string) error
 	// LinkIdentity attaches the upstream identity (Connector, Subject) to
 	// the existing user UserID, atomically. Linking an identity the user
@@ -351,6 +352,20 @@ type RefreshFamily struct {
 	Revoked              bool
 }
 
+// RevokedFamilyRetention is how long DeleteExpired keeps a revoked refresh
+// family past its lifetime: its revocation is what revokes the access
+// tokens of its grant (AccessTokenUser), and those can outlive the family
+// by their own lifetime, which the broker's configuration keeps below it.
+const RevokedFamilyRetention = 24 * time.Hour
+
+// Sweepable reports whether DeleteExpired may remove f at now.
+func (f RefreshFamily) Sweepable(now time.Time) bool {
+	if f.Revoked {
+		return f.Expired(now.Add(-RevokedFamilyRetention))
+	}
+	return f.Expired(now)
+}
+
 // Expired reports whether f is past its absolute or idle lifetime at now.
 func (f RefreshFamily) Expired(now time.Time) bool {
 	if !now.Before(f.ExpiresAt) {
@@ -370,21 +385,20 @@ type RotateRequest struct {
 	Now         time.Time
 }
 
-// AccessToken records an issued access token, so introspection and
-// revocation can answer for it. ID is the token's jti.
-type AccessToken struct {
-	ID        string
-	GrantID   string // refresh family or code grant; empty for exchanges
-	ClientID  string
+// AccessTokenRef is what an access token the broker issued says about
+// itself, read from the verified token. Storage keeps no record per access
+// token, so issuing one (the token-exchange hot path) writes nothing; it
+// keeps what revokes tokens: a jti, a grant, or all of a user's tokens up
+// to a moment.
+type AccessTokenRef struct {
+	ID        string // jti
+	GrantID   string // refresh family or code grant; empty for an exchange
 	UserID    string
-	Audience  []string
-	Scopes    []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	Revoked   bool
 }
 
-// Tokens holds refresh families and access-token records.
+// Tokens holds refresh families and access-token revocations.
 type Tokens interface {
 	// CreateRefreshFamily stores a family and its first token.
 	CreateRefreshFamily(ctx context.Context, f RefreshFamily, tokenHash []byte) error
@@ -399,21 +413,26 @@ type Tokens interface {
 	GetRefreshFamilyByToken(ctx context.Context, tokenHash []byte) (RefreshFamily, error)
 	// UpdateRefreshFamilyUpstream records a re-check of the upstream.
 	UpdateRefreshFamilyUpstream(ctx context.Context, familyID string, upstreamRefreshToken []byte, checkedAt time.Time) error
-	// RevokeRefreshFamily revokes a family and the access tokens of its grant.
-	RevokeRefreshFamily(ctx context.Context, familyID string) error
-	// RevokeUserTokens revokes every family and access token of a user.
-	RevokeUserTokens(ctx context.Context, userID string) error
-
-	CreateAccessToken(ctx context.Context, t AccessToken) error
-	// ResolveAndRecord is ResolveIdentity, then CreateAccessToken of t
-	// with UserID set to the resolved user's id, in as few round trips as
-	// the store can: the token-exchange hot path. A resolution that fails
-	// (ErrUserDisabled, ErrAlreadyExists for a preset UserID) records
-	// nothing. The two need not be one transaction: the record may be lost
-	// as CreateAccessToken's may, while the resolution stands.
-	ResolveAndRecord(ctx context.Context, req ResolveRequest, t AccessToken) (Resolution, error)
-	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
-	RevokeAccessToken(ctx context.Context, id string) error
+	// RevokeGrant revokes a grant: its refresh family, if it has one, and
+	// every access token issued under it. A code grant that issued only
+	// access tokens has no family; revoking it, or a grant never seen, is
+	// not an error. The revocation is kept until until, which the caller
+	// sets past the expiry of any access token the grant can have issued.
+	RevokeGrant(ctx context.Context, grantID string, until time.Time) error
+	// RevokeUserTokens revokes every refresh family of a user and every
+	// access token issued to the user at or before now.
+	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
+	// RevokeAccessToken revokes one access token until it expires.
+	RevokeAccessToken(ctx context.Context, t AccessTokenRef) error
+	// AccessTokenUser returns the user of an access token while nothing
+	// has revoked it. ErrRevoked: its jti or its grant was revoked (a
+	// revoked refresh family revokes the grant of the same id), or its
+	// user's tokens were revoked at or after IssuedAt, compared in whole
+	// seconds as IssuedAt is (a token issued in the second of a user's
+	// revocation counts as revoked). ErrUserDisabled, and ErrNotFound for
+	// a user who is gone. One round trip: every token-accepting endpoint
+	// calls it.
+	AccessTokenUser(ctx context.Context, t AccessTokenRef) (User, error)
 }
 
 // Session is a broker single-sign-on session. ID is random and is the only

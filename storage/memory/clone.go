@@ -46,12 +46,6 @@ func cloneFamily(f storage.RefreshFamily) storage.RefreshFamily {
 	return f
 }
 
-func cloneAccessToken(t storage.AccessToken) storage.AccessToken {
-	t.Audience = slices.Clone(t.Audience)
-	t.Scopes = slices.Clone(t.Scopes)
-	return t
-}
-
 func cloneSession(s storage.Session) storage.Session {
 	s.AMR = slices.Clone(s.AMR)
 	s.Clients = slices.Clone(s.Clients)

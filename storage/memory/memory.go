@@ -29,7 +29,9 @@ type Store struct {
 	otps           map[string]storage.OTPChallenge // by auth request id
 	families       map[string]storage.RefreshFamily
 	refreshTokens  map[string]refreshToken // by string(token hash)
-	accessTokens   map[string]storage.AccessToken
+	revokedTokens  map[string]time.Time    // jti → until
+	revokedGrants  map[string]time.Time    // grant id → until
+	userRevokedAt  map[string]time.Time    // user id → latest RevokeUserTokens moment
 	sessions       map[string]storage.Session
 	clients        map[string]storage.Client
 	signingKeys    []storage.SigningKey // ordered by CreatedAt, then ID
@@ -52,7 +54,9 @@ func New() *Store {
 		otps:           make(map[string]storage.OTPChallenge),
 		families:       make(map[string]storage.RefreshFamily),
 		refreshTokens:  make(map[string]refreshToken),
-		accessTokens:   make(map[string]storage.AccessToken),
+		revokedTokens:  make(map[string]time.Time),
+		revokedGrants:  make(map[string]time.Time),
+		userRevokedAt:  make(map[string]time.Time),
 		sessions:       make(map[string]storage.Session),
 		clients:        make(map[string]storage.Client),
 		rateLimits:     make(map[string]rateWindow),
@@ -68,9 +72,9 @@ func (s *Store) Close() error { return nil }
 
 // DeleteExpired removes everything whose lifetime ended at or before now.
 // It counts auth requests, codes, one-time-code challenges, refresh
-// families, access tokens, sessions, rate-limit counters and jtis; the
-// tokens of a removed family and the challenge of a removed auth request go
-// with them uncounted. The audit log is kept.
+// families, access-token and grant revocations, sessions, rate-limit
+// counters and jtis; the tokens of a removed family and the challenge of a
+// removed auth request go with them uncounted. The audit log is kept.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,7 +99,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 	}
 	dead := make(map[string]bool)
 	for id, f := range s.families {
-		if f.Expired(now) {
+		if f.Sweepable(now) {
 			delete(s.families, id)
 			dead[id] = true
 			n++
@@ -106,10 +110,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 			delete(s.refreshTokens, h)
 		}
 	}
-	for id, t := range s.accessTokens {
-		if !now.Before(t.ExpiresAt) {
-			delete(s.accessTokens, id)
-			n++
+	for _, m := range []map[string]time.Time{s.revokedTokens, s.revokedGrants} {
+		for id, until := range m {
+			if !now.Before(until) {
+				delete(m, id)
+				n++
+			}
 		}
 	}
 	for id, sess := range s.sessions {

@@ -84,9 +84,9 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now time.Time) 
 	return out, nil
 }
 
-// EndSession implements storage.Sessions. The access tokens of the revoked
-// families are revoked with them. A session past its lifetime but not yet
-// swept can still be ended.
+// EndSession implements storage.Sessions. A revoked family revokes the
+// access tokens of its grant (see AccessTokenUser). A session past its
+// lifetime but not yet swept can still be ended.
 func (s *Store) EndSession(ctx context.Context, id string) (storage.Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -73,24 +73,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 	return cloneFamily(s.families[f.ID]), storage.ErrRefreshReused
 }
 
-// revokeFamily revokes a family, if there is one by that id, and the access
-// tokens of its grant, and reports whether it found either. The caller
-// holds mu.
-func (s *Store) revokeFamily(id string) bool {
-	found := false
+// revokeFamily revokes a family, if there is one by that id, which
+// revokes the access tokens of its grant. The caller holds mu.
+func (s *Store) revokeFamily(id string) {
 	if f, ok := s.families[id]; ok {
 		f.Revoked = true
 		s.families[id] = f
-		found = true
 	}
-	for tid, t := range s.accessTokens {
-		if t.GrantID == id {
-			t.Revoked = true
-			s.accessTokens[tid] = t
-			found = true
-		}
-	}
-	return found
 }
 
 // GetRefreshFamilyByToken implements storage.Tokens. It answers for any
@@ -120,73 +109,94 @@ func (s *Store) UpdateRefreshFamilyUpstream(ctx context.Context, familyID string
 	return nil
 }
 
-// RevokeRefreshFamily implements storage.Tokens. A grant without a family
-// (a code grant that issued only access tokens) has those revoked; only when
-// there is neither a family nor an access token of the grant is the answer
-// storage.ErrNotFound.
-func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) error {
+// RevokeGrant implements storage.Tokens. A grant revoked twice is kept
+// until the later of the two untils.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	if grantID == "" {
+		return errors.New("memory: revoke grant: empty grant id")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.revokeFamily(familyID) {
-		return storage.ErrNotFound
-	}
+	s.revokeFamily(grantID)
+	s.revokedGrants[grantID] = later(s.revokedGrants[grantID], until)
 	return nil
 }
 
-// RevokeUserTokens implements storage.Tokens.
-func (s *Store) RevokeUserTokens(ctx context.Context, userID string) error {
+// RevokeUserTokens implements storage.Tokens. An unknown user gives
+// storage.ErrNotFound and changes nothing. A moment earlier than one
+// already recorded leaves the later one.
+func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	userID = canonicalID(userID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.users[userID]; !ok {
+		return storage.ErrNotFound
+	}
+	s.userRevokedAt[userID] = later(s.userRevokedAt[userID], now)
 	for id, f := range s.families {
 		if f.UserID == userID {
 			f.Revoked = true
 			s.families[id] = f
 		}
 	}
-	for id, t := range s.accessTokens {
-		if t.UserID == userID {
-			t.Revoked = true
-			s.accessTokens[id] = t
-		}
-	}
 	return nil
-}
-
-// CreateAccessToken implements storage.Tokens.
-func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
-	if t.ID == "" {
-		return errors.New("memory: create access token: empty id")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.accessTokens[t.ID]; ok {
-		return fmt.Errorf("memory: create access token %q: %w", t.ID, storage.ErrAlreadyExists)
-	}
-	s.accessTokens[t.ID] = cloneAccessToken(t)
-	return nil
-}
-
-// GetAccessToken implements storage.Tokens. It returns revoked and expired
-// records too (until DeleteExpired removes them): the caller checks.
-func (s *Store) GetAccessToken(ctx context.Context, id string) (storage.AccessToken, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.accessTokens[id]
-	if !ok {
-		return storage.AccessToken{}, storage.ErrNotFound
-	}
-	return cloneAccessToken(t), nil
 }
 
 // RevokeAccessToken implements storage.Tokens.
-func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
+func (s *Store) RevokeAccessToken(ctx context.Context, t storage.AccessTokenRef) error {
+	if t.ID == "" {
+		return errors.New("memory: revoke access token: empty id")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.accessTokens[id]
-	if !ok {
-		return storage.ErrNotFound
-	}
-	t.Revoked = true
-	s.accessTokens[id] = t
+	s.revokedTokens[t.ID] = later(s.revokedTokens[t.ID], t.ExpiresAt)
 	return nil
+}
+
+// AccessTokenUser implements storage.Tokens. A user who is gone gives
+// storage.ErrNotFound; otherwise a revoked token gives storage.ErrRevoked
+// even when its user is also disabled, since a revocation outlasts a user
+// being disabled and enabled again.
+func (s *Store) AccessTokenUser(ctx context.Context, t storage.AccessTokenRef) (storage.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[canonicalID(t.UserID)]
+	if !ok {
+		return storage.User{}, storage.ErrNotFound
+	}
+	if s.revoked(t, u.ID) {
+		return storage.User{}, storage.ErrRevoked
+	}
+	if u.Disabled {
+		return storage.User{}, storage.ErrUserDisabled
+	}
+	return u, nil
+}
+
+// revoked reports whether t, a token of user userID, was revoked. A user's
+// revocation is compared in whole seconds: one in second S is at or after
+// a token issued in second T exactly when S >= T, that is when the moment
+// of the revocation is not before T. The caller holds mu.
+func (s *Store) revoked(t storage.AccessTokenRef, userID string) bool {
+	if _, ok := s.revokedTokens[t.ID]; ok {
+		return true
+	}
+	if t.GrantID != "" {
+		if _, ok := s.revokedGrants[t.GrantID]; ok {
+			return true
+		}
+		if f, ok := s.families[t.GrantID]; ok && f.Revoked {
+			return true
+		}
+	}
+	at, ok := s.userRevokedAt[userID]
+	return ok && !at.Before(t.IssuedAt.Truncate(time.Second))
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

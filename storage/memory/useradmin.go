@@ -65,11 +65,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			delete(s.refreshTokens, h)
 		}
 	}
-	for tid, t := range s.accessTokens {
-		if t.UserID == id {
-			delete(s.accessTokens, tid)
-		}
-	}
+	delete(s.userRevokedAt, id)
 	return nil
 }
 

@@ -33,30 +33,6 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 	return s.resolve(req, presetID)
 }
 
-// ResolveAndRecord implements storage.Tokens: both under the one lock.
-func (s *Store) ResolveAndRecord(ctx context.Context, req storage.ResolveRequest, t storage.AccessToken) (storage.Resolution, error) {
-	if req.Connector == "" || req.Subject == "" || t.ID == "" {
-		return storage.Resolution{}, errors.New("memory: resolve and record: connector, subject and token id are required")
-	}
-	presetID, err := req.PresetUserID()
-	if err != nil {
-		return storage.Resolution{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Checked first, so that a duplicate token id resolves nothing.
-	if _, ok := s.accessTokens[t.ID]; ok {
-		return storage.Resolution{}, fmt.Errorf("memory: resolve and record: access token %q: %w", t.ID, storage.ErrAlreadyExists)
-	}
-	res, err := s.resolve(req, presetID)
-	if err != nil {
-		return storage.Resolution{}, err
-	}
-	t.UserID = res.User.ID
-	s.accessTokens[t.ID] = cloneAccessToken(t)
-	return res, nil
-}
-
 // resolve is ResolveIdentity's resolution. The caller holds mu.
 func (s *Store) resolve(req storage.ResolveRequest, presetID string) (storage.Resolution, error) {
 	key := identityKey{req.Connector, req.Subject}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/idbroker/broker/storage"
 )
 
 // deleteBatch bounds the rows one DELETE of DeleteExpired removes, so that
@@ -17,8 +19,14 @@ var sweeps = []struct{ table, expired string }{
 	{"otp_challenges", "expires_at <= $1"},
 	{"auth_requests", "expires_at <= $1"},
 	{"auth_codes", "expires_at <= $1"},
-	{"refresh_families", "expires_at <= $1 OR idle_deadline <= $1"},
-	{"access_tokens", "expires_at <= $1"},
+	// A revoked family stays storage.RevokedFamilyRetention longer: it
+	// still revokes the access tokens of its grant.
+	{"refresh_families", fmt.Sprintf(`(expires_at <= $1 OR idle_deadline <= $1) AND (NOT revoked
+		OR expires_at <= $1 - make_interval(secs => %[1]d) OR idle_deadline <= $1 - make_interval(secs => %[1]d))`,
+		int64(storage.RevokedFamilyRetention/time.Second))},
+	{"access_tokens", "expires_at <= $1"}, // written by schema-2 binaries
+	{"revoked_access_tokens", "expires_at <= $1"},
+	{"revoked_grants", "expires_at <= $1"},
 	{"sessions", "expires_at <= $1 OR idle_deadline <= $1"},
 	{"rate_limits", "window_end <= $1"},
 	{"used_jtis", "expires_at <= $1"},

@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the schema version this binary needs: the number of the
 // newest migration it embeds.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // versionTable is tern's version table. It is left unqualified so that it
 // lives in the first schema of the connection's search_path, as every
@@ -48,14 +48,13 @@ const defaultMaxConns = 20
 // database.
 //
 // Writes are durable (each commit waits for its WAL flush) except those of
-// records whose loss in a crash fails closed: access-token records (a
-// token then introspects inactive), auth requests, authorization-code
-// issuance, one-time-code challenges, sessions and rate-limit counters (a
-// login in progress must start again, a window restarts). Those go through
-// a second pool whose connections set synchronous_commit=off, which takes
-// an fsync per commit off the login and token-issuing paths. Users,
-// identities, clients, signing keys, the audit log, used jtis and every
-// revocation stay durable.
+// records whose loss in a crash fails closed: auth requests,
+// authorization-code issuance, one-time-code challenges, sessions and
+// rate-limit counters (a login in progress must start again, a window
+// restarts). Those go through a second pool whose connections set
+// synchronous_commit=off, which takes an fsync per commit off the login
+// path. Users, identities, clients, signing keys, the audit log, used jtis
+// and every revocation stay durable.
 type Store struct {
 	pool      *pgxpool.Pool
 	ephemeral *pgxpool.Pool // synchronous_commit=off; see above

@@ -180,3 +180,40 @@ func BenchmarkImportUsers100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(users)*b.N)/b.Elapsed().Seconds(), "users/s")
 }
+
+// The token-exchange hot path: a known identity, unchanged and resolved
+// within storage.LastLoginGranularity, from many goroutines at once.
+func BenchmarkResolveIdentityKnown(b *testing.B) {
+	s := pgtest.NewStore(b)
+	req := storage.ResolveRequest{Connector: "auth0", Subject: "s", Email: "x@example.com", EmailVerified: true, Name: "X", Now: time.Now()}
+	if _, err := s.ResolveIdentity(context.Background(), req); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.ResolveIdentity(context.Background(), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// What every token-accepting endpoint asks, from many goroutines at once.
+func BenchmarkAccessTokenUser(b *testing.B) {
+	s := pgtest.NewStore(b)
+	now := time.Now()
+	res, err := s.ResolveIdentity(context.Background(), storage.ResolveRequest{Connector: "auth0", Subject: "s", Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ref := storage.AccessTokenRef{ID: "g.jti", GrantID: "g", UserID: res.User.ID, IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.AccessTokenUser(context.Background(), ref); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

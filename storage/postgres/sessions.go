@@ -103,9 +103,10 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now time.Time) 
 	return list, nil
 }
 
-// EndSession implements storage.Sessions in one transaction. The access
-// tokens of the revoked families are revoked with them. A session past its
-// lifetime but not yet swept can still be ended.
+// EndSession implements storage.Sessions in one transaction. A revoked
+// family revokes the access tokens of its grant (see AccessTokenUser); their
+// rows in access_tokens are marked revoked too, for schema-2 binaries. A
+// session past its lifetime but not yet swept can still be ended.
 func (s *Store) EndSession(ctx context.Context, id string) (storage.Session, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/broker/storage"
@@ -125,7 +126,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 			out = f
 			return nil
 		}
-		if _, err := revokeGrant(ctx, tx, f.ID); err != nil {
+		if err := revokeFamily(ctx, tx, f.ID); err != nil {
 			return wrap(err)
 		}
 		f.Revoked = true
@@ -138,18 +139,15 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 	return out, refusal
 }
 
-// revokeGrant revokes a family, if there is one by that id, and the access
-// tokens of its grant, and reports how many rows it revoked.
-func revokeGrant(ctx context.Context, tx pgx.Tx, id string) (int64, error) {
-	a, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE id = $1`, id)
-	if err != nil {
-		return 0, err
+// revokeFamily revokes a family, if there is one by that id, which
+// revokes the access tokens of its grant; and marks the grant's rows in
+// access_tokens revoked for schema-2 binaries, which read only those.
+func revokeFamily(ctx context.Context, tx pgx.Tx, id string) error {
+	if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE id = $1`, id); err != nil {
+		return err
 	}
-	b, err := tx.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE grant_id = $1`, id)
-	if err != nil {
-		return 0, err
-	}
-	return a.RowsAffected() + b.RowsAffected(), nil
+	_, err := tx.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE grant_id = $1`, id)
+	return err
 }
 
 // GetRefreshFamilyByToken implements storage.Tokens. It answers for any
@@ -182,87 +180,117 @@ func (s *Store) UpdateRefreshFamilyUpstream(ctx context.Context, familyID string
 	return nil
 }
 
-// RevokeRefreshFamily implements storage.Tokens. A grant without a family
-// (a code grant that issued only access tokens) has those revoked; only when
-// there is neither a family nor an access token of the grant is the answer
-// storage.ErrNotFound.
-func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) error {
+// RevokeGrant implements storage.Tokens in one transaction. A grant
+// revoked twice is kept until the later of the two untils.
+func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time) error {
+	if grantID == "" {
+		return errors.New("postgres: revoke grant: empty grant id")
+	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	return s.inTx(ctx, "revoke refresh family", func(tx pgx.Tx) error {
-		n, err := revokeGrant(ctx, tx, familyID)
-		if err != nil {
-			return fmt.Errorf("postgres: revoke refresh family: %w", err)
+	return s.inTx(ctx, "revoke grant", func(tx pgx.Tx) error {
+		if err := revokeFamily(ctx, tx, grantID); err != nil {
+			return fmt.Errorf("postgres: revoke grant: %w", err)
 		}
-		if n == 0 {
-			return storage.ErrNotFound
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO revoked_grants (id, expires_at) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)`,
+			grantID, until); err != nil {
+			return fmt.Errorf("postgres: revoke grant: %w", err)
 		}
 		return nil
 	})
 }
 
-// RevokeUserTokens implements storage.Tokens.
-func (s *Store) RevokeUserTokens(ctx context.Context, userID string) error {
+// RevokeUserTokens implements storage.Tokens in one transaction. An
+// unknown user gives storage.ErrNotFound and changes nothing. A moment
+// earlier than one already recorded leaves the later one.
+func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	uid, err := uuid.Parse(userID)
+	if err != nil {
+		return storage.ErrNotFound
+	}
+	// Families and access tokens name the user in canonical form.
+	userID = uid.String()
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "revoke user tokens", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1`, userID); err != nil {
+		// The user's row first: a DeleteUser under way is waited for, and
+		// then there is no one to revoke.
+		tag, err := tx.Exec(ctx, `UPDATE users SET tokens_revoked_at = GREATEST(tokens_revoked_at, $2) WHERE id = $1`, userID, now)
+		if err != nil {
 			return fmt.Errorf("postgres: revoke user tokens: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE user_id = $1`, userID); err != nil {
-			return fmt.Errorf("postgres: revoke user tokens: %w", err)
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		for _, q := range []string{
+			`UPDATE refresh_families SET revoked = true WHERE user_id = $1`,
+			`UPDATE access_tokens SET revoked = true WHERE user_id = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, userID); err != nil {
+				return fmt.Errorf("postgres: revoke user tokens: %w", err)
+			}
 		}
 		return nil
 	})
 }
 
-// CreateAccessToken implements storage.Tokens.
-func (s *Store) CreateAccessToken(ctx context.Context, t storage.AccessToken) error {
+// RevokeAccessToken implements storage.Tokens in one statement, which also
+// marks the token's row in access_tokens, if it has one, revoked for
+// schema-2 binaries.
+func (s *Store) RevokeAccessToken(ctx context.Context, t storage.AccessTokenRef) error {
 	if t.ID == "" {
-		return errors.New("postgres: create access token: empty id")
+		return errors.New("postgres: revoke access token: empty id")
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err := s.ephemeral.Exec(ctx, `
-		INSERT INTO access_tokens (id, grant_id, client_id, user_id, audience, scopes, issued_at, expires_at, revoked)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		t.ID, t.GrantID, t.ClientID, t.UserID, t.Audience, t.Scopes, t.IssuedAt, t.ExpiresAt, t.Revoked)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("postgres: create access token %q: %w", t.ID, storage.ErrAlreadyExists)
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: create access token: %w", err)
-	}
-	return nil
-}
-
-// GetAccessToken implements storage.Tokens. It returns revoked and expired
-// records too (until DeleteExpired removes them): the caller checks.
-func (s *Store) GetAccessToken(ctx context.Context, id string) (storage.AccessToken, error) {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	var t storage.AccessToken
-	err := s.pool.QueryRow(ctx, `
-		SELECT id, grant_id, client_id, user_id, audience, scopes, issued_at, expires_at, revoked
-		FROM access_tokens WHERE id = $1`, id).Scan(
-		&t.ID, &t.GrantID, &t.ClientID, &t.UserID, &t.Audience, &t.Scopes, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
-	if err != nil {
-		return storage.AccessToken{}, notFound(err, "get access token")
-	}
-	utc(&t.IssuedAt, &t.ExpiresAt)
-	return t, nil
-}
-
-// RevokeAccessToken implements storage.Tokens.
-func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `UPDATE access_tokens SET revoked = true WHERE id = $1`, id)
-	if err != nil {
+	if _, err := s.pool.Exec(ctx, `
+		WITH legacy AS (
+			UPDATE access_tokens SET revoked = true WHERE id = $1
+		)
+		INSERT INTO revoked_access_tokens (id, expires_at) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET expires_at = GREATEST(revoked_access_tokens.expires_at, EXCLUDED.expires_at)`,
+		t.ID, t.ExpiresAt); err != nil {
 		return fmt.Errorf("postgres: revoke access token: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return storage.ErrNotFound
-	}
 	return nil
+}
+
+// AccessTokenUser implements storage.Tokens in one read on the durable
+// pool, so that a revocation just committed on another connection is seen.
+// A user who is gone gives storage.ErrNotFound; otherwise a revoked token
+// gives storage.ErrRevoked even when its user is also disabled, since a
+// revocation outlasts a user being disabled and enabled again.
+//
+// The user's tokens_revoked_at is kept to the microsecond and IssuedAt is
+// taken in whole seconds: a revocation in second S is at or after a token
+// issued in second T exactly when S >= T, that is when tokens_revoked_at
+// >= T, whatever the fraction of S.
+func (s *Store) AccessTokenUser(ctx context.Context, t storage.AccessTokenRef) (storage.User, error) {
+	if _, err := uuid.Parse(t.UserID); err != nil {
+		return storage.User{}, storage.ErrNotFound
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var revoked bool
+	u, err := scanUser(s.pool.QueryRow(ctx, `
+		SELECT `+userColumns+`,
+			COALESCE(tokens_revoked_at >= $3, false)
+			OR EXISTS (SELECT 1 FROM revoked_access_tokens WHERE id = $2)
+			OR ($4 <> '' AND (
+				EXISTS (SELECT 1 FROM revoked_grants WHERE id = $4)
+				OR EXISTS (SELECT 1 FROM refresh_families WHERE id = $4 AND revoked)))
+			OR EXISTS (SELECT 1 FROM access_tokens WHERE id = $2 AND revoked)
+		FROM users WHERE id = $1`,
+		t.UserID, t.ID, t.IssuedAt.Truncate(time.Second), t.GrantID), &revoked)
+	switch {
+	case err != nil:
+		return storage.User{}, notFound(err, "access token user")
+	case revoked:
+		return storage.User{}, storage.ErrRevoked
+	case u.Disabled:
+		return storage.User{}, storage.ErrUserDisabled
+	}
+	return u, nil
 }

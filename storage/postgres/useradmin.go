@@ -42,6 +42,9 @@ func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]stora
 
 // DeleteUser implements storage.Users in one transaction. Identities go
 // with the user (ON DELETE CASCADE), refresh tokens with their families.
+// The user's access tokens need no row of their own: AccessTokenUser finds
+// no user for them. Their rows in access_tokens, written by schema-2
+// binaries, are deleted for those.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	uid, err := uuid.Parse(id)
 	if err != nil {

@@ -19,9 +19,11 @@ const resolveAttempts = 5
 
 const userColumns = `id::text, email, email_verified, name, disabled, created_at, updated_at`
 
-func scanUser(row pgx.Row) (storage.User, error) {
+// scanUser scans userColumns, then into extra the columns a query selects
+// after them.
+func scanUser(row pgx.Row, extra ...any) (storage.User, error) {
 	var u storage.User
-	err := row.Scan(&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt)
+	err := row.Scan(append([]any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt}, extra...)...)
 	utc(&u.CreatedAt, &u.UpdatedAt)
 	return u, err
 }
@@ -49,64 +51,6 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 		return res, err
 	}
 	return s.resolveTx(ctx, req, presetID)
-}
-
-// ResolveAndRecord implements storage.Tokens. A known identity that
-// resolveUnchanged would answer takes one statement: its read, and the
-// access-token insert when that read finds the identity unchanged and its
-// user enabled. The unchanged test is resolveUnchanged's (RefreshUser with
-// no other owner of the email) in SQL, so that the insert can depend on it
-// within the statement; it runs on the ephemeral pool, since an
-// access-token record is its only write. Any other identity is resolved
-// by resolveTx, then recorded.
-func (s *Store) ResolveAndRecord(ctx context.Context, req storage.ResolveRequest, t storage.AccessToken) (storage.Resolution, error) {
-	if req.Connector == "" || req.Subject == "" || t.ID == "" {
-		return storage.Resolution{}, errors.New("postgres: resolve and record: connector, subject and token id are required")
-	}
-	presetID, err := req.PresetUserID()
-	if err != nil {
-		return storage.Resolution{}, err
-	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	var u storage.User
-	var unchanged bool
-	err = s.ephemeral.QueryRow(ctx, `
-		WITH known AS (
-			SELECT u.id, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at,
-				NOT u.disabled AND i.last_login > $3 AND i.email = $4 AND i.name = $5
-					AND ($5 = '' OR u.name = $5)
-					AND ($4 = '' OR (u.email = $4 AND (NOT $6 OR u.email_verified))) AS unchanged
-			FROM identities i JOIN users u ON u.id = i.user_id
-			WHERE i.connector = $1 AND i.subject = $2
-		), recorded AS (
-			INSERT INTO access_tokens (id, grant_id, client_id, user_id, audience, scopes, issued_at, expires_at, revoked)
-			SELECT $7, $8, $9, id::text, $10, $11, $12, $13, $14 FROM known WHERE unchanged
-		)
-		SELECT id::text, email, email_verified, name, disabled, created_at, updated_at, unchanged FROM known`,
-		req.Connector, req.Subject, req.Now.Add(-storage.LastLoginGranularity), req.Email, req.Name, req.EmailVerified,
-		t.ID, t.GrantID, t.ClientID, t.Audience, t.Scopes, t.IssuedAt, t.ExpiresAt, t.Revoked).Scan(
-		&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt, &unchanged)
-	switch {
-	case err == nil && u.Disabled:
-		return storage.Resolution{}, storage.ErrUserDisabled
-	case err == nil && unchanged:
-		utc(&u.CreatedAt, &u.UpdatedAt)
-		return storage.Resolution{User: u}, nil
-	case isUniqueViolation(err):
-		return storage.Resolution{}, fmt.Errorf("postgres: resolve and record: access token %q: %w", t.ID, storage.ErrAlreadyExists)
-	case err != nil && !errors.Is(err, pgx.ErrNoRows):
-		return storage.Resolution{}, fmt.Errorf("postgres: resolve and record %s/%s: %w", req.Connector, req.Subject, err)
-	}
-	res, err := s.resolveTx(ctx, req, presetID)
-	if err != nil {
-		return storage.Resolution{}, err
-	}
-	t.UserID = res.User.ID
-	if err := s.CreateAccessToken(ctx, t); err != nil {
-		return storage.Resolution{}, err
-	}
-	return res, nil
 }
 
 // resolveTx resolves req in a transaction, run again after losing a race.

@@ -271,10 +271,13 @@ func testDeleteExpired(t *testing.T, s storage.Storage) {
 	for _, f := range []storage.RefreshFamily{fLive, fAbs, fIdle} {
 		wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash(f.ID)), nil)
 	}
-	atLive, atDead := accessToken("at-live", "", "u"), accessToken("at-dead", "", "u")
+	u := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a"}).User
+	atLive, atDead := accessToken("at-live", "", u.ID), accessToken("at-dead", "", u.ID)
 	atLive.ExpiresAt, atDead.ExpiresAt = live, dead
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, atLive), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, atDead), nil)
+	wantErr(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, atLive), nil)
+	wantErr(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, atDead), nil)
+	wantErr(t, "RevokeGrant", s.RevokeGrant(ctx, "g-live", live), nil)
+	wantErr(t, "RevokeGrant", s.RevokeGrant(ctx, "g-dead", dead), nil)
 	sLive, sAbs, sIdle := session("s-live", "u", now), session("s-abs", "u", now), session("s-idle", "u", t0.Add(-time.Minute))
 	sAbs.ExpiresAt = dead
 	for _, sess := range []storage.Session{sLive, sAbs, sIdle} {
@@ -288,10 +291,10 @@ func testDeleteExpired(t *testing.T, s storage.Storage) {
 
 	n, err := s.DeleteExpired(ctx, now)
 	wantErr(t, "DeleteExpired", err, nil)
-	// ar-dead, otp of ar-otp-dead, code-dead, f-abs, f-idle, at-dead, s-abs,
-	// s-idle, rl-dead, j-dead.
-	if n != 10 {
-		t.Fatalf("DeleteExpired removed %d; want 10", n)
+	// ar-dead, otp of ar-otp-dead, code-dead, f-abs, f-idle, the
+	// revocations of at-dead and g-dead, s-abs, s-idle, rl-dead, j-dead.
+	if n != 11 {
+		t.Fatalf("DeleteExpired removed %d; want 11", n)
 	}
 	if n, _ := s.DeleteExpired(ctx, now); n != 0 {
 		t.Fatalf("second DeleteExpired removed %d; want 0", n)
@@ -313,10 +316,12 @@ func testDeleteExpired(t *testing.T, s storage.Storage) {
 		_, err := s.GetRefreshFamilyByToken(ctx, hash(id))
 		wantErr(t, "GetRefreshFamilyByToken("+id+")", err, want)
 	}
-	_, err = s.GetAccessToken(ctx, "at-dead")
-	wantErr(t, "GetAccessToken(expired)", err, storage.ErrNotFound)
-	_, err = s.GetAccessToken(ctx, "at-live")
-	wantErr(t, "GetAccessToken(live)", err, nil)
+	// A revocation is swept once the tokens it revokes have expired, and
+	// their expiry refuses them from then on: the store no longer does.
+	wantActive(t, s, "token whose revocation expired", atDead, u)
+	wantActive(t, s, "token of a grant whose revocation expired", accessToken("at-g-dead", "g-dead", u.ID), u)
+	wantRefused(t, s, "token whose revocation is live", atLive, storage.ErrRevoked)
+	wantRefused(t, s, "token of a grant whose revocation is live", accessToken("at-g-live", "g-live", u.ID), storage.ErrRevoked)
 	if _, err := s.EndSession(ctx, "s-abs"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("EndSession(expired) = %v; want it swept", err)
 	}

@@ -69,12 +69,12 @@ func testSessionTouchList(t *testing.T, s storage.Storage) {
 
 func testSessionEnd(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	sess := session("s1", "u", t0)
+	u := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a"}).User
+	sess := session("s1", u.ID, t0)
 	wantErr(t, "CreateSession", s.CreateSession(ctx, sess), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in1", "u", "s1"), hash("in1")), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in2", "u", "s1"), hash("in2")), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("out", "u", "s2"), hash("out")), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at", "in1", "u")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in1", u.ID, "s1"), hash("in1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in2", u.ID, "s1"), hash("in2")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("out", u.ID, "s2"), hash("out")), nil)
 
 	got, err := s.EndSession(ctx, "s1")
 	wantErr(t, "EndSession", err, nil)
@@ -87,9 +87,8 @@ func testSessionEnd(t *testing.T, s storage.Storage) {
 	}
 	_, err = rotate(s, t, "out", "outb", 0, t0)
 	wantErr(t, "rotate token of another session", err, nil)
-	if at, _ := s.GetAccessToken(ctx, "at"); !at.Revoked {
-		t.Fatal("access token of a family of the ended session not revoked")
-	}
+	wantRefused(t, s, "token of a family of the ended session", accessToken("at-in", "in1", u.ID), storage.ErrRevoked)
+	wantActive(t, s, "token of a family of another session", accessToken("at-out", "out", u.ID), u)
 	_, err = s.EndSession(ctx, "s1")
 	wantErr(t, "EndSession(again)", err, storage.ErrNotFound)
 }

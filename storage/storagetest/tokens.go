@@ -29,14 +29,6 @@ func family(id, userID, sessionID string) storage.RefreshFamily {
 	}
 }
 
-func accessToken(id, grantID, userID string) storage.AccessToken {
-	return storage.AccessToken{
-		ID: id, GrantID: grantID, ClientID: "web", UserID: userID,
-		Audience: []string{"https://api.example.com"}, Scopes: []string{"openid"},
-		IssuedAt: t0, ExpiresAt: t0.Add(15 * time.Minute),
-	}
-}
-
 func rotate(s storage.Storage, t *testing.T, from, to string, window time.Duration, now time.Time) (storage.RefreshFamily, error) {
 	return s.RotateRefreshToken(t.Context(), storage.RotateRequest{TokenHash: hash(from), SuccessorHash: hash(to), RetryWindow: window, Now: now})
 }
@@ -90,7 +82,6 @@ func testRefreshRetry(t *testing.T, s storage.Storage) {
 func testRefreshReuseOutsideWindow(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at", "fam", "u")), nil)
 	const window = 2 * time.Second
 	_, err := rotate(s, t, "t1", "t2", window, t0)
 	wantErr(t, "rotate t1", err, nil)
@@ -102,10 +93,6 @@ func testRefreshReuseOutsideWindow(t *testing.T, s storage.Storage) {
 	wantErr(t, "GetRefreshFamilyByToken", err, nil)
 	if !f.Revoked {
 		t.Fatal("family not revoked after reuse")
-	}
-	at, _ := s.GetAccessToken(ctx, "at")
-	if !at.Revoked {
-		t.Fatal("access token of the family not revoked after reuse")
 	}
 }
 
@@ -162,53 +149,6 @@ func testRefreshExpiry(t *testing.T, s storage.Storage) {
 	wantErr(t, "rotate at the absolute expiry", err, storage.ErrRevoked)
 }
 
-func testRevokeFamily(t *testing.T, s storage.Storage) {
-	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("other", "u", ""), hash("o1")), nil)
-	for _, at := range []storage.AccessToken{accessToken("a1", "fam", "u"), accessToken("a2", "fam", "u"), accessToken("a3", "other", "u"), accessToken("a4", "code-grant", "u")} {
-		wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, at), nil)
-	}
-	wantErr(t, "RevokeRefreshFamily", s.RevokeRefreshFamily(ctx, "fam"), nil)
-	_, err := rotate(s, t, "t1", "t2", 0, t0)
-	wantErr(t, "rotate in revoked family", err, storage.ErrRevoked)
-	_, err = rotate(s, t, "o1", "o2", 0, t0)
-	wantErr(t, "rotate in other family", err, nil)
-	for id, revoked := range map[string]bool{"a1": true, "a2": true, "a3": false, "a4": false} {
-		at, err := s.GetAccessToken(ctx, id)
-		wantErr(t, "GetAccessToken", err, nil)
-		if at.Revoked != revoked {
-			t.Fatalf("access token %s revoked = %v; want %v", id, at.Revoked, revoked)
-		}
-	}
-	// A code grant that issued only access tokens has them revoked.
-	wantErr(t, "RevokeRefreshFamily(grant without family)", s.RevokeRefreshFamily(ctx, "code-grant"), nil)
-	if at, _ := s.GetAccessToken(ctx, "a4"); !at.Revoked {
-		t.Fatal("access token of a grant without family not revoked")
-	}
-	wantErr(t, "RevokeRefreshFamily(unknown)", s.RevokeRefreshFamily(ctx, "nothing"), storage.ErrNotFound)
-}
-
-func testRevokeUserTokens(t *testing.T, s storage.Storage) {
-	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f1", "u1", ""), hash("t1")), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f2", "u2", ""), hash("t2")), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("a1", "", "u1")), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("a2", "", "u2")), nil)
-	wantErr(t, "RevokeUserTokens", s.RevokeUserTokens(ctx, "u1"), nil)
-	_, err := rotate(s, t, "t1", "t1b", 0, t0)
-	wantErr(t, "rotate u1's token", err, storage.ErrRevoked)
-	_, err = rotate(s, t, "t2", "t2b", 0, t0)
-	wantErr(t, "rotate u2's token", err, nil)
-	if at, _ := s.GetAccessToken(ctx, "a1"); !at.Revoked {
-		t.Fatal("u1's access token not revoked")
-	}
-	if at, _ := s.GetAccessToken(ctx, "a2"); at.Revoked {
-		t.Fatal("u2's access token revoked")
-	}
-	wantErr(t, "RevokeUserTokens(no tokens)", s.RevokeUserTokens(ctx, "nobody"), nil)
-}
-
 func testRefreshUpstream(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
@@ -219,28 +159,4 @@ func testRefreshUpstream(t *testing.T, s storage.Storage) {
 		t.Fatalf("upstream = %q at %v; want new-enc at %v", f.UpstreamRefreshToken, f.UpstreamCheckedAt, t1)
 	}
 	wantErr(t, "UpdateRefreshFamilyUpstream(unknown)", s.UpdateRefreshFamilyUpstream(ctx, "nope", nil, t1), storage.ErrNotFound)
-}
-
-func testAccessToken(t *testing.T, s storage.Storage) {
-	ctx := t.Context()
-	at := accessToken("jti-1", "g", "u")
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, at), nil)
-	wantErr(t, "CreateAccessToken(again)", s.CreateAccessToken(ctx, at), storage.ErrAlreadyExists)
-	got, err := s.GetAccessToken(ctx, "jti-1")
-	wantErr(t, "GetAccessToken", err, nil)
-	wantEqual(t, "access token", got, at)
-	wantErr(t, "RevokeAccessToken", s.RevokeAccessToken(ctx, "jti-1"), nil)
-	got, _ = s.GetAccessToken(ctx, "jti-1")
-	if !got.Revoked {
-		t.Fatal("access token not revoked")
-	}
-	_, err = s.GetAccessToken(ctx, "nope")
-	wantErr(t, "GetAccessToken(unknown)", err, storage.ErrNotFound)
-	wantErr(t, "RevokeAccessToken(unknown)", s.RevokeAccessToken(ctx, "nope"), storage.ErrNotFound)
-
-	exchange := accessToken("jti-2", "", "u")
-	exchange.Audience, exchange.Scopes = nil, nil
-	wantErr(t, "CreateAccessToken(no grant)", s.CreateAccessToken(ctx, exchange), nil)
-	got, _ = s.GetAccessToken(ctx, "jti-2")
-	wantEqual(t, "access token without grant", got, exchange)
 }

@@ -53,8 +53,6 @@ func testDeleteUser(t *testing.T, s storage.Storage) {
 	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s-kept", kept.ID, t0)), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f-gone", gone.ID, "s-gone"), hash("f-gone")), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f-kept", kept.ID, "s-kept"), hash("f-kept")), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at-gone", "f-gone", gone.ID)), nil)
-	wantErr(t, "CreateAccessToken", s.CreateAccessToken(ctx, accessToken("at-kept", "f-kept", kept.ID)), nil)
 
 	wantErr(t, "DeleteUser", s.DeleteUser(ctx, gone.ID), nil)
 	_, err := s.GetUser(ctx, gone.ID)
@@ -70,17 +68,14 @@ func testDeleteUser(t *testing.T, s storage.Storage) {
 	wantErr(t, "GetSession(deleted user's)", err, storage.ErrNotFound)
 	_, err = s.GetRefreshFamilyByToken(ctx, hash("f-gone"))
 	wantErr(t, "GetRefreshFamilyByToken(deleted user's)", err, storage.ErrNotFound)
-	_, err = s.GetAccessToken(ctx, "at-gone")
-	wantErr(t, "GetAccessToken(deleted user's)", err, storage.ErrNotFound)
+	wantRefused(t, s, "deleted user's access token", accessToken("at-gone", "f-gone", gone.ID), storage.ErrNotFound)
 
 	// The other user is untouched.
 	_, err = s.GetSession(ctx, "s-kept", t0)
 	wantErr(t, "GetSession(other user's)", err, nil)
 	_, err = rotate(s, t, "f-kept", "f-kept2", 0, t0)
 	wantErr(t, "rotate other user's token", err, nil)
-	if at, err := s.GetAccessToken(ctx, "at-kept"); err != nil || at.Revoked {
-		t.Fatalf("other user's access token: %+v, %v", at, err)
-	}
+	wantActive(t, s, "other user's access token", accessToken("at-kept", "f-kept", kept.ID), kept)
 
 	// The identity is free again: it resolves to a new user, and the
 	// address can be verified by someone else.
