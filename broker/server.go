@@ -96,11 +96,11 @@ type Broker struct {
 	storedOrigins originCache
 
 	// Machine clients (clientcredentials.go, clientauth.go, admin*.go).
-	clientKeys   *clientKeySets
+	clientKeys *clientKeySets
 	// recentClientAuth lets clients that just authenticated skip the
 	// failure count in storage (clientAuthLimited).
 	recentClientAuth clientAuthSuccesses
-	serviceUsers sync.Map // client id → service user id, a cache
+	serviceUsers     sync.Map // client id → service user id, a cache
 	// advertiseClientCredentials puts client_credentials in discovery:
 	// set when a client that allows it is configured, found in storage at
 	// start, created or updated through this broker, or used.
