@@ -13,6 +13,7 @@ type brokerConfig struct {
 	upstreamAddr   string
 	storage        string // memory or postgres
 	accessAlg      string // keys.accessTokenAlgorithm
+	idAlg          string // keys.idTokenAlgorithm
 	connector      string
 	upstreamClient string
 	upstreamSecret string
@@ -42,7 +43,7 @@ func writeBrokerConfig(w io.Writer, c brokerConfig) error {
 issuer: %s
 http: { addr: %s }
 storage: %s
-keys: { idTokenAlgorithm: RS256, accessTokenAlgorithm: %s }
+keys: { idTokenAlgorithm: %s, accessTokenAlgorithm: %s }
 connectors:
   - id: %s
     type: oidc
@@ -60,7 +61,7 @@ clients:
     audiences: [%s]
     redirectURIs: [%s]
 `,
-		q(c.broker.Scheme+"://"+c.broker.Host), q(c.broker.Host), storage, c.accessAlg,
+		q(c.broker.Scheme+"://"+c.broker.Host), q(c.broker.Host), storage, c.idAlg, c.accessAlg,
 		q(c.connector), q("http://"+c.upstreamAddr), q(c.upstreamClient), q(c.upstreamSecret), q(upstreamAudience),
 		q(c.clientID), q(c.clientSecret), q(c.audience), q(c.redirectURI))
 	return err

@@ -39,7 +39,7 @@ func TestLoad_EndToEnd(t *testing.T) {
 	var yaml bytes.Buffer
 	u, _ := url.Parse(brokerURL)
 	err = writeBrokerConfig(&yaml, brokerConfig{
-		broker: u, upstreamAddr: strings.TrimPrefix(up.issuer, "http://"), storage: "memory", accessAlg: "ES256",
+		broker: u, upstreamAddr: strings.TrimPrefix(up.issuer, "http://"), storage: "memory", accessAlg: "ES256", idAlg: "RS256",
 		connector: defaultConnector, upstreamClient: defaultUpstreamClient, upstreamSecret: defaultUpstreamSecret,
 		clientID: defaultClientID, clientSecret: defaultClientSecret, audience: defaultAudience, redirectURI: defaultRedirectURI,
 	})
