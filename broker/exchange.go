@@ -8,6 +8,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -230,7 +230,8 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 	// the verifier, which then checks everything, the issuer included.
 	// Parsing admits asymmetric algorithms alone, so "none" and HMAC
 	// (signed with a public key as secret) never get that far.
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{
+	// A JWT is in compact serialization (RFC 7519 section 1).
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{
 		jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
 		jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
 	})
@@ -241,7 +242,7 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 	var unverified struct {
 		Issuer string `json:"iss"`
 	}
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified); err != nil {
 		return exchangeToken{}, unacceptable("claims: %v", err)
 	}
 	if conn == nil && unverified.Issuer == b.issuer {
@@ -262,6 +263,10 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 			return exchangeToken{}, err
 		}
 	}
+	if parsed, ok := conn.(upstream.ParsedTokenVerifier); ok {
+		id, err := parsed.VerifyParsedToken(ctx, jws, tokenType)
+		return upstreamVerified(conn, id, err)
+	}
 	return b.verifyUpstreamToken(ctx, raw, tokenType, conn)
 }
 
@@ -269,6 +274,11 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 // of verifyExchangeToken.
 func (b *Broker) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
 	id, err := conn.VerifyToken(ctx, raw, tokenType)
+	return upstreamVerified(conn, id, err)
+}
+
+// upstreamVerified sorts what conn answered for a token.
+func upstreamVerified(conn upstream.TokenVerifier, id upstream.Identity, err error) (exchangeToken, error) {
 	if errors.Is(err, upstream.ErrUnavailable) {
 		return exchangeToken{}, err
 	}

@@ -6,7 +6,8 @@
 // Every connector implements Connector. The capabilities a connector has are
 // small optional interfaces, found by type assertion: CallbackConnector for
 // a browser login by redirect, TokenVerifier for token exchange (and
-// OpaqueTokenVerifier when its tokens are not JWTs), Refresher for
+// ParsedTokenVerifier to take a JWT already parsed, OpaqueTokenVerifier
+// when its tokens are not JWTs), Refresher for
 // re-checking the upstream on refresh.
 package upstream
 
@@ -14,6 +15,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Errors a connector returns (wrapped with detail for the server log).
@@ -91,6 +94,16 @@ type TokenVerifier interface {
 	// VerifyToken verifies a token of the given RFC 8693 type (access,
 	// id or jwt token type URI) and returns its identity.
 	VerifyToken(ctx context.Context, rawToken, tokenType string) (Identity, error)
+}
+
+// ParsedTokenVerifier is a TokenVerifier of signed JWTs that also verifies
+// a token the broker has parsed already, to read its issuer and pick the
+// connector, so that the token is parsed once. jws is in compact
+// serialization, parsed admitting any asymmetric algorithm: the connector
+// still refuses an algorithm its upstream does not use.
+type ParsedTokenVerifier interface {
+	TokenVerifier
+	VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSignature, tokenType string) (Identity, error)
 }
 
 // OpaqueTokenVerifier is a TokenVerifier whose tokens are opaque (a

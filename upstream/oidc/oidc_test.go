@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/broker/internal/testenv"
@@ -218,13 +220,37 @@ func TestVerifyToken_EachBadTokenDiffersFromAPassingControl(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.VerifyToken(t.Context(), f.AccessToken(alice, api, tt.opt), upstream.TokenTypeAccessToken)
+			raw := f.AccessToken(alice, api, tt.opt)
+			_, err := c.VerifyToken(t.Context(), raw, upstream.TokenTypeAccessToken)
 			if !errors.Is(err, upstream.ErrInvalidToken) {
 				t.Fatalf("err = %v, want ErrInvalidToken", err)
 			}
 			t.Log(err)
+			// The same token parsed by a caller that admits more
+			// algorithms than the upstream uses, HMAC included.
+			jws, err := jose.ParseSignedCompact(raw, append(slices.Clone(everyAsymmetricAlg), jose.HS256))
+			if err != nil {
+				return // no caller gets so far as to ask
+			}
+			if _, err := c.VerifyParsedToken(t.Context(), jws, upstream.TokenTypeAccessToken); !errors.Is(err, upstream.ErrInvalidToken) {
+				t.Fatalf("parsed: err = %v, want ErrInvalidToken", err)
+			}
 		})
 	}
+	jws, err := jose.ParseSignedCompact(f.AccessToken(alice, api), everyAsymmetricAlg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyParsedToken(t.Context(), jws, upstream.TokenTypeAccessToken); err != nil {
+		t.Fatalf("control token, parsed, refused: %v", err)
+	}
+}
+
+// everyAsymmetricAlg is what the broker admits when it parses a token to
+// read its issuer.
+var everyAsymmetricAlg = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
 }
 
 func TestVerifyToken_ExpiryLeewayIsBounded(t *testing.T) {
