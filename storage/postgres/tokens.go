@@ -71,6 +71,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
+	if f, ok, err := s.rotateUnused(ctx, req); ok || err != nil {
+		return f, err
+	}
 	var out storage.RefreshFamily
 	var refusal error // committed, then returned: a reuse must stay revoked
 	err := s.inTx(ctx, "rotate refresh token", func(tx pgx.Tx) error {
@@ -137,6 +140,42 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 		return storage.RefreshFamily{}, err
 	}
 	return out, refusal
+}
+
+// rotateUnused is RotateRefreshToken's common case in one statement: a
+// token never rotated, of a live family. Like the transaction, it locks
+// the family row before the token's, and a token rotated meanwhile fails
+// the token's re-checked condition, so the statement changes nothing
+// that decides; ok false sends every other case (a retry, a reuse, a
+// dead family, a race lost) to the transaction, which decides it under
+// the family's lock.
+func (s *Store) rotateUnused(ctx context.Context, req storage.RotateRequest) (f storage.RefreshFamily, ok bool, err error) {
+	f, err = scanFamily(s.pool.QueryRow(ctx, `
+		WITH fam AS (
+			UPDATE refresh_families f SET last_used_at = $3,
+				idle_deadline = CASE WHEN f.idle_timeout_us > 0 THEN $3 + f.idle_timeout_us * interval '1 microsecond' END
+			WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND successor_hash IS NULL)
+				AND NOT f.revoked AND f.expires_at > $3
+				AND (f.idle_timeout_us = 0 OR f.last_used_at + f.idle_timeout_us * interval '1 microsecond' > $3)
+			RETURNING `+familyColumns+`
+		), tok AS (
+			UPDATE refresh_tokens t SET successor_hash = $2, rotated_at = $3
+			FROM fam WHERE t.token_hash = $1 AND t.family_id = fam.id AND t.successor_hash IS NULL
+			RETURNING t.family_id
+		), successor AS (
+			INSERT INTO refresh_tokens (token_hash, family_id) SELECT $2, family_id FROM tok
+		)
+		SELECT fam.* FROM fam JOIN tok ON tok.family_id = fam.id`,
+		req.TokenHash, req.SuccessorHash, req.Now))
+	switch {
+	case err == nil:
+		return f, true, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.RefreshFamily{}, false, nil
+	case isUniqueViolation(err):
+		return storage.RefreshFamily{}, false, fmt.Errorf("postgres: rotate refresh token: successor: %w", storage.ErrAlreadyExists)
+	}
+	return storage.RefreshFamily{}, false, fmt.Errorf("postgres: rotate refresh token: %w", err)
 }
 
 // revokeFamily revokes a family, if there is one by that id, which
