@@ -106,20 +106,14 @@ func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 		}
 	}
 	// A refresh token is active only to the client it was issued to.
-	fam, err := b.store.GetRefreshFamilyByToken(ctx, b.refreshHash(token))
+	fam, user, err := b.store.GetRefreshGrant(ctx, b.refreshHash(token))
 	switch {
 	case isNotFound(err), errors.Is(err, storage.ErrRevoked):
 		return inactive, nil
 	case err != nil:
 		return nil, b.storeFailure(ctx, "get refresh family", err)
 	}
-	if fam.Revoked || fam.ClientID != client.id || !b.now().Before(fam.ExpiresAt) {
-		return inactive, nil
-	}
-	if user, err := b.store.GetUser(ctx, fam.UserID); err != nil || user.Disabled {
-		if err != nil && !isNotFound(err) {
-			return nil, b.storeFailure(ctx, "get user", err)
-		}
+	if fam.Revoked || fam.ClientID != client.id || !b.now().Before(fam.ExpiresAt) || user.Disabled {
 		return inactive, nil
 	}
 	return op.NewResponse(map[string]any{

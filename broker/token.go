@@ -170,7 +170,7 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	hash := b.refreshHash(r.Data.RefreshToken)
 	// Check the owner before rotating, so another client's stolen token
 	// cannot be used to revoke or advance the family.
-	fam, err := b.store.GetRefreshFamilyByToken(ctx, hash)
+	fam, user, err := b.store.GetRefreshGrant(ctx, hash)
 	if isNotFound(err) {
 		return nil, b.invalidGrant(ctx, "refresh token is invalid", "client_id", client.id)
 	}
@@ -192,16 +192,11 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	if err := b.recheckUpstream(ctx, fam); err != nil {
 		return nil, err
 	}
-	user, err := b.store.GetUser(ctx, fam.UserID)
-	switch {
-	case isNotFound(err), err == nil && user.Disabled:
+	if user.Disabled {
 		if err := b.revokeGrant(ctx, fam.ID); err != nil {
 			return nil, b.storeFailure(ctx, "revoke family of a disabled user", err)
 		}
-		return nil, b.invalidGrant(ctx, "the user is disabled or no longer exists", "user_id", fam.UserID)
-	case err != nil:
-		// A store that cannot answer decides nothing: the family stays.
-		return nil, b.storeFailure(ctx, "get user", err)
+		return nil, b.invalidGrant(ctx, "the user is disabled", "user_id", fam.UserID)
 	}
 	// The tokens are issued before the rotation is recorded. Should
 	// anything fail before the rotation, nothing has changed and the

@@ -411,6 +411,10 @@ type Tokens interface {
 	RotateRefreshToken(ctx context.Context, req RotateRequest) (RefreshFamily, error)
 	// GetRefreshFamilyByToken returns the family of a token without using it.
 	GetRefreshFamilyByToken(ctx context.Context, tokenHash []byte) (RefreshFamily, error)
+	// GetRefreshGrant is GetRefreshFamilyByToken with the family's user,
+	// in one read: what a refresh checks before it rotates. A family whose
+	// user is gone is ErrNotFound too.
+	GetRefreshGrant(ctx context.Context, tokenHash []byte) (RefreshFamily, User, error)
 	// UpdateRefreshFamilyUpstream records a re-check of the upstream.
 	UpdateRefreshFamilyUpstream(ctx context.Context, familyID string, upstreamRefreshToken []byte, checkedAt time.Time) error
 	// RevokeGrant revokes a grant: its refresh family, if it has one, and

@@ -95,6 +95,22 @@ func (s *Store) GetRefreshFamilyByToken(ctx context.Context, tokenHash []byte) (
 	return cloneFamily(s.families[t.familyID]), nil
 }
 
+// GetRefreshGrant implements storage.Tokens.
+func (s *Store) GetRefreshGrant(ctx context.Context, tokenHash []byte) (storage.RefreshFamily, storage.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.refreshTokens[string(tokenHash)]
+	if !ok {
+		return storage.RefreshFamily{}, storage.User{}, storage.ErrNotFound
+	}
+	f := s.families[t.familyID]
+	u, ok := s.users[canonicalID(f.UserID)]
+	if !ok {
+		return storage.RefreshFamily{}, storage.User{}, storage.ErrNotFound
+	}
+	return cloneFamily(f), u, nil
+}
+
 // UpdateRefreshFamilyUpstream implements storage.Tokens.
 func (s *Store) UpdateRefreshFamilyUpstream(ctx context.Context, familyID string, upstreamRefreshToken []byte, checkedAt time.Time) error {
 	s.mu.Lock()

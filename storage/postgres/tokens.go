@@ -15,11 +15,12 @@ import (
 const familyColumns = `f.id, f.client_id, f.user_id, f.scopes, f.audience, f.auth_time, f.amr, f.idp, f.org, f.session_id,
 	f.upstream_refresh_token, f.upstream_checked_at, f.created_at, f.last_used_at, f.expires_at, f.idle_timeout_us, f.revoked`
 
-func scanFamily(row pgx.Row) (storage.RefreshFamily, error) {
+// scanFamily scans familyColumns, then the extra columns into extra.
+func scanFamily(row pgx.Row, extra ...any) (storage.RefreshFamily, error) {
 	var f storage.RefreshFamily
 	var idleUS int64
-	if err := row.Scan(&f.ID, &f.ClientID, &f.UserID, &f.Scopes, &f.Audience, &f.AuthTime, &f.AMR, &f.IDP, &f.Org, &f.SessionID,
-		&f.UpstreamRefreshToken, &f.UpstreamCheckedAt, &f.CreatedAt, &f.LastUsedAt, &f.ExpiresAt, &idleUS, &f.Revoked); err != nil {
+	if err := row.Scan(append([]any{&f.ID, &f.ClientID, &f.UserID, &f.Scopes, &f.Audience, &f.AuthTime, &f.AMR, &f.IDP, &f.Org, &f.SessionID,
+		&f.UpstreamRefreshToken, &f.UpstreamCheckedAt, &f.CreatedAt, &f.LastUsedAt, &f.ExpiresAt, &idleUS, &f.Revoked}, extra...)...); err != nil {
 		return storage.RefreshFamily{}, err
 	}
 	f.IdleTimeout = time.Duration(idleUS) * time.Microsecond
@@ -202,6 +203,26 @@ func (s *Store) GetRefreshFamilyByToken(ctx context.Context, tokenHash []byte) (
 		return storage.RefreshFamily{}, notFound(err, "get refresh family")
 	}
 	return f, nil
+}
+
+// GetRefreshGrant implements storage.Tokens. The join casts the family's
+// user_id to a UUID, so it uses the users' primary key; an id that is no
+// UUID names no user.
+func (s *Store) GetRefreshGrant(ctx context.Context, tokenHash []byte) (storage.RefreshFamily, storage.User, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var u storage.User
+	f, err := scanFamily(s.pool.QueryRow(ctx, `
+		SELECT `+familyColumns+`, u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at
+		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u
+			ON u.id = CASE WHEN f.user_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN f.user_id::uuid END
+		WHERE t.token_hash = $1`, tokenHash),
+		&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt)
+	if err != nil {
+		return storage.RefreshFamily{}, storage.User{}, notFound(err, "get refresh grant")
+	}
+	utc(&u.CreatedAt, &u.UpdatedAt)
+	return f, u, nil
 }
 
 // UpdateRefreshFamilyUpstream implements storage.Tokens.

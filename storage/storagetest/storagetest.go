@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 
 		{"Refresh/RoundTrip", testRefreshRoundTrip},
 		{"Refresh/Rotate", testRefreshRotate},
+		{"Refresh/GrantWithUser", testRefreshGrant},
 		{"Refresh/RetryWithinWindow", testRefreshRetry},
 		{"Refresh/ReuseOutsideWindowRevokes", testRefreshReuseOutsideWindow},
 		{"Refresh/ReuseAfterSuccessorUsedRevokes", testRefreshReuseAfterSuccessor},

@@ -47,6 +47,30 @@ func testRefreshRoundTrip(t *testing.T, s storage.Storage) {
 	wantErr(t, "RotateRefreshToken(unknown)", err, storage.ErrNotFound)
 }
 
+func testRefreshGrant(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a", Email: "a@example.com", EmailVerified: true, Name: "A"}).User
+	f := family("fam", u.ID, "sess")
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("t1")), nil)
+	_, err := rotate(s, t, "t1", "t2", 0, t0)
+	wantErr(t, "rotate t1", err, nil)
+	for _, tok := range []string{"t1", "t2"} {
+		gotF, gotU, err := s.GetRefreshGrant(ctx, hash(tok))
+		wantErr(t, "GetRefreshGrant("+tok+")", err, nil)
+		wantEqual(t, "family", gotF.ID, f.ID)
+		wantEqual(t, "user", gotU, u)
+	}
+	_, _, err = s.GetRefreshGrant(ctx, hash("t9"))
+	wantErr(t, "GetRefreshGrant(unknown token)", err, storage.ErrNotFound)
+	// A family whose user is gone is not a grant.
+	for i, userID := range []string{"4f9e6c1a-8d2b-4c7e-9a3f-0b1c2d3e4f50", "not-a-uuid"} {
+		id := fmt.Sprintf("orphan-%d", i)
+		wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family(id, userID, ""), hash(id)), nil)
+		_, _, err = s.GetRefreshGrant(ctx, hash(id))
+		wantErr(t, "GetRefreshGrant(user "+userID+")", err, storage.ErrNotFound)
+	}
+}
+
 func testRefreshRotate(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	f := family("fam", "u", "")
