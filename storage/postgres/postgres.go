@@ -118,7 +118,13 @@ func (s *Store) checkSchema(ctx context.Context) error {
 // Migrate applies the embedded migrations the database at dsn lacks. It is
 // safe to run from several replicas at once: tern takes an advisory lock.
 func Migrate(ctx context.Context, dsn string) error {
-	conn, err := pgx.Connect(ctx, dsn)
+	// Parsed as Open parses it, so a DSN that sets the pool (pool_max_conns)
+	// works here too, where pgx alone would send those settings to the server.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: connect: %w", err)
 	}

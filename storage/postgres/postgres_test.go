@@ -97,6 +97,20 @@ func TestMigrate_Idempotent(t *testing.T) {
 	}
 }
 
+// A DSN that sizes the pool migrates as it opens: pool settings stay with
+// the client.
+func TestMigrate_DSNWithPoolSettings(t *testing.T) {
+	db := pgtest.New(t)
+	dsn, err := pgtest.WithParam(db.DSN, "pool_max_conns", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.Migrate(t.Context(), dsn); err != nil {
+		t.Fatalf("Migrate with pool_max_conns: %v", err)
+	}
+	db.OpenDSN(t, dsn)
+}
+
 // Two Stores with nothing shared in Go, on one database, finish each
 // other's work.
 func TestTwoStoresOneDatabase(t *testing.T) {
