@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,12 +36,6 @@ var ErrSchemaOutdated = errors.New("postgres: database schema is older than this
 // database fails a request rather than holding it forever.
 const defaultOpTimeout = 10 * time.Second
 
-// defaultMaxConns is the pool size when the DSN does not set
-// pool_max_conns: pgxpool's default (the number of CPUs, at least 4) is
-// small for a server whose requests each hold a connection only briefly but
-// arrive in bursts.
-const defaultMaxConns = 20
-
 // Store is a storage.Storage on a Postgres connection pool. It is safe for
 // concurrent use, and several Stores (in one process or many) may share one
 // database.
@@ -66,13 +59,19 @@ var _ storage.Storage = (*Store)(nil)
 // Open connects to the database at dsn (a URL or key=value string as pgx
 // accepts, including pool_* settings) and checks that its schema is at
 // least SchemaVersion; if not, the error wraps ErrSchemaOutdated.
+//
+// The pool is pgxpool's default size (the number of CPUs, at least 4)
+// unless pool_max_conns sets it, and a second pool for records whose loss
+// fails closed is half that, at least 4. Each request holds a connection
+// for one short statement, so more connections than the database has
+// cores to run them only queue inside Postgres: on two cores shared with
+// Postgres, 4 instead of 20 took exchanges from 4,300/s, p99 10.7 ms, to
+// 4,600/s, p99 8.8 ms (issue 9), and replicas × pools must fit the
+// server's max_connections.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
-	}
-	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = defaultMaxConns
 	}
 	// Recycle connections that sat idle, and notice dead ones between
 	// requests rather than on them.
