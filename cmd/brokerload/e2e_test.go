@@ -108,7 +108,7 @@ func TestLoad_EndToEnd(t *testing.T) {
 			if int64(len(r.m.latencies)) != r.m.ok {
 				t.Errorf("%d latencies for %d requests", len(r.m.latencies), r.m.ok)
 			}
-			if r.rss <= 0 {
+			if r.rss.peak <= 0 || r.rss.first <= 0 || r.rss.last <= 0 {
 				t.Errorf("rss = %d, want this process's resident memory (%v)", r.rss, r.rssErr)
 			}
 		})

@@ -12,7 +12,7 @@ import (
 type result struct {
 	name     string
 	m        measurement
-	rss      int64 // peak resident bytes of the broker; -1 when unknown
+	rss      rssUse // the broker's resident memory while measuring
 	rssErr   error
 	note     string
 	setupErr error // prepare failed: nothing was measured
@@ -25,6 +25,10 @@ type floorResult struct {
 	perSecond  float64
 	note       string // how alg was chosen, or why the floor is missing
 }
+
+// soakReport is the least measured time for which the report says how
+// the broker's memory went from start to end.
+const soakReport = time.Minute
 
 // errorsShown is how many distinct error messages the report lists per
 // scenario.
@@ -61,7 +65,7 @@ func writeReport(w io.Writer, header string, floor floorResult, results []result
 		}
 		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", width, r.name, m.ok, m.failed, rate, ratio,
 			fmtLatency(percentile(m.latencies, 50)), fmtLatency(percentile(m.latencies, 95)),
-			fmtLatency(percentile(m.latencies, 99)), fmtLatency(percentile(m.latencies, 100)), fmtRSS(r.rss))
+			fmtLatency(percentile(m.latencies, 99)), fmtLatency(percentile(m.latencies, 100)), fmtRSS(r.rss.peak))
 	}
 	tw.Flush()
 
@@ -79,6 +83,11 @@ func writeReport(w io.Writer, header string, floor floorResult, results []result
 		}
 		if r.rssErr != nil {
 			notes = append(notes, fmt.Sprintf("%s: %v", r.name, r.rssErr))
+		}
+		// Over a long run, whether memory grew is the question (a soak).
+		if r.m.elapsed >= soakReport && r.rss.peak > 0 {
+			notes = append(notes, fmt.Sprintf("%s: broker RSS %s at the start of the measured phase, %s at its end, %s at its peak",
+				r.name, fmtRSS(r.rss.first), fmtRSS(r.rss.last), fmtRSS(r.rss.peak)))
 		}
 		for _, e := range r.m.errors.first(errorsShown) {
 			notes = append(notes, fmt.Sprintf("%s: %d× %s", r.name, e.Count, e.Message))

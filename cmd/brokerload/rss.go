@@ -41,15 +41,20 @@ func parseVmRSS(status []byte) (int64, error) {
 	return 0, fmt.Errorf("resident memory: no VmRSS line")
 }
 
-// rssSampler records the peak resident memory of a process while a
-// scenario runs, reading it every interval.
+// rssSampler records the resident memory of a process while a scenario
+// runs, reading it every interval.
 type rssSampler struct {
 	pid  int
 	stop context.CancelFunc
 	done sync.WaitGroup
-	peak int64
+	use  rssUse
 	err  error
 }
+
+// rssUse is what a sampler saw, in bytes: the first and last samples, so
+// that a long run shows whether memory grew, and the peak. -1 when not
+// sampled.
+type rssUse struct{ first, last, peak int64 }
 
 // sampleRSS starts sampling pid; pid 0 samples nothing.
 func sampleRSS(ctx context.Context, pid int, interval time.Duration) *rssSampler {
@@ -81,16 +86,19 @@ func (s *rssSampler) sample() {
 		s.err = err
 		return
 	}
-	s.peak = max(s.peak, rss)
+	if s.use.first == 0 {
+		s.use.first = rss
+	}
+	s.use.last = rss
+	s.use.peak = max(s.use.peak, rss)
 }
 
-// finish stops sampling and returns the peak in bytes, -1 when not
-// sampled.
-func (s *rssSampler) finish() (int64, error) {
+// finish stops sampling and returns what it saw.
+func (s *rssSampler) finish() (rssUse, error) {
 	s.stop()
 	s.done.Wait()
-	if s.pid == 0 || s.peak == 0 {
-		return -1, s.err
+	if s.pid == 0 || s.use.peak == 0 {
+		return rssUse{-1, -1, -1}, s.err
 	}
-	return s.peak, s.err
+	return s.use, s.err
 }

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// A run long enough to be a soak says how the broker's memory went from
+// the start of the measured phase to its end; a short one gives the peak
+// alone.
+func TestReport_SoakSaysHowMemoryWent(t *testing.T) {
+	const mib = 1 << 20
+	run := func(elapsed time.Duration) string {
+		var out strings.Builder
+		writeReport(&out, "header", floorResult{}, []result{{
+			name: "exchange-existing",
+			m:    measurement{ok: 10, elapsed: elapsed, latencies: []time.Duration{time.Millisecond}, errors: &errorTally{}},
+			rss:  rssUse{first: 44 * mib, last: 51 * mib, peak: 52 * mib},
+		}})
+		return out.String()
+	}
+	soak := run(10 * time.Minute)
+	if !strings.Contains(soak, "broker RSS 44.0 MiB at the start of the measured phase, 51.0 MiB at its end, 52.0 MiB at its peak") {
+		t.Errorf("a 10-minute run does not say how memory went:\n%s", soak)
+	}
+	if short := run(10 * time.Second); strings.Contains(short, "at its end") || !strings.Contains(short, "52.0 MiB") {
+		t.Errorf("a 10-second run:\n%s", short)
+	}
+}
