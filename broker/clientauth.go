@@ -151,9 +151,9 @@ func (c *clientKeySets) get(jwksURL string) *upoidc.RemoteKeySet {
 // verifyAssertionSignature checks the assertion's signature against the
 // client's keys and returns its payload. An error wrapping
 // upstream.ErrUnavailable means the client's key set could not be fetched.
-func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, jws *jose.JSONWebSignature, raw string) ([]byte, error) {
+func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, jws *jose.JSONWebSignature) ([]byte, error) {
 	if client.jwksURL != "" {
-		return b.clientKeys.get(client.jwksURL).VerifySignature(ctx, raw)
+		return b.clientKeys.get(client.jwksURL).VerifyJWS(ctx, jws)
 	}
 	if len(client.jwks) == 0 {
 		return nil, errors.New("the client has no keys registered")
@@ -216,7 +216,7 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	if client.public {
 		return nil, fail("a public client has no keys")
 	}
-	payload, err := b.verifyAssertionSignature(ctx, client, jws, cc.ClientAssertion)
+	payload, err := b.verifyAssertionSignature(ctx, client, jws)
 	if errors.Is(err, upstream.ErrUnavailable) {
 		b.log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
 		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
