@@ -355,9 +355,7 @@ func TestExchange_ClientMustBeConfidentialAndAllowed(t *testing.T) {
 		code             string
 	}{
 		{"wrong secret", exchangerID, "wrong", form(), 401, "invalid_client"},
-		// The library answers this before the broker sees the request, for
-		// every grant alike.
-		{"no credentials", "", "", form(), 400, "invalid_request"},
+		{"no credentials", "", "", form(), 401, "invalid_client"},
 		{"public client allowed the grant", "", "", form("client_id", "public-exchanger"), 401, "invalid_client"},
 		{"public client without the grant", "", "", form("client_id", broker.DevClientID), 400, "unauthorized_client"},
 		{"confidential client without the grant", backendID, backendSecret, form(), 400, "unauthorized_client"},

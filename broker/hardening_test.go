@@ -173,6 +173,31 @@ func (s *rateLimitCounting) RateLimited(ctx context.Context, key string, limit i
 	return s.Storage.RateLimited(ctx, key, limit, now)
 }
 
+// A request that names no client at all is invalid_client with a
+// challenge (RFC 6749 section 5.2), at every endpoint that authenticates
+// clients, whatever else it carries.
+func TestClientAuthentication_NoneIsInvalidClient(t *testing.T) {
+	e := newEnv(t)
+	for path, form := range map[string]url.Values{
+		"/token":      {"grant_type": {"refresh_token"}, "refresh_token": {"x"}},
+		"/introspect": {"token": {"x"}},
+		"/revoke":     {"token": {"x"}},
+	} {
+		resp := e.postForm(path, form, "", "")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"invalid_client"`) ||
+			!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("%s without credentials: %d %s, WWW-Authenticate %q", path, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	// A public client names itself with client_id alone.
+	r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {"dev"}}, "", "")
+	if r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("public client: %d %q, want 400 invalid_grant", r.Status, r.Error)
+	}
+}
+
 func TestPages_SecurityHeadersOnEveryPage(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()

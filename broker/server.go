@@ -25,6 +25,7 @@ import (
 	"github.com/idbroker/broker/upstream/otp"
 	"github.com/idbroker/broker/web"
 	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -313,9 +314,9 @@ func (b *Broker) Handler() http.Handler {
 		"The application that sent you here made a sign-out request the sign-in service cannot accept"))
 	mux.Handle(discoveryPath, notModified(func() string { return b.discoveryDoc().etag }, lib))
 	mux.Handle(jwksPath, notModified(func() string { _, tag := b.keys.JWKS(); return tag }, lib))
-	mux.Handle(tokenPath, noStore(postOnly(challengeOnUnauthorized(lib))))
-	mux.Handle(introspectPath, noStore(postOnly(challengeOnUnauthorized(lib))))
-	mux.Handle(revokePath, noStore(postOnly(challengeOnUnauthorized(lib))))
+	mux.Handle(tokenPath, noStore(postOnly(requireClientAuthentication(challengeOnUnauthorized(lib)))))
+	mux.Handle(introspectPath, noStore(postOnly(requireClientAuthentication(challengeOnUnauthorized(lib)))))
+	mux.Handle(revokePath, noStore(postOnly(requireClientAuthentication(challengeOnUnauthorized(lib)))))
 	mux.HandleFunc(loginPath, b.loginPage)
 	mux.HandleFunc(loginCodePath, b.loginCode)
 	mux.HandleFunc(loginResendPath, b.loginResend)
@@ -354,6 +355,26 @@ func noStore(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requireClientAuthentication answers a request that names no client at
+// all (no Authorization header, client_id or client_assertion) with 401
+// invalid_client, as RFC 6749 section 5.2 defines it ("no client
+// authentication included"); the library would answer 400
+// invalid_request. The jwt-bearer grant needs no client (RFC 7523 section
+// 3.1), so it goes on to be refused as unsupported. ParseForm keeps what it
+// read, so the library reads the same form without the body.
+func requireClientAuthentication(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get("Authorization") == "" && r.ParseForm() == nil &&
+			r.Form.Get("client_id") == "" && r.Form.Get("client_assertion") == "" &&
+			r.Form.Get("grant_type") != string(oidc.GrantTypeBearer) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="broker", charset="UTF-8"`)
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication is required")
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
