@@ -219,7 +219,8 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 		if !allowed {
 			b.metrics.otpCodes.WithLabelValues("limited").Inc()
 			w.Header().Set("Retry-After", retryAfterSeconds(wait))
-			msg := "Too many codes were requested. Try again " + waitPhrase(wait) + "."
+			lang := pageLang(r, ar.UILocales)
+			msg := web.T(lang, "err.too_many_codes", waitPhrase(lang, wait))
 			if resend {
 				b.renderCode(w, r, ar, http.StatusTooManyRequests, msg, "")
 			} else {

@@ -56,6 +56,29 @@ func TestPages_ResendCoolDownIsShownAndEnforced(t *testing.T) {
 	}
 }
 
+// The wait a limited person is told of is in their language, in words.
+func TestPages_TooManyCodesSaysTheWaitInThePageLanguage(t *testing.T) {
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.Limits.OTPPerEmail = broker.Limit{Count: 1, Window: 15 * time.Minute}
+	})
+	for _, tc := range []struct{ locales, want string }{
+		{"en", "Too many codes were requested. Try again in 15 minutes."},
+		{"de", "Es wurden zu viele Codes angefordert. Versuchen Sie es in 15 Minuten erneut."},
+	} {
+		b := e.browser()
+		page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), extra: url.Values{"ui_locales": {tc.locales}}}))
+		page = b.Submit(page, "/login", url.Values{"email": {"wait-" + tc.locales + "@example.com"}})
+		if page.Status != http.StatusOK {
+			t.Fatalf("%s: first code: %d", tc.locales, page.Status)
+		}
+		page = b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), extra: url.Values{"ui_locales": {tc.locales}}}))
+		page = b.Submit(page, "/login", url.Values{"email": {"wait-" + tc.locales + "@example.com"}})
+		if page.Status != http.StatusTooManyRequests || !strings.Contains(page.Body, tc.want) {
+			t.Errorf("%s: %d, want %q in:\n%s", tc.locales, page.Status, tc.want, page.Body)
+		}
+	}
+}
+
 func TestPages_FollowUILocalesThenAcceptLanguage(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/idbroker/broker/web"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -127,12 +128,12 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// waitPhrase says how long to wait in words a person reads.
-func waitPhrase(d time.Duration) string {
+// waitPhrase says how long to wait in words a person reads, in lang.
+func waitPhrase(lang string, d time.Duration) string {
 	if d < time.Minute {
-		return "in a minute"
+		return web.T(lang, "wait.minute")
 	}
-	return fmt.Sprintf("in %d minutes", int(math.Ceil(d.Minutes())))
+	return web.T(lang, "wait.minutes", int(math.Ceil(d.Minutes())))
 }
 
 type responseHeaderKey struct{}
