@@ -46,7 +46,9 @@ func unacceptable(format string, args ...any) error {
 // never subject tokens. The subject is resolved to a platform user as at
 // login, provisioning a first-time user; an unreachable store or upstream
 // is 503 temporarily_unavailable.
-// The issued token is recorded, so introspection and revocation cover it.
+// Nothing is stored for the issued token: it names its grant in its jti,
+// and introspection and revocation answer for it from that
+// (accessTokenClaims.ref).
 func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
 	client := r.Client.(*Client)
 	// Section 2.1 leaves "whether or not to allow unauthenticated or
