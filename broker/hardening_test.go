@@ -196,6 +196,11 @@ func TestClientAuthentication_NoneIsInvalidClient(t *testing.T) {
 	if r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
 		t.Errorf("public client: %d %q, want 400 invalid_grant", r.Status, r.Error)
 	}
+	// A form too large to read is the request's fault, whoever sent it.
+	big := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("x", 100<<10)}}
+	if r := e.token(big, backendID, backendSecret); r.Status != http.StatusBadRequest || r.Error != "invalid_request" {
+		t.Errorf("oversized form: %d %q, want 400 invalid_request", r.Status, r.Error)
+	}
 }
 
 func TestPages_SecurityHeadersOnEveryPage(t *testing.T) {

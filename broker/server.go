@@ -365,11 +365,20 @@ func noStore(h http.Handler) http.Handler {
 // authentication included"); the library would answer 400
 // invalid_request. The jwt-bearer grant needs no client (RFC 7523 section
 // 3.1), so it goes on to be refused as unsupported. ParseForm keeps what it
-// read, so the library reads the same form without the body.
+// read, so the library reads the same form without the body; a form that
+// cannot be read is answered here, since a second ParseForm would not
+// report it again.
 func requireClientAuthentication(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.Header.Get("Authorization") == "" && r.ParseForm() == nil &&
-			r.Form.Get("client_id") == "" && r.Form.Get("client_assertion") == "" &&
+		if r.Method != http.MethodPost {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the form could not be read")
+			return
+		}
+		if r.Header.Get("Authorization") == "" && r.Form.Get("client_id") == "" && r.Form.Get("client_assertion") == "" &&
 			r.Form.Get("grant_type") != string(oidc.GrantTypeBearer) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="broker", charset="UTF-8"`)
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication is required")
