@@ -65,6 +65,17 @@ type Admin struct {
 	// clientChanged, when set, is told the grant types of every client
 	// created or updated (the broker advertises client_credentials).
 	clientChanged func(grantTypes []string)
+	// sessionEnded, when set, is told of every session an action ended:
+	// a running broker sends its clients back-channel logout. The CLI
+	// has no such hook and says so.
+	sessionEnded func(ctx context.Context, s storage.Session)
+}
+
+// endedSession tells sessionEnded, if set, that s ended.
+func (a *Admin) endedSession(ctx context.Context, s storage.Session) {
+	if a.sessionEnded != nil {
+		a.sessionEnded(ctx, s)
+	}
 }
 
 // NewAdmin returns the administration of store for a broker configured
@@ -437,9 +448,14 @@ func (a *Admin) DisableUser(ctx context.Context, actor, ref string) error {
 		return fmt.Errorf("user %s disabled, but listing their sessions failed (run disable again): %w", u.ID, err)
 	}
 	for _, s := range sessions {
-		if _, err := a.store.EndSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		ended, err := a.store.EndSession(ctx, s.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // ended meanwhile, by whoever ended it
+		}
+		if err != nil {
 			return fmt.Errorf("user %s disabled, but ending a session failed (run disable again): %w", u.ID, err)
 		}
+		a.endedSession(ctx, ended)
 	}
 	return a.audit(ctx, actor, "user.disable", "user:"+u.ID, map[string]string{"sessions_ended": fmt.Sprint(len(sessions))})
 }
@@ -458,14 +474,23 @@ func (a *Admin) EnableUser(ctx context.Context, actor, ref string) error {
 }
 
 // DeleteUser deletes a user with their identities, sessions and tokens,
-// in one transaction (storage.Users.DeleteUser).
+// in one transaction (storage.Users.DeleteUser). The sessions are listed
+// first, so that their clients can be told they ended; one that starts
+// between the two is deleted all the same, untold.
 func (a *Admin) DeleteUser(ctx context.Context, actor, ref string) error {
 	u, err := a.FindUser(ctx, ref)
 	if err != nil {
 		return err
 	}
+	sessions, err := a.store.ListSessions(ctx, u.ID, a.now())
+	if err != nil {
+		return fmt.Errorf("delete user %s: list sessions: %w", u.ID, err)
+	}
 	if err := a.store.DeleteUser(ctx, u.ID); err != nil {
 		return fmt.Errorf("delete user %s: %w", u.ID, err)
+	}
+	for _, s := range sessions {
+		a.endedSession(ctx, s)
 	}
 	return a.audit(ctx, actor, "user.delete", "user:"+u.ID, map[string]string{"email": u.Email})
 }

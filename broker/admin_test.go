@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -164,6 +166,47 @@ func TestAdminAPI_ClientOperations(t *testing.T) {
 	for _, want := range []string{"client.create", "client.update", "client.rotate-secret", "client.delete"} {
 		if !slices.Contains(actions, want) {
 			t.Errorf("audit log lacks %s: %v", want, actions)
+		}
+	}
+}
+
+// Disabling or deleting a user through the admin API ends their sessions
+// as a logout does: clients that registered a back-channel logout URI are
+// told, with a logout token for the session.
+func TestAdminAPI_DisableAndDeleteSendBackchannelLogout(t *testing.T) {
+	rcv := &logoutReceiver{}
+	rp := httptest.NewServer(rcv)
+	t.Cleanup(rp.Close)
+	e := newEnv(t, withAdmin, func(c *broker.Config, o *broker.Options) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == backendID {
+				c.Clients[i].BackchannelLogoutURI = rp.URL + "/backchannel"
+			}
+		}
+	})
+	tok := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	for i, action := range []struct{ method, path string }{
+		{"POST", "/disable"},
+		{"DELETE", ""},
+	} {
+		b := e.browser()
+		email := fmt.Sprintf("bc-admin-%d@example.com", i)
+		e.redeem(e.login(b, email, authRequest{}))
+		page, pkce := e.authorizeBackend(b, nil)
+		idc := e.sessionClaims(e.redeemBackend(page, pkce).IDToken, backendID)
+
+		wantStatus(t, action.method+" user", e.adminCall(action.method, "/users/"+idc.Subject+action.path, tok, nil, nil), http.StatusNoContent)
+		raw := rcv.waitForTokenNumber(t, i)
+		payload, _, err := e.broker.SigningKeys().Verify(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Subject string `json:"sub"`
+			SID     string `json:"sid"`
+		}
+		if err := json.Unmarshal(payload, &c); err != nil || c.Subject != idc.Subject || c.SID != idc.SID {
+			t.Errorf("%s: logout token %s, want sub %s sid %s", action.method, payload, idc.Subject, idc.SID)
 		}
 	}
 }

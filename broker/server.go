@@ -186,6 +186,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
 	b.admin = NewAdmin(cfg, o.Storage, o.Clock)
 	b.admin.clientChanged = b.noteClient
+	b.admin.sessionEnded = b.notifyBackchannel
 	for _, cc := range cfg.Clients {
 		b.noteClient(cc.GrantTypes)
 		b.clients.static[cc.ID] = clientFromConfig(cc)

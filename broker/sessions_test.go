@@ -344,21 +344,32 @@ func (l *logoutReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.tokens = append(l.tokens, r.PostFormValue("logout_token"))
 }
 
-// waitForToken returns the first logout token delivered, within a deadline.
-func (l *logoutReceiver) waitForToken(t *testing.T) (string, int) {
+// waitForTokenNumber returns logout token number n (from 0) delivered,
+// within a deadline.
+func (l *logoutReceiver) waitForTokenNumber(t *testing.T, n int) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		l.mu.Lock()
-		if len(l.tokens) > 0 {
+		if len(l.tokens) > n {
 			defer l.mu.Unlock()
-			return l.tokens[0], l.attempts
+			return l.tokens[n]
 		}
 		l.mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("no logout token was delivered")
-	return "", 0
+	t.Fatalf("logout token %d was not delivered", n)
+	return ""
+}
+
+// waitForToken returns the first logout token delivered, within a
+// deadline, and how many attempts it took.
+func (l *logoutReceiver) waitForToken(t *testing.T) (string, int) {
+	t.Helper()
+	raw := l.waitForTokenNumber(t, 0)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return raw, l.attempts
 }
 
 func TestBackchannelLogout_SignedTokenRetriedAfter500(t *testing.T) {

@@ -97,7 +97,10 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	done := map[string]string{"disable": "disabled; refresh tokens and sessions revoked", "enable": "enabled", "delete": "deleted", "link": "linked", "unlink": "unlinked"}[cmd]
+	// Back-channel logout needs a running broker's keys and delivery: the
+	// admin API sends it for the sessions these end, this command does not.
+	const untold = " (its clients were not notified over the back channel; the admin API does that)"
+	done := map[string]string{"disable": "disabled; refresh tokens and sessions revoked" + untold, "enable": "enabled", "delete": "deleted" + untold, "link": "linked", "unlink": "unlinked"}[cmd]
 	fmt.Fprintf(stdout, "user %s %s\n", ref, done)
 	return nil
 }
