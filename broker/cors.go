@@ -2,20 +2,64 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// storedOriginsTTL bounds how long an origin added to or removed from a
-// stored client takes to be honoured by CORS on every replica.
-const storedOriginsTTL = 30 * time.Second
+// storedClientsTTL bounds how long a change to a stored client made on
+// another replica takes to reach this replica's CORS answers (an origin
+// added or removed) and its discovery document (a client allowed
+// client_credentials).
+const storedClientsTTL = 30 * time.Second
 
-// originCache holds the origins stored clients allow, read at most once
-// per storedOriginsTTL so that a CORS preflight is not a storage read.
-type originCache struct {
-	mu      sync.Mutex // guards the fields below
+// storedClientsRetry is how soon stored clients are read again after a
+// failed read.
+const storedClientsRetry = 5 * time.Second
+
+// storedClientCache holds what the broker answers from stored clients
+// without a storage read per request: the origins they allow. Reading
+// them also notes their grant types for discovery (noteClient).
+type storedClientCache struct {
+	expires atomic.Int64 // Unix nanoseconds; 0 before the first read
+	mu      sync.Mutex   // guards origins, and one read at a time
 	origins map[string]bool
-	expires time.Time
+}
+
+// refreshStoredClients reads the stored clients when the cache is older
+// than storedClientsTTL. A failed read empties the origins, so CORS fails
+// closed, and is retried after storedClientsRetry, so a store that is
+// down costs one read per interval rather than one per request.
+func (b *Broker) refreshStoredClients() error {
+	c := &b.storedClients
+	if b.now().UnixNano() < c.expires.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := b.now()
+	if now.UnixNano() < c.expires.Load() {
+		return nil // read by the request that held the lock
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	clients, err := b.store.ListClients(ctx)
+	if err != nil {
+		c.origins = nil
+		c.expires.Store(now.Add(storedClientsRetry).UnixNano())
+		return fmt.Errorf("list stored clients: %w", err)
+	}
+	origins := map[string]bool{}
+	for _, cl := range clients {
+		for _, o := range cl.AllowedOrigins {
+			origins[o] = true
+		}
+		b.noteClient(cl.GrantTypes)
+	}
+	c.origins = origins
+	c.expires.Store(now.Add(storedClientsTTL).UnixNano())
+	return nil
 }
 
 // originAllowed reports whether a client registered origin: the broker
@@ -25,25 +69,11 @@ func (b *Broker) originAllowed(origin string) bool {
 	if b.corsOrigins[origin] {
 		return true
 	}
-	c := &b.storedOrigins
+	if err := b.refreshStoredClients(); err != nil {
+		b.log.Warn("CORS: stored clients unavailable", "err", err)
+	}
+	c := &b.storedClients
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := b.now(); now.After(c.expires) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		clients, err := b.store.ListClients(ctx)
-		if err != nil {
-			// Fail closed; ask again on the next preflight.
-			b.log.Warn("CORS: stored clients unavailable", "err", err)
-			return false
-		}
-		c.origins = map[string]bool{}
-		for _, cl := range clients {
-			for _, o := range cl.AllowedOrigins {
-				c.origins[o] = true
-			}
-		}
-		c.expires = now.Add(storedOriginsTTL)
-	}
 	return c.origins[origin]
 }

@@ -39,8 +39,12 @@ type encodedDoc struct {
 }
 
 // discoveryDoc returns the discovery document, rebuilt only when the
-// published algorithms may have changed (the key set changed).
+// published algorithms may have changed (the key set changed) or a
+// client, perhaps created at another replica, allows client_credentials.
 func (b *Broker) discoveryDoc() *encodedDoc {
+	if err := b.refreshStoredClients(); err != nil {
+		b.log.Warn("discovery: stored clients unavailable", "err", err)
+	}
 	_, keysTag := b.keys.JWKS()
 	cc := b.advertiseClientCredentials.Load()
 	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc {

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
+	"github.com/idbroker/broker/storage"
 )
 
 const (
@@ -300,6 +301,33 @@ func TestDiscovery_ListsClientCredentialsAndPrivateKeyJWT(t *testing.T) {
 	if !slices.Contains(d.Grants, clientCredentialsGrant) || !slices.Contains(d.Methods, "private_key_jwt") ||
 		!slices.Contains(d.Algs, "ES256") || slices.Contains(d.Algs, "HS256") {
 		t.Errorf("discovery: %+v", d)
+	}
+}
+
+// A machine client stored by another replica (or the CLI) reaches this
+// replica's discovery within the stored-clients interval, without anyone
+// using it here first.
+func TestDiscovery_ListsClientCredentialsStoredElsewhere(t *testing.T) {
+	e := newEnv(t)
+	grants := func() []string {
+		var d struct {
+			Grants []string `json:"grant_types_supported"`
+		}
+		e.getJSON("/.well-known/openid-configuration", "", &d)
+		return d.Grants
+	}
+	if slices.Contains(grants(), clientCredentialsGrant) {
+		t.Fatal("no machine client, yet discovery lists client_credentials")
+	}
+	if err := e.store.CreateClient(t.Context(), storage.Client{
+		ID: "stored-elsewhere", GrantTypes: []string{clientCredentialsGrant}, Audiences: []string{"https://api.example.com"},
+		SecretHashes: []storage.SecretHash{{Hash: make([]byte, 32)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(31 * time.Second)
+	if !slices.Contains(grants(), clientCredentialsGrant) {
+		t.Error("31 s after a machine client was stored, discovery does not list client_credentials")
 	}
 }
 

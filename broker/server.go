@@ -94,7 +94,7 @@ type Broker struct {
 	refreshKey    keyedHash
 	discovery     preEncoded
 	corsOrigins   map[string]bool // of clients in the configuration
-	storedOrigins originCache
+	storedClients storedClientCache
 
 	// Machine clients (clientcredentials.go, clientauth.go, admin*.go).
 	clientKeys *clientKeySets
@@ -103,8 +103,9 @@ type Broker struct {
 	recentClientAuth clientAuthSuccesses
 	serviceUsers     sync.Map // client id → service user id, a cache
 	// advertiseClientCredentials puts client_credentials in discovery:
-	// set when a client that allows it is configured, found in storage at
-	// start, created or updated through this broker, or used.
+	// set when a client that allows it is configured, found in storage
+	// (at start, and within storedClientsTTL of any replica storing it),
+	// created or updated through this broker, or used.
 	advertiseClientCredentials atomic.Bool
 	admin                      *Admin
 
