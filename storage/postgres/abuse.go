@@ -19,7 +19,7 @@ func (s *Store) TakeRateLimitSlot(ctx context.Context, key string, limit int, wi
 	defer cancel()
 	var count int
 	var end time.Time
-	err := s.ephemeral.QueryRow(ctx, `
+	err := s.hot.QueryRow(ctx, `
 		INSERT INTO rate_limits AS r (key, count, window_end) VALUES ($1, 1, $3)
 		ON CONFLICT (key) DO UPDATE SET
 			count = CASE WHEN r.window_end > $2 THEN r.count + 1 ELSE 1 END,

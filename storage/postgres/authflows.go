@@ -38,7 +38,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, req storage.AuthRequest) 
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err = s.ephemeral.Exec(ctx, `INSERT INTO auth_requests (id, upstream_state, expires_at, data) VALUES ($1, $2, $3, $4)`,
+	_, err = s.hot.Exec(ctx, `INSERT INTO auth_requests (id, upstream_state, expires_at, data) VALUES ($1, $2, $3, $4)`,
 		req.ID, nullIfEmpty(req.UpstreamState), req.ExpiresAt, data)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create auth request %q: %w", req.ID, storage.ErrAlreadyExists)
@@ -95,7 +95,7 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, id string, update func(st
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var out storage.AuthRequest
-	err := s.inEphemeralTx(ctx, "update auth request", func(tx pgx.Tx) error {
+	err := s.inHotTx(ctx, "update auth request", func(tx pgx.Tx) error {
 		r, err := scanAuthRequest(tx.QueryRow(ctx, `SELECT data FROM auth_requests WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return notFound(err, "update auth request")
@@ -130,7 +130,7 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, id string, update func(st
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	tag, err := s.ephemeral.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, id)
+	tag, err := s.hot.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("postgres: delete auth request: %w", err)
 	}
@@ -153,7 +153,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, code storage.AuthCode, authR
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	return s.inEphemeralTx(ctx, "create auth code", func(tx pgx.Tx) error {
+	return s.inHotTx(ctx, "create auth code", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, authRequestID)
 		if err != nil {
 			return fmt.Errorf("postgres: create auth code: delete auth request: %w", err)
@@ -227,7 +227,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, codeHash []byte, grantID str
 func (s *Store) PutOTPChallenge(ctx context.Context, c storage.OTPChallenge) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err := s.ephemeral.Exec(ctx, `
+	_, err := s.hot.Exec(ctx, `
 		INSERT INTO otp_challenges (auth_request_id, email, code_hash, attempts, created_at, expires_at)
 		VALUES ($1, $2, $3, 0, $4, $5)
 		ON CONFLICT (auth_request_id) DO UPDATE SET

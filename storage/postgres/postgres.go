@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,13 +45,20 @@ const defaultOpTimeout = 10 * time.Second
 // records whose loss in a crash fails closed: auth requests,
 // authorization-code issuance, one-time-code challenges, sessions and
 // rate-limit counters (a login in progress must start again, a window
-// restarts). Those go through a second pool whose connections set
-// synchronous_commit=off, which takes an fsync per commit off the login
-// path. Users, identities, clients, signing keys, the audit log, used jtis
-// and every revocation stay durable.
+// restarts). Those go through a second, smaller pool, hot, whose
+// connections set synchronous_commit=off, which takes an fsync per commit
+// off the login path. Users, identities, clients, signing keys, the audit
+// log, used jtis and every revocation stay durable.
+//
+// The hot paths' reads (a known identity, an access token's user, a
+// refresh token's grant) go through hot too. Those are CPU work inside
+// Postgres, and running more of them at once than the database has cores
+// for only queues them there; a durable commit mostly waits for its WAL
+// flush, and more of them at once share a flush. So the durable pool is
+// the larger.
 type Store struct {
-	pool      *pgxpool.Pool
-	ephemeral *pgxpool.Pool // synchronous_commit=off; see above
+	pool      *pgxpool.Pool // durable writes, and reads off the hot paths
+	hot       *pgxpool.Pool // synchronous_commit=off; see above
 	opTimeout time.Duration
 }
 
@@ -60,36 +68,39 @@ var _ storage.Storage = (*Store)(nil)
 // accepts, including pool_* settings) and checks that its schema is at
 // least SchemaVersion; if not, the error wraps ErrSchemaOutdated.
 //
-// The pool is pgxpool's default size (the number of CPUs, at least 4)
-// unless pool_max_conns sets it, and a second pool for records whose loss
-// fails closed is half that, at least 4. Each request holds a connection
-// for one short statement, so more connections than the database has
-// cores to run them only queue inside Postgres: on two cores shared with
-// Postgres, 4 instead of 20 took exchanges from 4,300/s, p99 10.7 ms, to
-// 4,600/s, p99 8.8 ms (issue 9), and replicas × pools must fit the
-// server's max_connections.
+// The durable pool has pool_max_conns connections, by default twice
+// pgxpool's default (the number of CPUs, at least 4), and the hot pool
+// half that, at least 4 (see Store). On two cores shared with Postgres
+// (issue 9), reading known identities through 4 connections rather than
+// 20 took exchanges from p99 10.7 ms to under 9 ms, and committing new
+// users through 8 rather than 4 took first-time exchanges from about
+// 1,500/s to 1,800/s. Replicas × pools must fit the server's
+// max_connections.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
 	}
+	if !hasPoolMaxConns(dsn) {
+		cfg.MaxConns *= 2
+	}
 	// Recycle connections that sat idle, and notice dead ones between
 	// requests rather than on them.
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 30 * time.Second
-	ecfg := cfg.Copy()
-	ecfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	ecfg.MaxConns = max(4, cfg.MaxConns/2)
+	hcfg := cfg.Copy()
+	hcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	hcfg.MaxConns = max(4, cfg.MaxConns/2)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	ephemeral, err := pgxpool.NewWithConfig(ctx, ecfg)
+	hot, err := pgxpool.NewWithConfig(ctx, hcfg)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, ephemeral: ephemeral, opTimeout: defaultOpTimeout}
+	s := &Store{pool: pool, hot: hot, opTimeout: defaultOpTimeout}
 	if err := s.checkSchema(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -149,7 +160,7 @@ func Migrate(ctx context.Context, dsn string) error {
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	for _, p := range []*pgxpool.Pool{s.pool, s.ephemeral} {
+	for _, p := range []*pgxpool.Pool{s.pool, s.hot} {
 		if err := p.Ping(ctx); err != nil {
 			return fmt.Errorf("postgres: ping: %w", err)
 		}
@@ -161,7 +172,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // returned.
 func (s *Store) Close() error {
 	s.pool.Close()
-	s.ephemeral.Close()
+	s.hot.Close()
 	return nil
 }
 
@@ -177,10 +188,10 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) er
 	return inTxOn(ctx, s.pool, what, fn)
 }
 
-// inEphemeralTx is inTx for records whose loss in a crash fails closed
-// (see Store).
-func (s *Store) inEphemeralTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
-	return inTxOn(ctx, s.ephemeral, what, fn)
+// inHotTx is inTx for records whose loss in a crash fails closed (see
+// Store).
+func (s *Store) inHotTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
+	return inTxOn(ctx, s.hot, what, fn)
 }
 
 func inTxOn(ctx context.Context, pool *pgxpool.Pool, what string, fn func(pgx.Tx) error) error {
@@ -240,3 +251,7 @@ func idleDeadline(last time.Time, idle time.Duration) *time.Time {
 	d := last.Add(idle)
 	return &d
 }
+
+// hasPoolMaxConns reports whether dsn sizes the pool itself; pgxpool's
+// parsed configuration does not say whether the size was given.
+func hasPoolMaxConns(dsn string) bool { return strings.Contains(dsn, "pool_max_conns") }

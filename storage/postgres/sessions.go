@@ -39,7 +39,7 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err := s.ephemeral.Exec(ctx, `
+	_, err := s.hot.Exec(ctx, `
 		INSERT INTO sessions (id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, idle_deadline,
 			org, upstream_refresh_token)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,

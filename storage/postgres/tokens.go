@@ -212,7 +212,7 @@ func (s *Store) GetRefreshGrant(ctx context.Context, tokenHash []byte) (storage.
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var u storage.User
-	f, err := scanFamily(s.pool.QueryRow(ctx, `
+	f, err := scanFamily(s.hot.QueryRow(ctx, `
 		SELECT `+familyColumns+`, u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at
 		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u
 			ON u.id = CASE WHEN f.user_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN f.user_id::uuid END
@@ -317,9 +317,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, t storage.AccessTokenRef)
 	return nil
 }
 
-// AccessTokenUser implements storage.Tokens in one read on the durable
-// pool, so that a revocation just committed on another connection is seen.
-// A user who is gone gives storage.ErrNotFound; otherwise a revoked token
+// AccessTokenUser implements storage.Tokens in one read. A user who is gone gives storage.ErrNotFound; otherwise a revoked token
 // gives storage.ErrRevoked even when its user is also disabled, since a
 // revocation outlasts a user being disabled and enabled again.
 //
@@ -334,7 +332,7 @@ func (s *Store) AccessTokenUser(ctx context.Context, t storage.AccessTokenRef) (
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var revoked bool
-	u, err := scanUser(s.pool.QueryRow(ctx, `
+	u, err := scanUser(s.hot.QueryRow(ctx, `
 		SELECT `+userColumns+`,
 			COALESCE(tokens_revoked_at >= $3, false)
 			OR EXISTS (SELECT 1 FROM revoked_access_tokens WHERE id = $2)

@@ -80,7 +80,7 @@ func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest
 	var identEmail, identName string
 	var lastLogin time.Time
 	var u storage.User
-	err = s.pool.QueryRow(ctx, `
+	err = s.hot.QueryRow(ctx, `
 		SELECT u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at,
 			i.email, i.name, i.last_login
 		FROM identities i JOIN users u ON u.id = i.user_id
