@@ -75,18 +75,17 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	if err == nil && subject.own != nil {
 		err = ownTokenHeldBy(subject.own, client)
 	}
-	if errors.Is(err, storage.ErrUserDisabled) {
-		// As for an upstream token of a disabled user: the token is
-		// sound, the grant is not.
-		b.metrics.exchanges.WithLabelValues(req.connector, exchangeOutcome(err)).Inc()
-		return nil, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id)
-	}
 	if err != nil {
 		// Labelled by the connector the client named, if any (a
 		// configured one: any other was refused above). A legacy
 		// connector always is named, and its traffic tells when the
 		// legacy validation can be retired (docs/migration.md).
 		b.metrics.exchanges.WithLabelValues(req.connector, exchangeOutcome(err)).Inc()
+		if errors.Is(err, storage.ErrUserDisabled) {
+			// As for an upstream token of a disabled user: the token is
+			// sound, the grant is not.
+			return nil, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id)
+		}
 		return nil, b.tokenRefused(ctx, client.id, "subject_token", err)
 	}
 	audience, scopes, err := exchangeTarget(client, req, subject)

@@ -53,50 +53,34 @@ func (c *Connector) Issuers() []string {
 // upstream.ErrInvalidToken; upstream.ErrUnavailable means the upstream's
 // discovery document or keys could not be fetched.
 func (c *Connector) VerifyToken(ctx context.Context, rawToken, tokenType string) (upstream.Identity, error) {
-	p, err := c.exchangeProvider(ctx, tokenType)
+	// Any asymmetric algorithm parses; VerifyParsedToken pins the
+	// upstream's own.
+	jws, err := jose.ParseSignedCompact(rawToken, asymmetricAlgs)
 	if err != nil {
-		return upstream.Identity{}, err
+		return upstream.Identity{}, fmt.Errorf("oidc: token malformed or not signed with an asymmetric algorithm: %w: %w", err, upstream.ErrInvalidToken)
 	}
-	jws, err := jose.ParseSignedCompact(rawToken, p.algs)
-	if err != nil {
-		return upstream.Identity{}, fmt.Errorf("oidc: token malformed or not signed with one of %q: %w: %w", p.algs, err, upstream.ErrInvalidToken)
-	}
-	return c.verifyExchange(ctx, p, jws)
+	return c.VerifyParsedToken(ctx, jws, tokenType)
 }
 
 // VerifyParsedToken implements upstream.ParsedTokenVerifier: VerifyToken
 // for a token the caller parsed, which must still be signed with one of
 // the algorithms the upstream publishes.
 func (c *Connector) VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSignature, tokenType string) (upstream.Identity, error) {
-	p, err := c.exchangeProvider(ctx, tokenType)
+	switch tokenType {
+	case upstream.TokenTypeAccessToken, upstream.TokenTypeIDToken, upstream.TokenTypeJWT:
+	default:
+		return upstream.Identity{}, fmt.Errorf("oidc: token type %q not accepted: %w", tokenType, upstream.ErrInvalidToken)
+	}
+	if len(c.cfg.ExchangeAudiences) == 0 {
+		return upstream.Identity{}, fmt.Errorf("oidc: connector %q accepts no token for exchange (no exchange audiences): %w", c.cfg.ID, upstream.ErrInvalidToken)
+	}
+	p, err := c.provider(ctx)
 	if err != nil {
 		return upstream.Identity{}, err
 	}
 	if len(jws.Signatures) != 1 || !slices.Contains(p.algs, jose.SignatureAlgorithm(jws.Signatures[0].Header.Algorithm)) {
 		return upstream.Identity{}, fmt.Errorf("oidc: token not signed once with one of %q: %w", p.algs, upstream.ErrInvalidToken)
 	}
-	return c.verifyExchange(ctx, p, jws)
-}
-
-// exchangeProvider returns the upstream's provider if the connector
-// exchanges tokens of tokenType.
-func (c *Connector) exchangeProvider(ctx context.Context, tokenType string) (*provider, error) {
-	switch tokenType {
-	case upstream.TokenTypeAccessToken, upstream.TokenTypeIDToken, upstream.TokenTypeJWT:
-	default:
-		return nil, fmt.Errorf("oidc: token type %q not accepted: %w", tokenType, upstream.ErrInvalidToken)
-	}
-	if len(c.cfg.ExchangeAudiences) == 0 {
-		return nil, fmt.Errorf("oidc: connector %q accepts no token for exchange (no exchange audiences): %w", c.cfg.ID, upstream.ErrInvalidToken)
-	}
-	return c.provider(ctx)
-}
-
-// verifyExchange makes VerifyToken's checks after the algorithm's, and
-// returns the token's identity. go-oidc's verifier is not used here: it
-// parses a token three times over, where go-jose, used directly, parses
-// it once.
-func (c *Connector) verifyExchange(ctx context.Context, p *provider, jws *jose.JSONWebSignature) (upstream.Identity, error) {
 	claims, err := c.exchangeClaims(ctx, p, jws)
 	if err != nil {
 		return upstream.Identity{}, err
@@ -104,6 +88,10 @@ func (c *Connector) verifyExchange(ctx context.Context, p *provider, jws *jose.J
 	return c.identity(claims)
 }
 
+// exchangeClaims makes VerifyToken's checks after the algorithm's and
+// returns the token's claims. go-oidc's verifier is not used here: it
+// parses a token three times over, where go-jose, used directly, parses
+// it once.
 func (c *Connector) exchangeClaims(ctx context.Context, p *provider, jws *jose.JSONWebSignature) (map[string]any, error) {
 	payload, err := p.keys.VerifyJWS(ctx, jws)
 	if err != nil {
