@@ -213,11 +213,10 @@ func (s *Store) GetRefreshGrant(ctx context.Context, tokenHash []byte) (storage.
 	defer cancel()
 	var u storage.User
 	f, err := scanFamily(s.hot.QueryRow(ctx, `
-		SELECT `+familyColumns+`, u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at
+		SELECT `+familyColumns+`, `+userColumns+`
 		FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id JOIN users u
 			ON u.id = CASE WHEN f.user_id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN f.user_id::uuid END
-		WHERE t.token_hash = $1`, tokenHash),
-		&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt)
+		WHERE t.token_hash = $1`, tokenHash), userFields(&u)...)
 	if err != nil {
 		return storage.RefreshFamily{}, storage.User{}, notFound(err, "get refresh grant")
 	}
@@ -317,8 +316,9 @@ func (s *Store) RevokeAccessToken(ctx context.Context, t storage.AccessTokenRef)
 	return nil
 }
 
-// AccessTokenUser implements storage.Tokens in one read. A user who is gone gives storage.ErrNotFound; otherwise a revoked token
-// gives storage.ErrRevoked even when its user is also disabled, since a
+// AccessTokenUser implements storage.Tokens in one read. A user who is
+// gone gives storage.ErrNotFound; otherwise a revoked token gives
+// storage.ErrRevoked even when its user is also disabled, since a
 // revocation outlasts a user being disabled and enabled again.
 //
 // The user's tokens_revoked_at is kept to the microsecond and IssuedAt is
@@ -340,7 +340,7 @@ func (s *Store) AccessTokenUser(ctx context.Context, t storage.AccessTokenRef) (
 				EXISTS (SELECT 1 FROM revoked_grants WHERE id = $4)
 				OR EXISTS (SELECT 1 FROM refresh_families WHERE id = $4 AND revoked)))
 			OR EXISTS (SELECT 1 FROM access_tokens WHERE id = $2 AND revoked)
-		FROM users WHERE id = $1`,
+		FROM users u WHERE id = $1`,
 		t.UserID, t.ID, t.IssuedAt.Truncate(time.Second), t.GrantID), &revoked)
 	switch {
 	case err != nil:

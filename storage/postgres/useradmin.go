@@ -22,13 +22,13 @@ func (s *Store) ListUsers(ctx context.Context, after string, limit int) ([]stora
 	var rows pgx.Rows
 	var err error
 	if after == "" {
-		rows, err = s.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY id LIMIT $1`, limit)
+		rows, err = s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u ORDER BY id LIMIT $1`, limit)
 	} else {
 		id, perr := uuid.Parse(after)
 		if perr != nil {
 			return nil, fmt.Errorf("postgres: list users: after %q is not a user id", after)
 		}
-		rows, err = s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id > $1 ORDER BY id LIMIT $2`, id.String(), limit)
+		rows, err = s.pool.Query(ctx, `SELECT `+userColumns+` FROM users u WHERE id > $1 ORDER BY id LIMIT $2`, id.String(), limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list users: %w", err)

@@ -17,13 +17,20 @@ import (
 // more than a couple are needed only under extreme contention.
 const resolveAttempts = 5
 
-const userColumns = `id::text, email, email_verified, name, disabled, created_at, updated_at`
+// userColumns are a user's columns in a query that names users u.
+const userColumns = `u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at`
+
+// userFields are the scan targets of userColumns in u; the caller puts
+// the times in UTC (utc) after the scan.
+func userFields(u *storage.User) []any {
+	return []any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt}
+}
 
 // scanUser scans userColumns, then into extra the columns a query selects
 // after them.
 func scanUser(row pgx.Row, extra ...any) (storage.User, error) {
 	var u storage.User
-	err := row.Scan(append([]any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt}, extra...)...)
+	err := row.Scan(append(userFields(&u), extra...)...)
 	utc(&u.CreatedAt, &u.UpdatedAt)
 	return u, err
 }
@@ -79,13 +86,10 @@ func (s *Store) resolveTx(ctx context.Context, req storage.ResolveRequest, prese
 func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest) (res storage.Resolution, ok bool, err error) {
 	var identEmail, identName string
 	var lastLogin time.Time
-	var u storage.User
-	err = s.hot.QueryRow(ctx, `
-		SELECT u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at,
-			i.email, i.name, i.last_login
+	u, err := scanUser(s.hot.QueryRow(ctx, `
+		SELECT `+userColumns+`, i.email, i.name, i.last_login
 		FROM identities i JOIN users u ON u.id = i.user_id
-		WHERE i.connector = $1 AND i.subject = $2`, req.Connector, req.Subject).Scan(
-		&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt,
+		WHERE i.connector = $1 AND i.subject = $2`, req.Connector, req.Subject),
 		&identEmail, &identName, &lastLogin)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return res, false, nil
@@ -93,7 +97,6 @@ func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest
 	if err != nil {
 		return res, false, fmt.Errorf("postgres: resolve identity %s/%s: %w", req.Connector, req.Subject, err)
 	}
-	utc(&u.CreatedAt, &u.UpdatedAt)
 	if u.Disabled {
 		return res, true, storage.ErrUserDisabled
 	}
@@ -107,7 +110,7 @@ func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest
 func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetID string) (storage.Resolution, error) {
 	// A known identity: its user, refreshed.
 	u, err := scanUser(tx.QueryRow(ctx, `
-		SELECT u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at
+		SELECT `+userColumns+`
 		FROM identities i JOIN users u ON u.id = i.user_id
 		WHERE i.connector = $1 AND i.subject = $2
 		FOR UPDATE`, req.Connector, req.Subject))
@@ -141,7 +144,7 @@ func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetI
 
 	// A trusted, verified email: link to its owner.
 	if req.LinkByEmail && req.EmailVerified && req.Email != "" {
-		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1 AND email_verified FOR SHARE`, req.Email))
+		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE email = $1 AND email_verified FOR SHARE`, req.Email))
 		switch {
 		case err == nil:
 			if u.Disabled {
@@ -211,7 +214,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE id = $1`, id))
 	if err != nil {
 		return storage.User{}, notFound(err, "get user")
 	}
@@ -222,7 +225,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (storage.User, error) {
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (storage.User, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1 AND email_verified`, email))
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE email = $1 AND email_verified`, email))
 	if err != nil {
 		return storage.User{}, notFound(err, "get user by email")
 	}
