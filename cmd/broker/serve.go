@@ -25,7 +25,7 @@ import (
 // very often: 400 gives back about a sixth of the CPU of a token exchange
 // (issue 9's load runs). With many connections open the live heap grows,
 // and 400 times it would too; the soft limit makes the collector work
-// harder instead, keeping the broker near 150 MB at 1,000 connections.
+// harder instead: at 1,000 connections the broker stayed under 120 MiB.
 // A deployment that gives the broker more memory raises GOMEMLIMIT.
 const (
 	serveGCPercent   = 400
