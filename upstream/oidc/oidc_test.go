@@ -94,57 +94,34 @@ func TestLogin_UnverifiedEmailIsNotVerified(t *testing.T) {
 	}
 }
 
-func TestLogin_StateMismatchIsRefused(t *testing.T) {
-	f := testenv.NewAuth0(t)
-	c := newGeneric(t, f)
-	f.SetNextUser(alice)
-	s := newLoginState()
-	loginURL, err := c.LoginURL(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	callback := testenv.Authorize(t, loginURL)
+// A callback that does not match the login that started it, in state,
+// nonce or PKCE verifier, is refused.
+func TestLogin_CallbackOfAnotherLoginIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(s *upstream.LoginState)
+	}{
+		{"state", func(s *upstream.LoginState) { s.State = "another-login" }},
+		{"nonce", func(s *upstream.LoginState) { s.Nonce = "another-nonce" }},
+		{"PKCE verifier", func(s *upstream.LoginState) { s.CodeVerifier = oauth2.GenerateVerifier() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testenv.NewAuth0(t)
+			c := newGeneric(t, f)
+			f.SetNextUser(alice)
+			s := newLoginState()
+			loginURL, err := c.LoginURL(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			callback := testenv.Authorize(t, loginURL)
 
-	s.State = "another-login"
-	_, err = c.HandleCallback(t.Context(), s, callback)
-	if !errors.Is(err, upstream.ErrInvalidToken) {
-		t.Fatalf("err = %v, want ErrInvalidToken", err)
-	}
-}
-
-func TestLogin_NonceMismatchIsRefused(t *testing.T) {
-	f := testenv.NewAuth0(t)
-	c := newGeneric(t, f)
-	f.SetNextUser(alice)
-	s := newLoginState()
-	loginURL, err := c.LoginURL(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	callback := testenv.Authorize(t, loginURL)
-
-	s.Nonce = "another-nonce"
-	_, err = c.HandleCallback(t.Context(), s, callback)
-	if !errors.Is(err, upstream.ErrInvalidToken) {
-		t.Fatalf("err = %v, want ErrInvalidToken", err)
-	}
-}
-
-func TestLogin_WrongPKCEVerifierIsRefused(t *testing.T) {
-	f := testenv.NewAuth0(t)
-	c := newGeneric(t, f)
-	f.SetNextUser(alice)
-	s := newLoginState()
-	loginURL, err := c.LoginURL(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	callback := testenv.Authorize(t, loginURL)
-
-	s.CodeVerifier = oauth2.GenerateVerifier()
-	_, err = c.HandleCallback(t.Context(), s, callback)
-	if !errors.Is(err, upstream.ErrInvalidToken) {
-		t.Fatalf("err = %v, want ErrInvalidToken", err)
+			tc.change(&s)
+			_, err = c.HandleCallback(t.Context(), s, callback)
+			if !errors.Is(err, upstream.ErrInvalidToken) {
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+		})
 	}
 }
 
