@@ -186,8 +186,8 @@ func validateClient(c storage.Client) error {
 	}) >= 0 {
 		return invalidAdmin("client id %q must be 1 to 128 letters, digits and -._~", c.ID)
 	}
-	if err := checkClientRules(c.Public, c.GrantTypes, slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.JWKS, c.JWKSURL); err != nil {
-		return invalidAdmin("%v", err)
+	if err := checkClientRules(c.Public, c.GrantTypes, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.JWKS, c.JWKSURL); err != nil {
+		return invalidAdmin("client %q: %v", c.ID, err)
 	}
 	return nil
 }
