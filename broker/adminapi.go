@@ -194,7 +194,7 @@ func (b *Broker) adminAuth(h http.Handler) http.Handler {
 		forbidden := func(reason string) {
 			b.log.InfoContext(ctx, "admin request refused", "client_id", claims.ClientID, "user_id", claims.Subject, "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="insufficient_scope", scope="admin"`)
-			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the admin scope")
+			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token carries no admin rights (the admin scope, for a holder of the admin role)")
 		}
 		if !slices.Contains(strings.Fields(claims.Scope), AdminScope) || !slices.Contains(client.scopes, AdminScope) || !slices.Contains(client.audiences, aud) {
 			forbidden("no admin scope")
