@@ -25,14 +25,25 @@ import (
 // AdminConfig enables the admin HTTP API. It is off unless Enabled; then
 // it accepts only broker access tokens whose audience is exactly Audience
 // and whose scope holds AdminScope, from a client whose configuration
-// still lists both.
+// still lists both, for a user who still holds admin rights (see
+// AdminScope).
 type AdminConfig struct {
 	Enabled  bool   `yaml:"enabled"`
 	Audience string `yaml:"audience"`
 }
 
-// AdminScope is the scope an access token needs for the admin API.
+// AdminScope is the scope an access token needs for the admin API. A
+// token carries it only when the client lists it among its scopes and
+// either the token is the client's own (client_credentials: a machine
+// client's rights are its configuration) or its user holds RoleAdmin.
+// Anyone else who asks for it gets a token without it.
 const AdminScope = "admin"
+
+// RoleAdmin is the role that gives a person AdminScope, through a client
+// allowed the scope. It is granted and revoked with GrantAdmin and
+// RevokeAdmin (the admin API and `broker users grant-admin`), each change
+// audited.
+const RoleAdmin = "admin"
 
 func (a AdminConfig) validate() error {
 	if !a.Enabled {
@@ -175,8 +186,8 @@ func validateClient(c storage.Client) error {
 	}) >= 0 {
 		return invalidAdmin("client id %q must be 1 to 128 letters, digits and -._~", c.ID)
 	}
-	if err := checkClientRules(c.Public, c.GrantTypes, slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.JWKS, c.JWKSURL); err != nil {
-		return invalidAdmin("%v", err)
+	if err := checkClientRules(c.Public, c.GrantTypes, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.JWKS, c.JWKSURL); err != nil {
+		return invalidAdmin("client %q: %v", c.ID, err)
 	}
 	return nil
 }
@@ -354,6 +365,7 @@ type UserInfo struct {
 	EmailVerified bool           `json:"email_verified"`
 	Name          string         `json:"name,omitempty"`
 	Disabled      bool           `json:"disabled"`
+	Roles         []string       `json:"roles,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
 	Identities    []IdentityInfo `json:"identities,omitempty"`
@@ -371,6 +383,9 @@ type IdentityInfo struct {
 
 func userInfo(u storage.User, ids []storage.Identity) UserInfo {
 	info := UserInfo{ID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if u.Admin {
+		info.Roles = []string{RoleAdmin}
+	}
 	for _, i := range ids {
 		info.Identities = append(info.Identities, IdentityInfo{Connector: i.Connector, Subject: i.Subject, Email: i.Email, Name: i.Name, CreatedAt: i.CreatedAt, LastLogin: i.LastLogin})
 	}
@@ -471,6 +486,42 @@ func (a *Admin) EnableUser(ctx context.Context, actor, ref string) error {
 		return fmt.Errorf("enable user %s: %w", u.ID, err)
 	}
 	return a.audit(ctx, actor, "user.enable", "user:"+u.ID, nil)
+}
+
+// GrantAdmin gives a user the admin role: signing in through a client
+// allowed AdminScope, they get it, and the admin API serves them. A
+// machine client's service user is refused: a machine's rights are its
+// client's scopes, and a role beside them would outlive their removal.
+func (a *Admin) GrantAdmin(ctx context.Context, actor, ref string) error {
+	return a.setAdmin(ctx, actor, ref, true)
+}
+
+// RevokeAdmin takes the admin role from a user. The admin API refuses
+// their tokens from the next request, and no token issued for them from
+// now on carries AdminScope; a token already issued for another audience
+// keeps its scope claim until it expires.
+func (a *Admin) RevokeAdmin(ctx context.Context, actor, ref string) error {
+	return a.setAdmin(ctx, actor, ref, false)
+}
+
+func (a *Admin) setAdmin(ctx context.Context, actor, ref string, admin bool) error {
+	u, err := a.FindUser(ctx, ref)
+	if err != nil {
+		return err
+	}
+	action := "user.revoke-admin"
+	if admin {
+		action = "user.grant-admin"
+		for _, id := range u.Identities {
+			if id.Connector == serviceConnector {
+				return invalidAdmin("user %s is the service user of client %q; a machine client has admin when its scopes list %q", u.ID, id.Subject, AdminScope)
+			}
+		}
+	}
+	if err := a.store.SetUserAdmin(ctx, u.ID, admin); err != nil {
+		return fmt.Errorf("%s of user %s: %w", action, u.ID, err)
+	}
+	return a.audit(ctx, actor, action, "user:"+u.ID, map[string]string{"email": u.Email})
 }
 
 // DeleteUser deletes a user with their identities, sessions and tokens,

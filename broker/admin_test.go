@@ -70,7 +70,7 @@ func (e *env) mustClientToken(id, secret, audience string) string {
 	return tr.AccessToken
 }
 
-func wantStatus(t *testing.T, what string, resp *http.Response, status int) {
+func wantStatus(t testing.TB, what string, resp *http.Response, status int) {
 	t.Helper()
 	if resp.StatusCode != status {
 		t.Fatalf("%s: status %d, want %d", what, resp.StatusCode, status)

@@ -106,6 +106,22 @@ func (b *Broker) adminHandler() http.Handler {
 	mux.HandleFunc("POST "+p+"/users/{id}/enable", func(w http.ResponseWriter, r *http.Request) {
 		b.adminReply(w, r, http.StatusNoContent, nil, a.EnableUser(r.Context(), adminActor(r), r.PathValue("id")))
 	})
+	// A role is a resource of the user: POST grants it, DELETE revokes
+	// it, both idempotent. admin is the one role there is.
+	mux.HandleFunc("POST "+p+"/users/{id}/roles/{role}", func(w http.ResponseWriter, r *http.Request) {
+		err := knownRole(r.PathValue("role"))
+		if err == nil {
+			err = a.GrantAdmin(r.Context(), adminActor(r), r.PathValue("id"))
+		}
+		b.adminReply(w, r, http.StatusNoContent, nil, err)
+	})
+	mux.HandleFunc("DELETE "+p+"/users/{id}/roles/{role}", func(w http.ResponseWriter, r *http.Request) {
+		err := knownRole(r.PathValue("role"))
+		if err == nil {
+			err = a.RevokeAdmin(r.Context(), adminActor(r), r.PathValue("id"))
+		}
+		b.adminReply(w, r, http.StatusNoContent, nil, err)
+	})
 	// DELETE is the API's --yes: the method says it.
 	mux.HandleFunc("DELETE "+p+"/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		b.adminReply(w, r, http.StatusNoContent, nil, a.DeleteUser(r.Context(), adminActor(r), r.PathValue("id")))
@@ -131,9 +147,11 @@ func (b *Broker) adminHandler() http.Handler {
 
 // adminAuth admits a request bearing a broker access token that is
 // active (verifyAccessToken), whose audience is exactly the admin
-// audience, whose scope holds admin, whose user is enabled, and whose
-// client still exists and is still configured for both: a client's
-// admin rights end when they are taken away, not when its tokens expire.
+// audience, whose scope holds admin, whose user is enabled, whose client
+// still exists and is still configured for both, and whose user still
+// holds admin rights (holdsAdmin): the admin role, or being that client's
+// own service user. Rights end when they are taken away, not when the
+// tokens issued under them expire.
 // No token or a bad one is 401 with a Bearer challenge (RFC 6750 section
 // 3); a good token without the rights is 403 insufficient_scope.
 func (b *Broker) adminAuth(h http.Handler) http.Handler {
@@ -151,7 +169,7 @@ func (b *Broker) adminAuth(h http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="invalid_token"`)
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired, revoked or not for this API")
 		}
-		claims, _, err := b.verifyAccessToken(ctx, raw)
+		claims, user, err := b.verifyAccessToken(ctx, raw)
 		if errors.Is(err, errTokenInactive) {
 			unauthorized(err.Error())
 			return
@@ -173,16 +191,37 @@ func (b *Broker) adminAuth(h http.Handler) http.Handler {
 			b.adminReply(w, r, 0, nil, err)
 			return
 		}
-		if !slices.Contains(strings.Fields(claims.Scope), AdminScope) || !slices.Contains(client.scopes, AdminScope) || !slices.Contains(client.audiences, aud) {
-			b.log.InfoContext(ctx, "admin request refused", "client_id", claims.ClientID, "reason", "no admin scope")
+		forbidden := func(reason string) {
+			b.log.InfoContext(ctx, "admin request refused", "client_id", claims.ClientID, "user_id", claims.Subject, "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="insufficient_scope", scope="admin"`)
-			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the admin scope")
+			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token carries no admin rights (the admin scope, for a holder of the admin role)")
+		}
+		if !slices.Contains(strings.Fields(claims.Scope), AdminScope) || !slices.Contains(client.scopes, AdminScope) || !slices.Contains(client.audiences, aud) {
+			forbidden("no admin scope")
 			return
 		}
-		// The audit actor: the client, and its service user.
+		held, err := b.holdsAdmin(ctx, client, user)
+		if err != nil {
+			b.adminReply(w, r, 0, nil, err)
+			return
+		}
+		if !held {
+			forbidden("the user does not hold the admin role")
+			return
+		}
+		// The audit actor: the client, and the user (a person, or the
+		// client's service user).
 		actor := claims.ClientID + "/" + claims.Subject
 		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, adminActorKey{}, actor)))
 	})
+}
+
+// knownRole refuses a role other than RoleAdmin as naming nothing (404).
+func knownRole(role string) error {
+	if role != RoleAdmin {
+		return fmt.Errorf("role %q (the one role is %q): %w", role, RoleAdmin, storage.ErrNotFound)
+	}
+	return nil
 }
 
 func adminActor(r *http.Request) string {

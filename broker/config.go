@@ -457,7 +457,10 @@ func (c *Config) Validate() error {
 		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, a) {
 			return fmt.Errorf("config: client %q: idTokenSignedResponseAlg %q is not one of RS256, ES256, EdDSA", cl.ID, a)
 		}
-		if err := checkClientRules(cl.Public, cl.GrantTypes, slices.Concat(cl.RedirectURIs, cl.PostLogoutRedirectURIs), cl.BackchannelLogoutURI, cl.JWKS, cl.JWKSURI); err != nil {
+		if err := checkClientRules(cl.Public, cl.GrantTypes, cl.RedirectURIs, cl.PostLogoutRedirectURIs, cl.BackchannelLogoutURI, cl.JWKS, cl.JWKSURI); err != nil {
+			if re := (*clientRuleError)(nil); errors.As(err, &re) {
+				return fmt.Errorf("config: client %q: %s: %w", cl.ID, re.setting.yaml, re.err)
+			}
 			return fmt.Errorf("config: client %q: %w", cl.ID, err)
 		}
 		if len(cl.Actors) > 0 && !slices.Contains(cl.GrantTypes, GrantTokenExchange) {
@@ -472,27 +475,85 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// clientSetting names a client setting as the configuration file and the
+// admin API spell it, so that one set of rules can name the setting at
+// fault in the words of whoever wrote it.
+type clientSetting struct{ yaml, json string }
+
+var (
+	settingGrantTypes             = clientSetting{"grantTypes", "grant_types"}
+	settingRedirectURIs           = clientSetting{"redirectURIs", "redirect_uris"}
+	settingPostLogoutRedirectURIs = clientSetting{"postLogoutRedirectURIs", "post_logout_redirect_uris"}
+	settingBackchannelLogoutURI   = clientSetting{"backchannelLogoutURI", "backchannel_logout_uri"}
+	settingJWKS                   = clientSetting{"jwks", "jwks"}
+	settingJWKSURI                = clientSetting{"jwksURI", "jwks_uri"}
+)
+
+// clientRuleError is a client setting that breaks a rule of
+// checkClientRules. Its message names the setting as the admin API does;
+// Config.Validate names it as the configuration file does.
+type clientRuleError struct {
+	setting clientSetting
+	err     error
+}
+
+func (e *clientRuleError) Error() string { return e.setting.json + ": " + e.err.Error() }
+func (e *clientRuleError) Unwrap() error { return e.err }
+
 // checkClientRules applies the rules every client follows, whether it is
-// defined in the configuration or stored: supported grants, what a public
-// client may not do, well-formed redirect URIs, and its keys.
-func checkClientRules(public bool, grants, redirectURIs []string, backchannelLogoutURI string, jwks []byte, jwksURI string) error {
+// defined in the configuration or stored through the admin API or the
+// command line: supported grants, what a public client may not do, safe
+// redirect URIs (checkRedirectURI), and its keys. A broken rule is a
+// *clientRuleError.
+func checkClientRules(public bool, grants, redirectURIs, postLogoutRedirectURIs []string, backchannelLogoutURI string, jwks []byte, jwksURI string) error {
 	for _, g := range grants {
 		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
-			return fmt.Errorf("grant type %q is not supported", g)
+			return &clientRuleError{settingGrantTypes, fmt.Errorf("grant type %q is not supported", g)}
 		}
 		if public && (g == GrantClientCredentials || g == GrantTokenExchange) {
-			return fmt.Errorf("a public client cannot use %s", g)
+			return &clientRuleError{settingGrantTypes, fmt.Errorf("a public client cannot use %s", g)}
 		}
 	}
 	for _, ru := range redirectURIs {
-		if u, err := url.Parse(ru); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return fmt.Errorf("redirect URI %q must be absolute and without fragment", ru)
+		if err := checkRedirectURI(ru); err != nil {
+			return &clientRuleError{settingRedirectURIs, err}
+		}
+	}
+	for _, ru := range postLogoutRedirectURIs {
+		if err := checkRedirectURI(ru); err != nil {
+			return &clientRuleError{settingPostLogoutRedirectURIs, err}
 		}
 	}
 	if u, err := url.Parse(backchannelLogoutURI); backchannelLogoutURI != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "") {
-		return fmt.Errorf("backchannelLogoutURI %q must be an absolute http(s) URL without fragment", backchannelLogoutURI)
+		return &clientRuleError{settingBackchannelLogoutURI, fmt.Errorf("%q must be an absolute http(s) URL without fragment", backchannelLogoutURI)}
 	}
-	return validateClientKeys(public, jwks, jwksURI)
+	if err := validateClientKeys(public, jwks, jwksURI); err != nil {
+		setting := settingJWKS
+		if len(jwks) == 0 {
+			setting = settingJWKSURI
+		}
+		return &clientRuleError{setting, err}
+	}
+	return nil
+}
+
+// checkRedirectURI allows a URI the broker may send a browser to with a
+// code or after a logout: https, or http on a loopback address for native
+// apps and development (RFC 8252 section 7.3), absolute, without a
+// fragment (RFC 6749 section 3.1.2) or user information that could
+// disguise the host. Anything else is refused: javascript: and data: would
+// run script in whatever page follows the redirect, plain http elsewhere
+// hands codes to the network, and private-use schemes (RFC 8252 section
+// 7.1) are not offered.
+func checkRedirectURI(raw string) error {
+	if _, ok := loopbackURL(raw); ok {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("%q must be an https URL, or http on a loopback address, without user information or fragment", raw)
+	}
+	return nil
 }
 
 var connectorTypes = []string{"otp", "oidc", "auth0", "azuread", "workos", "legacy"}

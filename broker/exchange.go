@@ -113,7 +113,7 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 		IssuedTokenType: req.requestedTokenType,
 		TokenType:       oidc.BearerToken,
 		ExpiresIn:       uint64(ttl / time.Second),
-		Scopes:          scopes,
+		Scopes:          g.scopes,
 	}), nil
 }
 
@@ -470,9 +470,10 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 
 // exchangeIssue resolves the subject to its user, exactly as a login
 // would (DESIGN.md rule 1), and issues the access token: it returns the
-// grant the token was issued from and the token. A disabled user is
-// invalid_grant; a store that cannot answer fails the exchange (rule 2):
-// no fallback identity.
+// grant the token was issued from and the token. The scopes lose admin
+// unless that user holds the admin role now (userScopes), whatever the
+// subject token said. A disabled user is invalid_grant; a store that
+// cannot answer fails the exchange (rule 2): no fallback identity.
 //
 // For a known, unchanged identity that is one store round trip, a read:
 // issuing the token writes nothing.
@@ -486,6 +487,7 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 		if own.AuthTime != 0 {
 			g.authTime = time.Unix(own.AuthTime, 0)
 		}
+		g.scopes = userScopes(client, g.user, g.scopes)
 		token, _, err := b.issueAccessToken(g, act)
 		return g, token, err
 	}
@@ -512,6 +514,7 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
 	}
 	g.user = res.User
+	g.scopes = userScopes(client, g.user, g.scopes)
 	token, _, err := b.issueAccessToken(g, act)
 	return g, token, err
 }

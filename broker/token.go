@@ -91,7 +91,7 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	g := grant{
 		user:      user,
 		clientID:  client.id,
-		scopes:    code.Scopes,
+		scopes:    userScopes(client, user, code.Scopes),
 		audience:  code.Audience,
 		authTime:  code.AuthTime,
 		amr:       code.AMR,
@@ -189,6 +189,9 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		}
 		scopes = r.Data.Scopes
 	}
+	// The family keeps what was granted at login; whether admin still
+	// may be is the user's role now.
+	scopes = userScopes(client, user, scopes)
 	if err := b.recheckUpstream(ctx, fam); err != nil {
 		return nil, err
 	}

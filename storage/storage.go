@@ -75,8 +75,13 @@ type User struct {
 	EmailVerified bool
 	Name          string
 	Disabled      bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Admin says the user holds the admin role: the broker grants them
+	// the admin scope through a client allowed it, and its admin API
+	// serves them. Machine clients are never given the role; their rights
+	// are their configuration's.
+	Admin     bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // LastLoginGranularity is how stale Identity.LastLogin may be: a
@@ -197,6 +202,10 @@ type Users interface {
 	// SetUserDisabled disables or enables a user. A disabled user is
 	// refused by ResolveIdentity; the broker refuses their tokens.
 	SetUserDisabled(ctx context.Context, id string, disabled bool) error
+	// SetUserAdmin grants (admin true) or revokes the admin role of a
+	// user; setting what the user already has changes nothing. An
+	// unknown user gives ErrNotFound.
+	SetUserAdmin(ctx context.Context, id string, admin bool) error
 	// GetUserByEmail returns the user whose verified email is email, or
 	// else ErrNotFound.
 	GetUserByEmail(ctx context.Context, email string) (User, error)

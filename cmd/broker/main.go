@@ -5,6 +5,7 @@
 //	broker users import --config FILE USERS.jsonl
 //	broker users show --config FILE EMAIL|UUID
 //	broker users list|disable|enable|delete|link|unlink --config FILE ...
+//	broker users grant-admin|revoke-admin --config FILE EMAIL|UUID
 //	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
 //	broker sessions list --config FILE --user EMAIL|UUID
 //	broker sessions revoke --config FILE ID
@@ -46,9 +47,11 @@ commands:
   serve            run the broker (with no --config: a development instance)
   migrate          apply the database migrations
   users import     import users from a JSON-lines file, keeping their UUIDs
-  users show       print a user and their identities
+  users show       print a user, their roles and identities
   users list|disable|enable|delete|link|unlink
                    administer users (delete needs --yes)
+  users grant-admin|revoke-admin
+                   give or take a person's admin role (the admin scope)
   clients create|list|show|update|delete|rotate-secret
                    manage stored clients (a new secret is shown once)
   sessions list    list a user's single-sign-on sessions (--user EMAIL|UUID)

@@ -20,17 +20,17 @@ import (
 
 func users(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink --config FILE [args]")
+		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink|grant-admin|revoke-admin --config FILE [args]")
 	}
 	switch args[0] {
 	case "import":
 		return usersImport(ctx, args[1:], stdout, stderr, env)
 	case "show":
 		return usersShow(ctx, args[1:], stdout, stderr, env)
-	case "list", "disable", "enable", "delete", "link", "unlink":
+	case "list", "disable", "enable", "delete", "link", "unlink", "grant-admin", "revoke-admin":
 		return usersAdmin(ctx, args[0], args[1:], stdout, stderr, env)
 	default:
-		return fmt.Errorf("unknown users command %q (want import, show, list, disable, enable, delete, link or unlink)", args[0])
+		return fmt.Errorf("unknown users command %q (want import, show, list, disable, enable, delete, link, unlink, grant-admin or revoke-admin)", args[0])
 	}
 }
 
@@ -44,6 +44,10 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 		"delete":  "broker users delete --config FILE --yes EMAIL|UUID",
 		"link":    "broker users link --config FILE EMAIL|UUID CONNECTOR SUBJECT",
 		"unlink":  "broker users unlink --config FILE EMAIL|UUID CONNECTOR SUBJECT",
+		// The role lets a person use the admin scope; a machine client's
+		// admin rights are its scopes, set with broker clients.
+		"grant-admin":  "broker users grant-admin --config FILE EMAIL|UUID",
+		"revoke-admin": "broker users revoke-admin --config FILE EMAIL|UUID",
 	}[cmd]
 	f := newAdminFlags("users "+cmd, stderr)
 	after := f.fs.String("after", "", "list: start after this user id (the last of the previous page)")
@@ -52,7 +56,7 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	want := map[string]int{"list": 0, "disable": 1, "enable": 1, "delete": 1, "link": 3, "unlink": 3}[cmd]
+	want := map[string]int{"list": 0, "disable": 1, "enable": 1, "delete": 1, "link": 3, "unlink": 3, "grant-admin": 1, "revoke-admin": 1}[cmd]
 	if f.fs.NArg() != want {
 		return errors.New("usage: " + usage)
 	}
@@ -77,6 +81,9 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 			if u.Disabled {
 				state = "  (disabled)"
 			}
+			if len(u.Roles) > 0 {
+				state += "  (" + strings.Join(u.Roles, ", ") + ")"
+			}
 			fmt.Fprintf(stdout, "%s  %s  %s%s\n", u.ID, u.Email, u.Name, state)
 		}
 		if len(list) == *limit {
@@ -93,6 +100,10 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 		err = admin.LinkIdentity(ctx, broker.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
 	case "unlink":
 		err = admin.UnlinkIdentity(ctx, broker.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
+	case "grant-admin":
+		err = admin.GrantAdmin(ctx, broker.ActorCLI, ref)
+	case "revoke-admin":
+		err = admin.RevokeAdmin(ctx, broker.ActorCLI, ref)
 	}
 	if err != nil {
 		return err
@@ -100,7 +111,8 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 	// Back-channel logout needs a running broker's keys and delivery: the
 	// admin API sends it for the sessions these end, this command does not.
 	const untold = " (its clients were not notified over the back channel; the admin API does that)"
-	done := map[string]string{"disable": "disabled; refresh tokens and sessions revoked" + untold, "enable": "enabled", "delete": "deleted" + untold, "link": "linked", "unlink": "unlinked"}[cmd]
+	done := map[string]string{"disable": "disabled; refresh tokens and sessions revoked" + untold, "enable": "enabled", "delete": "deleted" + untold, "link": "linked", "unlink": "unlinked",
+		"grant-admin": "granted the admin role", "revoke-admin": "no longer holds the admin role; the admin API refuses their tokens from now on"}[cmd]
 	fmt.Fprintf(stdout, "user %s %s\n", ref, done)
 	return nil
 }
@@ -252,8 +264,12 @@ func usersShow(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "id:             %s\nemail:          %s\nemail_verified: %t\nname:           %s\ndisabled:       %t\ncreated:        %s\n",
-		u.ID, u.Email, u.EmailVerified, u.Name, u.Disabled, u.CreatedAt.Format(time.RFC3339))
+	roles := "none"
+	if len(u.Roles) > 0 {
+		roles = strings.Join(u.Roles, ", ")
+	}
+	fmt.Fprintf(stdout, "id:             %s\nemail:          %s\nemail_verified: %t\nname:           %s\ndisabled:       %t\nroles:          %s\ncreated:        %s\n",
+		u.ID, u.Email, u.EmailVerified, u.Name, u.Disabled, roles, u.CreatedAt.Format(time.RFC3339))
 	fmt.Fprintf(stdout, "identities:     %d\n", len(u.Identities))
 	for _, id := range u.Identities {
 		fmt.Fprintf(stdout, "  %s  %s  (last login %s)\n", id.Connector, id.Subject, formatTime(id.LastLogin))

@@ -227,17 +227,27 @@ func (s *Store) ImportUsers(ctx context.Context, users []storage.ImportUser, now
 	return res, nil
 }
 
-// SetUserDisabled disables or re-enables a user; a disabled user's
-// identities resolve to storage.ErrUserDisabled. It is not part of
-// storage.Storage, which has no way to disable a user yet.
+// SetUserDisabled implements storage.Users; a disabled user's identities
+// resolve to storage.ErrUserDisabled.
 func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
+	return s.setUser(id, func(u *storage.User) { u.Disabled = disabled })
+}
+
+// SetUserAdmin implements storage.Users.
+func (s *Store) SetUserAdmin(ctx context.Context, id string, admin bool) error {
+	return s.setUser(id, func(u *storage.User) { u.Admin = admin })
+}
+
+// setUser applies set to the stored user id under the lock; an unknown
+// user is storage.ErrNotFound.
+func (s *Store) setUser(id string, set func(*storage.User)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.users[canonicalID(id)]
 	if !ok {
 		return storage.ErrNotFound
 	}
-	u.Disabled = disabled
+	set(&u)
 	s.users[u.ID] = u
 	return nil
 }

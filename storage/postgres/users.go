@@ -18,12 +18,12 @@ import (
 const resolveAttempts = 5
 
 // userColumns are a user's columns in a query that names users u.
-const userColumns = `u.id::text, u.email, u.email_verified, u.name, u.disabled, u.created_at, u.updated_at`
+const userColumns = `u.id::text, u.email, u.email_verified, u.name, u.disabled, u.admin, u.created_at, u.updated_at`
 
 // userFields are the scan targets of userColumns in u; the caller puts
 // the times in UTC (utc) after the scan.
 func userFields(u *storage.User) []any {
-	return []any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.CreatedAt, &u.UpdatedAt}
+	return []any{&u.ID, &u.Email, &u.EmailVerified, &u.Name, &u.Disabled, &u.Admin, &u.CreatedAt, &u.UpdatedAt}
 }
 
 // scanUser scans userColumns, then into extra the columns a query selects
@@ -232,18 +232,29 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (storage.User,
 	return u, nil
 }
 
-// SetUserDisabled disables or re-enables a user; a disabled user's
-// identities resolve to storage.ErrUserDisabled. It is not part of
-// storage.Storage, which has no way to disable a user yet.
+// SetUserDisabled implements storage.Users; a disabled user's identities
+// resolve to storage.ErrUserDisabled.
 func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
+	return s.setUserFlag(ctx, "disabled", id, disabled)
+}
+
+// SetUserAdmin implements storage.Users.
+func (s *Store) SetUserAdmin(ctx context.Context, id string, admin bool) error {
+	return s.setUserFlag(ctx, "admin", id, admin)
+}
+
+// setUserFlag sets the boolean column of user id to v. column is one of
+// this file's constants, never input; an unknown user is
+// storage.ErrNotFound.
+func (s *Store) setUserFlag(ctx context.Context, column, id string, v bool) error {
 	if _, err := uuid.Parse(id); err != nil {
 		return storage.ErrNotFound
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET disabled = $2 WHERE id = $1`, id, disabled)
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET `+column+` = $2 WHERE id = $1`, id, v)
 	if err != nil {
-		return fmt.Errorf("postgres: set user disabled: %w", err)
+		return fmt.Errorf("postgres: set user %s: %w", column, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return storage.ErrNotFound

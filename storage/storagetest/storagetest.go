@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Users/ListPages", testListUsersPages},
 		{"Users/DeleteRemovesEverythingAtOnce", testDeleteUser},
 		{"Users/LinkAndUnlinkIdentity", testLinkIdentity},
+		{"Users/AdminRole", testAdminRole},
 
 		{"ImportUsers/CreatesAndIsIdempotent", testImportIdempotent},
 		{"ImportUsers/AddsNewIdentityOnRerun", testImportAddsIdentity},

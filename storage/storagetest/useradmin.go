@@ -123,3 +123,55 @@ func testLinkIdentity(t *testing.T, s storage.Storage) {
 	// Unlinked, it is free for another user.
 	wantErr(t, "LinkIdentity(to b after unlink)", s.LinkIdentity(ctx, other), nil)
 }
+
+// testAdminRole: the role is stored with the user and read back by every
+// read that returns the user, the ones that admit a token included, so
+// the broker sees a revocation on the next request.
+func testAdminRole(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	u := mustResolve(t, s, storage.ResolveRequest{Connector: "otp", Subject: "root@example.com", Email: "root@example.com", EmailVerified: true}).User
+	other := mustResolve(t, s, storage.ResolveRequest{Connector: "otp", Subject: "other@example.com"}).User
+	if u.Admin {
+		t.Fatal("a new user holds the admin role")
+	}
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("f-root", u.ID, ""), hash("f-root")), nil)
+	reads := func(want bool) {
+		t.Helper()
+		check := func(what string, got storage.User, err error) {
+			t.Helper()
+			wantErr(t, what, err, nil)
+			if got.ID != u.ID || got.Admin != want {
+				t.Fatalf("%s: user %s admin %t, want %s admin %t", what, got.ID, got.Admin, u.ID, want)
+			}
+		}
+		got, err := s.GetUser(ctx, u.ID)
+		check("GetUser", got, err)
+		got, err = s.GetUserByEmail(ctx, "root@example.com")
+		check("GetUserByEmail", got, err)
+		got, err = s.AccessTokenUser(ctx, accessToken("at-root", "", u.ID))
+		check("AccessTokenUser", got, err)
+		_, got, err = s.GetRefreshGrant(ctx, hash("f-root"))
+		check("GetRefreshGrant", got, err)
+		res, err := s.ResolveIdentity(ctx, storage.ResolveRequest{Connector: "otp", Subject: "root@example.com", Now: t0})
+		check("ResolveIdentity", res.User, err)
+		page, err := s.ListUsers(ctx, "", 10)
+		wantErr(t, "ListUsers", err, nil)
+		for _, p := range page {
+			if p.ID == u.ID && p.Admin != want || p.ID == other.ID && p.Admin {
+				t.Fatalf("ListUsers: %+v", p)
+			}
+		}
+	}
+	wantErr(t, "SetUserAdmin(true)", s.SetUserAdmin(ctx, u.ID, true), nil)
+	reads(true)
+	wantErr(t, "SetUserAdmin(true) again", s.SetUserAdmin(ctx, u.ID, true), nil)
+	reads(true)
+	wantErr(t, "SetUserAdmin(false)", s.SetUserAdmin(ctx, u.ID, false), nil)
+	reads(false)
+	wantErr(t, "SetUserAdmin(false) again", s.SetUserAdmin(ctx, u.ID, false), nil)
+	wantErr(t, "SetUserAdmin(unknown)", s.SetUserAdmin(ctx, unknownUser, true), storage.ErrNotFound)
+	wantErr(t, "SetUserAdmin(not a UUID)", s.SetUserAdmin(ctx, "root", true), storage.ErrNotFound)
+	if got, _ := s.GetUser(ctx, other.ID); got.Admin {
+		t.Fatal("granting one user the role gave it to another")
+	}
+}
