@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 
 	"github.com/idbroker/broker/storage"
@@ -45,29 +44,6 @@ func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessToken
 		return claims, user, err
 	}
 	return claims, user, nil
-}
-
-// errInvalidToken is RFC 6750 section 3.1's invalid_token, with 401.
-func errInvalidToken() error {
-	return op.NewStatusError(&oidc.Error{ErrorType: "invalid_token", Description: "the access token is invalid, expired or revoked"}, http.StatusUnauthorized)
-}
-
-// UserInfo returns claims about the token's user, as its scopes allow.
-func (b *Broker) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
-	claims, user, err := b.verifyAccessToken(ctx, r.Data.AccessToken)
-	if errors.Is(err, errTokenInactive) {
-		b.log.InfoContext(ctx, "userinfo refused", "reason", err.Error())
-		return nil, errInvalidToken()
-	}
-	if err != nil {
-		return nil, b.storeFailure(ctx, "check access token", err)
-	}
-	scopes := oidc.SpaceDelimitedArray{}
-	scopes.UnmarshalText([]byte(claims.Scope))
-	return op.NewResponse(struct {
-		Subject string `json:"sub"`
-		userClaims
-	}{user.ID, claimsForScopes(user, scopes)}), nil
 }
 
 // Introspect answers RFC 7662 introspection for confidential clients. A
