@@ -310,7 +310,7 @@ func (b *Broker) Handler() http.Handler {
 	}
 	lib := op.RegisterLegacyServer(b, http.HandlerFunc(b.authorizeCallback), op.WithServerCORSOptions(&corsOptions))
 	mux := http.NewServeMux()
-	mux.Handle(authorizePath, issOnRedirect(b.issuer, htmlErrors(b, lib, "This sign-in link is not valid",
+	mux.Handle(authorizePath, issOnRedirect(b.issuer, htmlErrors(b, b.checkAuthorizeParams(lib), "This sign-in link is not valid",
 		"The application that sent you here made a request the sign-in service cannot accept")))
 	mux.Handle(endSessionPath, htmlErrors(b, lib, "Sign-out request not valid",
 		"The application that sent you here made a sign-out request the sign-in service cannot accept"))
