@@ -51,9 +51,7 @@ func (b *Broker) checkAuthorizeParams(next http.Handler) http.Handler {
 		client, err := b.clients.get(ctx, r.Form.Get("client_id"))
 		switch {
 		case err != nil && !errors.Is(err, errUnknownClient):
-			b.storeFailure(ctx, "get client", err)
-			e := errTemporarilyUnavailable()
-			writeOAuthError(w, http.StatusServiceUnavailable, string(e.ErrorType), e.Description)
+			b.writeStoreFailure(ctx, w, "get client", err)
 			return
 		case err != nil, len(r.Form["client_id"]) != 1, len(r.Form["redirect_uri"]) != 1,
 			!client.redirectURIAllowed(r.Form.Get("redirect_uri")):

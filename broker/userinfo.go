@@ -58,9 +58,7 @@ func (b *Broker) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		b.storeFailure(ctx, "check access token", err)
-		e := errTemporarilyUnavailable()
-		writeOAuthError(w, http.StatusServiceUnavailable, string(e.ErrorType), e.Description)
+		b.writeStoreFailure(ctx, w, "check access token", err)
 		return
 	}
 	scopes := strings.Fields(claims.Scope)

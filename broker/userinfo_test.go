@@ -1,14 +1,19 @@
 package broker_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/memory"
 )
 
 // userinfoCall is one request to /userinfo and what came back.
@@ -116,5 +121,33 @@ func TestUserinfo_AnswersCORSOnlyForRegisteredOrigins(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != want {
 			t.Errorf("preflight from %s: Access-Control-Allow-Origin %q, want %q", origin, got, want)
 		}
+	}
+}
+
+// accessChecksDown fails the access-token check while down is set.
+type accessChecksDown struct {
+	storage.Storage
+	down atomic.Bool
+}
+
+func (s *accessChecksDown) AccessTokenUser(ctx context.Context, t storage.AccessTokenRef) (storage.User, error) {
+	if s.down.Load() {
+		return storage.User{}, errors.New("read tcp 10.0.0.5:5432: i/o timeout")
+	}
+	return s.Storage.AccessTokenUser(ctx, t)
+}
+
+func TestUserinfo_StoreFailureIs503NotInvalidToken(t *testing.T) {
+	store := &accessChecksDown{Storage: memory.New()}
+	e := newEnv(t, func(c *broker.Config, o *broker.Options) { o.Storage = store })
+	tr := e.redeem(e.login(e.browser(), "ui-down@example.com", authRequest{}))
+	store.down.Store(true)
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	// A token the broker could not check is not an invalid one: the
+	// client must not throw it away (DESIGN.md rule 2, fail closed).
+	c := e.userinfo(req)
+	if c.status != http.StatusServiceUnavailable || c.body["error"] != "temporarily_unavailable" || c.challenge != "" || c.cache != "no-store" {
+		t.Errorf("got %d %v, WWW-Authenticate %q, Cache-Control %q", c.status, c.body, c.challenge, c.cache)
 	}
 }
