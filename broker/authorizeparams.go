@@ -91,7 +91,7 @@ func authorizeParamsRefusal(form url.Values) (code, description string) {
 // returns a token (OAuth 2.0 Multiple Response Type Encoding Practices
 // section 5, RFC 6749 section 4.2.2.1) unless response_mode says
 // otherwise, else in the query.
-func authorizeErrorURL(form url.Values, params url.Values) string {
+func authorizeErrorURL(form, params url.Values) string {
 	redirectURI := form.Get("redirect_uri")
 	fragment := slices.ContainsFunc(strings.Fields(form.Get("response_type")), func(t string) bool {
 		return t == "token" || t == "id_token"
