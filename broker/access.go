@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 
 	"github.com/idbroker/broker/storage"
@@ -47,32 +46,12 @@ func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessToken
 	return claims, user, nil
 }
 
-// errInvalidToken is RFC 6750 section 3.1's invalid_token, with 401.
-func errInvalidToken() error {
-	return op.NewStatusError(&oidc.Error{ErrorType: "invalid_token", Description: "the access token is invalid, expired or revoked"}, http.StatusUnauthorized)
-}
-
-// UserInfo returns claims about the token's user, as its scopes allow.
-func (b *Broker) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
-	claims, user, err := b.verifyAccessToken(ctx, r.Data.AccessToken)
-	if errors.Is(err, errTokenInactive) {
-		b.log.InfoContext(ctx, "userinfo refused", "reason", err.Error())
-		return nil, errInvalidToken()
-	}
-	if err != nil {
-		return nil, b.storeFailure(ctx, "check access token", err)
-	}
-	scopes := oidc.SpaceDelimitedArray{}
-	scopes.UnmarshalText([]byte(claims.Scope))
-	return op.NewResponse(struct {
-		Subject string `json:"sub"`
-		userClaims
-	}{user.ID, claimsForScopes(user, scopes)}), nil
-}
-
 // Introspect answers RFC 7662 introspection for confidential clients. A
 // token that is forged, expired, revoked, or whose user is disabled is
-// {"active": false}, with no reason given.
+// {"active": false}, with no reason given; so is a live token the caller
+// may not know about (mayIntrospect), since section 4 would otherwise
+// let any client read the subject and scope of every other client's
+// tokens.
 func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
 	client, err := b.authenticateClient(ctx, r.Data.ClientCredentials)
 	if err != nil {
@@ -81,40 +60,75 @@ func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	if client.public {
 		return nil, invalidClient("introspection needs a confidential client")
 	}
-	inactive := op.NewResponse(map[string]any{"active": false})
-	token := r.Data.Token
-	// token_type_hint (RFC 7662 section 2.1) is read from the form: the
-	// library's request type drops it.
-	if r.Form.Get("token_type_hint") != "refresh_token" {
-		claims, _, err := b.verifyAccessToken(ctx, token)
-		switch {
-		case err == nil:
-			return op.NewResponse(map[string]any{
-				"active":     true,
-				"token_type": "access_token",
-				"iss":        claims.Issuer,
-				"sub":        claims.Subject,
-				"aud":        claims.Audience,
-				"client_id":  claims.ClientID,
-				"scope":      claims.Scope,
-				"exp":        claims.Expiry,
-				"iat":        claims.IssuedAt,
-				"jti":        claims.JTI,
-			}), nil
-		case !errors.Is(err, errTokenInactive):
-			return nil, b.storeFailure(ctx, "check access token", err)
+	// token_type_hint (section 2.1) is read from the form: the library's
+	// request type drops it. It only orders the search: a server that
+	// does not find the token by its hint "MUST extend its search across
+	// all of its supported token types".
+	lookups := []func(context.Context, *Client, string) (*op.Response, error){b.introspectAccessToken, b.introspectRefreshToken}
+	if r.Form.Get("token_type_hint") == "refresh_token" {
+		slices.Reverse(lookups)
+	}
+	for _, lookup := range lookups {
+		resp, err := lookup(ctx, client, r.Data.Token)
+		if resp != nil || err != nil {
+			return resp, err
 		}
 	}
-	// A refresh token is active only to the client it was issued to.
+	return inactiveToken(), nil
+}
+
+// inactiveToken is the whole answer about a token the caller may not
+// use or know about (RFC 7662 section 2.2).
+func inactiveToken() *op.Response { return op.NewResponse(map[string]any{"active": false}) }
+
+// introspectAccessToken describes token to client if it is one of the
+// broker's access tokens; nil, nil if it is not one.
+func (b *Broker) introspectAccessToken(ctx context.Context, client *Client, token string) (*op.Response, error) {
+	claims, _, err := b.verifyAccessToken(ctx, token)
+	switch {
+	case errors.Is(err, errTokenInactive):
+		return nil, nil
+	case err != nil:
+		return nil, b.storeFailure(ctx, "check access token", err)
+	case !client.mayIntrospect(claims.ClientID, claims.Audience):
+		b.log.InfoContext(ctx, "introspection refused", "client_id", client.id, "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
+		return inactiveToken(), nil
+	}
+	return op.NewResponse(map[string]any{
+		"active":     true,
+		"token_type": "access_token",
+		"iss":        claims.Issuer,
+		"sub":        claims.Subject,
+		"aud":        claims.Audience,
+		"client_id":  claims.ClientID,
+		"scope":      claims.Scope,
+		"exp":        claims.Expiry,
+		"iat":        claims.IssuedAt,
+		"jti":        claims.JTI,
+	}), nil
+}
+
+// introspectRefreshToken describes token to client if it is a broker
+// refresh token; nil, nil if the broker holds no such token. A refresh
+// token's audience does not widen who may know about it: the audience
+// names who its access tokens are for, and a refresh token is never sent
+// to them (RFC 6749 section 1.5).
+func (b *Broker) introspectRefreshToken(ctx context.Context, client *Client, token string) (*op.Response, error) {
 	fam, user, err := b.store.GetRefreshGrant(ctx, b.refreshHash(token))
 	switch {
-	case isNotFound(err), errors.Is(err, storage.ErrRevoked):
-		return inactive, nil
+	case isNotFound(err):
+		return nil, nil
+	case errors.Is(err, storage.ErrRevoked):
+		return inactiveToken(), nil
 	case err != nil:
 		return nil, b.storeFailure(ctx, "get refresh family", err)
 	}
-	if fam.Revoked || fam.ClientID != client.id || !b.now().Before(fam.ExpiresAt) || user.Disabled {
-		return inactive, nil
+	if fam.Revoked || !b.now().Before(fam.ExpiresAt) || user.Disabled {
+		return inactiveToken(), nil
+	}
+	if !client.mayIntrospect(fam.ClientID, nil) {
+		b.log.InfoContext(ctx, "introspection refused", "client_id", client.id, "token_client_id", fam.ClientID, "reason", "not the refresh token's client")
+		return inactiveToken(), nil
 	}
 	return op.NewResponse(map[string]any{
 		"active":     true,

@@ -260,7 +260,7 @@ func TestAdminAPI_UserOperations(t *testing.T) {
 	if _, err := e.store.GetUser(ctx, id); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("deleted user: %v", err)
 	}
-	if info := e.introspect(tr.AccessToken, backendID, backendSecret); info["active"] != false {
+	if info := e.introspect(tr.AccessToken, introspectorID, introspectorSecret); info["active"] != false {
 		t.Errorf("a deleted user's token introspects %v", info)
 	}
 	wantStatus(t, "show deleted", e.adminCall("GET", "/users/"+id, tok, nil, nil), http.StatusNotFound)

@@ -35,6 +35,9 @@ type Client struct {
 	// actors name who may act in this client's token exchanges
 	// (ClientConfig.Actors); storage clients have none.
 	actors []string
+	// introspector may introspect every client's tokens
+	// (ClientConfig.Introspector); storage clients may not.
+	introspector bool
 	// anyLoopbackRedirect is the development client's looseness: any
 	// http loopback redirect URI, any port, any path.
 	anyLoopbackRedirect bool
@@ -62,6 +65,7 @@ func clientFromConfig(c ClientConfig) *Client {
 		backchannelLogoutURI:   c.BackchannelLogoutURI,
 		idTokenAlg:             c.IDTokenSignedResponseAlg,
 		actors:                 c.Actors,
+		introspector:           c.Introspector,
 		anyLoopbackRedirect:    c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
 	}
 	if c.Secret != "" {
@@ -119,6 +123,15 @@ func (c *Client) checkSecret(secret string, now time.Time) bool {
 }
 
 func (c *Client) allowsGrant(g string) bool { return slices.Contains(c.grantTypes, g) }
+
+// mayIntrospect reports whether c may learn about a token issued to
+// clientID for audience. RFC 7662 section 4 has the server "determine
+// whether or not the protected resource is allowed to know about the
+// token"; here that is the token's own client, a client its audience
+// names (the resource server it is for), or an introspector.
+func (c *Client) mayIntrospect(clientID string, audience []string) bool {
+	return c.introspector || clientID == c.id || slices.Contains(audience, c.id)
+}
 
 // redirectURIAllowed applies the broker's rule: exact match, except that a
 // registered loopback URI matches any port (RFC 8252 section 7.3) and the

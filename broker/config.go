@@ -200,6 +200,13 @@ type ClientConfig struct {
 	// client may authenticate with private_key_jwt (RFC 7523 section 2.2).
 	JWKS    JSONDocument `yaml:"jwks"`
 	JWKSURI string       `yaml:"jwksURI"`
+	// Introspector lets the client introspect every client's tokens (a
+	// gateway, an auditing service). Without it, introspection tells a
+	// client only about tokens issued to it or naming it in their
+	// audience (RFC 7662 section 4). Only a confidential client may be
+	// one. Stored clients cannot: reading everyone's tokens is granted
+	// in the reviewed configuration file, never through the admin API.
+	Introspector bool `yaml:"introspector"`
 }
 
 // BrandingConfig styles the login pages.
@@ -453,6 +460,9 @@ func (c *Config) Validate() error {
 		}
 		if !cl.Public && cl.Secret == "" && len(cl.JWKS) == 0 && cl.JWKSURI == "" {
 			return fmt.Errorf("config: client %q is confidential and needs a secret, jwks or jwksURI (or public: true)", cl.ID)
+		}
+		if cl.Public && cl.Introspector {
+			return fmt.Errorf("config: client %q is public and cannot be an introspector (introspection needs client authentication)", cl.ID)
 		}
 		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, a) {
 			return fmt.Errorf("config: client %q: idTokenSignedResponseAlg %q is not one of RS256, ES256, EdDSA", cl.ID, a)

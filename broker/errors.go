@@ -38,6 +38,14 @@ func (b *Broker) storeFailure(ctx context.Context, what string, err error) error
 	return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
 }
 
+// writeStoreFailure is storeFailure for a handler that writes its own
+// answer: 503 temporarily_unavailable.
+func (b *Broker) writeStoreFailure(ctx context.Context, w http.ResponseWriter, what string, err error) {
+	b.storeFailure(ctx, what, err)
+	e := errTemporarilyUnavailable()
+	writeOAuthError(w, http.StatusServiceUnavailable, string(e.ErrorType), e.Description)
+}
+
 // invalidClient is a 401 invalid_client; challengeOnUnauthorized adds the
 // WWW-Authenticate header.
 func invalidClient(description string) error {

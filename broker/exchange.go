@@ -34,8 +34,10 @@ func unacceptable(format string, args ...any) error {
 }
 
 // TokenExchange answers the token-exchange grant (section 2). The library
-// has already authenticated the client through VerifyClient and refused,
-// with unauthorized_client, a client whose grant types lack
+// has already authenticated the client through VerifyClient, which
+// refuses a public client (authenticatedGrants: section 2.1 leaves
+// unauthenticated clients to the deployment, and here none may), and
+// refused, with unauthorized_client, a client whose grant types lack
 // token-exchange.
 //
 // The subject token is an upstream JWT, matched to its connector by its
@@ -51,14 +53,6 @@ func unacceptable(format string, args ...any) error {
 // (accessTokenClaims.ref).
 func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
 	client := r.Client.(*Client)
-	// Section 2.1 leaves "whether or not to allow unauthenticated or
-	// unidentified clients" to the deployment. Here a token is only ever
-	// exchanged by a client that proved who it is: a public client has
-	// authenticated nothing (RFC 6749 section 5.2, invalid_client).
-	if client.public {
-		b.log.InfoContext(ctx, "token exchange refused", "client_id", client.id, "reason", "public client")
-		return nil, invalidClient("token exchange needs client authentication")
-	}
 	req, err := parseExchange(r.Form)
 	if err != nil {
 		return nil, err

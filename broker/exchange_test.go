@@ -357,13 +357,34 @@ func TestExchange_ClientMustBeConfidentialAndAllowed(t *testing.T) {
 		{"wrong secret", exchangerID, "wrong", form(), 401, "invalid_client"},
 		{"no credentials", "", "", form(), 401, "invalid_client"},
 		{"public client allowed the grant", "", "", form("client_id", "public-exchanger"), 401, "invalid_client"},
-		{"public client without the grant", "", "", form("client_id", broker.DevClientID), 400, "unauthorized_client"},
+		{"public client without the grant", "", "", form("client_id", broker.DevClientID), 401, "invalid_client"},
 		{"confidential client without the grant", backendID, backendSecret, form(), 400, "unauthorized_client"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			er := u.exchangeAs(tc.id, tc.secret, tc.form)
 			assertRefused(t, er, tc.status, tc.code)
 			if tc.status == http.StatusUnauthorized && er.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+}
+
+func TestExchange_PublicClientIsInvalidClient(t *testing.T) {
+	u := newExchange(t)
+	subject := u.auth0.AccessToken(testenv.User{Sub: "auth0|public"}, apiAudience)
+	// RFC 6749 section 5.2: a client_id alone is "no client
+	// authentication included", invalid_client, whatever grants the
+	// client has; unauthorized_client is for an authenticated client.
+	for name, form := range map[string]url.Values{
+		"token exchange": {"grant_type": {tokenExchangeGrant}, "client_id": {broker.DevClientID},
+			"subject_token": {subject}, "subject_token_type": {accessTokenType}},
+		"client credentials": {"grant_type": {clientCredentialsGrant}, "client_id": {broker.DevClientID}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := u.token(form, "", "")
+			assertRefused(t, r, http.StatusUnauthorized, "invalid_client")
+			if r.Header.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})

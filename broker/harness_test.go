@@ -24,6 +24,9 @@ const (
 	backendID       = "backend"
 	backendSecret   = "backend-secret-0123456789abcdefghijklmnopqrstuv"
 	backendRedirect = "http://127.0.0.1:6666/callback"
+	// The introspector may introspect every client's tokens.
+	introspectorID     = "introspector"
+	introspectorSecret = "introspector-secret-0123456789abcdefghijklmnop"
 )
 
 // clock is real time plus an offset a test can move forward.
@@ -67,6 +70,10 @@ func startEnv(t testing.TB, tls bool, opts ...envOption) *env {
 		PostLogoutRedirectURIs: []string{"http://127.0.0.1:6666/bye"},
 		GrantTypes:             []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken},
 		Audiences:              []string{"https://api.example.com"},
+	}, broker.ClientConfig{
+		ID:           introspectorID,
+		Secret:       introspectorSecret,
+		Introspector: true,
 	})
 	e := &env{t: t, srv: srv, mailer: &testenv.Mailer{}, clock: &clock{}, issuer: issuer, logs: &testenv.SyncBuffer{}}
 	o := broker.Options{

@@ -169,7 +169,7 @@ func TestRefresh_RotatesAndReuseRevokesFamily(t *testing.T) {
 	if r := e.refresh("dev", third.RefreshToken); r.Error != "invalid_grant" {
 		t.Fatalf("newest token after reuse: %q, want invalid_grant (family revoked)", r.Error)
 	}
-	if info := e.introspect(third.AccessToken, backendID, backendSecret); info["active"] != false {
+	if info := e.introspect(third.AccessToken, introspectorID, introspectorSecret); info["active"] != false {
 		t.Errorf("access token of a revoked family introspects %v", info)
 	}
 }

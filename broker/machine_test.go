@@ -195,7 +195,7 @@ func TestClientCredentials_EachAuthenticationMethodGetsAServiceUser(t *testing.T
 				t.Errorf("service user's identities = %+v", ids)
 			}
 			// The broker's introspection knows it.
-			if info := m.introspect(first.AccessToken, backendID, backendSecret); info["active"] != true || info["client_id"] != tc.clientID {
+			if info := m.introspect(first.AccessToken, introspectorID, introspectorSecret); info["active"] != true || info["client_id"] != tc.clientID {
 				t.Errorf("introspection: %v", info)
 			}
 		})
@@ -349,7 +349,7 @@ func TestDisable_MidSession(t *testing.T) {
 	}
 
 	assertRefused(t, u.refresh(broker.DevClientID, tr.RefreshToken), http.StatusBadRequest, "invalid_grant")
-	if info := u.introspect(tr.AccessToken, backendID, backendSecret); info["active"] != false {
+	if info := u.introspect(tr.AccessToken, introspectorID, introspectorSecret); info["active"] != false {
 		t.Errorf("introspection of a disabled user's token: %v", info)
 	}
 	if sessions, _ := u.store.ListSessions(ctx, sub, time.Now()); len(sessions) != 0 {

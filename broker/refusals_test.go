@@ -100,7 +100,7 @@ func TestCodeExchange_CodeUsedTwiceRevokesFirstTokens(t *testing.T) {
 	if r := e.refresh("dev", first.RefreshToken); r.Error != "invalid_grant" {
 		t.Errorf("refresh token from the first redemption still works: %d", r.Status)
 	}
-	if info := e.introspect(first.AccessToken, backendID, backendSecret); info["active"] != false {
+	if info := e.introspect(first.AccessToken, introspectorID, introspectorSecret); info["active"] != false {
 		t.Errorf("access token from the first redemption introspects %v", info)
 	}
 	if resp := e.getJSON("/userinfo", first.AccessToken, nil); resp.StatusCode != http.StatusUnauthorized {
@@ -351,7 +351,7 @@ func TestIntrospect_RequiresConfidentialClient(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("introspection by a public client: %d", resp.StatusCode)
 	}
-	info := e.introspect(tr.AccessToken, backendID, backendSecret)
+	info := e.introspect(tr.AccessToken, introspectorID, introspectorSecret)
 	if info["active"] != true || info["client_id"] != "dev" || info["token_type"] != "access_token" {
 		t.Errorf("introspection of a live access token: %v", info)
 	}

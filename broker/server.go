@@ -217,11 +217,12 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: provider: %w", err)
 	}
+	// No Userinfo endpoint: the broker serves /userinfo itself
+	// (userinfo.go).
 	b.LegacyServer = op.NewLegacyServer(provider, op.Endpoints{
 		Authorization: op.NewEndpoint(authorizePath),
 		Token:         op.NewEndpoint(tokenPath),
 		Introspection: op.NewEndpoint(introspectPath),
-		Userinfo:      op.NewEndpoint(userinfoPath),
 		Revocation:    op.NewEndpoint(revokePath),
 		EndSession:    op.NewEndpoint(endSessionPath),
 		JwksURI:       op.NewEndpoint(jwksPath),
@@ -300,17 +301,16 @@ func (b *Broker) Run(ctx context.Context) {
 
 // Handler returns the broker's HTTP handler.
 func (b *Broker) Handler() http.Handler {
-	lib := op.RegisterLegacyServer(b, http.HandlerFunc(b.authorizeCallback),
-		op.WithServerCORSOptions(&cors.Options{
-			// Only origins a client registered; never "*", so a browser
-			// never sends credentials cross-origin to an unknown site.
-			AllowOriginFunc: b.originAllowed,
-			AllowedMethods:  []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders:  []string{"Authorization", "Content-Type"},
-		}),
-	)
+	corsOptions := cors.Options{
+		// Only origins a client registered; never "*", so a browser
+		// never sends credentials cross-origin to an unknown site.
+		AllowOriginFunc: b.originAllowed,
+		AllowedMethods:  []string{http.MethodGet, http.MethodPost},
+		AllowedHeaders:  []string{"Authorization", "Content-Type"},
+	}
+	lib := op.RegisterLegacyServer(b, http.HandlerFunc(b.authorizeCallback), op.WithServerCORSOptions(&corsOptions))
 	mux := http.NewServeMux()
-	mux.Handle(authorizePath, issOnRedirect(b.issuer, htmlErrors(b, lib, "This sign-in link is not valid",
+	mux.Handle(authorizePath, issOnRedirect(b.issuer, htmlErrors(b, b.checkAuthorizeParams(lib), "This sign-in link is not valid",
 		"The application that sent you here made a request the sign-in service cannot accept")))
 	mux.Handle(endSessionPath, htmlErrors(b, lib, "Sign-out request not valid",
 		"The application that sent you here made a sign-out request the sign-in service cannot accept"))
@@ -319,6 +319,7 @@ func (b *Broker) Handler() http.Handler {
 	mux.Handle(tokenPath, noStore(postOnly(requireClientAuthentication(challengeOnUnauthorized(lib)))))
 	mux.Handle(introspectPath, noStore(postOnly(requireClientAuthentication(challengeOnUnauthorized(lib)))))
 	mux.Handle(revokePath, noStore(postOnly(requireClientAuthentication(challengeOnUnauthorized(lib)))))
+	mux.Handle(userinfoPath, cors.New(corsOptions).Handler(http.HandlerFunc(b.userinfo)))
 	mux.HandleFunc(loginPath, b.loginPage)
 	mux.HandleFunc(loginCodePath, b.loginCode)
 	mux.HandleFunc(loginResendPath, b.loginResend)

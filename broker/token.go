@@ -18,10 +18,31 @@ import (
 // revocation request. Public clients present only their id; confidential
 // clients their secret (client_secret_basic or client_secret_post) or a
 // signed assertion (private_key_jwt, authenticateAssertion). A failure is
-// 401 invalid_client.
+// 401 invalid_client; so is a public client asking for one of the
+// authenticatedGrants, refused here before the library's grant check
+// could call it unauthorized_client.
 func (b *Broker) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
-	return b.authenticateClient(ctx, r.Data)
+	client, err := b.authenticateClient(ctx, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	if grant := oidc.GrantType(r.Form.Get("grant_type")); client.public && slices.Contains(authenticatedGrants, grant) {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", client.id, "reason", "public client", "grant_type", grant)
+		return nil, invalidClient("this grant needs client authentication, and a public client has none")
+	}
+	return client, nil
 }
+
+// authenticatedGrants are the grants only an authenticated client may
+// use. RFC 6749 section 5.2 answers "no client authentication included"
+// with invalid_client, and keeps unauthorized_client for "the
+// authenticated client" that may not use a grant: a public client that
+// presents its client_id has authenticated nothing, so it is the former,
+// whatever grants it is configured with. Token exchange: RFC 8693 section
+// 2.1 leaves "whether or not to allow unauthenticated or unidentified
+// clients" to the deployment, and here none may. Client credentials: RFC
+// 6749 section 4.4, "MUST only be used by confidential clients".
+var authenticatedGrants = []oidc.GrantType{oidc.GrantTypeTokenExchange, oidc.GrantTypeClientCredentials}
 
 func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
 	if cc.ClientAssertion != "" {

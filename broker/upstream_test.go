@@ -293,7 +293,7 @@ func TestRefresh_UpstreamRefusalRevokesFamily(t *testing.T) {
 	if r.Error != "invalid_grant" {
 		t.Fatalf("refresh after the user was blocked upstream: %d %q", r.Status, r.Error)
 	}
-	if info := u.introspect(tr.AccessToken, backendID, backendSecret); info["active"] != false {
+	if info := u.introspect(tr.AccessToken, introspectorID, introspectorSecret); info["active"] != false {
 		t.Error("access token of the revoked family is still active")
 	}
 	sessions, err := u.store.ListSessions(context.Background(), u.verifyIDToken(tr.IDToken, broker.DevClientID).Subject, u.clock.Now())
