@@ -33,9 +33,9 @@ const serviceConnector = "client"
 // token SHOULD NOT be included", and there is no ID token: nobody logged in.
 func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
 	client := r.Client.(*Client)
-	// Section 4.4: "The client credentials grant type MUST only be used
-	// by confidential clients."
-	if client.public || !client.allowsGrant(GrantClientCredentials) {
+	// Public clients never get here: VerifyClient refuses them this
+	// grant (authenticatedGrants).
+	if !client.allowsGrant(GrantClientCredentials) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the client_credentials grant")
 	}
 	targets, err := requestTargets(r.Form)
