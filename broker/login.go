@@ -402,7 +402,13 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 // user only when the connector is trusted to assert email and the
 // upstream said the address is verified (rule 5).
 func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity) (storage.User, error) {
-	res, err := b.store.ResolveIdentity(ctx, b.resolveRequest(conn, id))
+	return b.resolved(ctx, conn, b.resolveRequest(conn, id))
+}
+
+// resolved has the store resolve req, for conn, and checks the user it
+// resolves to.
+func (b *Broker) resolved(ctx context.Context, conn upstream.Connector, req storage.ResolveRequest) (storage.User, error) {
+	res, err := b.store.ResolveIdentity(ctx, req)
 	if err != nil {
 		return storage.User{}, err
 	}

@@ -112,7 +112,12 @@ type ResolveRequest struct {
 	// whose verified email belongs to a user other than UserID is refused
 	// with ErrAlreadyExists: the upstream's id and its email disagree.
 	UserID string
-	Now    time.Time
+	// KnownOnly resolves only an identity already known (refreshing it
+	// as usual); for any other, ErrNotFound, and nothing is written. It
+	// lets a caller learn more about a first contact before resolving
+	// it, at no cost to the known.
+	KnownOnly bool
+	Now       time.Time
 }
 
 // PresetUserID returns UserID in canonical form, or "" when it is not set.
