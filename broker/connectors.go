@@ -109,7 +109,8 @@ func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options
 		return workos.New(workos.Config{
 			ID: cc.ID, ClientID: cc.ClientID, APIKey: cc.APIKey, BaseURL: cc.BaseURL,
 			AccessTokenIssuer: cc.AccessTokenIssuer, TrustEmail: cc.TrustEmail,
-			Organization: cc.Organization, HTTPClient: o.HTTPClient, Clock: o.Clock,
+			Organization: cc.Organization, AllowImpersonation: cc.AllowImpersonation,
+			HTTPClient: o.HTTPClient, Clock: o.Clock,
 		})
 	case "legacy":
 		return legacy.New(legacyConfig(cc, o.HTTPClient, o.Clock))
@@ -300,7 +301,8 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", org: identity.Organization, upstreamRefresh: sealed})
+	b.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", org: identity.Organization, upstreamRefresh: sealed,
+		impersonation: identity.Impersonation})
 }
 
 // upstreamFailurePage explains an upstream failure without details an

@@ -51,6 +51,21 @@ type Identity struct {
 	// UserID is set only by connectors whose upstream already knows the
 	// platform UUID (legacy session services).
 	UserID string
+	// Impersonation is set when someone other than the user signed in as
+	// them with the upstream's leave; nil for the user's own login. A
+	// connector returns it only when configured to allow impersonation.
+	Impersonation *Impersonation
+}
+
+// Impersonation is a login by someone acting as the user with the
+// upstream's leave (a WorkOS dashboard member impersonating them).
+type Impersonation struct {
+	// Actor names the impersonator as the sub of the act claim of the
+	// broker's tokens: "workos-impersonator:<email>". It is never a
+	// platform user id.
+	Actor  string
+	Email  string
+	Reason string // what the impersonator said they were doing
 }
 
 // Connector is what every connector is.
