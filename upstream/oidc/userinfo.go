@@ -47,6 +47,9 @@ func (c *Connector) CompleteIdentity(ctx context.Context, accessToken string, id
 		return upstream.Identity{}, err
 	}
 	claims := maps.Clone(id.Claims)
+	if claims == nil {
+		claims = map[string]any{"sub": id.Subject}
+	}
 	if err := mergeUserinfo(claims, info); err != nil {
 		return upstream.Identity{}, err
 	}
