@@ -170,6 +170,7 @@ func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		Org:                  ar.Org,
 		SessionID:            ar.SessionID,
 		UpstreamRefreshToken: ar.UpstreamRefreshToken,
+		Impersonator:         ar.Impersonator,
 		ExpiresAt:            b.now().Add(b.cfg.Tokens.CodeTTL),
 	}, ar.ID)
 	if isNotFound(err) {

@@ -110,6 +110,12 @@ type ConnectorConfig struct {
 	Tenant            string       `yaml:"tenant"`
 	AllowedTenants    []string     `yaml:"allowedTenants"`
 	Authority         string       `yaml:"authority"`
+	// AcceptV1Tokens (azuread) accepts Entra ID v1.0 access tokens for
+	// exchange, with the checks of v2.0 ones; V1Authority is where their
+	// issuers live (https://sts.windows.net, the public cloud's, when
+	// empty).
+	AcceptV1Tokens bool   `yaml:"acceptV1Tokens"`
+	V1Authority    string `yaml:"v1Authority"`
 	// RecheckInterval is how old an upstream check may be before a broker
 	// refresh asks the upstream again (default 1h).
 	RecheckInterval time.Duration `yaml:"recheckInterval"`
@@ -118,6 +124,10 @@ type ConnectorConfig struct {
 	APIKey            string `yaml:"apiKey"`
 	BaseURL           string `yaml:"baseURL"`
 	AccessTokenIssuer string `yaml:"accessTokenIssuer"`
+	// AllowImpersonation lets a WorkOS dashboard member's impersonation
+	// of a user sign in; the tokens then carry act naming them. Refused
+	// when false.
+	AllowImpersonation bool `yaml:"allowImpersonation"`
 
 	// otp
 	Mailer MailerConfig `yaml:"mailer"`
@@ -444,6 +454,12 @@ func (c *Config) Validate() error {
 			if err := validateLegacy(cc); err != nil {
 				return err
 			}
+		}
+		if cc.AllowImpersonation && cc.Type != "workos" {
+			return fmt.Errorf("config: connector %q: allowImpersonation applies only to workos connectors", cc.ID)
+		}
+		if (cc.AcceptV1Tokens || cc.V1Authority != "") && cc.Type != "azuread" {
+			return fmt.Errorf("config: connector %q: acceptV1Tokens and v1Authority apply only to azuread connectors", cc.ID)
 		}
 	}
 	clientIDs := map[string]bool{}

@@ -36,6 +36,9 @@ func (b *Broker) buildConnectors(ctx context.Context, o Options) error {
 			return fmt.Errorf("broker: connector %q: %w", cc.ID, err)
 		}
 		b.connectors[cc.ID] = conn
+		if why := neverRechecked(conn); why != "" {
+			b.log.WarnContext(ctx, "connector's users are never re-checked upstream", "connector", cc.ID, "reason", why)
+		}
 		for _, d := range cc.Domains {
 			d = strings.ToLower(strings.TrimSpace(d))
 			if other, taken := b.byDomain[d]; taken {
@@ -45,6 +48,27 @@ func (b *Broker) buildConnectors(ctx context.Context, o Options) error {
 		}
 	}
 	return nil
+}
+
+// neverRechecked says why a connector that signs people in will never be
+// asked about them again on a broker refresh (a user blocked there keeps
+// their broker session until it ends), or "" when it will be, or when
+// there is nothing to ask (a one-time code, a token-exchange-only
+// connector).
+func neverRechecked(conn upstream.Connector) string {
+	if _, ok := conn.(upstream.CallbackConnector); !ok {
+		return ""
+	}
+	switch r := conn.(type) {
+	case upstream.RefreshTokenAsker:
+		if !r.AsksForRefreshToken() {
+			return "its scopes leave out offline_access, so the upstream issues no refresh token"
+		}
+		return ""
+	case upstream.Refresher:
+		return ""
+	}
+	return "the connector cannot refresh"
 }
 
 func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options) (upstream.Connector, error) {
@@ -78,13 +102,15 @@ func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options
 			ID: cc.ID, Tenant: cc.Tenant, AllowedTenants: cc.AllowedTenants, ClientID: cc.ClientID,
 			ClientSecret: cc.ClientSecret, Scopes: cc.Scopes, TrustEmail: cc.TrustEmail,
 			ExchangeAudiences: cc.ExchangeAudiences, AuthorityURL: cc.Authority,
+			AcceptV1Tokens: cc.AcceptV1Tokens, V1AuthorityURL: cc.V1Authority,
 			HTTPClient: o.HTTPClient, Clock: o.Clock,
 		})
 	case "workos":
 		return workos.New(workos.Config{
 			ID: cc.ID, ClientID: cc.ClientID, APIKey: cc.APIKey, BaseURL: cc.BaseURL,
 			AccessTokenIssuer: cc.AccessTokenIssuer, TrustEmail: cc.TrustEmail,
-			Organization: cc.Organization, HTTPClient: o.HTTPClient, Clock: o.Clock,
+			Organization: cc.Organization, AllowImpersonation: cc.AllowImpersonation,
+			HTTPClient: o.HTTPClient, Clock: o.Clock,
 		})
 	case "legacy":
 		return legacy.New(legacyConfig(cc, o.HTTPClient, o.Clock))
@@ -275,7 +301,8 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", org: identity.Organization, upstreamRefresh: sealed})
+	b.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", org: identity.Organization, upstreamRefresh: sealed,
+		impersonation: identity.Impersonation})
 }
 
 // upstreamFailurePage explains an upstream failure without details an

@@ -195,10 +195,12 @@ func parseExchange(form url.Values) (exchangeRequest, error) {
 // either an upstream's (conn and identity) or the broker's own access
 // token (own and record).
 type exchangeToken struct {
-	conn     upstream.Connector
-	identity upstream.Identity
-	own      *accessTokenClaims
-	ownUser  storage.User // the user of own, active
+	conn      upstream.Connector
+	identity  upstream.Identity
+	raw       string // the upstream token, to ask its upstream more with
+	tokenType string
+	own       *accessTokenClaims
+	ownUser   storage.User // the user of own, active
 }
 
 // verifyExchangeToken verifies a subject or actor token of tokenType. The
@@ -219,7 +221,7 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		// A session token has no issuer to read and no signature to
 		// pre-check: the client named its connector, which asks the
 		// service that issued it.
-		return b.verifyUpstreamToken(ctx, raw, tokenType, opaque)
+		return verifyUpstreamToken(ctx, raw, tokenType, opaque)
 	}
 	// The issuer is read before the signature is checked only to pick
 	// the verifier, which then checks everything, the issuer included.
@@ -260,20 +262,20 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 	}
 	if parsed, ok := conn.(upstream.ParsedTokenVerifier); ok {
 		id, err := parsed.VerifyParsedToken(ctx, jws, tokenType)
-		return upstreamVerified(conn, id, err)
+		return upstreamVerified(conn, raw, tokenType, id, err)
 	}
-	return b.verifyUpstreamToken(ctx, raw, tokenType, conn)
+	return verifyUpstreamToken(ctx, raw, tokenType, conn)
 }
 
 // verifyUpstreamToken has conn verify an upstream token, with the errors
 // of verifyExchangeToken.
-func (b *Broker) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+func verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
 	id, err := conn.VerifyToken(ctx, raw, tokenType)
-	return upstreamVerified(conn, id, err)
+	return upstreamVerified(conn, raw, tokenType, id, err)
 }
 
-// upstreamVerified sorts what conn answered for a token.
-func upstreamVerified(conn upstream.TokenVerifier, id upstream.Identity, err error) (exchangeToken, error) {
+// upstreamVerified sorts what conn answered for raw, a token of tokenType.
+func upstreamVerified(conn upstream.TokenVerifier, raw, tokenType string, id upstream.Identity, err error) (exchangeToken, error) {
 	if errors.Is(err, upstream.ErrUnavailable) {
 		return exchangeToken{}, err
 	}
@@ -286,7 +288,7 @@ func upstreamVerified(conn upstream.TokenVerifier, id upstream.Identity, err err
 	if _, ok := id.Claims["act"]; ok {
 		return exchangeToken{}, unacceptable("connector %q: the token carries act; upstream delegation is not exchanged", conn.ID())
 	}
-	return exchangeToken{conn: conn, identity: id}, nil
+	return exchangeToken{conn: conn, identity: id, raw: raw, tokenType: tokenType}, nil
 }
 
 // connectorForIssuer finds the one connector that lists issuer among the
@@ -437,9 +439,12 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 		if !slices.ContainsFunc(client.actors, func(n string) bool { return strings.HasPrefix(n, "user:") }) {
 			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.id))
 		}
-		user, err := b.resolve(ctx, actor.conn, actor.identity)
+		user, err := b.resolveExchanged(ctx, actor)
 		if errors.Is(err, storage.ErrUserDisabled) {
 			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
+		}
+		if errors.Is(err, errUnacceptable) || errors.Is(err, upstream.ErrUnavailable) {
+			return nil, b.tokenRefused(ctx, client.id, "actor_token", err)
 		}
 		if err != nil {
 			return nil, b.storeFailure(ctx, "resolve actor", err)
@@ -487,10 +492,7 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 	}
 	conn, id := subject.conn, subject.identity
 	g.amr, g.idp, g.org = []string{"fed"}, conn.ID(), id.Organization
-	res, err := b.store.ResolveIdentity(ctx, b.resolveRequest(conn, id))
-	if err == nil {
-		err = checkUserID(res.User)
-	}
+	user, err := b.resolveExchanged(ctx, subject)
 	switch {
 	case errors.Is(err, storage.ErrUserDisabled):
 		return grant{}, "", b.invalidGrant(ctx, "the user is disabled", "client_id", client.id, "connector", conn.ID())
@@ -501,14 +503,48 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 		// over, and another id would be a guess: refuse, write nothing.
 		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", unacceptable(
 			"connector %q: user %s exists without this identity; import it as one of the user's identities", conn.ID(), id.UserID))
+	case errors.Is(err, errUnacceptable), errors.Is(err, upstream.ErrUnavailable):
+		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", err)
 	case err != nil:
 		return grant{}, "", b.storeFailure(ctx, "resolve identity", err)
 	}
-	if res.Created {
-		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
-	}
-	g.user = res.User
+	g.user = user
 	g.scopes = userScopes(client, g.user, g.scopes)
 	token, _, err := b.issueAccessToken(g, act)
 	return g, token, err
+}
+
+// resolveExchanged resolves the identity of a verified upstream token as
+// resolve does at login, with one step more for a first contact by an
+// access token that names no verified email: without one, a person
+// already known by email (a one-time-code user) would get a second user,
+// for good. When the connector is trusted with email and can ask its
+// upstream (upstream.IdentityCompleter: Auth0's userinfo), an identity not
+// known yet is completed there first. A known identity costs what it
+// always did, one store round trip, and nothing is asked upstream. An
+// upstream that cannot answer fails the exchange (upstream.ErrUnavailable,
+// 503) rather than resolve without the email; an answer about someone
+// else is errUnacceptable.
+func (b *Broker) resolveExchanged(ctx context.Context, t exchangeToken) (storage.User, error) {
+	completer, ok := t.conn.(upstream.IdentityCompleter)
+	req := b.resolveRequest(t.conn, t.identity)
+	if !ok || req.LinkByEmail || !t.conn.TrustEmail() || t.tokenType != string(oidc.AccessTokenType) {
+		return b.resolved(ctx, t.conn, req)
+	}
+	req.KnownOnly = true
+	user, err := b.resolved(ctx, t.conn, req)
+	if !isNotFound(err) {
+		return user, err
+	}
+	id, err := completer.CompleteIdentity(ctx, t.raw, t.identity)
+	if errors.Is(err, upstream.ErrUnavailable) {
+		return storage.User{}, err
+	}
+	if err != nil {
+		return storage.User{}, fmt.Errorf("%w: connector %q: completing a first contact: %w", errUnacceptable, t.conn.ID(), err)
+	}
+	if id.Subject != t.identity.Subject {
+		return storage.User{}, unacceptable("connector %q: completing subject %q gave subject %q", t.conn.ID(), t.identity.Subject, id.Subject)
+	}
+	return b.resolved(ctx, t.conn, b.resolveRequest(t.conn, id))
 }

@@ -355,6 +355,18 @@ type loginDetails struct {
 	amr             string // "otp" or "fed"
 	org             string
 	upstreamRefresh []byte // sealed
+	// impersonation is set when the upstream let someone sign in as the
+	// user; every token of the login then names them in act.
+	impersonation *upstream.Impersonation
+}
+
+// impersonator is what the auth request, code, refresh family and
+// session keep of the login's impersonation: the act subject, or "".
+func (d loginDetails) impersonator() string {
+	if d.impersonation == nil {
+		return ""
+	}
+	return d.impersonation.Actor
 }
 
 // completeLogin resolves the identity to a user, gives the browser a
@@ -372,8 +384,25 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		b.storeUnavailablePage(w, r, "resolve identity", err)
 		return
 	}
-	b.loginOutcome(ctx, ar, conn.ID(), "success")
 	now := b.now()
+	if imp := d.impersonation; imp != nil {
+		// Written before anything is issued: an impersonation that
+		// leaves no record does not sign in.
+		err := b.store.AppendAudit(ctx, storage.AuditEvent{
+			Time:   now,
+			Actor:  imp.Actor,
+			Action: "login.impersonated",
+			Target: "user:" + user.ID,
+			Details: map[string]string{"connector": conn.ID(), "impersonator": imp.Email, "reason": imp.Reason,
+				"client_id": ar.ClientID},
+		})
+		if err != nil {
+			b.storeUnavailablePage(w, r, "audit impersonated login", err)
+			return
+		}
+		b.log.InfoContext(ctx, "impersonated login", "connector", conn.ID(), "user_id", user.ID, "client_id", ar.ClientID)
+	}
+	b.loginOutcome(ctx, ar, conn.ID(), "success")
 	sessionID, err := b.startSession(w, r, ar, user.ID, now, conn.ID(), d)
 	if err != nil {
 		b.storeUnavailablePage(w, r, "start session", err)
@@ -386,6 +415,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		a.IDP = conn.ID()
 		a.Org = d.org
 		a.UpstreamRefreshToken = d.upstreamRefresh
+		a.Impersonator = d.impersonator()
 		a.SessionID = sessionID
 		a.Done = true
 		return a, nil
@@ -402,7 +432,13 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 // user only when the connector is trusted to assert email and the
 // upstream said the address is verified (rule 5).
 func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity) (storage.User, error) {
-	res, err := b.store.ResolveIdentity(ctx, b.resolveRequest(conn, id))
+	return b.resolved(ctx, conn, b.resolveRequest(conn, id))
+}
+
+// resolved has the store resolve req, for conn, and checks the user it
+// resolves to.
+func (b *Broker) resolved(ctx context.Context, conn upstream.Connector, req storage.ResolveRequest) (storage.User, error) {
+	res, err := b.store.ResolveIdentity(ctx, req)
 	if err != nil {
 		return storage.User{}, err
 	}

@@ -87,7 +87,10 @@ func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage
 	if err != nil {
 		return "", err
 	}
-	if ok && current.UserID == userID {
+	// An impersonated login never continues the user's own session, nor
+	// the reverse: what single sign-on issues from a session must say
+	// whether it was an impersonation.
+	if ok && current.UserID == userID && current.Impersonator == d.impersonator() {
 		err := b.store.TouchSession(ctx, current.ID, ar.ClientID, now)
 		if err == nil {
 			return current.ID, nil
@@ -112,6 +115,7 @@ func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage
 		// rotates them finds the session's copy by them.
 		Org:                  d.org,
 		UpstreamRefreshToken: d.upstreamRefresh,
+		Impersonator:         d.impersonator(),
 	}
 	if err := b.store.CreateSession(ctx, s); err != nil {
 		return "", fmt.Errorf("create session: %w", err)
@@ -202,6 +206,7 @@ func completeFromSession(ar *storage.AuthRequest, s storage.Session) {
 	ar.IDP = s.IDP
 	ar.Org = s.Org
 	ar.UpstreamRefreshToken = s.UpstreamRefreshToken
+	ar.Impersonator = s.Impersonator
 	ar.SessionID = s.ID
 	ar.Done = true
 }

@@ -110,17 +110,18 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		return nil, err
 	}
 	g := grant{
-		user:      user,
-		clientID:  client.id,
-		scopes:    userScopes(client, user, code.Scopes),
-		audience:  code.Audience,
-		authTime:  code.AuthTime,
-		amr:       code.AMR,
-		idp:       code.IDP,
-		org:       code.Org,
-		nonce:     code.Nonce,
-		grantID:   grantID,
-		sessionID: code.SessionID,
+		user:         user,
+		clientID:     client.id,
+		scopes:       userScopes(client, user, code.Scopes),
+		audience:     code.Audience,
+		authTime:     code.AuthTime,
+		amr:          code.AMR,
+		idp:          code.IDP,
+		org:          code.Org,
+		nonce:        code.Nonce,
+		grantID:      grantID,
+		sessionID:    code.SessionID,
+		impersonator: code.Impersonator,
 	}
 	var refresh string
 	if slices.Contains(code.Scopes, oidc.ScopeOfflineAccess) && client.allowsGrant(GrantRefreshToken) {
@@ -231,16 +232,17 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	// never delivered, and die with the family when the token was dead.
 	successor := b.refreshSuccessor(r.Data.RefreshToken)
 	resp, err := b.tokenResponse(ctx, grant{
-		user:      user,
-		clientID:  client.id,
-		scopes:    scopes,
-		audience:  fam.Audience,
-		authTime:  fam.AuthTime,
-		amr:       fam.AMR,
-		idp:       fam.IDP,
-		org:       fam.Org,
-		grantID:   fam.ID,
-		sessionID: fam.SessionID,
+		user:         user,
+		clientID:     client.id,
+		scopes:       scopes,
+		audience:     fam.Audience,
+		authTime:     fam.AuthTime,
+		amr:          fam.AMR,
+		idp:          fam.IDP,
+		org:          fam.Org,
+		grantID:      fam.ID,
+		sessionID:    fam.SessionID,
+		impersonator: fam.Impersonator,
 	}, successor)
 	if err != nil {
 		return nil, err

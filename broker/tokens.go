@@ -30,6 +30,19 @@ type grant struct {
 	nonce     string
 	grantID   string // refresh family and code grant; revokes together
 	sessionID string
+	// impersonator names whoever signed in as the user (upstream
+	// impersonation), "" for the user's own login.
+	impersonator string
+}
+
+// act is the act claim of the grant's tokens (RFC 8693 section 4.1):
+// the impersonator, when the user did not sign in themselves; nil
+// otherwise.
+func (g grant) act() any {
+	if g.impersonator == "" {
+		return nil
+	}
+	return actClaim{Subject: g.impersonator}
 }
 
 // accessTokenClaims are an RFC 9068 JWT access token's claims.
@@ -63,6 +76,9 @@ type idTokenClaims struct {
 	IDP             string   `json:"idp,omitempty"`
 	Org             string   `json:"org_id,omitempty"`
 	AccessTokenHash string   `json:"at_hash,omitempty"`
+	// Act names an impersonator (RFC 8693 section 4.1), as in the access
+	// token: a relying party must not take the session for the user's.
+	Act any `json:"act,omitempty"`
 	// SessionID is the broker session the login belongs to: what a
 	// back-channel logout token names (Back-Channel Logout 1.0 section 2.1).
 	SessionID string `json:"sid,omitempty"`
@@ -189,6 +205,7 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 		IDP:             g.idp,
 		Org:             g.org,
 		AccessTokenHash: atHash,
+		Act:             g.act(),
 		SessionID:       g.sessionID,
 		userClaims:      claimsForScopes(g.user, g.scopes),
 	}
@@ -209,7 +226,7 @@ func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
 // tokenResponse issues the access token, the ID token when openid was
 // granted, and passes through the refresh token.
 func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
-	at, ttl, err := b.issueAccessToken(g, nil)
+	at, ttl, err := b.issueAccessToken(g, g.act())
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +264,7 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 		SessionID:            g.sessionID,
 		UpstreamRefreshToken: upstreamRefresh,
 		UpstreamCheckedAt:    now,
+		Impersonator:         g.impersonator,
 		CreatedAt:            now,
 		LastUsedAt:           now,
 		ExpiresAt:            now.Add(b.cfg.Tokens.RefreshTokenTTL),

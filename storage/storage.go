@@ -117,7 +117,12 @@ type ResolveRequest struct {
 	// whose verified email belongs to a user other than UserID is refused
 	// with ErrAlreadyExists: the upstream's id and its email disagree.
 	UserID string
-	Now    time.Time
+	// KnownOnly resolves only an identity already known (refreshing it
+	// as usual); for any other, ErrNotFound, and nothing is written. It
+	// lets a caller learn more about a first contact before resolving
+	// it, at no cost to the known.
+	KnownOnly bool
+	Now       time.Time
 }
 
 // PresetUserID returns UserID in canonical form, or "" when it is not set.
@@ -273,6 +278,11 @@ type AuthRequest struct {
 	// UpstreamRefreshToken is the encrypted upstream refresh token, kept
 	// with the refresh family so the broker can re-check the upstream.
 	UpstreamRefreshToken []byte
+	// Impersonator names whoever signed in as the user with the
+	// upstream's leave (a WorkOS dashboard member), as the act claim of
+	// every token of the login does; "" for the user's own login. It
+	// travels to the code, the refresh family and the session.
+	Impersonator string
 }
 
 // AuthCode is an issued authorization code, stored under a hash of the code.
@@ -292,6 +302,7 @@ type AuthCode struct {
 	Org                  string
 	SessionID            string
 	UpstreamRefreshToken []byte
+	Impersonator         string // as AuthRequest.Impersonator
 	ExpiresAt            time.Time
 	// GrantID is set when the code is redeemed: the refresh family and
 	// access tokens issued for it carry it, so a second redemption can
@@ -354,6 +365,7 @@ type RefreshFamily struct {
 	SessionID            string
 	UpstreamRefreshToken []byte
 	UpstreamCheckedAt    time.Time
+	Impersonator         string // as AuthRequest.Impersonator
 	CreatedAt            time.Time
 	LastUsedAt           time.Time
 	ExpiresAt            time.Time // absolute lifetime
@@ -466,6 +478,9 @@ type Session struct {
 	// families are re-checked upstream like the first login's.
 	Org                  string
 	UpstreamRefreshToken []byte
+	// Impersonator is the first login's (AuthRequest.Impersonator): the
+	// tokens single sign-on issues from an impersonated login say so too.
+	Impersonator string
 }
 
 // Sessions holds single-sign-on sessions.

@@ -7,8 +7,9 @@
 // small optional interfaces, found by type assertion: CallbackConnector for
 // a browser login by redirect, TokenVerifier for token exchange (and
 // ParsedTokenVerifier to take a JWT already parsed, OpaqueTokenVerifier
-// when its tokens are not JWTs), Refresher for
-// re-checking the upstream on refresh.
+// when its tokens are not JWTs, IdentityCompleter when its access tokens
+// may leave the email out), Refresher for re-checking the upstream on
+// refresh (RefreshTokenAsker when that needs asking for at login).
 package upstream
 
 import (
@@ -50,6 +51,21 @@ type Identity struct {
 	// UserID is set only by connectors whose upstream already knows the
 	// platform UUID (legacy session services).
 	UserID string
+	// Impersonation is set when someone other than the user signed in as
+	// them with the upstream's leave; nil for the user's own login. A
+	// connector returns it only when configured to allow impersonation.
+	Impersonation *Impersonation
+}
+
+// Impersonation is a login by someone acting as the user with the
+// upstream's leave (a WorkOS dashboard member impersonating them).
+type Impersonation struct {
+	// Actor names the impersonator as the sub of the act claim of the
+	// broker's tokens: "workos-impersonator:<email>". It is never a
+	// platform user id.
+	Actor  string
+	Email  string
+	Reason string // what the impersonator said they were doing
 }
 
 // Connector is what every connector is.
@@ -106,6 +122,20 @@ type ParsedTokenVerifier interface {
 	VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSignature, tokenType string) (Identity, error)
 }
 
+// IdentityCompleter is a TokenVerifier whose access tokens may leave out
+// what resolving a person needs (Auth0's carry no email), and whose
+// upstream can be asked for it with the token.
+type IdentityCompleter interface {
+	TokenVerifier
+	// CompleteIdentity asks the upstream about the user of accessToken,
+	// which VerifyToken verified as id, and returns id with what the
+	// upstream said added (email, its verification, name). The subject
+	// must stay id's: an answer about anyone else is ErrInvalidToken.
+	// An upstream that cannot be asked for this connector's tokens
+	// returns id unchanged. It keeps nothing: each call asks again.
+	CompleteIdentity(ctx context.Context, accessToken string, id Identity) (Identity, error)
+}
+
 // OpaqueTokenVerifier is a TokenVerifier whose tokens are opaque (a
 // platform's own session tokens), not JWTs. Nothing can be read from such
 // a token before its connector verifies it, so it names no issuer and the
@@ -133,6 +163,16 @@ type Refresher interface {
 	// new refresh token when the upstream rotates it. ErrDenied means the
 	// upstream no longer accepts the user.
 	Refresh(ctx context.Context, refreshToken string) (Identity, error)
+}
+
+// RefreshTokenAsker is a Refresher whose upstream issues a refresh token
+// only when a login asks for one (OpenID Connect's offline_access).
+type RefreshTokenAsker interface {
+	Refresher
+	// AsksForRefreshToken reports whether the connector's logins ask
+	// for a refresh token. When they do not, Refresh never has one to
+	// use: the upstream is never asked about the user again.
+	AsksForRefreshToken() bool
 }
 
 // Logouter is an upstream that publishes where a person signs out of it

@@ -71,10 +71,13 @@ func (f *Auth0) idClaims(u User, nonce string) map[string]any {
 }
 
 // AccessToken mints an access token for u for the API audience. Like
-// Auth0's, its aud is an array that also names the tenant's /userinfo.
+// Auth0's, its aud is an array that also names the tenant's /userinfo,
+// it carries no email, and /userinfo answers for it with u's.
 func (f *Auth0) AccessToken(u User, audience string, opts ...TokenOption) string {
 	f.t.Helper()
-	return f.mint(f.accessClaims(u, audience, "openid profile email"), opts...)
+	at := f.mint(f.accessClaims(u, audience, "openid profile email"), opts...)
+	f.rememberAccessToken(at, u)
+	return at
 }
 
 func (f *Auth0) accessClaims(u User, audience, scope string) map[string]any {

@@ -103,6 +103,32 @@ func (f *AzureAD) AccessToken(u User, audience string, opts ...TokenOption) stri
 	return f.mint(c, opts...)
 }
 
+// V1Issuer is the issuer of a tenant's v1.0 access tokens. Entra's is
+// https://sts.windows.net/{tid}/; the fake's is under its own URL, so a
+// connector names it with v1Authority: URL.
+func (f *AzureAD) V1Issuer(tenant string) string {
+	return f.URL + "/" + tenant + "/"
+}
+
+// AccessTokenV1 mints a v1.0 access token for u for an API (aud
+// audience), as Entra issues for an API whose manifest keeps
+// accessTokenAcceptedVersion at 1 (or null): iss is the tenant's v1
+// issuer, ver 1.0, appid instead of azp, and upn instead of
+// preferred_username. It is signed with the same keys as v2.0 tokens.
+func (f *AzureAD) AccessTokenV1(u User, audience string, opts ...TokenOption) string {
+	f.t.Helper()
+	c := f.claims(u, audience, "")
+	c["iss"] = f.V1Issuer(c["tid"].(string))
+	c["ver"] = "1.0"
+	c["appid"] = f.ClientID
+	c["scp"] = "access_as_user"
+	if u.PreferredUsername != "" {
+		delete(c, "preferred_username")
+		c["upn"] = u.PreferredUsername
+	}
+	return f.mint(c, opts...)
+}
+
 func (f *AzureAD) claims(u User, aud, nonce string) map[string]any {
 	tid := u.TenantID
 	if tid == "" {

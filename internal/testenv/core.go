@@ -26,6 +26,11 @@ type User struct {
 	ObjectID            string // oid
 	EmailDomainVerified bool   // sent as xms_edov: true when set
 	PreferredUsername   string
+
+	// WorkOS only: a dashboard member signing in as the user
+	// (impersonation), and the reason they gave.
+	Impersonator        string
+	ImpersonationReason string
 }
 
 // Option configures a fake.

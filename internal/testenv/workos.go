@@ -25,6 +25,9 @@ type WorkOS struct {
 // (authorization_code with PKCE, and refresh_token; refresh tokens are
 // single-use, as WorkOS's are) and the JWKS at /sso/jwks/{client_id}.
 // User.Sub is the WorkOS user id; Name is split into first and last name.
+// A user with an Impersonator is signed in as WorkOS impersonation does:
+// the answer names the impersonator ({email, reason}), the access token
+// carries act {sub: <impersonator email>}, and refreshes say so again.
 func NewWorkOS(t testing.TB, opts ...Option) *WorkOS {
 	t.Helper()
 	o := newOptions("client_fake", "sk_test_fake", opts)
@@ -62,6 +65,9 @@ func (f *WorkOS) accessClaims(u User) map[string]any {
 	}
 	if u.OrgID != "" {
 		c["org_id"] = u.OrgID
+	}
+	if u.Impersonator != "" {
+		c["act"] = map[string]any{"sub": u.Impersonator}
 	}
 	return c
 }
@@ -119,6 +125,10 @@ func (f *WorkOS) authenticate(w http.ResponseWriter, r *http.Request) {
 	}
 	if g.user.OrgID != "" {
 		resp["organization_id"] = g.user.OrgID
+	}
+	if g.user.Impersonator != "" {
+		resp["authentication_method"] = "Impersonation"
+		resp["impersonator"] = map[string]any{"email": g.user.Impersonator, "reason": g.user.ImpersonationReason}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -50,6 +50,9 @@ func (s *Store) resolve(req storage.ResolveRequest, presetID string) (storage.Re
 		}
 		return storage.Resolution{User: u}, nil
 	}
+	if req.KnownOnly {
+		return storage.Resolution{}, fmt.Errorf("memory: resolve identity %s/%s: %w", req.Connector, req.Subject, storage.ErrNotFound)
+	}
 
 	if req.LinkByEmail && req.EmailVerified && req.Email != "" {
 		if id, ok := s.verifiedEmails[req.Email]; ok {

@@ -11,7 +11,7 @@ import (
 	"github.com/idbroker/broker/storage"
 )
 
-const sessionColumns = `id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, org, upstream_refresh_token`
+const sessionColumns = `id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, org, upstream_refresh_token, impersonator`
 
 // sessionLive is the SQL condition for a session within both lifetimes at $2.
 const sessionLive = `expires_at > $2 AND (idle_deadline IS NULL OR idle_deadline > $2)`
@@ -20,7 +20,8 @@ func scanSession(row pgx.Row) (storage.Session, error) {
 	var sess storage.Session
 	var idleUS int64
 	if err := row.Scan(&sess.ID, &sess.UserID, &sess.AuthTime, &sess.AMR, &sess.IDP, &sess.Clients,
-		&sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idleUS, &sess.Org, &sess.UpstreamRefreshToken); err != nil {
+		&sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idleUS, &sess.Org, &sess.UpstreamRefreshToken,
+		&sess.Impersonator); err != nil {
 		return storage.Session{}, err
 	}
 	sess.IdleTTL = time.Duration(idleUS) * time.Microsecond
@@ -41,10 +42,10 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	defer cancel()
 	_, err := s.hot.Exec(ctx, `
 		INSERT INTO sessions (id, user_id, auth_time, amr, idp, clients, created_at, last_seen_at, expires_at, idle_ttl_us, idle_deadline,
-			org, upstream_refresh_token)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			org, upstream_refresh_token, impersonator)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		sess.ID, sess.UserID, sess.AuthTime, sess.AMR, sess.IDP, sess.Clients, sess.CreatedAt, sess.LastSeenAt, sess.ExpiresAt,
-		sess.IdleTTL.Microseconds(), idleDeadline(sess.LastSeenAt, sess.IdleTTL), sess.Org, sess.UpstreamRefreshToken)
+		sess.IdleTTL.Microseconds(), idleDeadline(sess.LastSeenAt, sess.IdleTTL), sess.Org, sess.UpstreamRefreshToken, sess.Impersonator)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create session: %w", storage.ErrAlreadyExists)
 	}

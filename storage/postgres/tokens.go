@@ -13,14 +13,16 @@ import (
 )
 
 const familyColumns = `f.id, f.client_id, f.user_id, f.scopes, f.audience, f.auth_time, f.amr, f.idp, f.org, f.session_id,
-	f.upstream_refresh_token, f.upstream_checked_at, f.created_at, f.last_used_at, f.expires_at, f.idle_timeout_us, f.revoked`
+	f.upstream_refresh_token, f.upstream_checked_at, f.created_at, f.last_used_at, f.expires_at, f.idle_timeout_us, f.revoked,
+	f.impersonator`
 
 // scanFamily scans familyColumns, then the extra columns into extra.
 func scanFamily(row pgx.Row, extra ...any) (storage.RefreshFamily, error) {
 	var f storage.RefreshFamily
 	var idleUS int64
 	if err := row.Scan(append([]any{&f.ID, &f.ClientID, &f.UserID, &f.Scopes, &f.Audience, &f.AuthTime, &f.AMR, &f.IDP, &f.Org, &f.SessionID,
-		&f.UpstreamRefreshToken, &f.UpstreamCheckedAt, &f.CreatedAt, &f.LastUsedAt, &f.ExpiresAt, &idleUS, &f.Revoked}, extra...)...); err != nil {
+		&f.UpstreamRefreshToken, &f.UpstreamCheckedAt, &f.CreatedAt, &f.LastUsedAt, &f.ExpiresAt, &idleUS, &f.Revoked,
+		&f.Impersonator}, extra...)...); err != nil {
 		return storage.RefreshFamily{}, err
 	}
 	f.IdleTimeout = time.Duration(idleUS) * time.Microsecond
@@ -43,11 +45,12 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	return s.inTx(ctx, "create refresh family", func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 			INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, auth_time, amr, idp, org, session_id,
-				upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+				upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked,
+				impersonator)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			f.ID, f.ClientID, f.UserID, f.Scopes, f.Audience, f.AuthTime, f.AMR, f.IDP, f.Org, f.SessionID,
 			f.UpstreamRefreshToken, f.UpstreamCheckedAt, f.CreatedAt, f.LastUsedAt, f.ExpiresAt,
-			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked)
+			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, f.Impersonator)
 		if err == nil {
 			_, err = tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, tokenHash, f.ID)
 		}

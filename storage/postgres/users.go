@@ -92,6 +92,9 @@ func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest
 		WHERE i.connector = $1 AND i.subject = $2`, req.Connector, req.Subject),
 		&identEmail, &identName, &lastLogin)
 	if errors.Is(err, pgx.ErrNoRows) {
+		if req.KnownOnly {
+			return res, true, fmt.Errorf("postgres: resolve identity %s/%s: %w", req.Connector, req.Subject, storage.ErrNotFound)
+		}
 		return res, false, nil
 	}
 	if err != nil {
@@ -140,6 +143,9 @@ func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetI
 		return storage.Resolution{User: nu}, nil
 	case !errors.Is(err, pgx.ErrNoRows):
 		return storage.Resolution{}, err
+	case req.KnownOnly:
+		// Gone since resolveUnchanged saw it (deleted meanwhile).
+		return storage.Resolution{}, storage.ErrNotFound
 	}
 
 	// A trusted, verified email: link to its owner.

@@ -39,6 +39,7 @@ func testAuthRequestRoundTrip(t *testing.T, s storage.Storage) {
 	r.ConnectorID, r.UpstreamState, r.UpstreamNonce, r.UpstreamVerifier = "auth0", "ups", "upn", "upv"
 	r.UserID, r.AuthTime, r.AMR, r.IDP, r.Org, r.SessionID, r.Done = "u", t0.Add(time.Second), []string{"fed"}, "auth0", "org_1", "sess", true
 	r.UpstreamRefreshToken = []byte{1, 2, 3}
+	r.Impersonator = "workos-impersonator:support@example.com"
 	wantErr(t, "CreateAuthRequest", s.CreateAuthRequest(ctx, r), nil)
 	wantErr(t, "CreateAuthRequest(again)", s.CreateAuthRequest(ctx, r), storage.ErrAlreadyExists)
 
@@ -159,6 +160,7 @@ func authCode(name, userID string) storage.AuthCode {
 		Org:                  "org_1",
 		SessionID:            "sess",
 		UpstreamRefreshToken: []byte("enc"),
+		Impersonator:         "workos-impersonator:support@example.com",
 		ExpiresAt:            t0.Add(time.Minute),
 	}
 }

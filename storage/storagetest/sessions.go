@@ -13,6 +13,7 @@ func session(id, userID string, created time.Time) storage.Session {
 		Clients: []string{"web"}, CreatedAt: created, LastSeenAt: created,
 		ExpiresAt: created.Add(12 * time.Hour), IdleTTL: time.Hour,
 		Org: "org_1", UpstreamRefreshToken: []byte("enc-upstream"),
+		Impersonator: "workos-impersonator:support@example.com",
 	}
 }
 

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ResolveIdentity/WithoutLinkByEmailCreatesUser", testResolveNoLinkCreates},
 		{"ResolveIdentity/VerifiedEmailUniqueUnverifiedMayRepeat", testResolveEmailUniqueness},
 		{"ResolveIdentity/PresetUserID", testResolvePresetUserID},
+		{"ResolveIdentity/KnownOnly", testResolveKnownOnly},
 		{"ResolveIdentity/DisabledUser", testResolveDisabled},
 		{"ResolveIdentity/ConcurrentSameIdentity", testResolveConcurrentSameIdentity},
 		{"ResolveIdentity/ConcurrentSameVerifiedEmail", testResolveConcurrentSameEmail},

@@ -22,6 +22,7 @@ func family(id, userID, sessionID string) storage.RefreshFamily {
 		SessionID:            sessionID,
 		UpstreamRefreshToken: []byte("enc-upstream"),
 		UpstreamCheckedAt:    t0,
+		Impersonator:         "workos-impersonator:support@example.com",
 		CreatedAt:            t0,
 		LastUsedAt:           t0,
 		ExpiresAt:            t0.Add(30 * 24 * time.Hour),

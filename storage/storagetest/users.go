@@ -55,6 +55,26 @@ func testResolveCreates(t *testing.T, s storage.Storage) {
 	}})
 }
 
+// testResolveKnownOnly: KnownOnly resolves a known identity as usual and
+// writes nothing for an unknown one, even with a verified email to link by.
+func testResolveKnownOnly(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	owner := mustResolve(t, s, storage.ResolveRequest{Connector: "otp", Subject: "ko@example.com", Email: "ko@example.com", EmailVerified: true, Now: t0})
+	_, err := s.ResolveIdentity(ctx, storage.ResolveRequest{Connector: "auth0", Subject: "auth0|ko", Email: "ko@example.com",
+		EmailVerified: true, LinkByEmail: true, KnownOnly: true, Now: t0})
+	wantErr(t, "KnownOnly for an unknown identity", err, storage.ErrNotFound)
+	ids, err := s.ListIdentities(ctx, owner.User.ID)
+	wantErr(t, "ListIdentities", err, nil)
+	if len(ids) != 1 {
+		t.Fatalf("KnownOnly wrote an identity: %+v", ids)
+	}
+	res, err := s.ResolveIdentity(ctx, storage.ResolveRequest{Connector: "otp", Subject: "ko@example.com", Name: "Ko", KnownOnly: true, Now: t0.Add(time.Hour)})
+	wantErr(t, "KnownOnly for a known identity", err, nil)
+	if res.User.ID != owner.User.ID || res.Created || res.Linked || res.User.Name != "Ko" {
+		t.Errorf("KnownOnly for a known identity: %+v, want user %s refreshed", res, owner.User.ID)
+	}
+}
+
 func testResolveKnownRefreshes(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	first := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "s", Email: "old@example.com", EmailVerified: true, Name: "Old", Now: t0})

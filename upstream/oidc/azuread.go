@@ -14,6 +14,10 @@ import (
 // DefaultAzureAuthority is Entra ID's public cloud.
 const DefaultAzureAuthority = "https://login.microsoftonline.com"
 
+// DefaultAzureV1Authority is where the public cloud's v1.0 tokens come
+// from: their iss is https://sts.windows.net/{tid}/.
+const DefaultAzureV1Authority = "https://sts.windows.net"
+
 // AzureConfig configures an Entra ID (Azure AD) v2.0 connector.
 type AzureConfig struct {
 	ID string
@@ -29,7 +33,16 @@ type AzureConfig struct {
 	TrustEmail        bool
 	ExchangeAudiences []string // as Config.ExchangeAudiences
 	// AuthorityURL is DefaultAzureAuthority when empty.
-	AuthorityURL          string
+	AuthorityURL string
+	// AcceptV1Tokens accepts v1.0 access tokens for exchange (an API
+	// whose manifest leaves accessTokenAcceptedVersion at 1 gets them,
+	// whichever endpoint the caller used), with the checks of v2.0 ones:
+	// the tenant allowed, iss the v1.0 issuer of the token's tid, the
+	// same keys and audiences. Logins are v2.0 whatever this says.
+	AcceptV1Tokens bool
+	// V1AuthorityURL is where v1.0 issuers live:
+	// DefaultAzureV1Authority when empty (sovereign clouds differ).
+	V1AuthorityURL        string
 	HTTPClient            *http.Client
 	Clock                 func() time.Time
 	MaxClockSkew          time.Duration
@@ -51,7 +64,16 @@ func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
 		cfg.AuthorityURL = DefaultAzureAuthority
 	}
 	t := tenants{authority: strings.TrimSuffix(cfg.AuthorityURL, "/"), allowed: cfg.AllowedTenants}
+	if cfg.AcceptV1Tokens {
+		t.v1Authority = strings.TrimSuffix(cfg.V1AuthorityURL, "/")
+		if t.v1Authority == "" {
+			t.v1Authority = DefaultAzureV1Authority
+		}
+	}
 	var d dialect
+	// Entra's userinfo (Microsoft Graph's) takes Graph tokens only, never
+	// one issued for the client's own API.
+	d.userinfoTakesNoAPITokens = true
 	switch cfg.Tenant {
 	case "organizations", "common":
 		t.multi = true
@@ -63,6 +85,7 @@ func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
 		t.allowed = []string{cfg.Tenant}
 	}
 	d.check = t.check
+	d.checkExchange = t.checkExchange
 	d.identity = azureIdentity
 	d.issuers = t.issuers
 	return newConnector(ctx, Config{
@@ -82,9 +105,10 @@ func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
 
 // tenants is which Entra tenants a connector accepts tokens from.
 type tenants struct {
-	authority string
-	multi     bool     // organizations or common
-	allowed   []string // empty: any tenant (multi only)
+	authority   string
+	multi       bool     // organizations or common
+	allowed     []string // empty: any tenant (multi only)
+	v1Authority string   // where v1.0 issuers live; "": v1.0 tokens refused
 }
 
 // issuer is the v2.0 issuer of a tenant.
@@ -101,9 +125,34 @@ func (t tenants) checkDiscovered(issuer string) error {
 	return nil
 }
 
+// v1Issuer is the v1.0 issuer of a tenant.
+func (t tenants) v1Issuer(tenant string) string {
+	return t.v1Authority + "/" + tenant + "/"
+}
+
 // check: the token's tid must be allowed and its iss must be that
 // tenant's issuer.
 func (t tenants) check(claims map[string]any) error {
+	return t.checkIssuer(claims, t.issuer)
+}
+
+// checkExchange is check for a token to exchange, which may be a v1.0
+// access token when the connector accepts them: ver 1.0 and iss the v1.0
+// issuer of its tid. A token names its version, and its issuer must be
+// that version's.
+func (t tenants) checkExchange(claims map[string]any) error {
+	if ver, _ := claims["ver"].(string); ver == "1.0" {
+		if t.v1Authority == "" {
+			return fmt.Errorf("oidc: azuread v1.0 token refused (the connector does not accept v1.0 tokens): %w", upstream.ErrInvalidToken)
+		}
+		return t.checkIssuer(claims, t.v1Issuer)
+	}
+	return t.check(claims)
+}
+
+// checkIssuer: the token's tid must be allowed and its iss must be
+// issuer(tid).
+func (t tenants) checkIssuer(claims map[string]any, issuer func(tenant string) string) error {
 	tid, _ := claims["tid"].(string)
 	iss, _ := claims["iss"].(string)
 	if tid == "" {
@@ -112,18 +161,22 @@ func (t tenants) check(claims map[string]any) error {
 	if len(t.allowed) > 0 && !slices.Contains(t.allowed, tid) {
 		return fmt.Errorf("oidc: azuread tenant %q is not allowed: %w", tid, upstream.ErrInvalidToken)
 	}
-	if want := t.issuer(tid); iss != want {
+	if want := issuer(tid); iss != want {
 		return fmt.Errorf("oidc: azuread token issuer %q, want %q for its tenant %q: %w", iss, want, tid, upstream.ErrInvalidToken)
 	}
 	return nil
 }
 
-// issuers are the issuers of the allowed tenants. A multi-tenant
-// connector open to any tenant has no list: it must be named.
+// issuers are the issuers of the allowed tenants (v1.0 ones too when
+// accepted). A multi-tenant connector open to any tenant has no list: it
+// must be named.
 func (t tenants) issuers() []string {
 	var out []string
 	for _, tid := range t.allowed {
 		out = append(out, t.issuer(tid))
+		if t.v1Authority != "" {
+			out = append(out, t.v1Issuer(tid))
+		}
 	}
 	return out
 }
@@ -140,6 +193,11 @@ func azureIdentity(claims map[string]any, id *upstream.Identity) error {
 	id.EmailVerified = email != "" && boolClaim(claims, "xms_edov")
 	if email == "" {
 		id.Email = normalizeEmail(stringClaim(claims, "preferred_username"))
+	}
+	if id.Email == "" {
+		// v1.0 tokens name the user in upn instead; unverified, as
+		// preferred_username is.
+		id.Email = normalizeEmail(stringClaim(claims, "upn"))
 	}
 	if id.Email != "" && !strings.Contains(id.Email, "@") {
 		id.Email = ""

@@ -193,3 +193,34 @@ func TestAzureAD_RefreshKeepsTheSubject(t *testing.T) {
 		t.Errorf("subject after refresh = %q, want %q", again.Subject, id.Subject)
 	}
 }
+
+// v1.0 access tokens are refused unless accepted, and then checked as
+// v2.0 ones against the v1.0 issuer of their tenant, which Issuers lists.
+func TestAzureAD_V1AccessTokensOnlyWhenAccepted(t *testing.T) {
+	f := testenv.NewAzureAD(t)
+	u := entraUser(f)
+	u.TenantID = f.TenantA
+	v1 := f.AccessTokenV1(u, f.ClientID)
+
+	if _, err := newAzure(t, f).VerifyToken(t.Context(), v1, upstream.TokenTypeAccessToken); !errors.Is(err, upstream.ErrInvalidToken) {
+		t.Fatalf("v1.0 token by default: err = %v, want ErrInvalidToken", err)
+	}
+	c := newAzure(t, f, func(c *oidc.AzureConfig) {
+		c.Tenant, c.AcceptV1Tokens, c.V1AuthorityURL = f.TenantA, true, f.URL
+	})
+	id, err := c.VerifyToken(t.Context(), v1, upstream.TokenTypeAccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := c.VerifyToken(t.Context(), f.AccessToken(u, f.ClientID), upstream.TokenTypeAccessToken)
+	if err != nil || id.Subject != v2.Subject {
+		t.Errorf("v1.0 subject %q, v2.0 subject %q (%v)", id.Subject, v2.Subject, err)
+	}
+	if got := c.Issuers(); len(got) != 2 || got[1] != f.V1Issuer(f.TenantA) {
+		t.Errorf("Issuers() = %q, want the v2.0 and v1.0 issuers of %s", got, f.TenantA)
+	}
+	u.TenantID = f.TenantB
+	if _, err := c.VerifyToken(t.Context(), f.AccessTokenV1(u, f.ClientID), upstream.TokenTypeAccessToken); !errors.Is(err, upstream.ErrInvalidToken) {
+		t.Errorf("v1.0 token of another tenant: err = %v, want ErrInvalidToken", err)
+	}
+}

@@ -40,8 +40,9 @@ type Config struct {
 	// upstream.
 	ClientID     string
 	ClientSecret string
-	// Scopes requested at login; openid, email and profile when empty.
-	// Add offline_access for a refresh token. openid is always sent.
+	// Scopes requested at login; DefaultScopes when empty. openid is
+	// always sent. Without offline_access the upstream issues no refresh
+	// token, and the broker can never re-check the user there.
 	Scopes []string
 	// TrustEmail: a verified email from this upstream may link to an
 	// existing user. The connector only reports it.
@@ -125,6 +126,13 @@ type dialect struct {
 	identity func(claims map[string]any, id *upstream.Identity) error
 	// issuers lists the token issuers; nil: Config.Issuer.
 	issuers func() []string
+	// checkExchange, when set, checks a token for exchange in place of
+	// check, the issuer included (exchange makes no issuer check of its
+	// own then): exchange accepts tokens login never sees.
+	checkExchange func(claims map[string]any) error
+	// userinfoTakesNoAPITokens: the userinfo endpoint refuses the access
+	// tokens exchanged (issued for the client's own APIs).
+	userinfoTakesNoAPITokens bool
 }
 
 var (
@@ -156,7 +164,7 @@ func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error
 		return nil, fmt.Errorf("oidc: connector %q: issuer %q is not an absolute URL", cfg.ID, cfg.Issuer)
 	}
 	if len(cfg.Scopes) == 0 {
-		cfg.Scopes = []string{gooidc.ScopeOpenID, "email", "profile"}
+		cfg.Scopes = slices.Clone(DefaultScopes)
 	} else if !slices.Contains(cfg.Scopes, gooidc.ScopeOpenID) {
 		cfg.Scopes = append([]string{gooidc.ScopeOpenID}, cfg.Scopes...)
 	}

@@ -38,8 +38,8 @@ func (c *Connector) Issuers() []string {
 // algorithm discovery publishes ("none" and HMAC never). With s the
 // MaxClockSkew, its claims must then have:
 //
-//   - iss Config.Issuer (the Entra ID multi-tenant preset checks it
-//     against the token's tid instead; like go-oidc, Google's issuer may
+//   - iss Config.Issuer (the Entra ID preset checks it against the
+//     token's tid and version instead; like go-oidc, Google's issuer may
 //     come without its scheme);
 //   - exp, no more than s in the past;
 //   - nbf, when present, no more than s in the future, nor more than 5m-s
@@ -108,7 +108,7 @@ func (c *Connector) exchangeClaims(ctx context.Context, p *provider, jws *jose.J
 	now, skew := c.now(), c.cfg.MaxClockSkew
 	want := jwt.Expected{Time: now}
 	switch {
-	case c.dialect.ownIssuerCheck: // checkDialect checks it
+	case c.dialect.ownIssuerCheck, c.dialect.checkExchange != nil: // the preset checks it
 	case c.cfg.Issuer == googleIssuer && registered.Issuer == googleIssuerNoScheme: // as go-oidc
 	default:
 		want.Issuer = c.cfg.Issuer
@@ -130,7 +130,11 @@ func (c *Connector) exchangeClaims(ctx context.Context, p *provider, jws *jose.J
 	if err := json.Unmarshal(payload, &claims); err != nil {
 		return nil, fmt.Errorf("oidc: token claims: %w: %w", err, upstream.ErrInvalidToken)
 	}
-	if err := c.checkDialect(claims); err != nil {
+	check := c.checkDialect
+	if c.dialect.checkExchange != nil {
+		check = c.dialect.checkExchange
+	}
+	if err := check(claims); err != nil {
 		return nil, err
 	}
 	return claims, nil

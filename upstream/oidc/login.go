@@ -142,8 +142,14 @@ func (c *Connector) addUserinfo(ctx context.Context, p *provider, accessToken st
 	if err := getJSON(ctx, c.client, p.userinfoURL, accessToken, &info); err != nil {
 		return err
 	}
+	return mergeUserinfo(claims, info)
+}
+
+// mergeUserinfo adds a userinfo answer to verified claims. Its sub must be
+// theirs; their registered claims are kept.
+func mergeUserinfo(claims, info map[string]any) error {
 	if info["sub"] != claims["sub"] {
-		return fmt.Errorf("oidc: userinfo sub %q differs from id token sub %q: %w", info["sub"], claims["sub"], upstream.ErrInvalidToken)
+		return fmt.Errorf("oidc: userinfo sub %q differs from the token's sub %q: %w", info["sub"], claims["sub"], upstream.ErrInvalidToken)
 	}
 	for k, v := range info {
 		switch k {

@@ -3,11 +3,25 @@ package oidc
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/broker/upstream"
 )
+
+// DefaultScopes are requested at login when Config.Scopes is empty.
+// offline_access is what OpenID Connect (and Auth0 and Entra ID) issue a
+// refresh token for, and the refresh token is what lets the broker ask
+// the upstream about the user again.
+var DefaultScopes = []string{gooidc.ScopeOpenID, "email", "profile", gooidc.ScopeOfflineAccess}
+
+// AsksForRefreshToken implements upstream.RefreshTokenAsker: logins
+// request offline_access.
+func (c *Connector) AsksForRefreshToken() bool {
+	return slices.Contains(c.cfg.Scopes, gooidc.ScopeOfflineAccess)
+}
 
 // Refresh implements upstream.Refresher. It redeems the refresh token and
 // reads the identity from the new ID token (or, when the upstream sends

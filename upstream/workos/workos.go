@@ -46,6 +46,12 @@ type Config struct {
 	// Organization, when set, is requested at login and the
 	// organization_id of every login must equal it.
 	Organization string
+	// AllowImpersonation accepts a login by a WorkOS dashboard member
+	// impersonating the user (the answer names an impersonator, its
+	// access token carries act); the identity then says who
+	// (upstream.Identity.Impersonation). Refused with upstream.ErrDenied
+	// when false.
+	AllowImpersonation bool
 	// HTTPClient makes every call; a client with a 10 s timeout when nil.
 	HTTPClient *http.Client
 	// Clock is time.Now when nil.
@@ -244,6 +250,11 @@ type authentication struct {
 	OrganizationID string `json:"organization_id"`
 	AccessToken    string `json:"access_token"`
 	RefreshToken   string `json:"refresh_token"`
+	// Impersonator is set when a dashboard member signed in as the user.
+	Impersonator *struct {
+		Email  string `json:"email"`
+		Reason string `json:"reason"`
+	} `json:"impersonator"`
 }
 
 // authenticate posts a grant to /user_management/authenticate and turns
@@ -269,6 +280,10 @@ func (c *Connector) authenticate(ctx context.Context, grant map[string]string, i
 	if err := c.checkOrganization(a.OrganizationID); err != nil {
 		return upstream.Identity{}, err
 	}
+	imp, err := c.impersonation(a, claims)
+	if err != nil {
+		return upstream.Identity{}, err
+	}
 	email := strings.ToLower(strings.TrimSpace(a.User.Email))
 	return upstream.Identity{
 		ConnectorID:   c.cfg.ID,
@@ -279,7 +294,46 @@ func (c *Connector) authenticate(ctx context.Context, grant map[string]string, i
 		Organization:  a.OrganizationID,
 		Claims:        claims,
 		RefreshToken:  a.RefreshToken,
+		Impersonation: imp,
 	}, nil
+}
+
+// impersonationActorPrefix starts the act subject naming a WorkOS
+// impersonator: never a platform UUID, so no one mistakes it for a user.
+const impersonationActorPrefix = "workos-impersonator:"
+
+// impersonation reads who impersonates the user, if anyone: WorkOS names
+// the impersonator in the answer and puts act in the access token. Either
+// one is impersonation; both must name the same person. It is
+// upstream.ErrDenied unless Config.AllowImpersonation.
+func (c *Connector) impersonation(a authentication, claims map[string]any) (*upstream.Impersonation, error) {
+	var fromToken string
+	if act, ok := claims["act"]; ok {
+		m, _ := act.(map[string]any)
+		fromToken, _ = m["sub"].(string)
+		if fromToken == "" {
+			return nil, fmt.Errorf("workos: access token act %v names no sub: %w", act, upstream.ErrInvalidToken)
+		}
+	}
+	if a.Impersonator == nil && fromToken == "" {
+		return nil, nil
+	}
+	imp := upstream.Impersonation{Email: fromToken}
+	if a.Impersonator != nil {
+		imp.Email, imp.Reason = a.Impersonator.Email, a.Impersonator.Reason
+	}
+	imp.Email = strings.ToLower(strings.TrimSpace(imp.Email))
+	switch {
+	case imp.Email == "":
+		return nil, fmt.Errorf("workos: impersonator without an email: %w", upstream.ErrInvalidToken)
+	case fromToken != "" && !strings.EqualFold(fromToken, imp.Email):
+		return nil, fmt.Errorf("workos: impersonator %q, but the access token's act names %q: %w", imp.Email, fromToken, upstream.ErrInvalidToken)
+	case !c.cfg.AllowImpersonation:
+		return nil, fmt.Errorf("workos: user %q impersonated by %q, and connector %q does not allow impersonation: %w",
+			a.User.ID, imp.Email, c.cfg.ID, upstream.ErrDenied)
+	}
+	imp.Actor = impersonationActorPrefix + imp.Email
+	return &imp, nil
 }
 
 // post sends body as JSON and decodes the answer into v. Unreachable, 429

@@ -203,3 +203,37 @@ func TestVerifyToken_JWKSDownIsUnavailable(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
+
+// A dashboard member impersonating the user is refused unless the
+// connector allows it; then the identity names them, at login and on
+// every refresh.
+func TestLogin_ImpersonationRefusedUnlessAllowed(t *testing.T) {
+	f := testenv.NewWorkOS(t)
+	impersonated := carol
+	impersonated.Impersonator, impersonated.ImpersonationReason = "Support@Vendor.example", "ticket 4711"
+
+	f.SetNextUser(impersonated)
+	if _, err := login(t, newConnector(t, f), newLoginState()); !errors.Is(err, upstream.ErrDenied) {
+		t.Fatalf("impersonation without AllowImpersonation: err = %v, want ErrDenied", err)
+	}
+
+	c := newConnector(t, f, func(c *workos.Config) { c.AllowImpersonation = true })
+	f.SetNextUser(impersonated)
+	id, err := login(t, c, newLoginState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := upstream.Impersonation{Actor: "workos-impersonator:support@vendor.example", Email: "support@vendor.example", Reason: "ticket 4711"}
+	if id.Subject != carol.Sub || id.Impersonation == nil || *id.Impersonation != want {
+		t.Fatalf("identity %+v, impersonation %+v; want %+v", id, id.Impersonation, want)
+	}
+	again, err := c.Refresh(t.Context(), id.RefreshToken)
+	if err != nil || again.Impersonation == nil || *again.Impersonation != want {
+		t.Errorf("refresh: %+v, %v", again.Impersonation, err)
+	}
+
+	f.SetNextUser(carol)
+	if id, err := login(t, c, newLoginState()); err != nil || id.Impersonation != nil {
+		t.Errorf("the user's own login: impersonation %+v, err %v", id.Impersonation, err)
+	}
+}
