@@ -35,8 +35,9 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 
 // Authorize runs after the library has matched the redirect URI, so every
 // error here goes back to the client. It enforces PKCE, stores the request
-// and completes it from the browser's session when that may answer it
-// (reusableSession), or sends the browser to the login page.
+// bound to the browser (binding.go) and completes it from the browser's
+// session when that may answer it (reusableSession), or sends the browser
+// to the login page.
 func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	client := r.Client.(*Client)
 	req := r.Data
