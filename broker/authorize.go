@@ -35,8 +35,9 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 
 // Authorize runs after the library has matched the redirect URI, so every
 // error here goes back to the client. It enforces PKCE, stores the request
-// and completes it from the browser's session when that may answer it
-// (reusableSession), or sends the browser to the login page.
+// bound to the browser (binding.go) and completes it from the browser's
+// session when that may answer it (reusableSession), or sends the browser
+// to the login page.
 func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	client := r.Client.(*Client)
 	req := r.Data
@@ -68,6 +69,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	}
 
 	now := b.now()
+	browser, setBrowser := b.bindBrowser(r.Header)
 	ar := storage.AuthRequest{
 		ID:                  randomID(),
 		ClientID:            client.id,
@@ -85,6 +87,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		Audience:            audience,
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(b.cfg.Tokens.AuthRequestTTL),
+		BrowserHash:         browser,
 	}
 	if req.MaxAge != nil {
 		d := time.Duration(*req.MaxAge) * time.Second
@@ -114,9 +117,19 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, b.storeFailure(ctx, "create auth request", err)
 	}
+	// Every way on from here is a step of this request, which only this
+	// browser may take: a browser that has no id yet gets it with the
+	// redirect (single sign-on included, whose next step is the callback).
+	redirect := func(dest string) *op.Redirect {
+		red := op.NewRedirect(dest)
+		if setBrowser != nil {
+			red.Header.Add("Set-Cookie", setBrowser.String())
+		}
+		return red
+	}
 	if ar.Done {
 		b.loginOutcome(ctx, ar, ar.IDP, "session")
-		return op.NewRedirect(callbackPath + "?id=" + url.QueryEscape(ar.ID)), nil
+		return redirect(callbackPath + "?id=" + url.QueryEscape(ar.ID)), nil
 	}
 	if direct != nil {
 		dest, err := b.upstreamRedirect(ctx, ar, direct, req.LoginHint)
@@ -126,9 +139,9 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		if err != nil {
 			return nil, b.storeFailure(ctx, "start upstream login", err)
 		}
-		return op.NewRedirect(dest), nil
+		return redirect(dest), nil
 	}
-	return op.NewRedirect(client.LoginURL(ar.ID)), nil
+	return redirect(client.LoginURL(ar.ID)), nil
 }
 
 func localeStrings(l oidc.Locales) []string {
@@ -208,8 +221,9 @@ func clientRedirect(redirectURI string, params url.Values) string {
 	return u.String()
 }
 
-// liveAuthRequest loads an auth request for a page, rendering the page that
-// says what happened when it cannot be used.
+// liveAuthRequest loads an auth request for a step of it, rendering the
+// page that says what happened when it cannot be used: unknown, expired,
+// or started in another browser (boundToBrowser).
 func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
 	if id == "" {
 		b.renderError(w, r, http.StatusBadRequest, "Sign-in link incomplete", "This page needs a sign-in request. Go back to the application and choose sign in again.")
@@ -226,6 +240,9 @@ func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id stri
 	}
 	if err != nil {
 		b.storeUnavailablePage(w, r, "get auth request", err)
+		return storage.AuthRequest{}, false
+	}
+	if !b.boundToBrowser(w, r, ar) {
 		return storage.AuthRequest{}, false
 	}
 	return ar, true

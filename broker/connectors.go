@@ -284,6 +284,12 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 		b.storeUnavailablePage(w, r, "get auth request by upstream state", err)
 		return
 	}
+	// The state came back through the browser, so anyone who had it could
+	// send it from another; before the upstream code is redeemed, the
+	// browser must be the one that started the login.
+	if !b.boundToBrowser(w, r, ar) {
+		return
+	}
 	identity, err := conn.HandleCallback(ctx, upstream.LoginState{
 		CallbackURL:  b.upstreamCallbackURL(id),
 		State:        ar.UpstreamState,

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/internal/testenv"
 )
 
 // FuzzTokenEndpoint posts arbitrary form bodies, for every grant, to the
@@ -102,6 +104,78 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("ParseConfig accepted a configuration Validate refuses: %v", err)
+		}
+	})
+}
+
+// FuzzBrowserCookie sends arbitrary Cookie headers to /authorize and to a
+// step of a sign-in another browser started. /authorize always answers
+// with a redirect and leaves the browser with a well-formed binding
+// (its own, or a fresh one it sets); the step succeeds only for the
+// browser id that started the sign-in, and is refused (403) otherwise.
+// Nothing answers 5xx.
+func FuzzBrowserCookie(f *testing.F) {
+	e := newEnv(f)
+	h := e.srv.Config.Handler
+	start := e.stepBrowser().Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
+	set, err := http.ParseSetCookie(start.Header.Get("Set-Cookie"))
+	if err != nil || start.Location == nil {
+		f.Fatalf("authorize: %d, Set-Cookie %q: %v", start.Status, start.Header.Get("Set-Cookie"), err)
+	}
+	owner, step := set.Value, start.Location.RequestURI()
+	for _, seed := range []string{
+		"",
+		"broker_browser=" + owner,
+		`broker_browser="` + owner + `"`,
+		"a=b; broker_browser=" + owner + "; c=d",
+		"broker_browser=" + owner[:42],
+		"broker_browser=" + owner + "A",
+		"broker_browser=" + strings.Repeat("A", 43),
+		"broker_browser=" + strings.Repeat("_", 42) + "-",
+		"broker_browser=; broker_browser=" + owner,
+		"broker_browser=" + owner + "; broker_browser=" + strings.Repeat("B", 43),
+		"broker_browser=%00%ff",
+		"broker_browser",
+		";;;=;",
+		"broker_session=x",
+	} {
+		f.Add(seed)
+	}
+	authorize := e.authorizeURL(authRequest{pkce: testenv.NewPKCE()})
+	f.Fuzz(func(t *testing.T, header string) {
+		req := httptest.NewRequest(http.MethodGet, authorize, nil)
+		req.Header.Set("Cookie", header)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusFound {
+			t.Fatalf("authorize with Cookie %q: status %d", header, rec.Code)
+		}
+		sent, _ := req.Cookie("broker_browser")
+		kept := ""
+		if sent != nil {
+			kept = sent.Value
+		}
+		if c := rec.Header().Get("Set-Cookie"); c != "" {
+			fresh, err := http.ParseSetCookie(c)
+			if err != nil || fresh.Name != "broker_browser" {
+				t.Fatalf("authorize with Cookie %q set %q", header, c)
+			}
+			kept = fresh.Value
+		}
+		if raw, err := base64.RawURLEncoding.Strict().DecodeString(kept); err != nil || len(raw) != 32 {
+			t.Fatalf("authorize with Cookie %q left the browser with binding %q", header, kept)
+		}
+
+		req = httptest.NewRequest(http.MethodGet, step, nil)
+		req.Header.Set("Cookie", header)
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		want := http.StatusForbidden
+		if sent != nil && sent.Value == owner {
+			want = http.StatusOK
+		}
+		if rec.Code != want {
+			t.Fatalf("login page with Cookie %q: status %d, want %d", header, rec.Code, want)
 		}
 	})
 }

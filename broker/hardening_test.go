@@ -231,7 +231,8 @@ func TestPages_SecurityHeadersOnEveryPage(t *testing.T) {
 			}
 		}
 	}
-	cookie := login.Header.Get("Set-Cookie")
+	// The binding cookie is set by /authorize, on its redirect to the page.
+	cookie := e.stepBrowser().Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()})).Header.Get("Set-Cookie")
 	if !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") {
 		t.Errorf("cookie flags: %q", cookie)
 	}
@@ -256,7 +257,9 @@ func TestPages_InputIsEscaped(t *testing.T) {
 	}
 }
 
-// counter reads one sample of a Prometheus counter from /metrics.
+// counter reads a Prometheus counter from /metrics: the sum of its
+// samples whose labels include all of labels (one sample when they name
+// every label).
 func (e *env) counter(name string, labels ...string) float64 {
 	e.t.Helper()
 	resp, err := http.Get(e.issuer + "/metrics")
@@ -265,6 +268,7 @@ func (e *env) counter(name string, labels ...string) float64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	var sum float64
 	for _, line := range strings.Split(string(body), "\n") {
 		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
@@ -275,10 +279,10 @@ func (e *env) counter(name string, labels ...string) float64 {
 		}
 		if ok {
 			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			return v
+			sum += v
 		}
 	}
-	return 0
+	return sum
 }
 
 func TestMetrics_MoveByExactlyOne(t *testing.T) {

@@ -17,52 +17,37 @@ import (
 	"github.com/idbroker/broker/web"
 )
 
-// csrfCookie returns the name of the cookie that binds login forms to the
-// browser. With https the __Host- prefix pins it to this origin.
-func (b *Broker) csrfCookie() string {
-	if b.secure {
-		return "__Host-broker_csrf"
+// csrfToken returns the form token for purpose (an auth request id, or a
+// logout's), giving the browser a binding cookie (binding.go) if it has
+// none. The token is an HMAC of the browser id and the purpose, so a form
+// posted from another site (no cookie) or for another purpose fails.
+func (b *Broker) csrfToken(w http.ResponseWriter, r *http.Request, purpose string) string {
+	id, ok := b.browserID(r.Header)
+	if !ok {
+		id = randomID()
+		http.SetCookie(w, b.newBrowserCookie(id))
 	}
-	return "broker_csrf"
+	return base64.RawURLEncoding.EncodeToString(b.csrfKey.sum(id, purpose))
 }
 
-// csrfToken returns the form token for an auth request, creating the
-// browser's CSRF cookie if it has none. The token is an HMAC of the
-// cookie and the auth request, so a form posted from another site (no
-// cookie) or for another request fails.
-func (b *Broker) csrfToken(w http.ResponseWriter, r *http.Request, authRequestID string) string {
-	c, err := r.Cookie(b.csrfCookie())
-	value := ""
-	if err == nil && len(c.Value) >= 43 {
-		value = c.Value
-	} else {
-		value = randomID()
-		http.SetCookie(w, &http.Cookie{
-			Name:     b.csrfCookie(),
-			Value:    value,
-			Path:     "/",
-			HttpOnly: true,
-			Secure:   b.secure,
-			SameSite: http.SameSiteLaxMode,
-		})
-	}
-	return base64.RawURLEncoding.EncodeToString(b.csrfKey.sum(value, authRequestID))
-}
-
-func (b *Broker) csrfValid(r *http.Request, authRequestID string) bool {
-	c, err := r.Cookie(b.csrfCookie())
-	if err != nil || c.Value == "" {
+func (b *Broker) csrfValid(r *http.Request, purpose string) bool {
+	id, ok := b.browserID(r.Header)
+	if !ok {
 		return false
 	}
 	got, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("csrf"))
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(got, b.csrfKey.sum(c.Value, authRequestID))
+	return hmac.Equal(got, b.csrfKey.sum(id, purpose))
 }
 
 // formAuthRequest loads the auth request a login form was posted for,
-// after checking the method and the CSRF token.
+// after checking the method, that the browser is the one that started
+// the request (liveAuthRequest), and the CSRF token. The binding comes
+// first, so a form posted from another browser gets the page that says
+// so; the token then proves the form was one this broker rendered for
+// this browser and request.
 func (b *Broker) formAuthRequest(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -73,14 +58,17 @@ func (b *Broker) formAuthRequest(w http.ResponseWriter, r *http.Request) (storag
 		b.renderError(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
 		return storage.AuthRequest{}, false
 	}
-	id := r.PostFormValue("id")
-	if !b.csrfValid(r, id) {
+	ar, ok := b.liveAuthRequest(w, r, r.PostFormValue("id"))
+	if !ok {
+		return storage.AuthRequest{}, false
+	}
+	if !b.csrfValid(r, ar.ID) {
 		b.log.InfoContext(r.Context(), "login form refused", "reason", "csrf token missing or wrong")
 		b.renderError(w, r, http.StatusForbidden, "Form expired",
 			"This form could not be verified, perhaps because it was opened in another browser or cookies are blocked. Go back to the application and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
-	return b.liveAuthRequest(w, r, id)
+	return ar, true
 }
 
 // loginPage shows the email-first page (GET) and takes the email (POST).

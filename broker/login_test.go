@@ -119,12 +119,14 @@ func TestLogin_AccessTokenIsRFC9068JWT(t *testing.T) {
 func TestLogin_OverTLSUsesSecureCookies(t *testing.T) {
 	e := startEnv(t, true)
 	b := e.browser()
-	page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
-	cookie := page.Header.Get("Set-Cookie")
-	if !strings.Contains(cookie, "__Host-broker_csrf=") || !strings.Contains(cookie, "Secure") ||
+	// The binding cookie (which CSRF tokens derive from) is set by
+	// /authorize, on its redirect to the page.
+	cookie := e.stepBrowser().Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()})).Header.Get("Set-Cookie")
+	if !strings.Contains(cookie, "__Host-broker_browser=") || !strings.Contains(cookie, "Secure") ||
 		!strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") {
-		t.Fatalf("CSRF cookie %q: want __Host- prefix, Secure, HttpOnly, SameSite=Lax", cookie)
+		t.Fatalf("binding cookie %q: want __Host- prefix, Secure, HttpOnly, SameSite=Lax", cookie)
 	}
+	page := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE()}))
 	tr := e.redeem(e.login(b, "tls@example.com", authRequest{}))
 	if tr.Status != http.StatusOK {
 		t.Fatalf("token over TLS: %d %s", tr.Status, tr.Description)

@@ -76,6 +76,7 @@ type metrics struct {
 	upstreamErrors  *prometheus.CounterVec   // host
 	storageErrors   *prometheus.CounterVec   // op
 	rateLimited     *prometheus.CounterVec   // limit
+	bindingRefusals *prometheus.CounterVec   // step, reason
 }
 
 func newMetrics(keysCreated func() uint64) *metrics {
@@ -110,9 +111,13 @@ func newMetrics(keysCreated func() uint64) *metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_rate_limited_total", Help: "Requests refused by an abuse limit, by limit.",
 		}, []string{"limit"}),
+		bindingRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_login_binding_refusals_total",
+			Help: "Sign-in steps refused because the browser is not the one that started the sign-in, by step and reason (no cookie, other browser, unbound).",
+		}, []string{"step", "reason"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.logins, m.exchanges, m.otpCodes,
-		m.upstreamLatency, m.upstreamErrors, m.storageErrors, m.rateLimited,
+		m.upstreamLatency, m.upstreamErrors, m.storageErrors, m.rateLimited, m.bindingRefusals,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "broker_signing_keys_created_total", Help: "Signing keys this replica created (first keys, rotations, revocations).",
 		}, func() float64 { return float64(keysCreated()) }),

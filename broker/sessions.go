@@ -19,7 +19,7 @@ import (
 
 // sessionCookie returns the name of the cookie that holds the browser's
 // single-sign-on session. With https the __Host- prefix pins it to this
-// origin, as for the CSRF cookie.
+// origin, as for the binding cookie (binding.go).
 func (b *Broker) sessionCookie() string {
 	if b.secure {
 		return "__Host-broker_session"

@@ -157,6 +157,48 @@ test("home realm discovery: the domain's connector is named, then the upstream s
   await shot(page, "08-client-signed-in-sso");
 });
 
+test("a login through the upstream belongs to the browser that started it", async (t) => {
+  // The owner's browser signs in as far as the upstream's answer, through
+  // its own cookie store (context.request shares it), and keeps the
+  // broker's callback URL instead of following it.
+  const page = await newPage(t);
+  await page.goto(`${CLIENT_URL}/start`);
+  await page.waitForURL(`${BROKER_URL}/login?**`);
+  const [binding] = (await page.context().cookies(BROKER_URL)).filter((c) => c.name === "broker_browser");
+  assert.ok(binding, "/authorize gave the browser its binding cookie");
+  assert.equal(binding.httpOnly, true);
+  assert.equal(binding.sameSite, "Lax");
+  assert.equal(binding.expires, -1, "the binding cookie goes when the browser closes");
+  await page.fill("#email", "sam@corp.example.com");
+  await page.press("#email", "Enter");
+  await page.waitForSelector("h1:has-text('Continue to Corp SSO')");
+  const fields = await page.$$eval('form[action="/login/connector"] input[type=hidden]',
+    (inputs) => Object.fromEntries(inputs.map((i) => [i.name, i.value])));
+  const toUpstream = await page.context().request.post(`${BROKER_URL}/login/connector`, { form: fields, maxRedirects: 0 });
+  assert.equal(toUpstream.status(), 303);
+  const back = await page.context().request.get(toUpstream.headers().location, { maxRedirects: 0 });
+  const callback = back.headers().location;
+  assert.match(callback, /\/callback\/auth0\?.*code=/, "the upstream sends the browser back with a code");
+
+  // Another browser opening that callback (a victim sent the link) is
+  // refused: no code, no session.
+  const other = await newPage(t);
+  const refused = await other.goto(callback);
+  assert.equal(refused.status(), 403);
+  assert.equal(await other.textContent("h1"), "Sign-in started in another browser");
+  assert.match(await other.textContent(".lead"), /start again/);
+  assert.deepEqual((await other.context().cookies(BROKER_URL)).filter((c) => c.name === "broker_session"), [], "no session for the other browser");
+  await axe(other, "started in another browser");
+  await shot(other, "16-started-in-another-browser");
+
+  // The browser that started it finishes: its binding cookie crosses the
+  // upstream's redirect back.
+  await page.goto(callback);
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent("h1"), "Signed in");
+  assert.equal(await page.textContent('[data-claim="idp"]'), "auth0");
+});
+
 test("without JavaScript the code login still works", async (t) => {
   const page = await newPage(t, { javaScriptEnabled: false });
   await page.goto(`${CLIENT_URL}/start`);

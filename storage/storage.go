@@ -259,6 +259,13 @@ type AuthRequest struct {
 	Audience            []string // resources the access token is for
 	CreatedAt           time.Time
 	ExpiresAt           time.Time
+	// BrowserHash binds the request to the browser that started it: a
+	// hash of that browser's binding cookie (never the cookie itself),
+	// which every later step of the request must present. It is set when
+	// the request is created and never changes: UpdateAuthRequest keeps
+	// it whatever update returns. Empty only for requests stored by a
+	// release before it, which no step accepts.
+	BrowserHash []byte
 
 	// Upstream login in progress: which connector, and the state, nonce and
 	// PKCE verifier the broker sent it. UpstreamState is unique.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"time"
@@ -270,10 +271,11 @@ func (c *brokerClient) introspect(ctx context.Context, token string) (string, er
 }
 
 // login runs a whole browser login through the tool's upstream, as a
-// browser with no cookies would: /authorize with idp, the upstream's
-// /authorize (which approves usr at once), the broker's callback, its
-// redirect to the client, then the code exchange. Every hop must be a
-// redirect to a loopback address.
+// fresh browser would: /authorize with idp, the upstream's /authorize
+// (which approves usr at once), the broker's callback, its redirect to
+// the client, then the code exchange. The browser keeps the cookies it is
+// given, as the broker binds the login to the browser that started it.
+// Every hop must be a redirect to a loopback address.
 func (c *brokerClient) login(ctx context.Context, usr user, offline bool) (tokenResponse, error) {
 	verifier, state, nonce := randomToken(), randomToken(), randomToken()
 	sum := sha256.Sum256([]byte(verifier))
@@ -299,8 +301,12 @@ func (c *brokerClient) login(ctx context.Context, usr user, offline bool) (token
 	}
 	// Broker /authorize → upstream /authorize → broker /callback/<id> →
 	// broker /authorize/callback → client redirect URI.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return tokenResponse{}, err
+	}
 	for range 4 {
-		if next, err = c.follow(ctx, next); err != nil {
+		if next, err = c.follow(ctx, jar, next); err != nil {
 			return tokenResponse{}, err
 		}
 	}
@@ -336,8 +342,9 @@ func (c *brokerClient) login(ctx context.Context, usr user, offline bool) (token
 	return t, nil
 }
 
-// follow GETs u, which must answer with a redirect, and returns where to.
-func (c *brokerClient) follow(ctx context.Context, u *url.URL) (*url.URL, error) {
+// follow GETs u with the cookies in jar, which must answer with a
+// redirect, keeps the cookies it sets in jar, and returns where to.
+func (c *brokerClient) follow(ctx context.Context, jar http.CookieJar, u *url.URL) (*url.URL, error) {
 	if !isLoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("login: refusing to follow a redirect to %s: not a loopback address", u.Host)
 	}
@@ -345,7 +352,13 @@ func (c *brokerClient) follow(ctx context.Context, u *url.URL) (*url.URL, error)
 	if err != nil {
 		return nil, err
 	}
+	for _, ck := range jar.Cookies(u) {
+		req.AddCookie(ck)
+	}
 	resp, body, err := c.do(req, http.StatusSeeOther)
+	if resp != nil {
+		jar.SetCookies(u, resp.Cookies())
+	}
 	if err != nil && resp != nil && resp.StatusCode == http.StatusFound {
 		err = nil // the upstream answers 302, the broker 303
 	}

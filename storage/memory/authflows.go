@@ -75,7 +75,8 @@ func (s *Store) GetAuthRequestByUpstreamState(ctx context.Context, state string)
 // UpdateAuthRequest implements storage.AuthFlows. Updates are serialized;
 // update runs without the store's lock held, so it may read the store but
 // must not update an auth request or a client itself. The request keeps its
-// ID whatever update returns. An error from update is returned as it is.
+// ID and BrowserHash whatever update returns. An error from update is
+// returned as it is.
 func (s *Store) UpdateAuthRequest(ctx context.Context, id string, update func(storage.AuthRequest) (storage.AuthRequest, error)) (storage.AuthRequest, error) {
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()
@@ -84,12 +85,13 @@ func (s *Store) UpdateAuthRequest(ctx context.Context, id string, update func(st
 	if err != nil {
 		return storage.AuthRequest{}, err
 	}
+	binding := r.BrowserHash
 	r, err = update(r)
 	if err != nil {
 		return storage.AuthRequest{}, err
 	}
 	r = cloneAuthRequest(r)
-	r.ID = id
+	r.ID, r.BrowserHash = id, binding
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

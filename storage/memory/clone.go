@@ -17,6 +17,7 @@ func cloneAuthRequest(r storage.AuthRequest) storage.AuthRequest {
 	r.Audience = slices.Clone(r.Audience)
 	r.AMR = slices.Clone(r.AMR)
 	r.UpstreamRefreshToken = slices.Clone(r.UpstreamRefreshToken)
+	r.BrowserHash = slices.Clone(r.BrowserHash)
 	if r.MaxAge != nil {
 		d := *r.MaxAge
 		r.MaxAge = &d

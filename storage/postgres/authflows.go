@@ -17,6 +17,11 @@ import (
 // types. Both live minutes, so a field added in one release reads as its
 // zero value from rows the previous release wrote; renaming or removing a
 // field needs the same care as a column.
+//
+// An auth request's BrowserHash is a column of its own (browser_hash,
+// migration 004), not part of data: a release before it rewrites data
+// without the field when it updates a request, and would otherwise unbind
+// a request it touches during a rolling upgrade.
 
 // nullIfEmpty maps "" to SQL NULL, for unique columns where "none" must not
 // collide with "none".
@@ -32,14 +37,14 @@ func (s *Store) CreateAuthRequest(ctx context.Context, req storage.AuthRequest) 
 	if req.ID == "" {
 		return errors.New("postgres: create auth request: empty id")
 	}
-	data, err := json.Marshal(req)
+	data, err := authRequestData(req)
 	if err != nil {
 		return fmt.Errorf("postgres: create auth request: %w", err)
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err = s.hot.Exec(ctx, `INSERT INTO auth_requests (id, upstream_state, expires_at, data) VALUES ($1, $2, $3, $4)`,
-		req.ID, nullIfEmpty(req.UpstreamState), req.ExpiresAt, data)
+	_, err = s.hot.Exec(ctx, `INSERT INTO auth_requests (id, upstream_state, expires_at, data, browser_hash) VALUES ($1, $2, $3, $4, $5)`,
+		req.ID, nullIfEmpty(req.UpstreamState), req.ExpiresAt, data, req.BrowserHash)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create auth request %q: %w", req.ID, storage.ErrAlreadyExists)
 	}
@@ -49,15 +54,26 @@ func (s *Store) CreateAuthRequest(ctx context.Context, req storage.AuthRequest) 
 	return nil
 }
 
+// authRequestData is the data column of r: everything but the columns of
+// their own.
+func authRequestData(r storage.AuthRequest) ([]byte, error) {
+	r.BrowserHash = nil
+	return json.Marshal(r)
+}
+
+// authRequestColumns are what scanAuthRequest reads, in its order.
+const authRequestColumns = `data, browser_hash`
+
 func scanAuthRequest(row pgx.Row) (storage.AuthRequest, error) {
-	var data []byte
-	if err := row.Scan(&data); err != nil {
+	var data, browserHash []byte
+	if err := row.Scan(&data, &browserHash); err != nil {
 		return storage.AuthRequest{}, err
 	}
 	var r storage.AuthRequest
 	if err := json.Unmarshal(data, &r); err != nil {
 		return storage.AuthRequest{}, fmt.Errorf("decode auth request: %w", err)
 	}
+	r.BrowserHash = browserHash
 	return r, nil
 }
 
@@ -66,7 +82,7 @@ func scanAuthRequest(row pgx.Row) (storage.AuthRequest, error) {
 func (s *Store) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `SELECT data FROM auth_requests WHERE id = $1`, id))
+	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `SELECT `+authRequestColumns+` FROM auth_requests WHERE id = $1`, id))
 	if err != nil {
 		return storage.AuthRequest{}, notFound(err, "get auth request")
 	}
@@ -80,7 +96,7 @@ func (s *Store) GetAuthRequestByUpstreamState(ctx context.Context, state string)
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `SELECT data FROM auth_requests WHERE upstream_state = $1`, state))
+	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `SELECT `+authRequestColumns+` FROM auth_requests WHERE upstream_state = $1`, state))
 	if err != nil {
 		return storage.AuthRequest{}, notFound(err, "get auth request by upstream state")
 	}
@@ -89,22 +105,24 @@ func (s *Store) GetAuthRequestByUpstreamState(ctx context.Context, state string)
 
 // UpdateAuthRequest implements storage.AuthFlows. The row is locked while
 // update runs, so update may read the store but must not write this
-// request itself. The request keeps its ID whatever update returns. An
-// error from update is returned as it is.
+// request itself. The request keeps its ID and BrowserHash whatever
+// update returns (the UPDATE leaves browser_hash alone). An error from
+// update is returned as it is.
 func (s *Store) UpdateAuthRequest(ctx context.Context, id string, update func(storage.AuthRequest) (storage.AuthRequest, error)) (storage.AuthRequest, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var out storage.AuthRequest
 	err := s.inHotTx(ctx, "update auth request", func(tx pgx.Tx) error {
-		r, err := scanAuthRequest(tx.QueryRow(ctx, `SELECT data FROM auth_requests WHERE id = $1 FOR UPDATE`, id))
+		r, err := scanAuthRequest(tx.QueryRow(ctx, `SELECT `+authRequestColumns+` FROM auth_requests WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return notFound(err, "update auth request")
 		}
+		binding := r.BrowserHash
 		if r, err = update(r); err != nil {
 			return err
 		}
-		r.ID = id
-		data, err := json.Marshal(r)
+		r.ID, r.BrowserHash = id, binding
+		data, err := authRequestData(r)
 		if err != nil {
 			return fmt.Errorf("postgres: update auth request: %w", err)
 		}

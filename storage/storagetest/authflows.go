@@ -30,6 +30,7 @@ func authRequest(id string) storage.AuthRequest {
 		Audience:            []string{"https://api.example.com"},
 		CreatedAt:           t0,
 		ExpiresAt:           t0.Add(10 * time.Minute),
+		BrowserHash:         []byte("browser-binding-hash-0123456789ab"),
 	}
 }
 
@@ -79,7 +80,8 @@ func testAuthRequestUpdate(t *testing.T, s storage.Storage) {
 		if r.ClientID != "web" {
 			return r, fmt.Errorf("update saw %+v", r)
 		}
-		r.ID = "renamed" // ignored: a request keeps its id
+		r.ID = "renamed"                          // ignored: a request keeps its id
+		r.BrowserHash = []byte("another-browser") // and its browser
 		r.UserID, r.Done, r.AMR, r.UpstreamState = "user-1", true, []string{"otp"}, "s1"
 		return r, nil
 	})
