@@ -232,10 +232,10 @@ func BenchmarkAccessTokenUser(b *testing.B) {
 	})
 }
 
-// A schema-3 binary knows nothing of browser_hash: it inserts without it
-// and rewrites data (without the field) when it updates a request. The
-// binding a schema-4 binary stored survives such an update, and a request
-// the older binary created reads as unbound.
+// A binary older than schema 6 knows nothing of browser_hash: it inserts
+// without it and rewrites data (without the field) when it updates a
+// request. The binding a schema-6 binary stored survives such an update,
+// and a request the older binary created reads as unbound.
 func TestAuthRequest_BindingSurvivesAnOlderBinary(t *testing.T) {
 	db := pgtest.New(t)
 	s := db.Open(t)
@@ -245,13 +245,13 @@ func TestAuthRequest_BindingSurvivesAnOlderBinary(t *testing.T) {
 	if err := s.CreateAuthRequest(ctx, bound); err != nil {
 		t.Fatal(err)
 	}
-	// What a schema-3 binary's UpdateAuthRequest writes.
+	// What an older binary's UpdateAuthRequest writes.
 	exec(t, db.DSN, `UPDATE auth_requests SET data = jsonb_set(data - 'BrowserHash', '{LoginHint}', '"ada@example.com"') WHERE id = 'bound'`)
 	got, err := s.GetAuthRequest(ctx, "bound")
 	if err != nil || string(got.BrowserHash) != "hash" || got.LoginHint != "ada@example.com" {
 		t.Fatalf("after an older binary's update: %+v, %v; want the binding kept", got, err)
 	}
-	// What a schema-3 binary's CreateAuthRequest writes.
+	// What an older binary's CreateAuthRequest writes.
 	exec(t, db.DSN, `INSERT INTO auth_requests (id, expires_at, data) VALUES ('old', now() + interval '1 minute', '{"ID":"old","ClientID":"web"}')`)
 	got, err = s.GetAuthRequest(ctx, "old")
 	if err != nil || got.BrowserHash != nil {
