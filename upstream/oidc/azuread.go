@@ -31,6 +31,7 @@ type AzureConfig struct {
 	// AuthorityURL is DefaultAzureAuthority when empty.
 	AuthorityURL          string
 	HTTPClient            *http.Client
+	Timeout               time.Duration // as Config.Timeout
 	Clock                 func() time.Time
 	MaxClockSkew          time.Duration
 	MinKeyRefreshInterval time.Duration
@@ -74,6 +75,7 @@ func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
 		TrustEmail:            cfg.TrustEmail,
 		ExchangeAudiences:     cfg.ExchangeAudiences,
 		HTTPClient:            cfg.HTTPClient,
+		Timeout:               cfg.Timeout,
 		Clock:                 cfg.Clock,
 		MaxClockSkew:          cfg.MaxClockSkew,
 		MinKeyRefreshInterval: cfg.MinKeyRefreshInterval,
