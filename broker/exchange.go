@@ -265,6 +265,8 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		}
 	}
 	if parsed, ok := conn.(upstream.ParsedTokenVerifier); ok {
+		ctx, cancel := b.upstreamContext(ctx, conn.ID())
+		defer cancel()
 		id, err := parsed.VerifyParsedToken(ctx, jws, tokenType)
 		return upstreamVerified(conn, id, err)
 	}
@@ -274,6 +276,8 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 // verifyUpstreamToken has conn verify an upstream token, with the errors
 // of verifyExchangeToken.
 func (b *Broker) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+	ctx, cancel := b.upstreamContext(ctx, conn.ID())
+	defer cancel()
 	id, err := conn.VerifyToken(ctx, raw, tokenType)
 	return upstreamVerified(conn, id, err)
 }
