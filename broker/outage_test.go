@@ -246,35 +246,50 @@ func TestLogin_HungUpstreamShowsUnavailablePageWithinItsTimeout(t *testing.T) {
 }
 
 // The upstream hangs between the person signing in there and its redirect
-// back: the broker's call to its token endpoint is bounded too.
+// back: the broker's call to its token endpoint (WorkOS: authenticate) is
+// bounded too.
 func TestLogin_HungTokenEndpointShowsUnavailablePageWithinItsTimeout(t *testing.T) {
 	u := newUpstreams(t, nil, withUpstreamTimeout)
-	callbacks := make([]string, concurrent)
-	jars := make([]http.CookieJar, concurrent)
-	for i := range callbacks {
-		// A browser that stops at the redirect to the upstream.
-		b := testenv.NewBrowser(t, false, u.srv.Listener.Addr().String())
-		page := b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "st", extra: url.Values{"idp": {"auth0"}}}))
-		if page.Location == nil {
-			t.Fatalf("idp=auth0 did not redirect upstream: %d %s", page.Status, page.Body)
+	for _, tc := range []struct {
+		connector, domain string
+		fake              interface {
+			SetNextUser(testenv.User)
+			Hang()
+			Recover()
 		}
-		u.auth0.SetNextUser(testenv.User{Sub: "auth0|slow", Email: "slow@corp.example.com", EmailVerified: true})
-		callbacks[i], jars[i] = testenv.Authorize(t, page.Location.String()).URL.String(), b.Client.Jar
-	}
+	}{
+		{"auth0", "corp.example.com", u.auth0},
+		{"workos", "acme.example", u.workos},
+	} {
+		t.Run(tc.connector, func(t *testing.T) {
+			callbacks := make([]string, concurrent)
+			jars := make([]http.CookieJar, concurrent)
+			for i := range callbacks {
+				// A browser that stops at the redirect to the upstream.
+				b := testenv.NewBrowser(t, false, u.srv.Listener.Addr().String())
+				page := b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "st", extra: url.Values{"idp": {tc.connector}}}))
+				if page.Location == nil {
+					t.Fatalf("idp=%s did not redirect upstream: %d %s", tc.connector, page.Status, page.Body)
+				}
+				tc.fake.SetNextUser(testenv.User{Sub: "slow-" + tc.connector, Email: "slow@" + tc.domain, EmailVerified: true})
+				callbacks[i], jars[i] = testenv.Authorize(t, page.Location.String()).URL.String(), b.Client.Jar
+			}
 
-	u.auth0.Hang()
-	answers := concurrently(func(i int) *http.Client { return patientClient(jars[i]) }, func(i int) *http.Request {
-		req, _ := http.NewRequest(http.MethodGet, callbacks[i], nil)
-		return req
-	})
-	assertPrompt(t, answers)
-	for i, a := range answers {
-		assertUnavailablePage(t, i, a)
-	}
+			tc.fake.Hang()
+			answers := concurrently(func(i int) *http.Client { return patientClient(jars[i]) }, func(i int) *http.Request {
+				req, _ := http.NewRequest(http.MethodGet, callbacks[i], nil)
+				return req
+			})
+			assertPrompt(t, answers)
+			for i, a := range answers {
+				assertUnavailablePage(t, i, a)
+			}
 
-	u.auth0.Recover()
-	u.auth0.SetNextUser(testenv.User{Sub: "auth0|back", Email: "back@corp.example.com", EmailVerified: true})
-	u.mustLoginVia("back@corp.example.com")
+			tc.fake.Recover()
+			tc.fake.SetNextUser(testenv.User{Sub: "back-" + tc.connector, Email: "back@" + tc.domain, EmailVerified: true})
+			u.mustLoginVia("back@" + tc.domain)
+		})
+	}
 }
 
 // authRequestsFail is a store that cannot record an auth request.
