@@ -444,8 +444,11 @@ func (c *Config) Validate() error {
 		if !slices.Contains(connectorTypes, cc.Type) {
 			return fmt.Errorf("config: connector %q: type %q is not one of %s", cc.ID, cc.Type, strings.Join(connectorTypes, ", "))
 		}
-		if cc.Timeout < 0 || cc.Timeout > MaxUpstreamTimeout {
-			return fmt.Errorf("config: connector %q: timeout %s outside [0, %s]", cc.ID, cc.Timeout, MaxUpstreamTimeout)
+		if cc.Timeout < 0 {
+			return fmt.Errorf("config: connector %q: timeout %s is negative", cc.ID, cc.Timeout)
+		}
+		if cc.Timeout > MaxUpstreamTimeout {
+			return fmt.Errorf("config: connector %q: timeout %s is longer than %s", cc.ID, cc.Timeout, MaxUpstreamTimeout)
 		}
 		if cc.Type == "legacy" {
 			if err := validateLegacy(cc); err != nil {
