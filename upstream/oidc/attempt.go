@@ -60,8 +60,8 @@ func newSharedAttempt(what string, timeout time.Duration, now func() time.Time) 
 // upstream.ErrUnavailable; the attempt goes on for the others.
 func (s *sharedAttempt) do(ctx context.Context, fn func(context.Context) error) error {
 	s.mu.Lock()
-	if s.running == nil && s.err != nil && s.now().Sub(s.failedAt) < RetryBackoff {
-		err := s.err
+	if age := s.now().Sub(s.failedAt); s.running == nil && s.err != nil && age < RetryBackoff {
+		err := fmt.Errorf("oidc: %s failed %s ago, not tried again before %s: %w", s.what, age.Round(time.Millisecond), RetryBackoff, s.err)
 		s.mu.Unlock()
 		return err
 	}
