@@ -134,6 +134,10 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if direct != nil {
 		dest, err := b.upstreamRedirect(ctx, ar, direct, req.LoginHint)
 		if errors.Is(err, upstream.ErrUnavailable) {
+			// htmlErrors shows the page saying the service is
+			// unavailable; the cause is for the log.
+			b.metrics.logins.WithLabelValues(direct.ID(), "upstream unavailable").Inc()
+			b.log.InfoContext(ctx, "login", "connector", direct.ID(), "outcome", "upstream unavailable", "err", err)
 			return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
 		}
 		if err != nil {
@@ -251,6 +255,13 @@ func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id stri
 func (b *Broker) storeUnavailablePage(w http.ResponseWriter, r *http.Request, what string, err error) {
 	b.metrics.storageErrors.WithLabelValues(what).Inc()
 	b.log.ErrorContext(r.Context(), "storage failed", "op", what, "err", err)
+	b.unavailablePage(w, r)
+}
+
+// unavailablePage says the sign-in service failed, not the request, and
+// that trying again later will work: 503, for an outage of the store or
+// of an upstream.
+func (b *Broker) unavailablePage(w http.ResponseWriter, r *http.Request) {
 	b.renderError(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 		"The sign-in service cannot complete your request right now. Nothing was changed. Please try again in a moment.")
 }

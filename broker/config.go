@@ -96,6 +96,12 @@ type ConnectorConfig struct {
 	Name       string   `yaml:"name"`
 	Domains    []string `yaml:"domains"`
 	TrustEmail bool     `yaml:"trustEmail"`
+	// Timeout bounds what one request waits on this upstream, all its
+	// calls there together: discovery, keys, token endpoint, userinfo,
+	// WorkOS authenticate, a legacy service's validation (default
+	// upstream/oidc.DefaultTimeout, at most MaxUpstreamTimeout). Past it
+	// the request is answered 503.
+	Timeout time.Duration `yaml:"timeout"`
 
 	// oidc, auth0, azuread
 	Issuer            string       `yaml:"issuer"`
@@ -135,11 +141,10 @@ type ConnectorConfig struct {
 	// legacy: a platform's own session service, whose opaque tokens are
 	// exchanged (connector=<id>) by calling ValidateURL. clientID and
 	// clientSecret, when set, go to it as HTTP Basic authentication.
-	ValidateURL string        `yaml:"validateURL"`
-	Method      string        `yaml:"method"`  // GET or POST (default)
-	TokenIn     string        `yaml:"tokenIn"` // header:<Name> (default header:X-User-Token), bearer, body:<field>, form:<field>
-	Fields      LegacyFields  `yaml:"fields"`
-	Timeout     time.Duration `yaml:"timeout"` // one call to the service (default 5s)
+	ValidateURL string       `yaml:"validateURL"`
+	Method      string       `yaml:"method"`  // GET or POST (default)
+	TokenIn     string       `yaml:"tokenIn"` // header:<Name> (default header:X-User-Token), bearer, body:<field>, form:<field>
+	Fields      LegacyFields `yaml:"fields"`
 	// CacheTTL is how long an answer is reused, so that a session ended
 	// at the service stays accepted here that long (default 30s;
 	// negative turns the cache off). CacheSize bounds it (default 10000).
@@ -339,6 +344,12 @@ func DevelopmentConfig(issuer, addr string) Config {
 	return c
 }
 
+// MaxUpstreamTimeout bounds a connector's timeout: a request that waits it
+// out, and then renders a page or writes to the store, must still be
+// answered well within the server's write timeout (30 s in broker serve),
+// or the client sees the connection reset instead of a 503.
+const MaxUpstreamTimeout = 20 * time.Second
+
 // DevClientID is the development instance's client. Only it accepts any
 // loopback redirect URI.
 const DevClientID = "dev"
@@ -449,6 +460,12 @@ func (c *Config) Validate() error {
 		}
 		if !slices.Contains(connectorTypes, cc.Type) {
 			return fmt.Errorf("config: connector %q: type %q is not one of %s", cc.ID, cc.Type, strings.Join(connectorTypes, ", "))
+		}
+		if cc.Timeout < 0 {
+			return fmt.Errorf("config: connector %q: timeout %s is negative", cc.ID, cc.Timeout)
+		}
+		if cc.Timeout > MaxUpstreamTimeout {
+			return fmt.Errorf("config: connector %q: timeout %s is longer than %s", cc.ID, cc.Timeout, MaxUpstreamTimeout)
 		}
 		if cc.Type == "legacy" {
 			if err := validateLegacy(cc); err != nil {

@@ -88,14 +88,14 @@ func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options
 		return upoidc.New(ctx, upoidc.Config{
 			ID: cc.ID, Issuer: cc.Issuer, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
 			Scopes: cc.Scopes, TrustEmail: cc.TrustEmail, Claims: claims, UseUserinfo: cc.Userinfo,
-			ExchangeAudiences: cc.ExchangeAudiences, HTTPClient: o.HTTPClient, Clock: o.Clock,
+			ExchangeAudiences: cc.ExchangeAudiences, HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
 		})
 	case "auth0":
 		return upoidc.NewAuth0(ctx, upoidc.Auth0Config{
 			ID: cc.ID, Issuer: cc.Issuer, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
 			Scopes: cc.Scopes, TrustEmail: cc.TrustEmail, Audience: cc.Audience,
 			ExchangeAudiences: cc.ExchangeAudiences, Organization: cc.Organization, Claims: claims,
-			UseUserinfo: cc.Userinfo, HTTPClient: o.HTTPClient, Clock: o.Clock,
+			UseUserinfo: cc.Userinfo, HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
 		})
 	case "azuread":
 		return upoidc.NewAzureAD(ctx, upoidc.AzureConfig{
@@ -103,14 +103,14 @@ func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options
 			ClientSecret: cc.ClientSecret, Scopes: cc.Scopes, TrustEmail: cc.TrustEmail,
 			ExchangeAudiences: cc.ExchangeAudiences, AuthorityURL: cc.Authority,
 			AcceptV1Tokens: cc.AcceptV1Tokens, V1AuthorityURL: cc.V1Authority,
-			HTTPClient: o.HTTPClient, Clock: o.Clock,
+			HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
 		})
 	case "workos":
 		return workos.New(workos.Config{
 			ID: cc.ID, ClientID: cc.ClientID, APIKey: cc.APIKey, BaseURL: cc.BaseURL,
 			AccessTokenIssuer: cc.AccessTokenIssuer, TrustEmail: cc.TrustEmail,
 			Organization: cc.Organization, AllowImpersonation: cc.AllowImpersonation,
-			HTTPClient: o.HTTPClient, Clock: o.Clock,
+			HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
 		})
 	case "legacy":
 		return legacy.New(legacyConfig(cc, o.HTTPClient, o.Clock))
@@ -182,6 +182,8 @@ func (b *Broker) upstreamRedirect(ctx context.Context, ar storage.AuthRequest, c
 	if err != nil {
 		return "", fmt.Errorf("update auth request: %w", err)
 	}
+	ctx, cancel := b.upstreamContext(ctx, conn.ID())
+	defer cancel()
 	return conn.LoginURL(ctx, upstream.LoginState{
 		CallbackURL:  b.upstreamCallbackURL(conn.ID()),
 		State:        state,
@@ -189,6 +191,21 @@ func (b *Broker) upstreamRedirect(ctx context.Context, ar storage.AuthRequest, c
 		CodeVerifier: verifier,
 		LoginHint:    loginHint,
 	})
+}
+
+// upstreamContext bounds what one request waits on connector id, all its
+// calls to the upstream together, by the connector's timeout: a slow
+// dependency costs each request at most its own timeout (DESIGN.md rule
+// 7). The connectors share their discovery and key fetches between
+// requests, so requests do not queue behind one another either.
+func (b *Broker) upstreamContext(ctx context.Context, id string) (context.Context, context.CancelFunc) {
+	timeout := upoidc.DefaultTimeout
+	for _, cc := range b.cfg.Connectors {
+		if cc.ID == id && cc.Timeout > 0 {
+			timeout = cc.Timeout
+		}
+	}
+	return context.WithTimeout(ctx, timeout)
 }
 
 func (b *Broker) upstreamCallbackURL(id string) string {
@@ -290,12 +307,14 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	if !b.boundToBrowser(w, r, ar) {
 		return
 	}
-	identity, err := conn.HandleCallback(ctx, upstream.LoginState{
+	upstreamCtx, cancel := b.upstreamContext(ctx, id)
+	identity, err := conn.HandleCallback(upstreamCtx, upstream.LoginState{
 		CallbackURL:  b.upstreamCallbackURL(id),
 		State:        ar.UpstreamState,
 		Nonce:        ar.UpstreamNonce,
 		CodeVerifier: ar.UpstreamVerifier,
 	}, r)
+	cancel()
 	if err != nil {
 		b.upstreamFailurePage(w, r, id, err)
 		return
@@ -328,7 +347,9 @@ func (b *Broker) upstreamFailurePage(w http.ResponseWriter, r *http.Request, con
 		b.renderError(w, r, http.StatusForbidden, "Sign-in was not completed",
 			"Your identity provider did not sign you in (it was cancelled or refused). Go back to the application to try again.")
 	case errors.Is(err, upstream.ErrUnavailable):
-		b.renderError(w, r, http.StatusBadGateway, "Identity provider unavailable",
+		// 503, like every other outage: nothing is wrong with the
+		// request, and it will work once the upstream answers again.
+		b.renderError(w, r, http.StatusServiceUnavailable, "Identity provider unavailable",
 			"Your identity provider could not be reached or did not answer in time. Nothing was changed. Please try again in a moment.")
 	default:
 		b.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
@@ -390,7 +411,9 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 	token, err := b.unseal(fam.UpstreamRefreshToken)
 	if err == nil {
 		var id upstream.Identity
-		id, err = conn.Refresh(ctx, string(token))
+		upstreamCtx, cancel := b.upstreamContext(ctx, fam.IDP)
+		id, err = conn.Refresh(upstreamCtx, string(token))
+		cancel()
 		if err == nil {
 			next := fam.UpstreamRefreshToken
 			if id.RefreshToken != "" && id.RefreshToken != string(token) {

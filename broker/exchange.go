@@ -221,7 +221,7 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		// A session token has no issuer to read and no signature to
 		// pre-check: the client named its connector, which asks the
 		// service that issued it.
-		return verifyUpstreamToken(ctx, raw, tokenType, opaque)
+		return b.verifyUpstreamToken(ctx, raw, tokenType, opaque)
 	}
 	// The issuer is read before the signature is checked only to pick
 	// the verifier, which then checks everything, the issuer included.
@@ -261,15 +261,19 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		}
 	}
 	if parsed, ok := conn.(upstream.ParsedTokenVerifier); ok {
+		ctx, cancel := b.upstreamContext(ctx, conn.ID())
+		defer cancel()
 		id, err := parsed.VerifyParsedToken(ctx, jws, tokenType)
 		return upstreamVerified(conn, raw, tokenType, id, err)
 	}
-	return verifyUpstreamToken(ctx, raw, tokenType, conn)
+	return b.verifyUpstreamToken(ctx, raw, tokenType, conn)
 }
 
 // verifyUpstreamToken has conn verify an upstream token, with the errors
 // of verifyExchangeToken.
-func verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+func (b *Broker) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+	ctx, cancel := b.upstreamContext(ctx, conn.ID())
+	defer cancel()
 	id, err := conn.VerifyToken(ctx, raw, tokenType)
 	return upstreamVerified(conn, raw, tokenType, id, err)
 }
@@ -536,7 +540,9 @@ func (b *Broker) resolveExchanged(ctx context.Context, t exchangeToken) (storage
 	if !isNotFound(err) {
 		return user, err
 	}
-	id, err := completer.CompleteIdentity(ctx, t.raw, t.identity)
+	upstreamCtx, cancel := b.upstreamContext(ctx, t.conn.ID())
+	id, err := completer.CompleteIdentity(upstreamCtx, t.raw, t.identity)
+	cancel()
 	if errors.Is(err, upstream.ErrUnavailable) {
 		return storage.User{}, err
 	}

@@ -454,7 +454,10 @@ func (i *issWriter) WriteHeader(status int) {
 
 // htmlErrors turns the library's JSON errors at browser endpoints, which
 // happen only where no redirect URI can be trusted, into a page a person
-// can read: there is no safe place to send them.
+// can read: there is no safe place to send them. title and message blame
+// the request; a 503 (the store or an upstream is down) gets the page
+// that says the service is unavailable instead, since the same request
+// will work later.
 func htmlErrors(b *Broker, h http.Handler, title, message string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &errorCapture{ResponseWriter: w}
@@ -464,6 +467,10 @@ func htmlErrors(b *Broker, h http.Handler, title, message string) http.Handler {
 		}
 		desc := oauthErrorDescription(rec.body.Bytes())
 		b.log.InfoContext(r.Context(), "browser request refused", "path", r.URL.Path, "status", rec.status, "reason", desc)
+		if rec.status == http.StatusServiceUnavailable {
+			b.unavailablePage(w, r)
+			return
+		}
 		b.renderError(w, r, rec.status, title, message+" ("+desc+"). Go back to the application and start again.")
 	})
 }

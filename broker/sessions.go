@@ -252,7 +252,9 @@ func (b *Broker) upstreamLogoutURL(ctx context.Context, idp string) string {
 	if !ok {
 		return ""
 	}
-	u, err := conn.LogoutURL(ctx, b.issuer+endSessionPath+"/done")
+	upstreamCtx, cancel := b.upstreamContext(ctx, idp)
+	defer cancel()
+	u, err := conn.LogoutURL(upstreamCtx, b.issuer+endSessionPath+"/done")
 	if err != nil {
 		b.log.WarnContext(ctx, "upstream logout URL unavailable", "connector", idp, "err", err)
 		return ""

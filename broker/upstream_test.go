@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
 // upstreams is a broker with a fake Auth0, Entra ID and WorkOS behind it.
@@ -266,7 +267,7 @@ func TestLogin_UpstreamDownOrSlowShowsPage(t *testing.T) {
 			start := time.Now()
 			before := u.rows()
 			l, page := u.loginVia("down@corp.example.com")
-			if l.code != "" || page.Status != http.StatusBadGateway || !strings.Contains(page.Body, "could not be reached") {
+			if l.code != "" || page.Status != http.StatusServiceUnavailable || !strings.Contains(page.Body, "could not be reached") {
 				t.Fatalf("status %d: %s", page.Status, page.Body)
 			}
 			if d := time.Since(start); d > 5*time.Second {
@@ -340,7 +341,9 @@ func TestReadyz_WaitsForUpstreamDiscovery(t *testing.T) {
 	if got := ready(); got != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with an undiscovered upstream: %d", got)
 	}
+	// Recovered: ready once the backoff after the failed attempt is past.
 	u.auth0.Recover()
+	u.clock.Advance(upoidc.RetryBackoff)
 	if got := ready(); got != http.StatusOK {
 		t.Fatalf("/readyz after discovery: %d", got)
 	}

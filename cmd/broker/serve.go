@@ -103,7 +103,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		Handler:           b.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      30 * time.Second, // above broker.MaxUpstreamTimeout: a request that waits out a hung upstream still gets its 503
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

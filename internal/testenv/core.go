@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // User is a person a fake upstream knows. Fields a given fake has no use
@@ -90,6 +91,8 @@ type core struct {
 	blocked     map[string]bool
 	failStatus  int
 	hang        bool
+	delay       time.Duration
+	requests    map[string]int // by path, counted as they arrive
 	jwksFetches int
 	spoil       []TokenOption // applied to the next ID token the token endpoint issues
 }
@@ -97,15 +100,16 @@ type core struct {
 func newCore(t testing.TB, opts options) *core {
 	t.Helper()
 	return &core{
-		t:       t,
-		keys:    newKeyring(t),
-		opts:    opts,
-		stop:    make(chan struct{}),
-		byHint:  map[string]User{},
-		codes:   map[string]grant{},
-		refresh: map[string]grant{},
-		access:  map[string]User{},
-		blocked: map[string]bool{},
+		t:        t,
+		keys:     newKeyring(t),
+		opts:     opts,
+		stop:     make(chan struct{}),
+		byHint:   map[string]User{},
+		codes:    map[string]grant{},
+		refresh:  map[string]grant{},
+		access:   map[string]User{},
+		blocked:  map[string]bool{},
+		requests: map[string]int{},
 	}
 }
 
@@ -161,7 +165,7 @@ func (c *core) Block(sub string) {
 func (c *core) FailWith(status int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failStatus, c.hang = status, false
+	c.failStatus, c.hang, c.delay = status, false, 0
 }
 
 // Hang makes every endpoint hang until the client gives up (or the test
@@ -169,14 +173,29 @@ func (c *core) FailWith(status int) {
 func (c *core) Hang() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failStatus, c.hang = 0, true
+	c.failStatus, c.hang, c.delay = 0, true, 0
 }
 
-// Recover ends FailWith and Hang.
+// Delay makes every endpoint answer only after d, as a slow upstream
+// does, until Recover. A request that arrived before Recover still waits.
+func (c *core) Delay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failStatus, c.hang, c.delay = 0, false, d
+}
+
+// Recover ends FailWith, Hang and Delay.
 func (c *core) Recover() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failStatus, c.hang = 0, false
+	c.failStatus, c.hang, c.delay = 0, false, 0
+}
+
+// Requests is how many requests for path have arrived, answered or not.
+func (c *core) Requests(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.requests[path]
 }
 
 // JWKSFetches is how many times the JWKS has been served.
@@ -191,9 +210,20 @@ func (c *core) JWKSFetches() int {
 func (c *core) start(h http.Handler) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
-		status, hang := c.failStatus, c.hang
+		c.requests[r.URL.Path]++
+		status, hang, delay := c.failStatus, c.hang, c.delay
 		c.mu.Unlock()
 		switch {
+		case delay > 0:
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			case <-c.stop:
+				return
+			}
 		case hang:
 			select {
 			case <-r.Context().Done():

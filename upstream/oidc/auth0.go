@@ -35,6 +35,7 @@ type Auth0Config struct {
 	Claims                ClaimMapping
 	UseUserinfo           bool
 	HTTPClient            *http.Client
+	Timeout               time.Duration // as Config.Timeout
 	Clock                 func() time.Time
 	MaxClockSkew          time.Duration
 	MinKeyRefreshInterval time.Duration
@@ -82,6 +83,7 @@ func NewAuth0(ctx context.Context, cfg Auth0Config) (*Connector, error) {
 		UseUserinfo:           cfg.UseUserinfo,
 		ExchangeAudiences:     exchange,
 		HTTPClient:            cfg.HTTPClient,
+		Timeout:               cfg.Timeout,
 		Clock:                 cfg.Clock,
 		MaxClockSkew:          cfg.MaxClockSkew,
 		MinKeyRefreshInterval: cfg.MinKeyRefreshInterval,

@@ -44,6 +44,7 @@ type AzureConfig struct {
 	// DefaultAzureV1Authority when empty (sovereign clouds differ).
 	V1AuthorityURL        string
 	HTTPClient            *http.Client
+	Timeout               time.Duration // as Config.Timeout
 	Clock                 func() time.Time
 	MaxClockSkew          time.Duration
 	MinKeyRefreshInterval time.Duration
@@ -97,6 +98,7 @@ func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
 		TrustEmail:            cfg.TrustEmail,
 		ExchangeAudiences:     cfg.ExchangeAudiences,
 		HTTPClient:            cfg.HTTPClient,
+		Timeout:               cfg.Timeout,
 		Clock:                 cfg.Clock,
 		MaxClockSkew:          cfg.MaxClockSkew,
 		MinKeyRefreshInterval: cfg.MinKeyRefreshInterval,

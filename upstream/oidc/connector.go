@@ -27,8 +27,9 @@ const (
 	// DefaultHTTPTimeout bounds every call to the upstream when
 	// Config.HTTPClient is nil.
 	DefaultHTTPTimeout = 10 * time.Second
-	// startDiscoveryTimeout bounds the discovery New attempts, so an
-	// upstream that is down cannot hold up the broker's start.
+	// startDiscoveryTimeout bounds how long New waits for discovery (and
+	// so does Config.Timeout), so an upstream that is down cannot hold up
+	// the broker's start.
 	startDiscoveryTimeout = 5 * time.Second
 )
 
@@ -59,6 +60,12 @@ type Config struct {
 	// HTTPClient makes every upstream call; a client with a
 	// DefaultHTTPTimeout timeout when nil.
 	HTTPClient *http.Client
+	// Timeout bounds one attempt at discovery or at fetching the keys;
+	// DefaultTimeout when zero. Such an attempt is shared by every call
+	// that needs it while it runs (see Connector), so it is not bounded
+	// by any one caller's context. Everything else a call waits for is
+	// bounded by the caller's context and HTTPClient.
+	Timeout time.Duration
 	// Clock is time.Now when nil.
 	Clock func() time.Time
 	// MaxClockSkew is the leeway on expiry (and, for token exchange, on
@@ -87,15 +94,19 @@ type ClaimMapping struct {
 //
 // Discovery happens in New when the upstream answers in time, otherwise
 // on first use: until it succeeds, every method returns an error wrapping
-// upstream.ErrUnavailable.
+// upstream.ErrUnavailable. Calls made while discovery (or a fetch of the
+// keys) is under way wait for that one attempt rather than making their
+// own, and a failed attempt is every call's answer for RetryBackoff: a
+// hung upstream costs a call at most Config.Timeout, however many calls
+// wait on it, and a down one is not asked once per call.
 type Connector struct {
 	cfg     Config
 	dialect dialect
 	client  *http.Client
 	now     func() time.Time
 
-	discovering chan struct{} // holds a token while one goroutine discovers
-	p           atomic.Pointer[provider]
+	discovery *sharedAttempt
+	p         atomic.Pointer[provider]
 }
 
 // provider is what discovery yields: built once, shared by every call.
@@ -159,6 +170,8 @@ func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error
 		return nil, fmt.Errorf("oidc: connector %q has no client id", cfg.ID)
 	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > MaxMaxClockSkew:
 		return nil, fmt.Errorf("oidc: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, MaxMaxClockSkew)
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("oidc: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
 	}
 	if u, err := url.Parse(cfg.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("oidc: connector %q: issuer %q is not an absolute URL", cfg.ID, cfg.Issuer)
@@ -172,12 +185,14 @@ func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error
 		cfg.MaxClockSkew = DefaultMaxClockSkew
 	}
 	cfg.Claims = cfg.Claims.withDefaults()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	c := &Connector{
-		cfg:         cfg,
-		dialect:     d,
-		client:      cfg.HTTPClient,
-		now:         cfg.Clock,
-		discovering: make(chan struct{}, 1),
+		cfg:     cfg,
+		dialect: d,
+		client:  cfg.HTTPClient,
+		now:     cfg.Clock,
 	}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: DefaultHTTPTimeout}
@@ -185,10 +200,12 @@ func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error
 	if c.now == nil {
 		c.now = time.Now
 	}
-	ctx, cancel := context.WithTimeout(ctx, startDiscoveryTimeout)
+	c.discovery = newSharedAttempt(fmt.Sprintf("discovery of %q", cfg.Issuer), cfg.Timeout, c.now)
+	ctx, cancel := context.WithTimeout(ctx, min(startDiscoveryTimeout, cfg.Timeout))
 	defer cancel()
 	// An error here is not New's to report: the upstream may be down,
-	// and the broker must start anyway. The next call tries again.
+	// and the broker must start anyway. A call after RetryBackoff tries
+	// again.
 	c.provider(ctx)
 	return c, nil
 }
@@ -207,26 +224,27 @@ func (c *Connector) Ready(ctx context.Context) error {
 }
 
 // provider returns the discovered provider, discovering it first if no
-// call has managed to yet.
+// call has managed to yet: with the attempt under way, or a new one once
+// RetryBackoff has passed since the last failed.
 func (c *Connector) provider(ctx context.Context) (*provider, error) {
 	if p := c.p.Load(); p != nil {
 		return p, nil
 	}
-	select {
-	case c.discovering <- struct{}{}:
-		defer func() { <-c.discovering }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("oidc: waiting for discovery of %q: %w: %w", c.cfg.Issuer, ctx.Err(), upstream.ErrUnavailable)
-	}
-	if p := c.p.Load(); p != nil {
-		return p, nil
-	}
-	p, err := c.discover(ctx)
+	err := c.discovery.do(ctx, func(ctx context.Context) error {
+		if c.p.Load() != nil {
+			return nil
+		}
+		p, err := c.discover(ctx)
+		if err != nil {
+			return err
+		}
+		c.p.Store(p)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	c.p.Store(p)
-	return p, nil
+	return c.p.Load(), nil
 }
 
 // discovery is the part of the discovery document the connector uses.
@@ -274,6 +292,7 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 	keys := NewRemoteKeySet(d.JWKSURL, KeySetConfig{
 		HTTPClient:         c.client,
 		MinRefreshInterval: c.cfg.MinKeyRefreshInterval,
+		Timeout:            c.cfg.Timeout,
 		Clock:              c.now,
 	})
 	algNames := make([]string, len(algs))

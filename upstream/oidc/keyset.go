@@ -38,6 +38,9 @@ type KeySetConfig struct {
 	// MinRefreshInterval is the least time between two fetches;
 	// DefaultMinKeyRefreshInterval when zero.
 	MinRefreshInterval time.Duration
+	// Timeout bounds one fetch, which every caller waiting for it shares;
+	// DefaultTimeout when zero.
+	Timeout time.Duration
 	// Clock is time.Now when nil.
 	Clock func() time.Time
 }
@@ -47,7 +50,10 @@ type KeySetConfig struct {
 // hold (the upstream rotated its keys), but at most once per
 // MinRefreshInterval, however many unknown key ids arrive: unlike go-oidc's
 // own remote key set, a flood of forged key ids cannot make the broker
-// hammer the upstream. Failed fetches count too.
+// hammer the upstream. Callers that need the keys while a fetch is under
+// way wait for it (at most KeySetConfig.Timeout) and share its outcome; a
+// failed fetch is the answer for RetryBackoff, after which the next
+// caller tries again.
 //
 // A RemoteKeySet does not check the algorithm against what the upstream
 // publishes (its callers pin that when parsing); it only refuses "none"
@@ -57,12 +63,11 @@ type RemoteKeySet struct {
 	client      *http.Client
 	minInterval time.Duration
 	now         func() time.Time
-	fetching    chan struct{} // holds a token while one goroutine fetches
+	fetches     *sharedAttempt
 
 	mu        sync.Mutex // guards the fields below
 	keys      []jose.JSONWebKey
-	lastFetch time.Time // last attempt, successful or not
-	lastErr   error     // why the last attempt failed; nil if it succeeded
+	lastFetch time.Time // last successful fetch
 }
 
 // NewRemoteKeySet returns a key set for the JWKS at jwksURL. Nothing is
@@ -73,7 +78,6 @@ func NewRemoteKeySet(jwksURL string, cfg KeySetConfig) *RemoteKeySet {
 		client:      cfg.HTTPClient,
 		minInterval: cfg.MinRefreshInterval,
 		now:         cfg.Clock,
-		fetching:    make(chan struct{}, 1),
 	}
 	if ks.client == nil {
 		ks.client = http.DefaultClient
@@ -84,6 +88,7 @@ func NewRemoteKeySet(jwksURL string, cfg KeySetConfig) *RemoteKeySet {
 	if ks.now == nil {
 		ks.now = time.Now
 	}
+	ks.fetches = newSharedAttempt(fmt.Sprintf("keys from %q", jwksURL), cfg.Timeout, ks.now)
 	return ks
 }
 
@@ -187,44 +192,46 @@ func matching(keys []jose.JSONWebKey, kid string) []jose.JSONWebKey {
 }
 
 // refresh fetches the JWKS unless it was fetched less than minInterval
-// ago, and returns the keys with the key id. Fetches are serialised, so
-// goroutines waiting on one see its result instead of fetching again.
+// ago, and returns the keys with the key id. Callers that arrive while a
+// fetch is under way share it instead of fetching again.
 func (ks *RemoteKeySet) refresh(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
-	select {
-	case ks.fetching <- struct{}{}:
-		defer func() { <-ks.fetching }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("oidc: waiting for keys from %q: %w: %w", ks.url, ctx.Err(), upstream.ErrUnavailable)
-	}
-
-	ks.mu.Lock()
-	keys, last, lastErr := ks.keys, ks.lastFetch, ks.lastErr
-	ks.mu.Unlock()
-	if found := matching(keys, kid); len(found) > 0 {
-		return found, nil
-	}
-	if now := ks.now(); !last.IsZero() && now.Sub(last) < ks.minInterval {
-		if lastErr != nil {
-			return nil, lastErr
+	if ks.due() {
+		if err := ks.fetches.do(ctx, ks.fetchIfDue); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("oidc: unknown key id %q (keys from %q fetched %s ago): %w",
-			kid, ks.url, now.Sub(last).Round(time.Millisecond), upstream.ErrInvalidToken)
 	}
-
-	keys, err := ks.fetch(ctx)
 	ks.mu.Lock()
-	ks.lastFetch, ks.lastErr = ks.now(), err
-	if err == nil {
-		ks.keys = keys
-	}
+	keys, last := ks.keys, ks.lastFetch
 	ks.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
 	if found := matching(keys, kid); len(found) > 0 {
 		return found, nil
 	}
-	return nil, fmt.Errorf("oidc: unknown key id %q (not in %q): %w", kid, ks.url, upstream.ErrInvalidToken)
+	return nil, fmt.Errorf("oidc: unknown key id %q (keys from %q fetched %s ago): %w",
+		kid, ks.url, ks.now().Sub(last).Round(time.Millisecond), upstream.ErrInvalidToken)
+}
+
+// due reports whether minInterval has passed since the last successful
+// fetch (or there was none).
+func (ks *RemoteKeySet) due() bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.lastFetch.IsZero() || ks.now().Sub(ks.lastFetch) >= ks.minInterval
+}
+
+// fetchIfDue fetches the keys unless a fetch that ended while the caller
+// waited to start one has made that needless.
+func (ks *RemoteKeySet) fetchIfDue(ctx context.Context) error {
+	if !ks.due() {
+		return nil
+	}
+	keys, err := ks.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	ks.mu.Lock()
+	ks.keys, ks.lastFetch = keys, ks.now()
+	ks.mu.Unlock()
+	return nil
 }
 
 // fetch gets and parses the JWKS. Keys go-jose cannot use, and keys for

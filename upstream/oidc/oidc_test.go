@@ -281,12 +281,14 @@ func TestVerifyToken_HMACPublishedByDiscoveryIsStillRefused(t *testing.T) {
 func TestNew_UpstreamDownAtStartIsDiscoveredLater(t *testing.T) {
 	f := testenv.NewAuth0(t)
 	f.FailWith(http.StatusInternalServerError)
-	c := newGeneric(t, f)
+	clock := testenv.NewClock()
+	c := newGeneric(t, f, func(c *oidc.Config) { c.Clock = clock.Now })
 
 	if _, err := c.LoginURL(t.Context(), newLoginState()); !errors.Is(err, upstream.ErrUnavailable) {
 		t.Fatalf("while down: err = %v, want ErrUnavailable", err)
 	}
 	f.Recover()
+	clock.Advance(oidc.RetryBackoff)
 	f.SetNextUser(alice)
 	if _, err := login(t, c, newLoginState()); err != nil {
 		t.Fatalf("after recovery: %v", err)

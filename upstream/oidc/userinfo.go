@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"time"
 
 	"github.com/idbroker/broker/upstream"
 )
 
-// userinfoTimeout bounds CompleteIdentity's call: it runs inside a token
-// request, which must not wait on a slow upstream for longer.
-const userinfoTimeout = 3 * time.Second
-
 var _ upstream.IdentityCompleter = (*Connector)(nil)
 
 // CompleteIdentity implements upstream.IdentityCompleter with the
-// userinfo endpoint, asked with accessToken (within userinfoTimeout). Its
+// userinfo endpoint, asked with accessToken (bounded by ctx, as every
+// call but discovery and key fetches is; see Config.Timeout). Its
 // sub must be id's; its claims complete the token's as at login
 // (Config.UseUserinfo), and the identity is read again from them.
 //
@@ -36,8 +32,6 @@ func (c *Connector) CompleteIdentity(ctx context.Context, accessToken string, id
 	if p.userinfoURL == "" {
 		return id, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, userinfoTimeout)
-	defer cancel()
 	var info map[string]any
 	err = getJSON(ctx, c.client, p.userinfoURL, accessToken, &info)
 	if errors.Is(err, upstream.ErrInvalidToken) {

@@ -54,6 +54,11 @@ type Config struct {
 	AllowImpersonation bool
 	// HTTPClient makes every call; a client with a 10 s timeout when nil.
 	HTTPClient *http.Client
+	// Timeout bounds one fetch of the keys, which every call waiting for
+	// it shares (oidc.RemoteKeySet); oidc.DefaultTimeout when zero. The
+	// other calls to WorkOS are bounded by the caller's context and
+	// HTTPClient.
+	Timeout time.Duration
 	// Clock is time.Now when nil.
 	Clock func() time.Time
 	// MaxClockSkew is the leeway on expiry: one minute when zero.
@@ -87,6 +92,8 @@ func New(cfg Config) (*Connector, error) {
 		return nil, fmt.Errorf("workos: connector %q needs a client id and an API key", cfg.ID)
 	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > oidc.MaxMaxClockSkew:
 		return nil, fmt.Errorf("workos: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, oidc.MaxMaxClockSkew)
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("workos: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
@@ -107,6 +114,7 @@ func New(cfg Config) (*Connector, error) {
 	keys := oidc.NewRemoteKeySet(cfg.BaseURL+"/sso/jwks/"+url.PathEscape(cfg.ClientID), oidc.KeySetConfig{
 		HTTPClient:         cfg.HTTPClient,
 		MinRefreshInterval: cfg.MinKeyRefreshInterval,
+		Timeout:            cfg.Timeout,
 		Clock:              cfg.Clock,
 	})
 	return &Connector{
