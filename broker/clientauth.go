@@ -210,11 +210,11 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 		// The address is sending what the client would not: a recent
 		// success there no longer skips the limits.
 		b.recentClientAuth.forget(key)
-		return refuse(unprovenAssertions, source, reason)
+		return refuse(unprovenAssertions, limitSource(source), reason)
 	}
 	fail := func(reason string) error { return refuse(clientFailures, key, reason) }
 	if !b.recentClientAuth.fresh(key, b.now()) {
-		if err := b.clientAuthLimited(ctx, unprovenAssertions, source); err != nil {
+		if err := b.clientAuthLimited(ctx, unprovenAssertions, limitSource(source)); err != nil {
 			return nil, err
 		}
 		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {

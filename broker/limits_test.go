@@ -442,3 +442,19 @@ func TestLimits_OTPAttemptsAndCoolDownAcrossReplicas(t *testing.T) {
 		t.Fatalf("the right code after five wrong ones over two codes and two replicas: %d, location %v", p.Status, p.Location)
 	}
 }
+
+// One IPv6 network (a /64) is one client address to the limits: its
+// owner could otherwise send from a new address for every attempt.
+func TestLimits_IPv6AddressesOfOneNetworkCountAsOne(t *testing.T) {
+	e := newEnv(t, behindProxy, func(c *broker.Config, o *broker.Options) {
+		c.Limits.TokenFailuresPerClient = broker.Limit{Count: 3, Window: time.Minute}
+	})
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}
+	for i := range 3 {
+		if r := e.tokenFrom("2001:db8:1:2::"+strconv.Itoa(i+1), form, backendID, "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong secret %d: %d", i+1, r.Status)
+		}
+	}
+	wantLimited(t, "another address of the same /64", e.tokenFrom("2001:db8:1:2:ffff::99", form, backendID, "wrong"))
+	wantNotLimited(t, "the next /64", e.tokenFrom("2001:db8:1:3::1", form, backendID, backendSecret))
+}

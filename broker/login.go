@@ -210,7 +210,7 @@ func (b *Broker) codeLimits(source string, ar storage.AuthRequest) []namedLimit 
 		// One code per auth request per resendCooldown, whichever form
 		// asks for it: the email form posted again is a resend too.
 		{"otp-resend", ar.ID, Limit{Count: 1, Window: resendCooldown}},
-		{"otp-ip", source, b.cfg.Limits.OTPPerIP},
+		{"otp-ip", limitSource(source), b.cfg.Limits.OTPPerIP},
 		{"otp-email", limitKey(source, ar.LoginHint), b.cfg.Limits.OTPPerEmail},
 		{"otp-email-ceiling", ar.LoginHint, b.cfg.Limits.otpPerEmailCeiling()},
 	}

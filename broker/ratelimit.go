@@ -202,20 +202,36 @@ func requestSource(ctx context.Context) string {
 	return s
 }
 
+// limitSource is what limits count a client address as: the address
+// itself, or for IPv6 its /64, the block one subscriber is routinely
+// given, so that a client cannot multiply its allowance by the addresses
+// of its own network.
+func limitSource(source string) string {
+	a, err := netip.ParseAddr(source)
+	if err != nil || a.Unmap().Is4() {
+		return source
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return source
+	}
+	return p.String()
+}
+
 // maxLimitParty is the longest party limitKey keeps as it is.
 const maxLimitParty = 256
 
 // limitKey is the rate-limit key of a party (an email address, a client
-// id: whatever the requester chose to name) seen from a client address.
-// The address comes first and holds no "|", so no choice of party makes
-// two pairs one key; a longer party is hashed, so a key stays short
-// whatever is sent.
+// id: whatever the requester chose to name) seen from a client address
+// (limitSource). The address comes first and holds no "|", so no choice
+// of party makes two pairs one key; a longer party is hashed, so a key
+// stays short whatever is sent.
 func limitKey(source, party string) string {
 	if len(party) > maxLimitParty {
 		sum := sha256.Sum256([]byte(party))
 		party = "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	return source + "|" + party
+	return limitSource(source) + "|" + party
 }
 
 // Counters of failed client authentications. A failure is charged to
@@ -226,7 +242,7 @@ func limitKey(source, party string) string {
 // authenticates correctly (DESIGN.md rule 7).
 const (
 	clientFailures     = "token-failures"        // key: limitKey(address, client id)
-	unprovenAssertions = "unverified-assertions" // key: the address
+	unprovenAssertions = "unverified-assertions" // key: limitSource(address)
 )
 
 // clientAuthLimited refuses a request whose failures under name and key
