@@ -175,9 +175,14 @@ func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, j
 // the client's id, aud the broker (its issuer or token endpoint), exp
 // present and at most maxAssertionLifetime ahead, jti present and never
 // seen before. The jti is consumed only after the signature verifies, so
-// forged assertions cannot burn a client's identifiers. Every refusal
-// counts toward the client's failure limit and is a 401 invalid_client
-// whose reason goes to the log only; the assertion itself is never logged.
+// forged assertions cannot burn a client's identifiers. Every refusal is
+// a 401 invalid_client whose reason goes to the log only; the assertion
+// itself is never logged.
+//
+// Until the signature verifies, the assertion is only its sender's word:
+// a refusal then counts against the address it came from, never against
+// the client it names, which anyone can name. Refusals after it count
+// against the client at that address.
 func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
 	// Assertions are compact JWTs (RFC 7523); the JSON serialization is refused.
 	jws, err := jose.ParseSignedCompact(cc.ClientAssertion, assertionAlgs)
@@ -194,27 +199,40 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "client_assertion has no sub")
 		return nil, invalidClient("client authentication failed")
 	}
-	id := unverified.Subject
-	fail := func(reason string) error {
+	id, source := unverified.Subject, requestSource(ctx)
+	key := limitKey(source, id)
+	refuse := func(name, key, reason string) error {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", id, "method", "private_key_jwt", "reason", reason)
-		b.countClientAuthFailure(ctx, id)
+		b.countClientAuthFailure(ctx, name, key)
 		return invalidClient("client authentication failed")
 	}
-	if cc.ClientID != "" && cc.ClientID != id {
-		return nil, fail(fmt.Sprintf("client_id %q differs from the assertion's sub", cc.ClientID))
+	unproven := func(reason string) error {
+		// The address is sending what the client would not: a recent
+		// success there no longer skips the limits.
+		b.recentClientAuth.forget(key)
+		return refuse(unprovenAssertions, limitSource(source), reason)
 	}
-	if err := b.clientAuthLimited(ctx, id); err != nil {
-		return nil, err
+	fail := func(reason string) error { return refuse(clientFailures, key, reason) }
+	if !b.recentClientAuth.fresh(key, b.now()) {
+		if err := b.clientAuthLimited(ctx, unprovenAssertions, limitSource(source)); err != nil {
+			return nil, err
+		}
+		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {
+			return nil, err
+		}
+	}
+	if cc.ClientID != "" && cc.ClientID != id {
+		return nil, unproven(fmt.Sprintf("client_id %q differs from the assertion's sub", cc.ClientID))
 	}
 	client, err := b.clients.get(ctx, id)
 	if errors.Is(err, errUnknownClient) {
-		return nil, fail("unknown client")
+		return nil, unproven("unknown client")
 	}
 	if err != nil {
 		return nil, b.storeFailure(ctx, "get client", err)
 	}
 	if client.public {
-		return nil, fail("a public client has no keys")
+		return nil, unproven("a public client has no keys")
 	}
 	payload, err := b.verifyAssertionSignature(ctx, client, jws)
 	if errors.Is(err, upstream.ErrUnavailable) {
@@ -222,7 +240,7 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
 	}
 	if err != nil {
-		return nil, fail("signature: " + err.Error())
+		return nil, unproven("signature: " + err.Error())
 	}
 	var claims jwt.Claims
 	if err := json.Unmarshal(payload, &claims); err != nil {
@@ -253,6 +271,7 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	if err != nil {
 		return nil, b.storeFailure(ctx, "consume jti", err)
 	}
+	b.recentClientAuth.succeeded(key, now)
 	return client, nil
 }
 

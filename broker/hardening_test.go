@@ -99,10 +99,7 @@ func TestLimits_TokenFailuresPerClient(t *testing.T) {
 			t.Fatalf("wrong secret: %d", r.Status)
 		}
 	}
-	r := e.token(form, backendID, "wrong")
-	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Error == "" {
-		t.Fatalf("fourth failure: %d %q, Retry-After %q", r.Status, r.Error, r.Header.Get("Retry-After"))
-	}
+	wantLimited(t, "fourth failure", e.token(form, backendID, "wrong"))
 	// While limited even the right secret is not checked: no guessing at speed.
 	if r := e.token(form, backendID, backendSecret); r.Status != http.StatusTooManyRequests {
 		t.Errorf("right secret while limited: %d, want 429", r.Status)

@@ -258,7 +258,12 @@ func (e *env) httpClient() *http.Client {
 
 func (e *env) token(form url.Values, user, pass string) tokenResponse {
 	e.t.Helper()
-	resp := e.postForm("/token", form, user, pass)
+	return e.readTokenResponse(e.postForm("/token", form, user, pass))
+}
+
+// readTokenResponse reads and closes a token endpoint answer.
+func (e *env) readTokenResponse(resp *http.Response) tokenResponse {
+	e.t.Helper()
 	defer resp.Body.Close()
 	var tr tokenResponse
 	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {

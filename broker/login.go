@@ -159,63 +159,89 @@ func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.A
 }
 
 // resendWait is how long, rounded up to a second, before the auth
-// request may have another code (0: now). It only reads the counter; a
-// store that cannot answer shows no wait (sendCode still enforces it).
+// request may have another code (0: now): the longest wait of the limits
+// a code counts against. It only reads the counters; a store that cannot
+// answer shows no wait (sendCode still enforces them).
 func (b *Broker) resendWait(ctx context.Context, ar storage.AuthRequest) int {
-	limited, wait, err := b.store.RateLimited(ctx, "otp-resend:"+ar.ID, 0, b.now())
-	if err != nil || !limited {
-		return 0
+	var longest time.Duration
+	for _, lim := range b.codeLimits(requestSource(ctx), ar) {
+		// The next code is allowed while the window holds fewer than
+		// Count codes.
+		limited, wait, err := b.store.RateLimited(ctx, lim.name+":"+lim.key, lim.limit.Count-1, b.now())
+		if err != nil {
+			return 0
+		}
+		if limited {
+			longest = max(longest, wait)
+		}
 	}
-	return int((wait + time.Second - 1) / time.Second)
+	return int((longest + time.Second - 1) / time.Second)
+}
+
+// namedLimit is a limit and the counter it is taken from.
+type namedLimit struct {
+	name, key string
+	limit     Limit
+}
+
+// codeLimits are the limits every code for ar counts against, sent at the
+// request of client address source, in the order sendCode takes them. A
+// request one of them refuses is not counted by those after it, so the
+// requests a stranger is refused never reach the ceiling per address.
+//
+// A stranger can choose the email address but not the client address:
+// codes per address are counted per client address, and the ceiling per
+// address, which no client address reaches alone, is reached only by
+// many at once.
+func (b *Broker) codeLimits(source string, ar storage.AuthRequest) []namedLimit {
+	return []namedLimit{
+		// One code per auth request per resendCooldown, whichever form
+		// asks for it: the email form posted again is a resend too.
+		{"otp-resend", ar.ID, Limit{Count: 1, Window: resendCooldown}},
+		{"otp-ip", limitSource(source), b.cfg.Limits.OTPPerIP},
+		{"otp-email", limitKey(source, ar.LoginHint), b.cfg.Limits.OTPPerEmail},
+		{"otp-email-ceiling", ar.LoginHint, b.cfg.Limits.otpPerEmailCeiling()},
+	}
 }
 
 // sendCode makes a new challenge for the request's email, replacing any
 // earlier one, and mails it. It answers the same whether or not the email
 // belongs to a user, so the page reveals nothing about who has an account.
-// Codes are limited per address and per client IP; a limited request gets
-// 429 with Retry-After on the page it came from (resend: the code page).
+// Codes are limited (codeLimits); a limited request gets 429 with
+// Retry-After on the page it came from (resend: the code page), and the
+// challenge the browser holds, if any, is left as it was.
 func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, resend bool) bool {
 	ctx := r.Context()
-	// A resend waits resendCooldown after the last code for the request
-	// (across replicas: the counter is in storage). The first code starts
-	// the cool-down and is never refused by it.
-	cooldown := Limit{Count: 1, Window: resendCooldown}
-	if resend {
-		allowed, wait, err := b.take(ctx, "otp-resend", ar.ID, cooldown)
-		if err != nil {
-			b.storeUnavailablePage(w, r, "take rate-limit slot", err)
-			return false
-		}
-		if !allowed {
-			w.Header().Set("Retry-After", retryAfterSeconds(wait))
-			b.renderCode(w, r, ar, http.StatusTooManyRequests, "", "")
-			return false
-		}
-	}
-	for _, lim := range []struct {
-		name, key string
-		limit     Limit
-	}{
-		{"otp-email", ar.LoginHint, b.cfg.Limits.OTPPerEmail},
-		{"otp-ip", b.clientIP(r), b.cfg.Limits.OTPPerIP},
-	} {
+	source := b.clientIP(r)
+	for _, lim := range b.codeLimits(source, ar) {
 		allowed, wait, err := b.take(ctx, lim.name, lim.key, lim.limit)
 		if err != nil {
 			b.storeUnavailablePage(w, r, "take rate-limit slot", err)
 			return false
 		}
-		if !allowed {
-			b.metrics.otpCodes.WithLabelValues("limited").Inc()
-			w.Header().Set("Retry-After", retryAfterSeconds(wait))
-			lang := pageLang(r, ar.UILocales)
-			msg := web.T(lang, "err.too_many_codes", waitPhrase(lang, wait))
+		if allowed {
+			continue
+		}
+		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		lang := pageLang(r, ar.UILocales)
+		if lim.name == "otp-resend" {
+			// Not too many codes, only too soon after the last one: the
+			// code page says so beside its button, the email form here.
 			if resend {
-				b.renderCode(w, r, ar, http.StatusTooManyRequests, msg, "")
+				b.renderCode(w, r, ar, http.StatusTooManyRequests, "", "")
 			} else {
-				b.renderLogin(w, r, ar, http.StatusTooManyRequests, ar.LoginHint, msg)
+				b.renderLogin(w, r, ar, http.StatusTooManyRequests, ar.LoginHint, web.T(lang, "code.resend_wait", retryAfterSeconds(wait)))
 			}
 			return false
 		}
+		b.metrics.otpCodes.WithLabelValues("limited").Inc()
+		msg := web.T(lang, "err.too_many_codes", waitPhrase(lang, wait))
+		if resend {
+			b.renderCode(w, r, ar, http.StatusTooManyRequests, msg, "")
+		} else {
+			b.renderLogin(w, r, ar, http.StatusTooManyRequests, ar.LoginHint, msg)
+		}
+		return false
 	}
 	code, err := otp.NewCode()
 	if err != nil {
@@ -228,8 +254,14 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 		AuthRequestID: ar.ID,
 		Email:         ar.LoginHint,
 		CodeHash:      b.otpCodeHash(ar.ID, ar.LoginHint, code),
-		CreatedAt:     now,
-		ExpiresAt:     now.Add(b.cfg.OTP.CodeTTL),
+		// Wrong guesses are pooled per address and client address
+		// (storage.AuthFlows.CheckOTPChallenge): a new code, from either
+		// form or for another auth request, buys no more of them. Per
+		// address alone, a stranger's wrong guesses would spend the
+		// owner's.
+		AttemptKey: limitKey(source, ar.LoginHint),
+		CreatedAt:  now,
+		ExpiresAt:  now.Add(b.cfg.OTP.CodeTTL),
 	})
 	if err != nil {
 		b.storeUnavailablePage(w, r, "put otp challenge", err)
@@ -243,11 +275,6 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 		return false
 	}
 	b.metrics.otpCodes.WithLabelValues("sent").Inc()
-	if !resend {
-		if _, _, err := b.store.TakeRateLimitSlot(ctx, "otp-resend:"+ar.ID, cooldown.Count, cooldown.Window, now); err != nil {
-			b.log.WarnContext(ctx, "start resend cool-down", "err", err)
-		}
-	}
 	b.log.InfoContext(ctx, "one-time code sent", "client_id", ar.ClientID, "email", redactEmail(ar.LoginHint))
 	return true
 }
@@ -296,7 +323,10 @@ func (b *Broker) loginCode(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, storage.ErrOTPExhausted):
 		b.loginOutcome(ctx, ar, ar.ConnectorID, "attempts exhausted")
-		b.renderCode(w, r, ar, http.StatusBadRequest, "Too many wrong codes. Send a new code and try again.", "")
+		// The wrong guesses of this address from here are spent for the
+		// code's lifetime (sendCode: AttemptKey): a new code at once
+		// would not be checked either.
+		b.renderCode(w, r, ar, http.StatusBadRequest, "Too many wrong codes. Wait a few minutes, then send a new code and try again.", "")
 		return
 	case errors.Is(err, storage.ErrExpired), isNotFound(err):
 		b.loginOutcome(ctx, ar, ar.ConnectorID, "code expired")

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"net"
@@ -25,17 +27,28 @@ type Limit struct {
 	Window time.Duration `yaml:"window"`
 }
 
-// LimitsConfig are the broker's abuse limits. (Wrong codes per challenge
-// are otp.maxAttempts.)
+// LimitsConfig are the broker's abuse limits. (Wrong codes are
+// otp.maxAttempts.) Each counts per party and client address where a
+// stranger could otherwise use it to lock the party out (DESIGN.md rule 7).
 type LimitsConfig struct {
-	// OTPPerEmail bounds codes sent to one address, so the broker cannot
-	// be used to flood an inbox.
+	// OTPPerEmail bounds codes sent to one address at the request of one
+	// client address, so nobody can flood an inbox from one place, nor
+	// stop the owner's codes from another.
 	OTPPerEmail Limit `yaml:"otpPerEmail"`
+	// OTPPerEmailCeiling bounds codes sent to one address from anywhere.
+	// No client address can reach it alone (validate), so it is reached
+	// only by many addresses at once; a browser already holding a code
+	// can still use it then. Unset, it is six times OTPPerEmail, over the
+	// same window (otpPerEmailCeiling).
+	OTPPerEmailCeiling Limit `yaml:"otpPerEmailCeiling"`
 	// OTPPerIP bounds codes requested from one client address.
 	OTPPerIP Limit `yaml:"otpPerIP"`
 	// TokenFailuresPerClient bounds failed client authentications at the
-	// token, introspection and revocation endpoints; past it the client
-	// is refused before its secret is even checked.
+	// token, introspection and revocation endpoints, per client and
+	// client address; past it that address is refused for that client
+	// before its credentials are even checked. The client elsewhere is
+	// not. Assertions whose signature does not verify count per client
+	// address alone, not for the client they name.
 	TokenFailuresPerClient Limit `yaml:"tokenFailuresPerClient"`
 }
 
@@ -45,11 +58,31 @@ func (l *LimitsConfig) setDefaults() {
 	setDefault(&l.TokenFailuresPerClient, Limit{Count: 20, Window: 5 * time.Minute})
 }
 
+// otpPerEmailCeiling is OTPPerEmailCeiling, or when it is unset six times
+// OTPPerEmail: derived where it is used, so that raising otpPerEmail
+// raises the ceiling with it.
+func (l LimitsConfig) otpPerEmailCeiling() Limit {
+	if l.OTPPerEmailCeiling == (Limit{}) {
+		return Limit{Count: 6 * l.OTPPerEmail.Count, Window: l.OTPPerEmail.Window}
+	}
+	return l.OTPPerEmailCeiling
+}
+
 func (l LimitsConfig) validate() error {
-	for name, lim := range map[string]Limit{"otpPerEmail": l.OTPPerEmail, "otpPerIP": l.OTPPerIP, "tokenFailuresPerClient": l.TokenFailuresPerClient} {
+	for name, lim := range map[string]Limit{"otpPerEmail": l.OTPPerEmail, "otpPerEmailCeiling": l.otpPerEmailCeiling(),
+		"otpPerIP": l.OTPPerIP, "tokenFailuresPerClient": l.TokenFailuresPerClient} {
 		if lim.Count < 1 || lim.Window <= 0 {
 			return fmt.Errorf("config: limits.%s needs a count of at least 1 and a positive window", name)
 		}
+	}
+	// Within one ceiling window one client address may be sent this
+	// many codes for an address; were that the ceiling, one stranger
+	// could stop the owner's codes.
+	ceiling := l.otpPerEmailCeiling()
+	windows := int((ceiling.Window + l.OTPPerEmail.Window - 1) / l.OTPPerEmail.Window)
+	if oneSource := l.OTPPerEmail.Count * windows; ceiling.Count <= oneSource {
+		return fmt.Errorf("config: limits.otpPerEmailCeiling (%d per %v) must be more than the %d codes one client address may ask for under limits.otpPerEmail (%d per %v)",
+			ceiling.Count, ceiling.Window, oneSource, l.OTPPerEmail.Count, l.OTPPerEmail.Window)
 	}
 	return nil
 }
@@ -152,73 +185,156 @@ func setResponseHeader(ctx context.Context, key, value string) {
 	}
 }
 
-// clientAuthLimited refuses a client that has failed authentication too
-// often, before anything about its credentials is checked, so a secret
-// cannot be guessed at speed. The answer is 429 with Retry-After.
-//
-// A client that authenticated on this replica within clientAuthRecheck,
-// with no failure since, skips the store: a busy machine client would
-// otherwise pay a store round trip on every token request for a check
-// that is about guessing. A failure forgets the client at once, so a
-// guesser gets at most the attempts already in flight per success, and
-// every one of them is still counted.
-func (b *Broker) clientAuthLimited(ctx context.Context, clientID string) error {
-	if b.recentClientAuth.fresh(clientID, b.now()) {
-		return nil
+type requestSourceKey struct{}
+
+// withRequestSource records every request's client address (clientIP), for
+// limits counted deep in the library's call chain, where the request
+// itself is out of reach (client authentication).
+func (b *Broker) withRequestSource(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestSourceKey{}, b.clientIP(r))))
+	})
+}
+
+// requestSource is the client address withRequestSource recorded, or "".
+func requestSource(ctx context.Context) string {
+	s, _ := ctx.Value(requestSourceKey{}).(string)
+	return s
+}
+
+// limitSource is what limits count a client address as: the address
+// itself, or for IPv6 its /64, the block one subscriber is routinely
+// given, so that a client cannot multiply its allowance by the addresses
+// of its own network.
+func limitSource(source string) string {
+	a, err := netip.ParseAddr(source)
+	if err != nil || a.Unmap().Is4() {
+		return source
 	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return source
+	}
+	return p.String()
+}
+
+// maxLimitParty is the longest party limitKey keeps as it is.
+const maxLimitParty = 256
+
+// limitKey is the rate-limit key of a party (an email address, a client
+// id: whatever the requester chose to name) seen from a client address
+// (limitSource). The address comes first and holds no "|", so no choice
+// of party makes two pairs one key; a longer party is hashed, so a key
+// stays short whatever is sent.
+func limitKey(source, party string) string {
+	if len(party) > maxLimitParty {
+		sum := sha256.Sum256([]byte(party))
+		party = "sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	return limitSource(source) + "|" + party
+}
+
+// Counters of failed client authentications. A failure is charged to
+// whoever can be shown to have made it: a client and the address it
+// came from once the client proved who it is (a verified assertion), or
+// the address alone while nothing is proven (a forged one). Never to a
+// client everywhere, so nobody's failures lock a client out where it
+// authenticates correctly (DESIGN.md rule 7).
+const (
+	clientFailures     = "token-failures"        // key: limitKey(address, client id)
+	unprovenAssertions = "unverified-assertions" // key: limitSource(address)
+)
+
+// clientAuthLimited refuses a request whose failures under name and key
+// reached limits.tokenFailuresPerClient, before anything about its
+// credentials is checked, so a secret cannot be guessed at speed. The
+// answer is 429 with Retry-After and temporarily_unavailable: RFC 6749
+// section 5.2 has no error for a limit, and this one passes.
+func (b *Broker) clientAuthLimited(ctx context.Context, name, key string) error {
 	l := b.cfg.Limits.TokenFailuresPerClient
 	// Count failures are allowed; the attempt after them is refused.
-	limited, wait, err := b.store.RateLimited(ctx, "token-failures:"+clientID, l.Count-1, b.now())
+	limited, wait, err := b.store.RateLimited(ctx, name+":"+key, l.Count-1, b.now())
 	if err != nil {
 		return b.storeFailure(ctx, "rate limited", err)
 	}
 	if !limited {
 		return nil
 	}
-	b.metrics.rateLimited.WithLabelValues("token-failures").Inc()
+	b.metrics.rateLimited.WithLabelValues(name).Inc()
 	setResponseHeader(ctx, "Retry-After", retryAfterSeconds(wait))
-	return op.NewStatusError(&oidc.Error{ErrorType: "slow_down", Description: "too many failed attempts for this client; retry later"}, http.StatusTooManyRequests)
+	return op.NewStatusError(&oidc.Error{ErrorType: "temporarily_unavailable",
+		Description: "too many failed client authentications from this address; retry later"}, http.StatusTooManyRequests)
 }
 
-// countClientAuthFailure records a failed client authentication.
-func (b *Broker) countClientAuthFailure(ctx context.Context, clientID string) {
-	b.recentClientAuth.forget(clientID)
-	if _, _, err := b.take(ctx, "token-failures", clientID, b.cfg.Limits.TokenFailuresPerClient); err != nil {
+// countClientAuthFailure records a failed client authentication under
+// name and key. A failure for a client at an address also ends the
+// shortcut a recent success there gave.
+func (b *Broker) countClientAuthFailure(ctx context.Context, name, key string) {
+	if name == clientFailures {
+		b.recentClientAuth.forget(key)
+	}
+	if _, _, err := b.take(ctx, name, key, b.cfg.Limits.TokenFailuresPerClient); err != nil {
 		b.log.WarnContext(ctx, "could not count a failed client authentication", "err", err)
 	}
 }
 
 // clientAuthRecheck is how long a successful client authentication lets
-// the same client's next requests on this replica skip the failure count
-// in storage.
+// the same client's next requests from the same address on this replica
+// skip the failure count in storage: a busy machine client would
+// otherwise pay a store round trip on every token request for a check
+// that is about guessing. A failure there forgets the success at once,
+// so a guesser gets at most the attempts already in flight per success,
+// and every one of them is still counted.
 const clientAuthRecheck = time.Second
 
-// clientAuthSuccesses remembers when each client last authenticated on
-// this replica. Only clients that proved themselves get an entry, so it
-// holds at most one per registered client.
+// maxClientAuthSuccesses is how many entries clientAuthSuccesses holds
+// before it drops those too old to matter.
+const maxClientAuthSuccesses = 10_000
+
+// clientAuthSuccesses remembers when each confidential client last
+// authenticated from each address on this replica. Only clients that
+// proved themselves get an entry, and stale ones are dropped once there
+// are many, so a client used from many addresses cannot grow it for ever.
 type clientAuthSuccesses struct {
-	last sync.Map // client id → *atomic.Int64, Unix nanoseconds; 0 after a failure
+	last sync.Map     // limitKey(address, client id) → *atomic.Int64, Unix nanoseconds; 0 after a failure
+	size atomic.Int64 // entries in last
 }
 
-func (c *clientAuthSuccesses) fresh(clientID string, now time.Time) bool {
-	v, ok := c.last.Load(clientID)
-	if !ok {
-		return false
-	}
-	at := v.(*atomic.Int64).Load()
+func (c *clientAuthSuccesses) fresh(key string, now time.Time) bool {
+	v, ok := c.last.Load(key)
+	return ok && freshAt(v.(*atomic.Int64), now)
+}
+
+func freshAt(v *atomic.Int64, now time.Time) bool {
+	at := v.Load()
 	return at != 0 && now.Sub(time.Unix(0, at)) < clientAuthRecheck
 }
 
-func (c *clientAuthSuccesses) succeeded(clientID string, now time.Time) {
-	v, ok := c.last.Load(clientID)
+func (c *clientAuthSuccesses) succeeded(key string, now time.Time) {
+	v, ok := c.last.Load(key)
 	if !ok {
-		v, _ = c.last.LoadOrStore(clientID, new(atomic.Int64))
+		var loaded bool
+		if v, loaded = c.last.LoadOrStore(key, new(atomic.Int64)); !loaded && c.size.Add(1) > maxClientAuthSuccesses {
+			c.dropStale(now)
+		}
 	}
 	v.(*atomic.Int64).Store(now.UnixNano())
 }
 
-func (c *clientAuthSuccesses) forget(clientID string) {
-	if v, ok := c.last.Load(clientID); ok {
+func (c *clientAuthSuccesses) forget(key string) {
+	if v, ok := c.last.Load(key); ok {
 		v.(*atomic.Int64).Store(0)
 	}
+}
+
+// dropStale removes the entries that no longer let anything skip the
+// store. A success recorded into an entry as it goes is lost, which
+// costs that client one store round trip.
+func (c *clientAuthSuccesses) dropStale(now time.Time) {
+	c.last.Range(func(k, v any) bool {
+		if !freshAt(v.(*atomic.Int64), now) && c.last.CompareAndDelete(k, v) {
+			c.size.Add(-1)
+		}
+		return true
+	})
 }

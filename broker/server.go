@@ -336,7 +336,7 @@ func (b *Broker) Handler() http.Handler {
 	}
 	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
 	mux.Handle("/", lib)
-	return b.observe(limitBody(withResponseHeader(mux)))
+	return b.observe(limitBody(withResponseHeader(b.withRequestSource(mux))))
 }
 
 // postOnly refuses anything but POST, as the token, introspection and

@@ -20,7 +20,8 @@ import (
 // signed assertion (private_key_jwt, authenticateAssertion). A failure is
 // 401 invalid_client; so is a public client asking for one of the
 // authenticatedGrants, refused here before the library's grant check
-// could call it unauthorized_client.
+// could call it unauthorized_client. An address that failed too often for
+// a client is refused with 429 (clientAuthLimited).
 func (b *Broker) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	client, err := b.authenticateClient(ctx, r.Data)
 	if err != nil {
@@ -48,32 +49,41 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 	if cc.ClientAssertion != "" {
 		return b.authenticateAssertion(ctx, cc)
 	}
-	if err := b.clientAuthLimited(ctx, cc.ClientID); err != nil {
-		return nil, err
-	}
+	key := limitKey(requestSource(ctx), cc.ClientID)
 	client, err := b.clients.get(ctx, cc.ClientID)
 	if errors.Is(err, errUnknownClient) {
+		// Refused as a wrong secret is, limit included, so that the
+		// answers do not tell which client ids exist.
+		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {
+			return nil, err
+		}
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "unknown client")
-		b.countClientAuthFailure(ctx, cc.ClientID)
+		b.countClientAuthFailure(ctx, clientFailures, key)
 		return nil, invalidClient("client authentication failed")
 	}
 	if err != nil {
 		return nil, b.storeFailure(ctx, "get client", err)
 	}
-	now := b.now()
 	if client.public {
+		// A public client proves nothing, so there is nothing to guess:
+		// it is never limited, and nobody's failure is charged to it.
 		if cc.ClientSecret != "" {
 			return nil, invalidClient("a public client has no secret")
 		}
-		b.recentClientAuth.succeeded(cc.ClientID, now)
 		return client, nil
+	}
+	now := b.now()
+	if !b.recentClientAuth.fresh(key, now) {
+		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {
+			return nil, err
+		}
 	}
 	if cc.ClientSecret == "" || !client.checkSecret(cc.ClientSecret, now) {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "missing or wrong secret")
-		b.countClientAuthFailure(ctx, cc.ClientID)
+		b.countClientAuthFailure(ctx, clientFailures, key)
 		return nil, invalidClient("client authentication failed")
 	}
-	b.recentClientAuth.succeeded(cc.ClientID, now)
+	b.recentClientAuth.succeeded(key, now)
 	return client, nil
 }
 

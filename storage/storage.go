@@ -324,8 +324,13 @@ type OTPChallenge struct {
 	Email         string
 	CodeHash      []byte
 	Attempts      int
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
+	// AttemptKey, when set, pools the wrong guesses of every challenge
+	// carrying it (the broker: one email address asked for from one
+	// client address), so that a new challenge, a resend or another
+	// auth request buys no more guesses: see CheckOTPChallenge.
+	AttemptKey string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
 }
 
 // AuthFlows holds auth requests, codes and one-time-code challenges.
@@ -355,6 +360,14 @@ type AuthFlows interface {
 	// maxAttempts failed attempts the challenge is dead and every later
 	// check gives ErrOTPExhausted. Past its expiry: ErrExpired. None:
 	// ErrNotFound.
+	//
+	// A challenge with an AttemptKey also counts its mismatches in that
+	// key's pool, and is ErrOTPExhausted while the pool holds maxAttempts
+	// of them. A pool opens at the first check of a challenge carrying its
+	// key and closes when that challenge expires: at most maxAttempts
+	// wrong guesses per key within a code's lifetime, however many
+	// challenges carry it. Concurrent checks of challenges sharing a key
+	// are counted one by one.
 	CheckOTPChallenge(ctx context.Context, authRequestID string, codeHash []byte, maxAttempts int, now time.Time) (OTPChallenge, error)
 }
 

@@ -189,9 +189,24 @@ func (s *Store) CheckOTPChallenge(ctx context.Context, authRequestID string, cod
 		return storage.OTPChallenge{}, storage.ErrOTPExhausted
 	case !now.Before(c.ExpiresAt):
 		return storage.OTPChallenge{}, storage.ErrExpired
-	case subtle.ConstantTimeCompare(codeHash, c.CodeHash) != 1:
+	}
+	var pool rateWindow
+	if c.AttemptKey != "" {
+		if pool = s.otpPools[c.AttemptKey]; !now.Before(pool.end) {
+			pool = rateWindow{end: c.ExpiresAt}
+		}
+		s.otpPools[c.AttemptKey] = pool
+		if pool.count >= maxAttempts {
+			return storage.OTPChallenge{}, storage.ErrOTPExhausted
+		}
+	}
+	if subtle.ConstantTimeCompare(codeHash, c.CodeHash) != 1 {
 		c.Attempts++
 		s.otps[authRequestID] = c
+		if c.AttemptKey != "" {
+			pool.count++
+			s.otpPools[c.AttemptKey] = pool
+		}
 		return storage.OTPChallenge{}, storage.ErrOTPMismatch
 	}
 	delete(s.otps, authRequestID)

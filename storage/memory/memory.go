@@ -27,6 +27,7 @@ type Store struct {
 	upstreamStates map[string]string               // non-empty upstream state → auth request id
 	codes          map[string]storage.AuthCode     // by string(CodeHash)
 	otps           map[string]storage.OTPChallenge // by auth request id
+	otpPools       map[string]rateWindow           // wrong guesses by attempt key
 	families       map[string]storage.RefreshFamily
 	refreshTokens  map[string]refreshToken // by string(token hash)
 	revokedTokens  map[string]time.Time    // jti → until
@@ -52,6 +53,7 @@ func New() *Store {
 		upstreamStates: make(map[string]string),
 		codes:          make(map[string]storage.AuthCode),
 		otps:           make(map[string]storage.OTPChallenge),
+		otpPools:       make(map[string]rateWindow),
 		families:       make(map[string]storage.RefreshFamily),
 		refreshTokens:  make(map[string]refreshToken),
 		revokedTokens:  make(map[string]time.Time),
@@ -124,10 +126,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
 			n++
 		}
 	}
-	for k, w := range s.rateLimits {
-		if !now.Before(w.end) {
-			delete(s.rateLimits, k)
-			n++
+	for _, m := range []map[string]rateWindow{s.rateLimits, s.otpPools} {
+		for k, w := range m {
+			if !now.Before(w.end) {
+				delete(m, k)
+				n++
+			}
 		}
 	}
 	for jti, exp := range s.jtis {

@@ -246,12 +246,12 @@ func (s *Store) PutOTPChallenge(ctx context.Context, c storage.OTPChallenge) err
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	_, err := s.hot.Exec(ctx, `
-		INSERT INTO otp_challenges (auth_request_id, email, code_hash, attempts, created_at, expires_at)
-		VALUES ($1, $2, $3, 0, $4, $5)
+		INSERT INTO otp_challenges (auth_request_id, email, code_hash, attempts, attempt_key, created_at, expires_at)
+		VALUES ($1, $2, $3, 0, $4, $5, $6)
 		ON CONFLICT (auth_request_id) DO UPDATE SET
-			email = EXCLUDED.email, code_hash = EXCLUDED.code_hash, attempts = 0,
+			email = EXCLUDED.email, code_hash = EXCLUDED.code_hash, attempts = 0, attempt_key = EXCLUDED.attempt_key,
 			created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at`,
-		c.AuthRequestID, c.Email, c.CodeHash, c.CreatedAt, c.ExpiresAt)
+		c.AuthRequestID, c.Email, c.CodeHash, c.AttemptKey, c.CreatedAt, c.ExpiresAt)
 	if isCode(err, "23503") { // foreign_key_violation: no such auth request
 		return fmt.Errorf("postgres: put one-time code: auth request %q: %w", c.AuthRequestID, storage.ErrNotFound)
 	}
@@ -262,9 +262,11 @@ func (s *Store) PutOTPChallenge(ctx context.Context, c storage.OTPChallenge) err
 }
 
 // CheckOTPChallenge implements storage.AuthFlows. The challenge row is
-// locked for the check, so concurrent guesses are counted one by one; the
-// comparison runs here, in constant time, not in SQL. An exhausted
-// challenge stays exhausted past its expiry, until DeleteExpired removes it.
+// locked for the check, and then its attempt pool's row (opened or
+// reopened by the same statement), so concurrent guesses are counted one
+// by one; the comparison runs here, in constant time, not in SQL. An
+// exhausted challenge stays exhausted past its expiry, until
+// DeleteExpired removes it.
 func (s *Store) CheckOTPChallenge(ctx context.Context, authRequestID string, codeHash []byte, maxAttempts int, now time.Time) (storage.OTPChallenge, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
@@ -273,8 +275,8 @@ func (s *Store) CheckOTPChallenge(ctx context.Context, authRequestID string, cod
 	err := s.inTx(ctx, "check one-time code", func(tx pgx.Tx) error {
 		c := storage.OTPChallenge{AuthRequestID: authRequestID}
 		err := tx.QueryRow(ctx, `
-			SELECT email, code_hash, attempts, created_at, expires_at FROM otp_challenges
-			WHERE auth_request_id = $1 FOR UPDATE`, authRequestID).Scan(&c.Email, &c.CodeHash, &c.Attempts, &c.CreatedAt, &c.ExpiresAt)
+			SELECT email, code_hash, attempts, attempt_key, created_at, expires_at FROM otp_challenges
+			WHERE auth_request_id = $1 FOR UPDATE`, authRequestID).Scan(&c.Email, &c.CodeHash, &c.Attempts, &c.AttemptKey, &c.CreatedAt, &c.ExpiresAt)
 		if err != nil {
 			return notFound(err, "check one-time code")
 		}
@@ -282,12 +284,34 @@ func (s *Store) CheckOTPChallenge(ctx context.Context, authRequestID string, cod
 		switch {
 		case c.Attempts >= maxAttempts:
 			refusal = storage.ErrOTPExhausted
+			return nil
 		case !now.Before(c.ExpiresAt):
 			refusal = storage.ErrExpired
-		case subtle.ConstantTimeCompare(codeHash, c.CodeHash) != 1:
+			return nil
+		}
+		if c.AttemptKey != "" {
+			var pooled int
+			err := tx.QueryRow(ctx, `
+				INSERT INTO otp_attempt_pools AS p (key, attempts, expires_at) VALUES ($1, 0, $2)
+				ON CONFLICT (key) DO UPDATE SET
+					attempts = CASE WHEN p.expires_at > $3 THEN p.attempts ELSE 0 END,
+					expires_at = CASE WHEN p.expires_at > $3 THEN p.expires_at ELSE EXCLUDED.expires_at END
+				RETURNING attempts`, c.AttemptKey, c.ExpiresAt, now).Scan(&pooled)
+			if err != nil {
+				return fmt.Errorf("postgres: check one-time code: open attempt pool: %w", err)
+			}
+			if pooled >= maxAttempts {
+				refusal = storage.ErrOTPExhausted
+				return nil
+			}
+		}
+		if subtle.ConstantTimeCompare(codeHash, c.CodeHash) != 1 {
 			refusal = storage.ErrOTPMismatch
 			_, err = tx.Exec(ctx, `UPDATE otp_challenges SET attempts = attempts + 1 WHERE auth_request_id = $1`, authRequestID)
-		default:
+			if err == nil && c.AttemptKey != "" {
+				_, err = tx.Exec(ctx, `UPDATE otp_attempt_pools SET attempts = attempts + 1 WHERE key = $1`, c.AttemptKey)
+			}
+		} else {
 			out = c
 			_, err = tx.Exec(ctx, `DELETE FROM otp_challenges WHERE auth_request_id = $1`, authRequestID)
 		}

@@ -29,6 +29,7 @@ var sweeps = []struct{ table, expired string }{
 	{"revoked_grants", "expires_at <= $1"},
 	{"sessions", "expires_at <= $1 OR idle_deadline <= $1"},
 	{"rate_limits", "window_end <= $1"},
+	{"otp_attempt_pools", "expires_at <= $1"},
 	{"used_jtis", "expires_at <= $1"},
 }
 

@@ -317,6 +317,15 @@ func testOTPConcurrent(t *testing.T, s storage.Storage) {
 	race(n, func(i int) {
 		_, errs[i] = s.CheckOTPChallenge(ctx, "ar", hash(fmt.Sprint("guess", i)), max, t0)
 	})
+	if mismatches := countMismatches(t, errs); mismatches != max {
+		t.Fatalf("%d guesses were checked; want exactly %d", mismatches, max)
+	}
+}
+
+// countMismatches counts the guesses of a race that were checked (and
+// wrong); every other one must have found the attempts spent.
+func countMismatches(t *testing.T, errs []error) int {
+	t.Helper()
 	mismatches := 0
 	for i, err := range errs {
 		switch {
@@ -326,7 +335,69 @@ func testOTPConcurrent(t *testing.T, s storage.Storage) {
 			t.Fatalf("guess %d: %v", i, err)
 		}
 	}
-	if mismatches != max {
-		t.Fatalf("%d guesses were checked; want exactly %d", mismatches, max)
+	return mismatches
+}
+
+func pooledChallenge(reqID, code, key string) storage.OTPChallenge {
+	c := otpChallenge(reqID, code)
+	c.AttemptKey = key
+	return c
+}
+
+func testOTPAttemptPool(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	for _, id := range []string{"ar1", "ar2", "ar3", "ar4", "ar5"} {
+		wantErr(t, "CreateAuthRequest", s.CreateAuthRequest(ctx, authRequest(id)), nil)
+	}
+	first := pooledChallenge("ar1", "111111", "k")
+	wantErr(t, "PutOTPChallenge", s.PutOTPChallenge(ctx, first), nil)
+	wantErr(t, "PutOTPChallenge", s.PutOTPChallenge(ctx, pooledChallenge("ar2", "222222", "k")), nil)
+	wantErr(t, "PutOTPChallenge", s.PutOTPChallenge(ctx, pooledChallenge("ar3", "333333", "other")), nil)
+	wantErr(t, "PutOTPChallenge", s.PutOTPChallenge(ctx, otpChallenge("ar4", "444444")), nil)
+
+	// Three wrong guesses under one key, over two challenges.
+	for i, id := range []string{"ar1", "ar1", "ar2"} {
+		_, err := s.CheckOTPChallenge(ctx, id, hash("bad"), 3, t0)
+		wantErr(t, fmt.Sprintf("wrong code %d under the key", i+1), err, storage.ErrOTPMismatch)
+	}
+	_, err := s.CheckOTPChallenge(ctx, "ar2", hash("222222"), 3, t0)
+	wantErr(t, "right code of a challenge with guesses left, its pool spent", err, storage.ErrOTPExhausted)
+	// A new code for the request buys nothing either.
+	wantErr(t, "PutOTPChallenge(resend)", s.PutOTPChallenge(ctx, pooledChallenge("ar1", "555555", "k")), nil)
+	_, err = s.CheckOTPChallenge(ctx, "ar1", hash("555555"), 3, t0)
+	wantErr(t, "right code of a resent challenge, its pool spent", err, storage.ErrOTPExhausted)
+	// Other keys, and challenges without one, are not in the pool.
+	_, err = s.CheckOTPChallenge(ctx, "ar3", hash("333333"), 3, t0)
+	wantErr(t, "right code under another key", err, nil)
+	_, err = s.CheckOTPChallenge(ctx, "ar4", hash("444444"), 3, t0)
+	wantErr(t, "right code without a key", err, nil)
+
+	// The pool closes when the challenge that opened it expires.
+	later := pooledChallenge("ar5", "666666", "k")
+	later.ExpiresAt = first.ExpiresAt.Add(5 * time.Minute)
+	wantErr(t, "PutOTPChallenge", s.PutOTPChallenge(ctx, later), nil)
+	_, err = s.CheckOTPChallenge(ctx, "ar5", hash("666666"), 3, first.ExpiresAt.Add(-time.Second))
+	wantErr(t, "right code just before the pool closes", err, storage.ErrOTPExhausted)
+	got, err := s.CheckOTPChallenge(ctx, "ar5", hash("666666"), 3, first.ExpiresAt)
+	wantErr(t, "right code once the pool closed", err, nil)
+	if got.AttemptKey != "k" {
+		t.Errorf("matched challenge's attempt key %q, want %q", got.AttemptKey, "k")
+	}
+}
+
+func testOTPAttemptPoolConcurrent(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	const n, max = 12, 5
+	for i := range 3 {
+		id := fmt.Sprint("ar", i)
+		wantErr(t, "CreateAuthRequest", s.CreateAuthRequest(ctx, authRequest(id)), nil)
+		wantErr(t, "PutOTPChallenge", s.PutOTPChallenge(ctx, pooledChallenge(id, "123456", "k")), nil)
+	}
+	errs := make([]error, n)
+	race(n, func(i int) {
+		_, errs[i] = s.CheckOTPChallenge(ctx, fmt.Sprint("ar", i%3), hash(fmt.Sprint("guess", i)), max, t0)
+	})
+	if mismatches := countMismatches(t, errs); mismatches != max {
+		t.Fatalf("%d guesses were checked over three challenges of one key; want exactly %d", mismatches, max)
 	}
 }

@@ -66,6 +66,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"OTP/Exhausted", testOTPExhausted},
 		{"OTP/PutReplacesAndResets", testOTPReplace},
 		{"OTP/ConcurrentAttemptsCounted", testOTPConcurrent},
+		{"OTP/AttemptKeyPoolsWrongGuesses", testOTPAttemptPool},
+		{"OTP/ConcurrentPooledAttemptsCounted", testOTPAttemptPoolConcurrent},
 
 		{"Refresh/RoundTrip", testRefreshRoundTrip},
 		{"Refresh/Rotate", testRefreshRotate},
