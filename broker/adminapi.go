@@ -126,7 +126,7 @@ func (b *Broker) adminHandler() http.Handler {
 		q := r.URL.Query()
 		b.adminReply(w, r, http.StatusNoContent, nil, a.UnlinkIdentity(r.Context(), adminActor(r), r.PathValue("id"), q.Get("connector"), q.Get("subject")))
 	})
-	return noStore(b.adminAuth(mux))
+	return noStore(b.adminAuth(recordRoute(mux)))
 }
 
 // adminAuth admits a request bearing a broker access token that is
@@ -207,7 +207,7 @@ func (b *Broker) adminDecode(w http.ResponseWriter, r *http.Request, v any) bool
 // for anything else (the cause goes to the log).
 func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	switch {
-	case errors.Is(err, ErrInvalidAdminRequest):
+	case errors.Is(err, ErrInvalidAdminRequest), errors.Is(err, storage.ErrInvalidText):
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	case errors.Is(err, storage.ErrNotFound):
@@ -217,7 +217,9 @@ func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, 
 		writeOAuthError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	case err != nil:
-		b.storeFailure(r.Context(), "admin "+r.Method+" "+r.URL.Path, err)
+		// The route, not the path: a label must not carry what a
+		// request sent.
+		b.storeFailure(r.Context(), "admin "+routePattern(r.Context()), err)
 		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the operation could not be completed; see the broker log")
 		return
 	}

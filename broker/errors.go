@@ -33,6 +33,12 @@ func errTemporarilyUnavailable() *oidc.Error {
 // temporarily_unavailable, with the cause in the server log only. The
 // broker fails closed: nothing is issued.
 func (b *Broker) storeFailure(ctx context.Context, what string, err error) error {
+	if errors.Is(err, storage.ErrInvalidText) {
+		// Text from the request that the edge let through: the request
+		// was bad, not the store.
+		b.log.InfoContext(ctx, "request refused by storage", "op", what, "err", err)
+		return op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("%s", invalidTextReason("the request")), http.StatusBadRequest)
+	}
 	b.metrics.storageErrors.WithLabelValues(what).Inc()
 	b.log.ErrorContext(ctx, "storage failed", "op", what, "err", err)
 	return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
