@@ -207,8 +207,13 @@ func (b *Broker) adminDecode(w http.ResponseWriter, r *http.Request, v any) bool
 // for anything else (the cause goes to the log).
 func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	switch {
-	case errors.Is(err, ErrInvalidAdminRequest), errors.Is(err, storage.ErrInvalidText):
+	case errors.Is(err, ErrInvalidAdminRequest):
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	case errors.Is(err, storage.ErrInvalidText):
+		// The cause quotes the database; the log has it.
+		b.log.InfoContext(r.Context(), "admin request refused by storage", "err", err)
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", invalidTextReason("the request"))
 		return
 	case errors.Is(err, storage.ErrNotFound):
 		writeOAuthError(w, http.StatusNotFound, "not_found", err.Error())
