@@ -47,8 +47,8 @@ type badBytesEnv struct {
 	admin  string       // an admin API access token
 }
 
-func newBadBytesEnv(t *testing.T, store storage.Storage) *badBytesEnv {
-	u := newUpstreams(t, nil, withAdmin, withStore(store))
+func newBadBytesEnv(t *testing.T, store storage.Storage, opts ...envOption) *badBytesEnv {
+	u := newUpstreams(t, nil, append([]envOption{withAdmin, withStore(store)}, opts...)...)
 	b := u.browser()
 	page := b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "st", nonce: "nn"}))
 	form := page.HiddenFields("/login")
@@ -475,6 +475,30 @@ func FuzzRequestText(f *testing.F) {
 		}
 		if errs := errorLines(shared.logText()[logged:]); errs != "" {
 			t.Fatalf("%s %q ? %q body %q user %q: logged at ERROR:\n%s", method, req.URL.Path, query, body, user, errs)
+		}
+	})
+}
+
+// A trusted proxy's X-Forwarded-For names the client, and an IPv6 zone
+// in it may hold any bytes a header may: the rate-limit key made from it
+// reaches the store, where the edge does not look. It is a refusal or a
+// login, never an outage.
+func TestBadBytes_ForwardedForIsNotAnOutage(t *testing.T) {
+	eachStore(t, func(t *testing.T, store storage.Storage) {
+		e := newBadBytesEnv(t, store, func(c *broker.Config, o *broker.Options) {
+			c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
+		})
+		// Header values cannot carry controls; the other bad bytes can.
+		for _, bad := range []string{"\xff", "\xc0\xaf", "\xed\xa0\x80"} {
+			logged := len(e.logText())
+			r := e.send(http.MethodPost, "/login", strings.NewReader(url.Values{"id": {e.id}, "csrf": {e.csrf}, "email": {"xff@example.com"}}.Encode()),
+				http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Forwarded-For": {"fe80::1%" + bad}})
+			if r.status >= 500 {
+				t.Errorf("X-Forwarded-For zone %q: status %d: %.300s", bad, r.status, r.body)
+			}
+			if errs := errorLines(e.logText()[logged:]); errs != "" {
+				t.Errorf("X-Forwarded-For zone %q: logged at ERROR:\n%s", bad, errs)
+			}
 		}
 	})
 }
