@@ -142,7 +142,7 @@ func (b *Broker) adminHandler() http.Handler {
 		q := r.URL.Query()
 		b.adminReply(w, r, http.StatusNoContent, nil, a.UnlinkIdentity(r.Context(), adminActor(r), r.PathValue("id"), q.Get("connector"), q.Get("subject")))
 	})
-	return noStore(b.adminAuth(mux))
+	return noStore(b.adminAuth(recordRoute(mux)))
 }
 
 // adminAuth admits a request bearing a broker access token that is
@@ -249,6 +249,11 @@ func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, 
 	case errors.Is(err, ErrInvalidAdminRequest):
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
+	case errors.Is(err, storage.ErrInvalidText):
+		// The cause quotes the database; the log has it.
+		b.log.InfoContext(r.Context(), "admin request refused by storage", "err", err)
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", invalidTextReason("the request"))
+		return
 	case errors.Is(err, storage.ErrNotFound):
 		writeOAuthError(w, http.StatusNotFound, "not_found", err.Error())
 		return
@@ -256,7 +261,9 @@ func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, 
 		writeOAuthError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	case err != nil:
-		b.storeFailure(r.Context(), "admin "+r.Method+" "+r.URL.Path, err)
+		// The route, not the path: a label must not carry what a
+		// request sent.
+		b.storeFailure(r.Context(), "admin "+routePattern(r.Context()), err)
 		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the operation could not be completed; see the broker log")
 		return
 	}

@@ -41,6 +41,9 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	client := r.Client.(*Client)
 	req := r.Data
+	if err := checkAuthorizeParams(r.Form); err != nil {
+		return nil, err
+	}
 	if req.RequestParam != "" {
 		return nil, oidc.ErrRequestNotSupported()
 	}
@@ -253,6 +256,9 @@ func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id stri
 }
 
 func (b *Broker) storeUnavailablePage(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if b.invalidTextPage(w, r, what, err) {
+		return
+	}
 	b.metrics.storageErrors.WithLabelValues(what).Inc()
 	b.log.ErrorContext(r.Context(), "storage failed", "op", what, "err", err)
 	b.unavailablePage(w, r)

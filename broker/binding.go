@@ -130,7 +130,7 @@ func (b *Broker) boundToBrowser(w http.ResponseWriter, r *http.Request, ar stora
 	if reason == "" {
 		return true
 	}
-	step := endpointLabel(r.URL.Path)
+	step := endpointLabel(r.Pattern, r.URL.Path)
 	b.metrics.bindingRefusals.WithLabelValues(step, reason).Inc()
 	b.log.WarnContext(r.Context(), "sign-in refused: started in another browser",
 		"step", step, "reason", reason, "client_id", ar.ClientID, "ip", b.clientIP(r))

@@ -31,8 +31,15 @@ func errTemporarilyUnavailable() *oidc.Error {
 
 // storeFailure is the error returned to a client when storage failed: 503
 // temporarily_unavailable, with the cause in the server log only. The
-// broker fails closed: nothing is issued.
+// broker fails closed: nothing is issued. Text from the request that the
+// store cannot hold (storage.ErrInvalidText, where checkInput could not
+// see it) made the request bad, not the store: that is 400
+// invalid_request, logged at INFO and not counted as a storage error.
 func (b *Broker) storeFailure(ctx context.Context, what string, err error) error {
+	if errors.Is(err, storage.ErrInvalidText) {
+		b.log.InfoContext(ctx, "request refused by storage", "op", what, "err", err)
+		return op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("%s", invalidTextReason("the request")), http.StatusBadRequest)
+	}
 	b.metrics.storageErrors.WithLabelValues(what).Inc()
 	b.log.ErrorContext(ctx, "storage failed", "op", what, "err", err)
 	return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)

@@ -132,22 +132,57 @@ func (b *Broker) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(b.metrics.registry, promhttp.HandlerOpts{})
 }
 
-// endpointLabel names a request's endpoint for metrics, from a fixed set
-// so that arbitrary paths cannot grow the metric's cardinality.
-func endpointLabel(path string) string {
+// endpointLabel names a request's endpoint for metrics and logs: the path
+// of the route pattern the broker's mux (or the admin API's) chose for it,
+// so that what a request sends never becomes a label, and the number of
+// series stays that of the routes. The library serves everything under
+// "/" that the broker does not route itself; its endpoints are named from
+// a fixed set, and any other path is "other".
+func endpointLabel(pattern, path string) string {
+	// A pattern may start with a method ("GET /readyz"); the label is the
+	// path alone, as it was before routes had methods.
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = pattern[i+1:]
+	}
+	if pattern != "/" && pattern != "" {
+		return pattern
+	}
 	switch path {
-	case authorizePath, callbackPath, tokenPath, userinfoPath, introspectPath, revokePath,
-		endSessionPath, logoutConfirmPath, jwksPath, discoveryPath, loginPath, loginCodePath, loginResendPath,
-		loginConnectorPath, "/healthz", "/readyz", "/ready", "/metrics":
+	case callbackPath, userinfoPath, "/healthz", "/ready":
 		return path
 	}
-	switch {
-	case strings.HasPrefix(path, upstreamCallbackPrefix):
-		return upstreamCallbackPrefix + "{connector}"
-	case strings.HasPrefix(path, staticPath):
-		return staticPath
-	}
 	return "other"
+}
+
+type routeKey struct{}
+
+// routePattern returns the route pattern recorded for the request ctx
+// belongs to, or "" before a mux has chosen one.
+func routePattern(ctx context.Context) string {
+	if p, ok := ctx.Value(routeKey{}).(*string); ok {
+		return *p
+	}
+	return ""
+}
+
+// recordRoute records the pattern mux chooses for a request, for
+// observe; it is how the admin API's routes, served by a mux of their
+// own, get labels of their own.
+func recordRoute(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setRoute(r, mux)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// setRoute records the pattern mux chooses for r. The pattern of a
+// CONNECT redirect is the request's own path, so it is not recorded.
+func setRoute(r *http.Request, mux *http.ServeMux) {
+	p, ok := r.Context().Value(routeKey{}).(*string)
+	if !ok || r.Method == http.MethodConnect {
+		return
+	}
+	_, *p = mux.Handler(r)
 }
 
 // statusRecorder remembers the status a handler wrote.
@@ -171,8 +206,9 @@ func (s *statusRecorder) Write(p []byte) (int, error) {
 }
 
 // observe gives every request an id (kept from X-Request-Id when plain,
-// echoed back) and counts it by endpoint and status.
-func (b *Broker) observe(h http.Handler) http.Handler {
+// echoed back) and counts it by endpoint (the route routes chooses for
+// it) and status.
+func (b *Broker) observe(routes *http.ServeMux, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -182,13 +218,16 @@ func (b *Broker) observe(h http.Handler) http.Handler {
 			id = hex.EncodeToString(raw)
 		}
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		route := new(string)
+		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), routeKey{}, route)
+		r = r.WithContext(ctx)
+		setRoute(r, routes)
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		endpoint := endpointLabel(r.URL.Path)
+		endpoint := endpointLabel(*route, r.URL.Path)
 		b.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status)).Inc()
 		b.metrics.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
 	})

@@ -336,7 +336,7 @@ func (b *Broker) Handler() http.Handler {
 	}
 	mux.Handle(staticPath, http.StripPrefix("/static", web.Static()))
 	mux.Handle("/", lib)
-	return b.observe(limitBody(withResponseHeader(b.withRequestSource(mux))))
+	return b.observe(mux, limitBody(withResponseHeader(b.withRequestSource(b.checkInput(mux)))))
 }
 
 // postOnly refuses anything but POST, as the token, introspection and

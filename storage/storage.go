@@ -45,7 +45,20 @@ var (
 	// ErrUserDisabled is returned by ResolveIdentity and AccessTokenUser
 	// for a disabled user.
 	ErrUserDisabled = errors.New("storage: user disabled")
+	// ErrInvalidText is returned by an operation given text that no
+	// record can hold: a string that is not UTF-8 or that holds a NUL,
+	// which Postgres refuses. It also matches ErrNotFound, since nothing
+	// is kept under such a key; a backend that can hold any string (as
+	// memory can) answers a lookup by one with ErrNotFound alone. Either
+	// way the request was bad, not the store.
+	ErrInvalidText error = invalidText{}
 )
+
+type invalidText struct{}
+
+func (invalidText) Error() string { return "storage: text is not UTF-8 or holds a NUL" }
+
+func (invalidText) Is(target error) bool { return target == ErrNotFound }
 
 // Storage is everything the broker persists.
 type Storage interface {

@@ -57,8 +57,8 @@ const defaultOpTimeout = 10 * time.Second
 // flush, and more of them at once share a flush. So the durable pool is
 // the larger.
 type Store struct {
-	pool      *pgxpool.Pool // durable writes, and reads off the hot paths
-	hot       *pgxpool.Pool // synchronous_commit=off; see above
+	pool      db // durable writes, and reads off the hot paths
+	hot       db // synchronous_commit=off; see above
 	opTimeout time.Duration
 }
 
@@ -100,7 +100,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, hot: hot, opTimeout: defaultOpTimeout}
+	s := &Store{pool: db{pool}, hot: db{hot}, opTimeout: defaultOpTimeout}
 	if err := s.checkSchema(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -160,7 +160,7 @@ func Migrate(ctx context.Context, dsn string) error {
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	for _, p := range []*pgxpool.Pool{s.pool, s.hot} {
+	for _, p := range []db{s.pool, s.hot} {
 		if err := p.Ping(ctx); err != nil {
 			return fmt.Errorf("postgres: ping: %w", err)
 		}
@@ -194,7 +194,7 @@ func (s *Store) inHotTx(ctx context.Context, what string, fn func(pgx.Tx) error)
 	return inTxOn(ctx, s.hot, what, fn)
 }
 
-func inTxOn(ctx context.Context, pool *pgxpool.Pool, what string, fn func(pgx.Tx) error) error {
+func inTxOn(ctx context.Context, pool db, what string, fn func(pgx.Tx) error) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: %s: begin: %w", what, err)

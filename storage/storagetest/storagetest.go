@@ -102,6 +102,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"JTI/Replay", testJTI},
 		{"Audit/AppendList", testAudit},
 		{"DeleteExpired", testDeleteExpired},
+		{"BadText", testBadText},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,189 @@
+package broker
+
+// Request text is checked at the edge. Every parameter the broker reads
+// may end up as a storage key or in a stored record, and Postgres refuses
+// text that is not UTF-8 or that holds a NUL: left to the store, a byte
+// typed by anyone becomes a 503 and an ERROR that pages an operator. No
+// parameter of OAuth, OpenID Connect or the login forms has a use for
+// control characters either (RFC 6749 appendix A limits its own to
+// printable ASCII), so a request carrying any is refused as malformed,
+// in the format of the endpoint it was sent to.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/idbroker/broker/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// validText reports whether s is text a request may carry: UTF-8 (not
+// overlong, no surrogates) without C0 control characters, NUL among
+// them.
+func validText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+// badParam returns the name of a parameter in v whose name or a value is
+// not valid text, and whether there is one. The name is one the request
+// may be told and the log may hold: itself valid text.
+func badParam(v url.Values) (string, bool) {
+	for name, values := range v {
+		if !validText(name) {
+			return "a parameter name", true
+		}
+		for _, value := range values {
+			if !validText(value) {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// validJSONText reports whether every string of the JSON document body,
+// object keys included, is valid text once its escapes are decoded, and
+// the document itself is UTF-8: encoding/json would quietly turn invalid
+// bytes into U+FFFD. A body that is not JSON passes, for its handler to
+// refuse as it does any malformed body.
+func validJSONText(body []byte) bool {
+	if !utf8.Valid(body) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return true
+		}
+		if s, ok := tok.(string); ok && !validText(s) {
+			return false
+		}
+	}
+}
+
+// checkInput refuses a request whose path, query, form, Basic client
+// credentials or (at the admin API) JSON body holds anything but valid
+// text. It must run inside limitBody: it reads the form with ParseForm,
+// which keeps what it read for the handlers after it, and an admin body,
+// which it puts back.
+//
+// At /authorize only client_id and redirect_uri are checked here: until
+// the library has matched the redirect URI to the client there is no one
+// to tell but the person, on a page. The rest is checked by Authorize
+// (checkAuthorizeParams), whose refusals go back to the client.
+func (b *Broker) checkInput(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !validText(r.URL.Path) {
+			b.refuseInput(w, r, invalidTextReason("the path"))
+			return
+		}
+		admin := strings.HasPrefix(r.URL.Path, adminPathPrefix)
+		params := r.URL.Query()
+		if !admin && r.Method == http.MethodPost {
+			// A form that cannot be read is answered here: a second
+			// ParseForm, the handler's, would not report it again.
+			if err := r.ParseForm(); err != nil {
+				b.refuseInput(w, r, "the form could not be read")
+				return
+			}
+			params = r.Form
+		}
+		if r.URL.Path == authorizePath {
+			params = url.Values{"client_id": params["client_id"], "redirect_uri": params["redirect_uri"]}
+		}
+		if name, bad := badParam(params); bad {
+			b.refuseInput(w, r, invalidTextReason(name))
+			return
+		}
+		// The library reads a Basic client_id form-urlencoded (RFC 6749
+		// section 2.3.1), so it is checked both as sent and decoded.
+		if user, _, ok := r.BasicAuth(); ok {
+			id, err := url.QueryUnescape(user)
+			if !validText(user) || err == nil && !validText(id) {
+				b.refuseInput(w, r, invalidTextReason("the client_id of the Authorization header"))
+				return
+			}
+		}
+		if admin && r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				b.refuseInput(w, r, "the body could not be read")
+				return
+			}
+			if !validJSONText(body) {
+				b.refuseInput(w, r, invalidTextReason("a string of the JSON body"))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// checkAuthorizeParams refuses an authorization request any of whose
+// parameters is not valid text. Authorize calls it once the redirect URI
+// is known to be the client's, so the refusal is an error redirect (RFC
+// 6749 section 4.1.2.1).
+func checkAuthorizeParams(form url.Values) error {
+	if name, bad := badParam(form); bad {
+		return oidc.ErrInvalidRequest().WithDescription("%s", invalidTextReason(name))
+	}
+	return nil
+}
+
+func invalidTextReason(what string) string {
+	return fmt.Sprintf("%s is not UTF-8 text or holds a control character", what)
+}
+
+// refuseInput answers a request checkInput refused, for reason: OAuth
+// JSON where a program is talking (token, introspection, revocation,
+// userinfo, the admin API and the other machine endpoints), else a page,
+// since only a browser sends the rest and no redirect can be trusted
+// before the client is known.
+func (b *Broker) refuseInput(w http.ResponseWriter, r *http.Request, reason string) {
+	b.log.InfoContext(r.Context(), "request refused", "endpoint", endpointLabel(routePattern(r.Context()), r.URL.Path), "reason", reason)
+	if programEndpoint(r.URL.Path) {
+		w.Header().Set("Cache-Control", "no-store")
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", reason)
+		return
+	}
+	b.renderError(w, r, http.StatusBadRequest, "Request not valid",
+		"The request holds characters the sign-in service cannot accept ("+reason+"). Go back to the application and start again.")
+}
+
+// programEndpoint reports whether path is answered to programs, in JSON,
+// rather than to people.
+func programEndpoint(path string) bool {
+	switch path {
+	case tokenPath, introspectPath, revokePath, userinfoPath, jwksPath, discoveryPath,
+		"/metrics", "/readyz", "/healthz", "/ready":
+		return true
+	}
+	return strings.HasPrefix(path, adminPathPrefix)
+}
+
+// invalidTextPage answers, with a page, a storage error caused by text
+// from the request that checkInput let through: it is the request that
+// was bad, not the store. It reports whether err was such an error.
+func (b *Broker) invalidTextPage(w http.ResponseWriter, r *http.Request, what string, err error) bool {
+	if !errors.Is(err, storage.ErrInvalidText) {
+		return false
+	}
+	b.log.InfoContext(r.Context(), "request refused by storage", "op", what, "err", err)
+	b.renderError(w, r, http.StatusBadRequest, "Request not valid",
+		"The request holds characters the sign-in service cannot accept. Go back to the application and start again.")
+	return true
+}

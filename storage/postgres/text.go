@@ -1,0 +1,107 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idbroker/broker/storage"
+)
+
+// Postgres refuses text that is not UTF-8 or that holds a NUL (SQLSTATE
+// 22021), and a NUL escaped in JSON for jsonb (22P05). Such text comes
+// from a request, never from an outage, so every statement the store runs
+// goes through the wrappers below, which report it as
+// storage.ErrInvalidText: a key that slipped past the broker's own checks
+// then reads as "not found", not as a store that cannot be reached.
+
+// textError returns err, marked as storage.ErrInvalidText when Postgres
+// refused the text it was given.
+func textError(err error) error {
+	if isCode(err, "22021") || isCode(err, "22P05") {
+		return fmt.Errorf("%w: %w", storage.ErrInvalidText, err)
+	}
+	return err
+}
+
+// db is a connection pool whose statements report refused text through
+// textError.
+type db struct{ *pgxpool.Pool }
+
+func (p db) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return textExec(p.Pool.Exec(ctx, sql, args...))
+}
+
+func (p db) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return textQuery(p.Pool.Query(ctx, sql, args...))
+}
+
+func (p db) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return textRow{p.Pool.QueryRow(ctx, sql, args...)}
+}
+
+func (p db) Begin(ctx context.Context) (pgx.Tx, error) { return textBegin(p.Pool.Begin(ctx)) }
+
+// textTx is a transaction whose statements report refused text through
+// textError.
+type textTx struct{ pgx.Tx }
+
+func (tx textTx) Begin(ctx context.Context) (pgx.Tx, error) { return textBegin(tx.Tx.Begin(ctx)) }
+
+func (tx textTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return textExec(tx.Tx.Exec(ctx, sql, args...))
+}
+
+func (tx textTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return textQuery(tx.Tx.Query(ctx, sql, args...))
+}
+
+func (tx textTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return textRow{tx.Tx.QueryRow(ctx, sql, args...)}
+}
+
+func (tx textTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	n, err := tx.Tx.CopyFrom(ctx, table, columns, src)
+	return n, textError(err)
+}
+
+func (tx textTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return textBatch{tx.Tx.SendBatch(ctx, b)}
+}
+
+type textBatch struct{ pgx.BatchResults }
+
+func (b textBatch) Exec() (pgconn.CommandTag, error) { return textExec(b.BatchResults.Exec()) }
+func (b textBatch) Query() (pgx.Rows, error)         { return textQuery(b.BatchResults.Query()) }
+func (b textBatch) QueryRow() pgx.Row                { return textRow{b.BatchResults.QueryRow()} }
+func (b textBatch) Close() error                     { return textError(b.BatchResults.Close()) }
+
+type textRow struct{ pgx.Row }
+
+func (r textRow) Scan(dest ...any) error { return textError(r.Row.Scan(dest...)) }
+
+// textRows reports a refusal where pgx does: from Err once Next is false.
+type textRows struct{ pgx.Rows }
+
+func (r textRows) Err() error { return textError(r.Rows.Err()) }
+
+func textExec(tag pgconn.CommandTag, err error) (pgconn.CommandTag, error) {
+	return tag, textError(err)
+}
+
+func textQuery(rows pgx.Rows, err error) (pgx.Rows, error) {
+	if err != nil {
+		return nil, textError(err)
+	}
+	return textRows{rows}, nil
+}
+
+func textBegin(tx pgx.Tx, err error) (pgx.Tx, error) {
+	if err != nil {
+		return nil, err
+	}
+	return textTx{tx}, nil
+}
