@@ -130,8 +130,10 @@ func (b *Broker) clientIP(r *http.Request) string {
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // garbage: stop believing the header
+		if err != nil || a.Zone() != "" {
+			// Garbage, or a zone (any bytes, and meaningless beyond the
+			// proxy's own link): stop believing the header.
+			break
 		}
 		if !b.trusted(a) {
 			return a.Unmap().String()
