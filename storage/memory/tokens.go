@@ -18,7 +18,8 @@ type refreshToken struct {
 }
 
 // CreateRefreshFamily implements storage.Tokens. A zero LastUsedAt is taken
-// to be CreatedAt, so the idle lifetime runs from creation.
+// to be CreatedAt, so the idle lifetime runs from creation. The grant's
+// revocation is checked under mu, which RevokeGrant holds too.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
 	if f.ID == "" || len(tokenHash) == 0 {
 		return errors.New("memory: create refresh family: empty id or token hash")
@@ -30,6 +31,9 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	}
 	if _, ok := s.refreshTokens[string(tokenHash)]; ok {
 		return fmt.Errorf("memory: create refresh family %q: token: %w", f.ID, storage.ErrAlreadyExists)
+	}
+	if _, ok := s.revokedGrants[f.ID]; ok {
+		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrRevoked)
 	}
 	if f.LastUsedAt.IsZero() {
 		f.LastUsedAt = f.CreatedAt
@@ -52,7 +56,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 		return storage.RefreshFamily{}, storage.ErrNotFound
 	}
 	f := s.families[t.familyID]
-	if f.Revoked || f.Expired(req.Now) {
+	if _, ok := s.revokedGrants[f.ID]; ok || f.Revoked || f.Expired(req.Now) {
 		return storage.RefreshFamily{}, storage.ErrRevoked
 	}
 	if t.successor == "" {
