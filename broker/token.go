@@ -146,13 +146,15 @@ func isCodeVerifier(v string) bool {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
-		default:
+		if !isUnreserved(v[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // checkCodeChallenge checks that challenge can be an S256 code challenge

@@ -401,8 +401,9 @@ type AccessTokenRef struct {
 // Tokens holds refresh families and access-token revocations.
 type Tokens interface {
 	// CreateRefreshFamily stores a family and its first token. A family
-	// whose grant (of the same id) RevokeGrant has revoked is not stored:
-	// ErrRevoked. The two are atomic with respect to each other: a
+	// whose grant (of the same id) RevokeGrant has revoked, while that
+	// revocation is kept, is not stored: ErrRevoked, before any
+	// ErrAlreadyExists. The two are atomic with respect to each other: a
 	// revocation and a creation of one grant, however they overlap, leave
 	// no live family, so a code replayed while its first redemption is
 	// slow revokes what that redemption goes on to issue.

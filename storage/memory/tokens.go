@@ -26,14 +26,14 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.revokedGrants[f.ID]; ok {
+		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrRevoked)
+	}
 	if _, ok := s.families[f.ID]; ok {
 		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrAlreadyExists)
 	}
 	if _, ok := s.refreshTokens[string(tokenHash)]; ok {
 		return fmt.Errorf("memory: create refresh family %q: token: %w", f.ID, storage.ErrAlreadyExists)
-	}
-	if _, ok := s.revokedGrants[f.ID]; ok {
-		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrRevoked)
 	}
 	if f.LastUsedAt.IsZero() {
 		f.LastUsedAt = f.CreatedAt

@@ -45,6 +45,10 @@ func testRefreshCreateAfterRevocation(t *testing.T, s storage.Storage) {
 	wantRefused(t, s, "access token of the revoked grant", accessToken("a1", "fam", u.ID), storage.ErrRevoked)
 	// Another grant is not affected.
 	wantErr(t, "CreateRefreshFamily(other grant)", s.CreateRefreshFamily(ctx, family("other", u.ID, ""), hash("o1")), nil)
+	// Once its grant is revoked, a family created again is refused as
+	// revoked, whether or not it exists.
+	wantErr(t, "RevokeGrant(other)", s.RevokeGrant(ctx, "other", t0.Add(time.Hour)), nil)
+	wantErr(t, "CreateRefreshFamily(other again)", s.CreateRefreshFamily(ctx, family("other", u.ID, ""), hash("o1")), storage.ErrRevoked)
 }
 
 // Fifty redemptions of one code at once: the winner creates its refresh
