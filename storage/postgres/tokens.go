@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/idbroker/broker/storage"
 )
@@ -46,12 +47,12 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "create refresh family", func(tx pgx.Tx) error {
-		if err := lockGrant(ctx, tx, f.ID); err != nil {
-			return fmt.Errorf("postgres: create refresh family: %w", err)
-		}
-		// A statement after the lock's, so its snapshot holds every
-		// revocation committed before the lock was granted.
-		tag, err := tx.Exec(ctx, `
+		// The lock and the insert go in one round trip; the insert, a
+		// statement after the lock's, takes its snapshot once the lock
+		// is granted, so it sees every revocation committed before.
+		var b pgx.Batch
+		b.Queue(lockGrant, grantLockClass, f.ID)
+		b.Queue(`
 			WITH fam AS (
 				INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, auth_time, amr, idp, org, session_id,
 					upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked)
@@ -64,6 +65,15 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 			f.ID, f.ClientID, f.UserID, f.Scopes, f.Audience, f.AuthTime, f.AMR, f.IDP, f.Org, f.SessionID,
 			f.UpstreamRefreshToken, f.UpstreamCheckedAt, f.CreatedAt, f.LastUsedAt, f.ExpiresAt,
 			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, tokenHash)
+		results := tx.SendBatch(ctx, &b)
+		_, err := results.Exec()
+		var tag pgconn.CommandTag
+		if err == nil {
+			tag, err = results.Exec()
+		}
+		if cerr := results.Close(); err == nil {
+			err = cerr
+		}
 		switch {
 		case isUniqueViolation(err):
 			return fmt.Errorf("postgres: create refresh family %q: %w", f.ID, storage.ErrAlreadyExists)
@@ -76,20 +86,18 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	})
 }
 
-// grantLockClass is the first key of the advisory locks lockGrant takes,
-// setting them apart from the single-key locks (signingKeysLock, tern's).
+// lockGrant takes a grant's transaction-scoped advisory lock, which
+// serializes the creation of its refresh family with its revocation
+// (CreateRefreshFamily, RevokeGrant). Its arguments are grantLockClass and
+// the grant id. Two grants whose ids hash alike share a lock, which only
+// makes one wait for the other.
+const lockGrant = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
+
+// grantLockClass is the first key of lockGrant's two-key advisory locks,
+// a key space apart from the single-key locks (signingKeysLock, tern's).
 // Any constant no other user of the database takes will do; this one
 // spells "grnt".
 const grantLockClass int32 = 0x67726e74
-
-// lockGrant takes the grant's transaction-scoped advisory lock, which
-// serializes the creation of its refresh family with its revocation. Two
-// grants whose ids hash alike share a lock, which only makes one wait for
-// the other.
-func lockGrant(ctx context.Context, tx pgx.Tx, grantID string) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, grantLockClass, grantID)
-	return err
-}
 
 // RotateRefreshToken implements storage.Tokens in one transaction that
 // locks the family row first, so rotations, retries and reuse of one
@@ -282,7 +290,7 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 	return s.inTx(ctx, "revoke grant", func(tx pgx.Tx) error {
 		// The grant's lock first: a family being created for it is
 		// waited for, and then seen (CreateRefreshFamily).
-		if err := lockGrant(ctx, tx, grantID); err != nil {
+		if _, err := tx.Exec(ctx, lockGrant, grantLockClass, grantID); err != nil {
 			return fmt.Errorf("postgres: revoke grant: %w", err)
 		}
 		if err := revokeFamily(ctx, tx, grantID); err != nil {
