@@ -59,6 +59,11 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
+	if req.CodeChallenge != "" {
+		if err := checkCodeChallenge(req.CodeChallenge); err != nil {
+			return nil, oidc.ErrInvalidRequest().WithDescription("%s", err.Error())
+		}
+	}
 	if !client.allowsGrant(GrantAuthorizationCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
 	}

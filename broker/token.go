@@ -149,7 +149,9 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 // checkPKCE verifies an RFC 7636 S256 verifier against the stored
 // challenge. A code issued with a challenge demands a verifier; a verifier
 // for a code issued without one is refused too, so an attacker cannot
-// downgrade a PKCE flow.
+// downgrade a PKCE flow. A verifier that is not one by section 4.1 is
+// refused before it is compared: a short one would be a guessable secret,
+// whatever challenge a client was persuaded to send.
 func checkPKCE(challenge, verifier string) error {
 	switch {
 	case challenge == "" && verifier == "":
@@ -158,10 +160,44 @@ func checkPKCE(challenge, verifier string) error {
 		return errors.New("code_verifier given, but the authorization request had no code_challenge")
 	case verifier == "":
 		return errors.New("code_verifier is required")
+	case !isCodeVerifier(verifier):
+		return errors.New("code_verifier must be 43 to 128 characters of A-Z, a-z, 0-9, \"-\", \".\", \"_\" and \"~\" (RFC 7636 section 4.1)")
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) != 1 {
 		return errors.New("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+// isCodeVerifier reports whether v is a code verifier as RFC 7636
+// section 4.1 defines it: code-verifier = 43*128unreserved, where
+// unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~".
+func isCodeVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if !isUnreserved(v[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// checkCodeChallenge checks that challenge can be an S256 code challenge
+// (RFC 7636 section 4.2): BASE64URL-ENCODE(SHA256(verifier)), that is 43
+// characters of base64url, unpadded, that decode to exactly 32 bytes. A
+// challenge no verifier can match would only make the login a dead end.
+func checkCodeChallenge(challenge string) error {
+	// The decoder skips CR and LF, so the decoded length is checked too.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(challenge)
+	if err != nil || len(challenge) != base64.RawURLEncoding.EncodedLen(sha256.Size) || len(b) != sha256.Size {
+		return errors.New("code_challenge must be the unpadded base64url encoding of a SHA-256 hash, 43 characters (RFC 7636 section 4.2)")
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -247,7 +248,8 @@ func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string
 
 // newRefreshFamily starts a refresh family for g and returns its first
 // token. Each login starts its own family, so a second device never logs
-// out the first.
+// out the first. A grant revoked already (its code was replayed while this
+// redemption was slow) gets no family: invalid_grant.
 func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh []byte) (string, error) {
 	now := b.now()
 	token := randomID()
@@ -270,6 +272,9 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 		ExpiresAt:            now.Add(b.cfg.Tokens.RefreshTokenTTL),
 		IdleTimeout:          b.cfg.Tokens.RefreshIdleTTL,
 	}, b.refreshHash(token))
+	if errors.Is(err, storage.ErrRevoked) {
+		return "", b.invalidGrant(ctx, "authorization code already used; tokens issued for it are revoked", "client_id", g.clientID)
+	}
 	if err != nil {
 		return "", b.storeFailure(ctx, "create refresh family", err)
 	}

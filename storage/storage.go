@@ -454,14 +454,20 @@ type AccessTokenRef struct {
 
 // Tokens holds refresh families and access-token revocations.
 type Tokens interface {
-	// CreateRefreshFamily stores a family and its first token.
+	// CreateRefreshFamily stores a family and its first token. A family
+	// whose grant (of the same id) RevokeGrant has revoked, while that
+	// revocation is kept, is not stored: ErrRevoked, before any
+	// ErrAlreadyExists. The two are atomic with respect to each other: a
+	// revocation and a creation of one grant, however they overlap, leave
+	// no live family, so a code replayed while its first redemption is
+	// slow revokes what that redemption goes on to issue.
 	CreateRefreshFamily(ctx context.Context, f RefreshFamily, tokenHash []byte) error
 	// RotateRefreshToken replaces the token by its successor, atomically.
 	// An active token: rotated, successor stored, family's last use set. A
 	// token rotated within RetryWindow whose successor is unused: the
 	// family, as a retry. Any other rotated token: the family is revoked
-	// and ErrRefreshReused. Revoked family, or past its absolute or idle
-	// lifetime: ErrRevoked. Unknown: ErrNotFound.
+	// and ErrRefreshReused. Revoked family or grant, or past its absolute
+	// or idle lifetime: ErrRevoked. Unknown: ErrNotFound.
 	RotateRefreshToken(ctx context.Context, req RotateRequest) (RefreshFamily, error)
 	// GetRefreshFamilyByToken returns the family of a token without using it.
 	GetRefreshFamilyByToken(ctx context.Context, tokenHash []byte) (RefreshFamily, error)
@@ -472,9 +478,10 @@ type Tokens interface {
 	// UpdateRefreshFamilyUpstream records a re-check of the upstream.
 	UpdateRefreshFamilyUpstream(ctx context.Context, familyID string, upstreamRefreshToken []byte, checkedAt time.Time) error
 	// RevokeGrant revokes a grant: its refresh family, if it has one, and
-	// every access token issued under it. A code grant that issued only
-	// access tokens has no family; revoking it, or a grant never seen, is
-	// not an error. The revocation is kept until until, which the caller
+	// every access token issued under it; a family created for it later is
+	// refused (CreateRefreshFamily). A code grant that issued only access
+	// tokens has no family; revoking it, or a grant never seen, is not an
+	// error. The revocation is kept until until, which the caller
 	// sets past the expiry of any access token the grant can have issued.
 	RevokeGrant(ctx context.Context, grantID string, until time.Time) error
 	// RevokeUserTokens revokes every refresh family of a user and every

@@ -137,9 +137,13 @@ type PKCE struct {
 	Challenge string
 }
 
-// NewPKCE returns a fresh verifier and challenge.
+// NewPKCE returns a fresh verifier and challenge. The verifier is 32
+// random bytes in base64url, 43 characters, as RFC 7636 section 4.1
+// recommends: the shortest a broker accepts.
 func NewPKCE() PKCE {
-	v := base64.RawURLEncoding.EncodeToString([]byte(rand.Text()))
+	b := make([]byte, 32)
+	rand.Read(b)
+	v := base64.RawURLEncoding.EncodeToString(b)
 	sum := sha256.Sum256([]byte(v))
 	return PKCE{Verifier: v, Challenge: base64.RawURLEncoding.EncodeToString(sum[:])}
 }

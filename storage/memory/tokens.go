@@ -18,13 +18,17 @@ type refreshToken struct {
 }
 
 // CreateRefreshFamily implements storage.Tokens. A zero LastUsedAt is taken
-// to be CreatedAt, so the idle lifetime runs from creation.
+// to be CreatedAt, so the idle lifetime runs from creation. The grant's
+// revocation is checked under mu, which RevokeGrant holds too.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
 	if f.ID == "" || len(tokenHash) == 0 {
 		return errors.New("memory: create refresh family: empty id or token hash")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.revokedGrants[f.ID]; ok {
+		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrRevoked)
+	}
 	if _, ok := s.families[f.ID]; ok {
 		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrAlreadyExists)
 	}
@@ -52,7 +56,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 		return storage.RefreshFamily{}, storage.ErrNotFound
 	}
 	f := s.families[t.familyID]
-	if f.Revoked || f.Expired(req.Now) {
+	if _, ok := s.revokedGrants[f.ID]; ok || f.Revoked || f.Expired(req.Now) {
 		return storage.RefreshFamily{}, storage.ErrRevoked
 	}
 	if t.successor == "" {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/idbroker/broker/storage"
 )
@@ -30,7 +31,12 @@ func scanFamily(row pgx.Row, extra ...any) (storage.RefreshFamily, error) {
 	return f, nil
 }
 
-// CreateRefreshFamily implements storage.Tokens. A zero LastUsedAt is taken
+// CreateRefreshFamily implements storage.Tokens in one transaction that
+// holds the grant's lock (lockGrant), as RevokeGrant does: a revocation
+// racing the creation either committed first, and the insert sees it and
+// inserts nothing, or waits for the family to commit and then revokes it.
+// Without the lock, a revocation would miss the family its snapshot cannot
+// see yet, and the family would come out live. A zero LastUsedAt is taken
 // to be CreatedAt, so the idle lifetime runs from creation. Durations are
 // kept to the microsecond.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
@@ -43,26 +49,59 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "create refresh family", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
-			INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, auth_time, amr, idp, org, session_id,
-				upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked,
-				impersonator)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		// The lock and the insert go in one round trip; the insert, a
+		// statement after the lock's, takes its snapshot once the lock
+		// is granted, so it sees every revocation committed before.
+		var b pgx.Batch
+		b.Queue(lockGrant, grantLockClass, f.ID)
+		b.Queue(`
+			WITH fam AS (
+				INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, auth_time, amr, idp, org, session_id,
+					upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked,
+					impersonator)
+				SELECT $1::text, $2::text, $3::text, $4::text[], $5::text[], $6::timestamptz, $7::text[], $8::text, $9::text, $10::text,
+					$11::bytea, $12::timestamptz, $13::timestamptz, $14::timestamptz, $15::timestamptz, $16::bigint, $17::timestamptz, $18::boolean,
+					$20::text
+				WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE id = $1)
+				RETURNING id
+			)
+			INSERT INTO refresh_tokens (token_hash, family_id) SELECT $19, id FROM fam`,
 			f.ID, f.ClientID, f.UserID, f.Scopes, f.Audience, f.AuthTime, f.AMR, f.IDP, f.Org, f.SessionID,
 			f.UpstreamRefreshToken, f.UpstreamCheckedAt, f.CreatedAt, f.LastUsedAt, f.ExpiresAt,
-			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, f.Impersonator)
+			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, tokenHash, f.Impersonator)
+		results := tx.SendBatch(ctx, &b)
+		_, err := results.Exec()
+		var tag pgconn.CommandTag
 		if err == nil {
-			_, err = tx.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family_id) VALUES ($1, $2)`, tokenHash, f.ID)
+			tag, err = results.Exec()
 		}
-		if isUniqueViolation(err) {
+		if cerr := results.Close(); err == nil {
+			err = cerr
+		}
+		switch {
+		case isUniqueViolation(err):
 			return fmt.Errorf("postgres: create refresh family %q: %w", f.ID, storage.ErrAlreadyExists)
-		}
-		if err != nil {
+		case err != nil:
 			return fmt.Errorf("postgres: create refresh family: %w", err)
+		case tag.RowsAffected() == 0:
+			return fmt.Errorf("postgres: create refresh family %q: %w", f.ID, storage.ErrRevoked)
 		}
 		return nil
 	})
 }
+
+// lockGrant takes a grant's transaction-scoped advisory lock, which
+// serializes the creation of its refresh family with its revocation
+// (CreateRefreshFamily, RevokeGrant). Its arguments are grantLockClass and
+// the grant id. Two grants whose ids hash alike share a lock, which only
+// makes one wait for the other.
+const lockGrant = `SELECT pg_advisory_xact_lock($1, hashtext($2))`
+
+// grantLockClass is the first key of lockGrant's two-key advisory locks,
+// a key space apart from the single-key locks (signingKeysLock, tern's).
+// Any constant no other user of the database takes will do; this one
+// spells "grnt".
+const grantLockClass int32 = 0x67726e74
 
 // RotateRefreshToken implements storage.Tokens in one transaction that
 // locks the family row first, so rotations, retries and reuse of one
@@ -83,10 +122,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 	err := s.inTx(ctx, "rotate refresh token", func(tx pgx.Tx) error {
 		// Lock the family first, then read the token: a rotation that
 		// committed while this one waited for the lock is then seen.
+		var grantRevoked bool
 		f, err := scanFamily(tx.QueryRow(ctx, `
-			SELECT `+familyColumns+` FROM refresh_families f
+			SELECT `+familyColumns+`, EXISTS (SELECT 1 FROM revoked_grants g WHERE g.id = f.id) FROM refresh_families f
 			WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)
-			FOR UPDATE`, req.TokenHash))
+			FOR UPDATE OF f`, req.TokenHash), &grantRevoked)
 		if err != nil {
 			return notFound(err, "rotate refresh token")
 		}
@@ -98,7 +138,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req storage.RotateReques
 		}
 		wrap := func(err error) error { return fmt.Errorf("postgres: rotate refresh token: %w", err) }
 		switch {
-		case f.Revoked || f.Expired(req.Now):
+		case f.Revoked || grantRevoked || f.Expired(req.Now):
 			refusal = storage.ErrRevoked
 			return nil
 
@@ -160,6 +200,7 @@ func (s *Store) rotateUnused(ctx context.Context, req storage.RotateRequest) (f 
 				idle_deadline = CASE WHEN f.idle_timeout_us > 0 THEN $3 + f.idle_timeout_us * interval '1 microsecond' END
 			WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND successor_hash IS NULL)
 				AND NOT f.revoked AND f.expires_at > $3
+				AND NOT EXISTS (SELECT 1 FROM revoked_grants g WHERE g.id = f.id)
 				AND (f.idle_timeout_us = 0 OR f.last_used_at + f.idle_timeout_us * interval '1 microsecond' > $3)
 			RETURNING `+familyColumns+`
 		), tok AS (
@@ -251,6 +292,11 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "revoke grant", func(tx pgx.Tx) error {
+		// The grant's lock first: a family being created for it is
+		// waited for, and then seen (CreateRefreshFamily).
+		if _, err := tx.Exec(ctx, lockGrant, grantLockClass, grantID); err != nil {
+			return fmt.Errorf("postgres: revoke grant: %w", err)
+		}
 		if err := revokeFamily(ctx, tx, grantID); err != nil {
 			return fmt.Errorf("postgres: revoke grant: %w", err)
 		}
