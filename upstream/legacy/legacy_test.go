@@ -25,24 +25,6 @@ var jordan = testenv.LegacyUser{
 
 const jordanUUID = "d75f5ee0-d9be-11ef-9dab-52d74335e147"
 
-// clock is a settable Config.Clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func newConnector(t *testing.T, f *testenv.Legacy, change ...func(*legacy.Config)) *legacy.Connector {
 	t.Helper()
 	cfg := legacy.Config{
@@ -350,7 +332,7 @@ func TestVerifyToken_EmailIsNeverVerifiedUnlessAFieldSaysSo(t *testing.T) {
 
 func TestCache_SecondVerificationWithinTTLMakesNoCall(t *testing.T) {
 	f := testenv.NewLegacy(t)
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock()
 	c := newConnector(t, f, func(c *legacy.Config) { c.CacheTTL, c.Clock = time.Minute, clk.Now })
 	tok := f.Issue(jordan)
 
@@ -378,7 +360,7 @@ func TestCache_SecondVerificationWithinTTLMakesNoCall(t *testing.T) {
 
 func TestCache_DefaultTTLAndDisabled(t *testing.T) {
 	f := testenv.NewLegacy(t)
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock()
 	c := newConnector(t, f, func(c *legacy.Config) { c.Clock = clk.Now })
 	tok := f.Issue(jordan)
 	verify(t, c, tok)
