@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
@@ -99,6 +100,8 @@ func TestCodeExchange_VerifierOutsideRFC7636Refused(t *testing.T) {
 // challenge is accepted exactly when it is 43 characters of canonical
 // unpadded base64url (RFC 7636 section 4.2), a verifier exactly when it
 // is 43 to 128 unreserved characters (section 4.1); nothing is a 5xx.
+// A wrong verifier is invalid_grant, unless it is not text at all
+// (input.go), which makes the request malformed: invalid_request.
 func FuzzPKCE(f *testing.F) {
 	valid := testenv.NewPKCE()
 	for _, seed := range [][2]string{
@@ -152,8 +155,15 @@ func FuzzPKCE(f *testing.F) {
 		if want := verifierForm.MatchString(verifier); (r.Status == http.StatusOK) != want {
 			t.Fatalf("code_verifier %q: %d %q, want success %v", verifier, r.Status, r.Error, want)
 		}
-		if r.Status != http.StatusOK && r.Error != "invalid_grant" {
-			t.Fatalf("code_verifier %q: %d %q, want invalid_grant", verifier, r.Status, r.Error)
+		// Text that is not UTF-8 or holds a control character is a
+		// malformed request, refused at the edge before any grant is
+		// looked at; any other wrong verifier costs the code.
+		want := "invalid_grant"
+		if !utf8.ValidString(verifier) || strings.ContainsFunc(verifier, func(r rune) bool { return r < 0x20 }) {
+			want = "invalid_request"
+		}
+		if r.Status != http.StatusOK && r.Error != want {
+			t.Fatalf("code_verifier %q: %d %q, want %s", verifier, r.Status, r.Error, want)
 		}
 	})
 }
