@@ -100,12 +100,18 @@ func (c *brokerClient) discover(ctx context.Context) error {
 	return nil
 }
 
-// waitReady polls discovery until the broker answers or wait is over.
+// waitReady polls discovery, then /readyz, until the broker answers both
+// or wait is over. Ready means the broker has discovered its upstreams
+// too: a broker started before the tool's upstream waits out its retry
+// backoff, and the first logins would otherwise be refused.
 func (c *brokerClient) waitReady(ctx context.Context, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		err := c.discover(ctx)
+		if err == nil {
+			_, err = c.get(ctx, "/readyz")
+		}
 		if err == nil {
 			return nil
 		}
