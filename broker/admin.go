@@ -570,7 +570,7 @@ func (a *Admin) LinkIdentity(ctx context.Context, actor, ref, connector, subject
 }
 
 // UnlinkIdentity detaches an upstream identity from a user; a later login
-// with it resolves afresh (DESIGN.md rule 1).
+// with it resolves afresh (docs/design.md rule 1).
 func (a *Admin) UnlinkIdentity(ctx context.Context, actor, ref, connector, subject string) error {
 	u, err := a.FindUser(ctx, ref)
 	if err != nil {

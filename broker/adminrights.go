@@ -1,6 +1,6 @@
 package broker
 
-// Who holds admin rights (DESIGN.md rule 6): a user granted the admin
+// Who holds admin rights (docs/design.md rule 6): a user granted the admin
 // role (RoleAdmin, kept in storage), or a machine client whose
 // configuration lists the admin scope, for its own client_credentials
 // tokens. Never a person for the client they happened to sign in through:

@@ -8,7 +8,7 @@ import (
 	"github.com/idbroker/broker/storage"
 )
 
-// A login belongs to the browser that started it (DESIGN.md rule 6).
+// A login belongs to the browser that started it (docs/design.md rule 6).
 // Without that, the auth request id alone would authorize
 // /authorize/callback and the upstream state alone /callback/<connector>,
 // and anyone holding either could finish someone else's login: poll the

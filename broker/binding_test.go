@@ -15,7 +15,7 @@ import (
 	"github.com/idbroker/broker/storage"
 )
 
-// DESIGN.md rule 6: a login belongs to the browser that started
+// docs/design.md rule 6: a login belongs to the browser that started
 // /authorize. These tests play an attacker and a victim, each in a
 // browser of their own (their own cookie jar).
 

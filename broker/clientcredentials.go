@@ -27,7 +27,7 @@ const serviceConnector = "client"
 // whose grant types lack client_credentials.
 //
 // The token's sub is the client's service user, a platform user of its
-// own (DESIGN.md rule 2: every sub is a UUID), and client_id names the
+// own (docs/design.md rule 2: every sub is a UUID), and client_id names the
 // client. Audience (audience and resource, RFC 8707) and scope are limited
 // to what the client's configuration lists. Section 4.4.3: "A refresh
 // token SHOULD NOT be included", and there is no ID token: nobody logged in.

@@ -472,7 +472,7 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 }
 
 // exchangeIssue resolves the subject to its user, exactly as a login
-// would (DESIGN.md rule 1), and issues the access token: it returns the
+// would (docs/design.md rule 1), and issues the access token: it returns the
 // grant the token was issued from and the token. The scopes lose admin
 // unless that user holds the admin role now (userScopes), whatever the
 // subject token said. A disabled user is invalid_grant; a store that

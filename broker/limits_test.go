@@ -14,7 +14,7 @@ import (
 	"github.com/idbroker/broker/internal/testenv"
 )
 
-// Abuse limits count per party and source (DESIGN.md rule 7): these tests
+// Abuse limits count per party and source (docs/design.md rule 7): these tests
 // put an attacker and the real party at different client addresses, the
 // way a trusted proxy reports them in X-Forwarded-For.
 

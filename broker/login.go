@@ -445,7 +445,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 	http.Redirect(w, r, callbackPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
 }
 
-// resolve turns an upstream identity into the platform user (DESIGN.md
+// resolve turns an upstream identity into the platform user (docs/design.md
 // rule 1), the same way on every path. The email links to an existing
 // user only when the connector is trusted to assert email and the
 // upstream said the address is verified (rule 5).

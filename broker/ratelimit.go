@@ -29,7 +29,7 @@ type Limit struct {
 
 // LimitsConfig are the broker's abuse limits. (Wrong codes are
 // otp.maxAttempts.) Each counts per party and client address where a
-// stranger could otherwise use it to lock the party out (DESIGN.md rule 7).
+// stranger could otherwise use it to lock the party out (docs/design.md rule 7).
 type LimitsConfig struct {
 	// OTPPerEmail bounds codes sent to one address at the request of one
 	// client address, so nobody can flood an inbox from one place, nor
@@ -241,7 +241,7 @@ func limitKey(source, party string) string {
 // came from once the client proved who it is (a verified assertion), or
 // the address alone while nothing is proven (a forged one). Never to a
 // client everywhere, so nobody's failures lock a client out where it
-// authenticates correctly (DESIGN.md rule 7).
+// authenticates correctly (docs/design.md rule 7).
 const (
 	clientFailures     = "token-failures"        // key: limitKey(address, client id)
 	unprovenAssertions = "unverified-assertions" // key: limitSource(address)

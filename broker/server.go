@@ -54,7 +54,7 @@ type Options struct {
 	Secret  RootSecret      // required
 	// PreviousSecrets are root secrets being rotated out: still accepted
 	// for decrypting what they protected, never used to protect anything
-	// new (DESIGN.md "Secrets").
+	// new (docs/design.md "Secrets").
 	PreviousSecrets []RootSecret
 	// Mailer delivers one-time codes for otp connectors whose mailer type
 	// is "log" or unset; nil means the log.

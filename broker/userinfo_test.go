@@ -145,7 +145,7 @@ func TestUserinfo_StoreFailureIs503NotInvalidToken(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
 	// A token the broker could not check is not an invalid one: the
-	// client must not throw it away (DESIGN.md rule 2, fail closed).
+	// client must not throw it away (docs/design.md rule 2, fail closed).
 	c := e.userinfo(req)
 	if c.status != http.StatusServiceUnavailable || c.body["error"] != "temporarily_unavailable" || c.challenge != "" || c.cache != "no-store" {
 		t.Errorf("got %d %v, WWW-Authenticate %q, Cache-Control %q", c.status, c.body, c.challenge, c.cache)

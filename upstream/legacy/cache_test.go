@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/idbroker/broker/internal/testenv"
@@ -69,68 +70,69 @@ func TestCache_SizeIsBoundedOldestFirst(t *testing.T) {
 }
 
 func TestCache_OneCallForConcurrentAsksWithoutCaching(t *testing.T) {
-	c := newCache(-1, 10, time.Now) // nothing kept: only the in-flight call can share
-	key := sha256.Sum256([]byte("sess_abc"))
-	release := make(chan struct{})
-	var calls atomic.Int32
-	fetch := func(context.Context) (upstream.Identity, error) {
-		calls.Add(1)
-		<-release
-		return upstream.Identity{Subject: "x", Claims: map[string]any{"k": []any{"v"}}}, nil
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(-1, 10, time.Now) // nothing kept: only the in-flight call can share
+		key := sha256.Sum256([]byte("sess_abc"))
+		release := make(chan struct{})
+		var calls atomic.Int32
+		fetch := func(context.Context) (upstream.Identity, error) {
+			calls.Add(1)
+			<-release
+			return upstream.Identity{Subject: "x", Claims: map[string]any{"k": []any{"v"}}}, nil
+		}
 
-	const n = 20
-	var started, done sync.WaitGroup
-	ids := make([]upstream.Identity, n)
-	for i := range n {
-		started.Add(1)
-		done.Go(func() {
-			started.Done()
-			ids[i], _ = c.do(context.Background(), key, fetch)
-		})
-	}
-	started.Wait()
-	time.Sleep(50 * time.Millisecond)
-	close(release)
-	done.Wait()
+		const n = 20
+		var done sync.WaitGroup
+		ids := make([]upstream.Identity, n)
+		for i := range n {
+			done.Go(func() {
+				ids[i], _ = c.do(context.Background(), key, fetch)
+			})
+		}
+		synctest.Wait() // every caller waits on the one call, which waits on release
+		close(release)
+		done.Wait()
 
-	if got := calls.Load(); got != 1 {
-		t.Fatalf("%d fetches, want 1", got)
-	}
-	ids[0].Claims["k"].([]any)[0] = "changed"
-	if ids[1].Claims["k"].([]any)[0] != "v" {
-		t.Error("callers share the claims' slices")
-	}
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("%d fetches, want 1", got)
+		}
+		ids[0].Claims["k"].([]any)[0] = "changed"
+		if ids[1].Claims["k"].([]any)[0] != "v" {
+			t.Error("callers share the claims' slices")
+		}
+	})
 }
 
 func TestCache_CallerGivingUpDoesNotFailTheOthers(t *testing.T) {
-	c := newCache(time.Minute, 10, time.Now)
-	key := sha256.Sum256([]byte("sess_abc"))
-	release := make(chan struct{})
-	fetch := func(ctx context.Context) (upstream.Identity, error) {
-		<-release
-		return upstream.Identity{Subject: "x"}, ctx.Err()
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(time.Minute, 10, time.Now)
+		key := sha256.Sum256([]byte("sess_abc"))
+		release := make(chan struct{})
+		fetch := func(ctx context.Context) (upstream.Identity, error) {
+			<-release
+			return upstream.Identity{Subject: "x"}, ctx.Err()
+		}
 
-	first, cancel := context.WithCancel(context.Background())
-	firstErr := make(chan error, 1)
-	go func() {
-		_, err := c.do(first, key, fetch)
-		firstErr <- err
-	}()
-	second := make(chan error, 1)
-	go func() {
-		time.Sleep(20 * time.Millisecond) // join the call the first started
-		_, err := c.do(context.Background(), key, fetch)
-		second <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-firstErr; !errors.Is(err, upstream.ErrUnavailable) || !errors.Is(err, context.Canceled) {
-		t.Errorf("first caller: err = %v, want ErrUnavailable and Canceled", err)
-	}
-	close(release)
-	if err := <-second; err != nil {
-		t.Errorf("second caller: %v", err)
-	}
+		first, cancel := context.WithCancel(context.Background())
+		firstErr := make(chan error, 1)
+		go func() {
+			_, err := c.do(first, key, fetch)
+			firstErr <- err
+		}()
+		synctest.Wait() // the first caller has started the call and waits on it
+		second := make(chan error, 1)
+		go func() {
+			_, err := c.do(context.Background(), key, fetch)
+			second <- err
+		}()
+		synctest.Wait() // the second has joined the call the first started
+		cancel()
+		if err := <-firstErr; !errors.Is(err, upstream.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+			t.Errorf("first caller: err = %v, want ErrUnavailable and Canceled", err)
+		}
+		close(release)
+		if err := <-second; err != nil {
+			t.Errorf("second caller: %v", err)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,24 +450,33 @@ func (g gatedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestCache_ConcurrentVerificationsOfANewTokenMakeOneCall(t *testing.T) {
+	const n = 20
 	f := testenv.NewLegacy(t)
 	gate := gatedTransport{open: make(chan struct{})}
-	c := newConnector(t, f, func(c *legacy.Config) { c.HTTPClient = &http.Client{Transport: gate} })
+	// The cache reads the clock once per ask, under the lock in which
+	// the ask joins the in-flight call (or starts it), and the call
+	// cannot end before the gate opens: once the clock has been read n
+	// times, all n asks wait on the one call.
+	var reads atomic.Int32
+	asked := make(chan struct{})
+	clock := func() time.Time {
+		if reads.Add(1) == n {
+			close(asked)
+		}
+		return time.Now()
+	}
+	c := newConnector(t, f, func(c *legacy.Config) { c.HTTPClient, c.Clock = &http.Client{Transport: gate}, clock })
 	tok := f.Issue(jordan)
 
-	const n = 20
-	var started, done sync.WaitGroup
+	var done sync.WaitGroup
 	errs := make([]error, n)
 	ids := make([]upstream.Identity, n)
 	for i := range n {
-		started.Add(1)
 		done.Go(func() {
-			started.Done()
 			ids[i], errs[i] = c.VerifyToken(context.Background(), tok, upstream.TokenTypeAccessToken)
 		})
 	}
-	started.Wait()
-	time.Sleep(50 * time.Millisecond) // let them all reach the in-flight call
+	<-asked // all of them wait on the in-flight call
 	close(gate.open)
 	done.Wait()
 
