@@ -195,7 +195,7 @@ func (b *Broker) upstreamRedirect(ctx context.Context, ar storage.AuthRequest, c
 
 // upstreamContext bounds what one request waits on connector id, all its
 // calls to the upstream together, by the connector's timeout: a slow
-// dependency costs each request at most its own timeout (DESIGN.md rule
+// dependency costs each request at most its own timeout (docs/design.md rule
 // 7). The connectors share their discovery and key fetches between
 // requests, so requests do not queue behind one another either.
 func (b *Broker) upstreamContext(ctx context.Context, id string) (context.Context, context.CancelFunc) {
