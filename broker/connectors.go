@@ -262,7 +262,7 @@ func (b *Broker) loginConnector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hint := ""
-	if email, err := otp.NormalizeEmail(r.PostFormValue("email")); err == nil {
+	if email, err := upstream.NormalizeEmail(r.PostFormValue("email")); err == nil {
 		if c := b.connectorForEmail(email); c != nil && c.ID() == conn.ID() {
 			hint = email
 		}

@@ -292,7 +292,8 @@ func (c *Connector) authenticate(ctx context.Context, grant map[string]string, i
 	if err != nil {
 		return upstream.Identity{}, err
 	}
-	email := strings.ToLower(strings.TrimSpace(a.User.Email))
+	// An address that does not normalise is no address, and not verified.
+	email, _ := upstream.NormalizeEmail(a.User.Email)
 	return upstream.Identity{
 		ConnectorID:   c.cfg.ID,
 		Subject:       a.User.ID,
@@ -330,10 +331,11 @@ func (c *Connector) impersonation(a authentication, claims map[string]any) (*ups
 	if a.Impersonator != nil {
 		imp.Email, imp.Reason = a.Impersonator.Email, a.Impersonator.Reason
 	}
-	imp.Email = strings.ToLower(strings.TrimSpace(imp.Email))
+	named := imp.Email
+	imp.Email, _ = upstream.NormalizeEmail(imp.Email)
 	switch {
 	case imp.Email == "":
-		return nil, fmt.Errorf("workos: impersonator without an email: %w", upstream.ErrInvalidToken)
+		return nil, fmt.Errorf("workos: impersonator without an email (named %q): %w", named, upstream.ErrInvalidToken)
 	case fromToken != "" && !strings.EqualFold(fromToken, imp.Email):
 		return nil, fmt.Errorf("workos: impersonator %q, but the access token's act names %q: %w", imp.Email, fromToken, upstream.ErrInvalidToken)
 	case !c.cfg.AllowImpersonation:
