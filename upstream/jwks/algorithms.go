@@ -24,13 +24,8 @@ func Asymmetric(alg jose.SignatureAlgorithm) bool {
 	return slices.Contains(algorithms, alg)
 }
 
-// Algorithms returns the asymmetric signature algorithms the broker
-// accepts, a copy the caller may keep.
-func Algorithms() []jose.SignatureAlgorithm {
-	return slices.Clone(algorithms)
-}
-
-// AlgorithmNames returns the names of Algorithms, as discovery lists them.
+// AlgorithmNames returns the names of the asymmetric signature algorithms
+// the broker accepts, in a new slice, as discovery lists them.
 func AlgorithmNames() []string {
 	names := make([]string, len(algorithms))
 	for i, a := range algorithms {
@@ -40,7 +35,7 @@ func AlgorithmNames() []string {
 }
 
 // ParseCompact parses raw as a JWS in compact serialization signed with
-// one of Algorithms; the JSON serializations are refused. It checks no
+// one of the asymmetric algorithms; the JSON serializations are refused. It checks no
 // signature: that is RemoteKeySet.VerifyJWS's, or the caller's.
 func ParseCompact(raw string) (*jose.JSONWebSignature, error) {
 	return jose.ParseSignedCompact(raw, algorithms)

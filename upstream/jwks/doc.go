@@ -2,7 +2,7 @@
 // Set: RemoteKeySet, the cache of a key set fetched from a URL (an
 // upstream's, or a client's jwks_uri) that rate-limits refetches on
 // unknown key ids, and the one list of asymmetric algorithms any such
-// token may use (Algorithms, ParseCompact). "none" and HMAC are never
+// token may use (ParseCompact, Asymmetric, AlgorithmNames). "none" and HMAC are never
 // accepted.
 //
 // It checks signatures only: claims (issuer, audience, expiry) and which
