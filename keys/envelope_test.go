@@ -1,12 +1,10 @@
 package keys_test
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"testing"
 
+	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/keys"
 )
 
@@ -60,19 +58,7 @@ func TestEnvelope_FirstKeySealsEveryKeyOpens(t *testing.T) {
 // no additional data) still open, under the current key or an old one.
 func TestEnvelope_OpensWhatTheBrokerSealedBeforeIt(t *testing.T) {
 	old, next := newKEK(t), newKEK(t)
-	bare := func(key []byte, plaintext string) []byte {
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gcm, err := cipher.NewGCM(block)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nonce := make([]byte, gcm.NonceSize())
-		rand.Read(nonce)
-		return gcm.Seal(nonce, nonce, []byte(plaintext), nil)
-	}
+	bare := func(key []byte, plaintext string) []byte { return testenv.BareSeal(t, key, []byte(plaintext)) }
 	e := newEnvelope(t, tokenLabel, next, old)
 	for _, key := range [][]byte{next, old} {
 		if got, err := e.Open(bare(key, "stored-refresh")); err != nil || string(got) != "stored-refresh" {
