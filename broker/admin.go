@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/storage"
-	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/upstream"
 )
 
 // AdminConfig enables the admin HTTP API. It is off unless Enabled; then
@@ -425,7 +425,7 @@ func (a *Admin) FindUser(ctx context.Context, ref string) (UserInfo, error) {
 	var err error
 	if id, perr := uuid.Parse(ref); perr == nil {
 		u, err = a.store.GetUser(ctx, id.String())
-	} else if email, eerr := otp.NormalizeEmail(ref); eerr == nil {
+	} else if email, eerr := upstream.NormalizeEmail(ref); eerr == nil {
 		u, err = a.store.GetUserByEmail(ctx, email)
 	} else {
 		return UserInfo{}, invalidAdmin("%q is neither a user id nor an email address", ref)

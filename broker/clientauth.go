@@ -20,18 +20,10 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
-	upoidc "github.com/idbroker/broker/upstream/oidc"
+	"github.com/idbroker/broker/upstream/jwks"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"gopkg.in/yaml.v3"
 )
-
-// assertionAlgs are the only algorithms a client assertion may use: a
-// client proves itself with a private key, never a shared secret, and
-// "none" proves nothing.
-var assertionAlgs = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
-}
 
 // maxAssertionLifetime bounds how far ahead an assertion's exp may be, so
 // a leaked assertion is short-lived and its jti need be kept only briefly.
@@ -40,7 +32,7 @@ const maxAssertionLifetime = 5 * time.Minute
 // clientJWKSMaxAge bounds how long keys fetched from a client's jwksURI
 // are trusted without fetching again, so a key the client withdrew stops
 // working within it. Unknown key ids refetch sooner, at most once per
-// upoidc.DefaultMinKeyRefreshInterval.
+// jwks.DefaultMinKeyRefreshInterval.
 const clientJWKSMaxAge = 10 * time.Minute
 
 // JSONDocument is a JSON value in the configuration, written either as
@@ -126,11 +118,11 @@ type clientKeySets struct {
 }
 
 type cachedKeySet struct {
-	ks      *upoidc.RemoteKeySet
+	ks      *jwks.RemoteKeySet
 	created time.Time
 }
 
-func (c *clientKeySets) get(jwksURL string) *upoidc.RemoteKeySet {
+func (c *clientKeySets) get(jwksURL string) *jwks.RemoteKeySet {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -143,7 +135,7 @@ func (c *clientKeySets) get(jwksURL string) *upoidc.RemoteKeySet {
 			delete(c.sets, u)
 		}
 	}
-	ks := upoidc.NewRemoteKeySet(jwksURL, upoidc.KeySetConfig{HTTPClient: c.client, Clock: c.now})
+	ks := jwks.NewRemoteKeySet(jwksURL, jwks.KeySetConfig{HTTPClient: c.client, Clock: c.now})
 	c.sets[jwksURL] = cachedKeySet{ks: ks, created: now}
 	return ks
 }
@@ -184,8 +176,10 @@ func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, j
 // the client it names, which anyone can name. Refusals after it count
 // against the client at that address.
 func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
-	// Assertions are compact JWTs (RFC 7523); the JSON serialization is refused.
-	jws, err := jose.ParseSignedCompact(cc.ClientAssertion, assertionAlgs)
+	// Assertions are compact JWTs (RFC 7523); the JSON serialization is
+	// refused. A client proves itself with a private key, never a shared
+	// secret, and "none" proves nothing: asymmetric algorithms only.
+	jws, err := jwks.ParseCompact(cc.ClientAssertion)
 	if err != nil || len(jws.Signatures) != 1 {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "client_assertion is not a JWS with one asymmetric signature")
 		return nil, invalidClient("client authentication failed")
@@ -273,14 +267,4 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	}
 	b.recentClientAuth.succeeded(key, now)
 	return client, nil
-}
-
-// assertionAlgNames lists assertionAlgs for discovery
-// (token_endpoint_auth_signing_alg_values_supported).
-func assertionAlgNames() []string {
-	names := make([]string, len(assertionAlgs))
-	for i, a := range assertionAlgs {
-		names[i] = string(a)
-	}
-	return names
 }

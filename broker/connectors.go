@@ -3,9 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -262,7 +259,7 @@ func (b *Broker) loginConnector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hint := ""
-	if email, err := otp.NormalizeEmail(r.PostFormValue("email")); err == nil {
+	if email, err := upstream.NormalizeEmail(r.PostFormValue("email")); err == nil {
 		if c := b.connectorForEmail(email); c != nil && c.ID() == conn.ID() {
 			hint = email
 		}
@@ -321,7 +318,7 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	var sealed []byte
 	if identity.RefreshToken != "" {
-		if sealed, err = b.seal([]byte(identity.RefreshToken)); err != nil {
+		if sealed, err = b.sealer.Seal([]byte(identity.RefreshToken)); err != nil {
 			b.upstreamFailurePage(w, r, id, err)
 			return
 		}
@@ -357,44 +354,6 @@ func (b *Broker) upstreamFailurePage(w http.ResponseWriter, r *http.Request, con
 	}
 }
 
-// seal encrypts an upstream refresh token for storage (AES-256-GCM under a
-// key derived from the root secret).
-func (b *Broker) seal(plaintext []byte) ([]byte, error) {
-	gcm, err := newGCM(b.sealKeys[0])
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	rand.Read(nonce)
-	return gcm.Seal(nonce, nonce, plaintext, nil), nil
-}
-
-// unseal decrypts what seal made, under the current root secret or one
-// being rotated out.
-func (b *Broker) unseal(sealed []byte) ([]byte, error) {
-	for _, k := range b.sealKeys {
-		gcm, err := newGCM(k)
-		if err != nil {
-			return nil, err
-		}
-		if len(sealed) < gcm.NonceSize() {
-			return nil, errors.New("sealed upstream token too short")
-		}
-		if plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil); err == nil {
-			return plain, nil
-		}
-	}
-	return nil, errors.New("sealed upstream token does not open under any root secret")
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
-	}
-	return cipher.NewGCM(block)
-}
-
 // recheckUpstream asks the upstream about the family's user again when the
 // last check is older than the connector's recheckInterval, using the
 // upstream refresh token kept (sealed) with the family. A refusal there
@@ -408,7 +367,7 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 	if !ok || b.now().Sub(fam.UpstreamCheckedAt) < b.recheckInterval(fam.IDP) {
 		return nil
 	}
-	token, err := b.unseal(fam.UpstreamRefreshToken)
+	token, err := b.sealer.Open(fam.UpstreamRefreshToken)
 	if err == nil {
 		var id upstream.Identity
 		upstreamCtx, cancel := b.upstreamContext(ctx, fam.IDP)
@@ -417,7 +376,7 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 		if err == nil {
 			next := fam.UpstreamRefreshToken
 			if id.RefreshToken != "" && id.RefreshToken != string(token) {
-				if next, err = b.seal([]byte(id.RefreshToken)); err != nil {
+				if next, err = b.sealer.Seal([]byte(id.RefreshToken)); err != nil {
 					return b.storeFailure(ctx, "seal upstream token", err)
 				}
 			}

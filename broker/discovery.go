@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/keys"
+	"github.com/idbroker/broker/upstream/jwks"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -97,7 +98,7 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 		SubjectTypesSupported:                      []string{"public"},
 		IDTokenSigningAlgValuesSupported:           b.keys.Algorithms(keys.UseIDToken),
 		TokenEndpointAuthMethodsSupported:          []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT, oidc.AuthMethodNone},
-		TokenEndpointAuthSigningAlgValuesSupported: assertionAlgNames(),
+		TokenEndpointAuthSigningAlgValuesSupported: jwks.AlgorithmNames(),
 		IntrospectionEndpointAuthMethodsSupported:  []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT},
 		RevocationEndpointAuthMethodsSupported:     []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
 		CodeChallengeMethodsSupported:              []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},

@@ -17,9 +17,9 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/jwks"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -228,10 +228,7 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 	// Parsing admits asymmetric algorithms alone, so "none" and HMAC
 	// (signed with a public key as secret) never get that far.
 	// A JWT is in compact serialization (RFC 7519 section 1).
-	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{
-		jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-		jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
-	})
+	jws, err := jwks.ParseCompact(raw)
 	if err != nil {
 		// Broker refresh tokens, and every other opaque token, end here.
 		return exchangeToken{}, unacceptable("not a JWT signed with an asymmetric algorithm: %v", err)

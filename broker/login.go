@@ -85,7 +85,7 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	email, err := otp.NormalizeEmail(r.PostFormValue("email"))
+	email, err := upstream.NormalizeEmail(r.PostFormValue("email"))
 	if err != nil {
 		b.renderLogin(w, r, ar, http.StatusBadRequest, r.PostFormValue("email"), "Enter an email address like name@example.com.")
 		return

@@ -74,6 +74,10 @@ const (
 	purposeUpstreamSeal = "broker upstream token seal v1"
 )
 
+// upstreamTokenLabel is what the envelope of upstream refresh tokens binds
+// each ciphertext to (keys.Envelope).
+const upstreamTokenLabel = "idbroker upstream refresh token"
+
 // derive returns the 32-byte key for purpose.
 func (s RootSecret) derive(purpose string) []byte {
 	k, err := hkdf.Key(sha256.New, s.b, nil, purpose, 32)

@@ -79,7 +79,7 @@ type Broker struct {
 	connectors map[string]upstream.Connector
 	// byDomain maps an email domain to the connector that owns it.
 	byDomain map[string]string
-	sealKeys [][]byte // [0] seals upstream refresh tokens; all open them
+	sealer   *keys.Envelope // upstream refresh tokens, under the root secret (previous ones open)
 	pages    *web.Renderer
 	branding web.Branding
 	log      *slog.Logger
@@ -153,6 +153,10 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	sealer, err := keys.NewEnvelope(upstreamTokenLabel, derived(o, purposeUpstreamSeal))
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	m := newMetrics(km.KeysCreated)
 	o.HTTPClient = m.instrumentClient(o.HTTPClient)
 	b := &Broker{
@@ -162,7 +166,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		keys:       km,
 		connectors: map[string]upstream.Connector{},
 		byDomain:   map[string]string{},
-		sealKeys:   derived(o, purposeUpstreamSeal),
+		sealer:     sealer,
 		pages:      pages,
 		branding: web.Branding{
 			ProductName:  cfg.Branding.ProductName,

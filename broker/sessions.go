@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
-	"github.com/idbroker/broker/upstream/otp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -178,7 +177,7 @@ func hintNames(user storage.User, hint string) bool {
 	if id, err := uuid.Parse(hint); err == nil {
 		return id.String() == user.ID
 	}
-	email, err := otp.NormalizeEmail(hint)
+	email, err := upstream.NormalizeEmail(hint)
 	return err == nil && user.Email != "" && email == user.Email
 }
 

@@ -1,17 +1,12 @@
 package keys
 
 import (
-	"bytes"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -37,20 +32,6 @@ var (
 	ErrTampered = errors.New("keys: private key does not decrypt: ciphertext or its kid/alg/use was tampered with or corrupted")
 )
 
-const (
-	// KEKSize is the length of a key-encryption key: AES-256.
-	KEKSize = 32
-
-	// sealVersion is the first byte of every ciphertext, so the format can
-	// change without guessing.
-	sealVersion = 1
-	// kekIDSize is the length of the KEK fingerprint stored with each
-	// ciphertext. It lets New say "wrong root secret" rather than the
-	// ambiguous "does not decrypt", and picks the KEK without trial
-	// decryption.
-	kekIDSize = 8
-)
-
 // KeyError is a problem with one stored key. It wraps ErrUnknownKEK,
 // ErrTampered or a more particular cause.
 type KeyError struct {
@@ -68,90 +49,9 @@ func keyError(row storage.SigningKey, err error) error {
 	return &KeyError{ID: row.ID, Algorithm: row.Algorithm, Use: row.Use, Err: err}
 }
 
-// kek is a key-encryption key with its fingerprint and ready AEAD.
-type kek struct {
-	id   [kekIDSize]byte
-	aead cipher.AEAD
-}
-
-func newKEKs(raw [][]byte) ([]kek, error) {
-	out := make([]kek, 0, len(raw))
-	for i, k := range raw {
-		if len(k) != KEKSize {
-			return nil, fmt.Errorf("keys: key-encryption key %d is %d bytes, want %d", i, len(k), KEKSize)
-		}
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, fmt.Errorf("keys: key-encryption key %d: %w", i, err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("keys: key-encryption key %d: %w", i, err)
-		}
-		// The fingerprint is a MAC under the KEK of a fixed label: it
-		// identifies the KEK and reveals nothing about it.
-		mac := hmac.New(sha256.New, k)
-		mac.Write([]byte("idbroker keys: key-encryption key id"))
-		var kk kek
-		copy(kk.id[:], mac.Sum(nil))
-		kk.aead = aead
-		out = append(out, kk)
-	}
-	return out, nil
-}
-
-// additionalData binds a ciphertext to its row, so an attacker with write
-// access to storage cannot move one key's ciphertext under another kid, or
-// relabel an ES256 key as an ID-token key.
-func additionalData(header []byte, kid, alg, use string) []byte {
-	ad := make([]byte, 0, len(header)+len(kid)+len(alg)+len(use)+32)
-	ad = append(ad, "idbroker signing key\x00"...)
-	ad = append(ad, header...)
-	for _, s := range []string{kid, alg, use} {
-		ad = append(ad, 0)
-		ad = append(ad, s...)
-	}
-	return ad
-}
-
-// seal encrypts a PKCS #8 private key under k.
-func seal(k kek, plaintext []byte, kid, alg, use string) ([]byte, error) {
-	header := make([]byte, 0, 1+kekIDSize)
-	header = append(header, sealVersion)
-	header = append(header, k.id[:]...)
-	nonce := make([]byte, k.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("keys: nonce: %w", err)
-	}
-	out := make([]byte, 0, len(header)+len(nonce)+len(plaintext)+k.aead.Overhead())
-	out = append(out, header...)
-	out = append(out, nonce...)
-	return k.aead.Seal(out, nonce, plaintext, additionalData(header, kid, alg, use)), nil
-}
-
-// open decrypts what seal made, with whichever of keks sealed it.
-func open(keks []kek, ciphertext []byte, kid, alg, use string) (plaintext []byte, kekIndex int, err error) {
-	if len(ciphertext) < 1+kekIDSize || ciphertext[0] != sealVersion {
-		return nil, -1, ErrTampered
-	}
-	header := ciphertext[:1+kekIDSize]
-	for i, k := range keks {
-		if !bytes.Equal(k.id[:], header[1:]) {
-			continue
-		}
-		rest := ciphertext[len(header):]
-		if len(rest) < k.aead.NonceSize() {
-			return nil, i, ErrTampered
-		}
-		nonce, sealed := rest[:k.aead.NonceSize()], rest[k.aead.NonceSize():]
-		pt, err := k.aead.Open(nil, nonce, sealed, additionalData(header, kid, alg, use))
-		if err != nil {
-			return nil, i, ErrTampered
-		}
-		return pt, i, nil
-	}
-	return nil, -1, ErrUnknownKEK
-}
+// signingKeyLabel is the additional data every sealed private key starts
+// with, before its header, kid, algorithm and use.
+const signingKeyLabel = "idbroker signing key"
 
 // Algorithms the broker can sign with.
 const (
@@ -219,7 +119,7 @@ func newRow(k kek, use Use, alg string, now time.Time) (storage.SigningKey, erro
 	if err != nil {
 		return storage.SigningKey{}, fmt.Errorf("keys: encode %s key: %w", alg, err)
 	}
-	sealed, err := seal(k, der, kid, alg, string(use))
+	sealed, err := seal(k, der, signingKeyLabel, kid, alg, string(use))
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
@@ -246,7 +146,7 @@ func decode(keks []kek, row storage.SigningKey) (*material, error) {
 	if len(keks) == 0 {
 		return nil, keyError(row, ErrUnknownKEK)
 	}
-	der, _, err := open(keks, row.PrivateKey, row.ID, row.Algorithm, row.Use)
+	der, _, err := open(keks, row.PrivateKey, signingKeyLabel, row.ID, row.Algorithm, row.Use)
 	if err != nil {
 		return nil, keyError(row, err)
 	}

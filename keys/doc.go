@@ -20,6 +20,8 @@
 //
 // Private keys are encrypted with AES-256-GCM under a key-encryption key
 // (KEK) derived from the root secret; storage never sees them in the clear.
+// The same envelope (envelope.go) seals the broker's other secrets at rest,
+// upstream refresh tokens among them, through Envelope.
 //
 // Package keys imports storage and libraries only. It must not import broker
 // or any other package of the project: the broker depends on it, never the

@@ -36,7 +36,7 @@ func ReencryptAll(ctx context.Context, store storage.SigningKeys, oldKEKs [][]by
 				failed = err
 				return nil, err
 			}
-			der, which, err := open(keks, r.PrivateKey, r.ID, r.Algorithm, r.Use)
+			der, which, err := open(keks, r.PrivateKey, signingKeyLabel, r.ID, r.Algorithm, r.Use)
 			if err != nil {
 				failed = keyError(r, err)
 				return nil, failed
@@ -44,7 +44,7 @@ func ReencryptAll(ctx context.Context, store storage.SigningKeys, oldKEKs [][]by
 			if which == 0 {
 				continue
 			}
-			sealed, err := seal(keks[0], der, r.ID, r.Algorithm, r.Use)
+			sealed, err := seal(keks[0], der, signingKeyLabel, r.ID, r.Algorithm, r.Use)
 			if err != nil {
 				failed = err
 				return nil, err

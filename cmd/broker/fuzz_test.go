@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/upstream"
 )
 
 // FuzzParseImportLine feeds arbitrary lines to the import parser: it must
@@ -36,7 +36,7 @@ func FuzzParseImportLine(f *testing.F) {
 			t.Fatalf("accepted id %q is not a canonical UUID", u.ID)
 		}
 		if u.Email != "" {
-			if n, err := otp.NormalizeEmail(u.Email); err != nil || n != u.Email {
+			if n, err := upstream.NormalizeEmail(u.Email); err != nil || n != u.Email {
 				t.Fatalf("accepted email %q is not normalised", u.Email)
 			}
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/storage"
-	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/upstream"
 )
 
 func users(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
@@ -164,7 +164,7 @@ func parseImportLine(data []byte) (storage.ImportUser, error) {
 	}
 	u := storage.ImportUser{ID: id.String(), EmailVerified: l.EmailVerified, Name: strings.TrimSpace(l.Name)}
 	if l.Email != "" {
-		if u.Email, err = otp.NormalizeEmail(l.Email); err != nil {
+		if u.Email, err = upstream.NormalizeEmail(l.Email); err != nil {
 			return storage.ImportUser{}, &lineError{field: "email", err: fmt.Errorf("%q is not an email address", l.Email)}
 		}
 	} else if l.EmailVerified {

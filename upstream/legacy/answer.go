@@ -46,7 +46,8 @@ func (c *Connector) identity(data []byte) (upstream.Identity, error) {
 	if err != nil {
 		return upstream.Identity{}, err
 	}
-	email = strings.ToLower(strings.TrimSpace(email))
+	// An address that does not normalise is no address, and not verified.
+	email, _ = upstream.NormalizeEmail(email)
 	name, err := stringField(answer, f.Name)
 	if err != nil {
 		return upstream.Identity{}, err

@@ -538,3 +538,20 @@ func TestNew_PasswordInURLIsNotQuoted(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A legacy address that upstream.NormalizeEmail refuses is no address, and
+// so never verified.
+func TestVerifyToken_EmailThatDoesNotNormaliseIsDropped(t *testing.T) {
+	f := testenv.NewLegacy(t)
+	c := newConnector(t, f)
+	u := jordan
+	u.Email = "Jordan Austin <jordan@ey.com>"
+
+	id, err := verify(t, c, f.Issue(u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.UserID != jordanUUID || id.Email != "" || id.EmailVerified {
+		t.Errorf("identity = %+v, want jordan without an email", id)
+	}
+}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/oidc"
@@ -27,30 +25,6 @@ const (
 // withAttempts gives a connector attemptTimeout and clock.
 func withAttempts(clock *testenv.Clock) func(*oidc.Config) {
 	return func(c *oidc.Config) { c.Timeout, c.Clock = attemptTimeout, clock.Now }
-}
-
-// callTogether runs n calls of f at once and returns their errors and how
-// long the slowest took.
-func callTogether(n int, f func() error) ([]error, time.Duration) {
-	errs := make([]error, n)
-	took := make([]time.Duration, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			began := time.Now()
-			errs[i] = f()
-			took[i] = time.Since(began)
-		})
-	}
-	close(start)
-	wg.Wait()
-	var slowest time.Duration
-	for _, d := range took {
-		slowest = max(slowest, d)
-	}
-	return errs, slowest
 }
 
 func assertUnavailable(t *testing.T, errs []error) {
@@ -75,7 +49,7 @@ func TestDiscovery_ConcurrentCallersShareOneAttempt(t *testing.T) {
 	clock.Advance(oidc.RetryBackoff)
 	before := f.Requests(discoveryPath)
 
-	errs, slowest := callTogether(10, func() error {
+	errs, slowest := testenv.CallTogether(10, func() error {
 		_, err := c.LoginURL(context.Background(), newLoginState())
 		return err
 	})
@@ -99,7 +73,7 @@ func TestDiscovery_AFailureIsEveryCallersAnswerUntilTheBackoff(t *testing.T) {
 	// once and without asking the upstream.
 	f.Recover()
 	began := time.Now()
-	errs, _ := callTogether(10, func() error {
+	errs, _ := testenv.CallTogether(10, func() error {
 		_, err := c.LoginURL(t.Context(), newLoginState())
 		return err
 	})
@@ -153,51 +127,5 @@ func TestDiscovery_ACallerGivingUpDoesNotFailTheOthers(t *testing.T) {
 	}
 	if n := f.Requests(discoveryPath) - before; n != 1 {
 		t.Errorf("%d discovery requests, want 1", n)
-	}
-}
-
-func TestRemoteKeySet_ConcurrentFetchesShareOneAttemptAndItsFailure(t *testing.T) {
-	f := testenv.NewAuth0(t)
-	clock := testenv.NewClock()
-	ks := oidc.NewRemoteKeySet(f.URL+jwksPath, oidc.KeySetConfig{
-		HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		Timeout:    attemptTimeout,
-		Clock:      clock.Now,
-	})
-	jws, err := jose.ParseSignedCompact(f.AccessToken(alice, api), []jose.SignatureAlgorithm{jose.RS256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verify := func() error {
-		_, err := ks.VerifyJWS(context.Background(), jws)
-		return err
-	}
-
-	f.Hang()
-	errs, slowest := callTogether(10, verify)
-	assertUnavailable(t, errs)
-	if slowest > attemptTimeout+attemptSlack {
-		t.Errorf("the slowest of 10 calls waited %s on a hung upstream with a %s timeout", slowest, attemptTimeout)
-	}
-	if n := f.Requests(jwksPath); n != 1 {
-		t.Errorf("10 concurrent calls fetched the keys %d times, want once", n)
-	}
-
-	// Recovered, but within the backoff: the failure, at once.
-	f.Recover()
-	began := time.Now()
-	if err := verify(); !errors.Is(err, upstream.ErrUnavailable) {
-		t.Errorf("within the backoff: err = %v, want ErrUnavailable", err)
-	}
-	if took := time.Since(began); took > attemptSlack || f.Requests(jwksPath) != 1 {
-		t.Errorf("within the backoff: took %s, %d fetches", took, f.Requests(jwksPath))
-	}
-
-	clock.Advance(oidc.RetryBackoff)
-	if err := verify(); err != nil {
-		t.Fatalf("after the backoff: %v", err)
-	}
-	if n := f.Requests(jwksPath); n != 2 {
-		t.Errorf("%d fetches after the backoff, want 2", n)
 	}
 }

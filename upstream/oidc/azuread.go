@@ -201,8 +201,5 @@ func azureIdentity(claims map[string]any, id *upstream.Identity) error {
 		// preferred_username is.
 		id.Email = normalizeEmail(stringClaim(claims, "upn"))
 	}
-	if id.Email != "" && !strings.Contains(id.Email, "@") {
-		id.Email = ""
-	}
 	return nil
 }

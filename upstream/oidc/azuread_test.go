@@ -224,3 +224,21 @@ func TestAzureAD_V1AccessTokensOnlyWhenAccepted(t *testing.T) {
 		t.Errorf("v1.0 token of another tenant: err = %v, want ErrInvalidToken", err)
 	}
 }
+
+// An email claim that upstream.NormalizeEmail refuses counts as absent:
+// preferred_username stands in, unverified, as it does for no email.
+func TestAzureAD_EmailThatDoesNotNormaliseFallsBackUnverified(t *testing.T) {
+	f := testenv.NewAzureAD(t)
+	c := newAzure(t, f)
+	u := entraUser(f)
+	u.Email = "erin@corp" // verified domain, but no dot: not an address
+	u.PreferredUsername = "Erin@Corp.Example.com"
+
+	id, err := c.VerifyToken(t.Context(), f.IDToken(u), upstream.TokenTypeIDToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Email != "erin@corp.example.com" || id.EmailVerified {
+		t.Errorf("email = %q verified %v, want preferred_username, unverified", id.Email, id.EmailVerified)
+	}
+}

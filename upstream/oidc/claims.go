@@ -47,9 +47,11 @@ func (c *Connector) identity(claims map[string]any) (upstream.Identity, error) {
 	return id, nil
 }
 
-// normalizeEmail trims and lower-cases an email address.
+// normalizeEmail is upstream.NormalizeEmail, with "" for an address that
+// does not normalise.
 func normalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
+	normalized, _ := upstream.NormalizeEmail(email)
+	return normalized
 }
 
 // claim looks name up as a top-level claim, then as a dotted path.

@@ -16,17 +16,31 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/internal/fetch"
+	"github.com/idbroker/broker/upstream/jwks"
 )
 
 // Defaults for Config.
 const (
-	DefaultMaxClockSkew = time.Minute
+	DefaultMaxClockSkew = upstream.DefaultMaxClockSkew
 	// MaxMaxClockSkew bounds MaxClockSkew: more leeway than this would
 	// keep expired tokens alive.
-	MaxMaxClockSkew = 5 * time.Minute
+	MaxMaxClockSkew = upstream.MaxMaxClockSkew
 	// DefaultHTTPTimeout bounds every call to the upstream when
 	// Config.HTTPClient is nil.
-	DefaultHTTPTimeout = 10 * time.Second
+	DefaultHTTPTimeout = upstream.DefaultHTTPTimeout
+	// DefaultTimeout bounds one attempt at discovery or at fetching the
+	// upstream's keys when Config.Timeout is zero.
+	DefaultTimeout = fetch.DefaultTimeout
+	// RetryBackoff is how long a failed attempt at discovery or at
+	// fetching keys is the answer to every caller, before another
+	// attempt is made. It keeps a down or hung upstream from being asked
+	// once per request, and lets those requests fail at once.
+	RetryBackoff = fetch.RetryBackoff
+	// DefaultMinKeyRefreshInterval is how often, at most, the upstream's
+	// keys are fetched again for unknown key ids, when
+	// Config.MinKeyRefreshInterval is zero.
+	DefaultMinKeyRefreshInterval = jwks.DefaultMinKeyRefreshInterval
 	// startDiscoveryTimeout bounds how long New waits for discovery (and
 	// so does Config.Timeout), so an upstream that is down cannot hold up
 	// the broker's start.
@@ -105,14 +119,14 @@ type Connector struct {
 	client  *http.Client
 	now     func() time.Time
 
-	discovery *sharedAttempt
+	discovery *fetch.Attempt
 	p         atomic.Pointer[provider]
 }
 
 // provider is what discovery yields: built once, shared by every call.
 type provider struct {
 	oauth2      oauth2.Config // RedirectURL is set per login
-	keys        *RemoteKeySet
+	keys        *jwks.RemoteKeySet
 	algs        []jose.SignatureAlgorithm // pinned; never "none" or HMAC
 	login       *gooidc.IDTokenVerifier   // ID tokens at login and refresh; aud must hold ClientID
 	userinfoURL string
@@ -200,7 +214,7 @@ func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error
 	if c.now == nil {
 		c.now = time.Now
 	}
-	c.discovery = newSharedAttempt(fmt.Sprintf("discovery of %q", cfg.Issuer), cfg.Timeout, c.now)
+	c.discovery = fetch.NewAttempt(fmt.Sprintf("discovery of %q", cfg.Issuer), cfg.Timeout, c.now)
 	ctx, cancel := context.WithTimeout(ctx, min(startDiscoveryTimeout, cfg.Timeout))
 	defer cancel()
 	// An error here is not New's to report: the upstream may be down,
@@ -230,7 +244,7 @@ func (c *Connector) provider(ctx context.Context) (*provider, error) {
 	if p := c.p.Load(); p != nil {
 		return p, nil
 	}
-	err := c.discovery.do(ctx, func(ctx context.Context) error {
+	err := c.discovery.Do(ctx, func(ctx context.Context) error {
 		if c.p.Load() != nil {
 			return nil
 		}
@@ -265,7 +279,7 @@ type discovery struct {
 func (c *Connector) discover(ctx context.Context) (*provider, error) {
 	wellKnown := strings.TrimSuffix(c.cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	var d discovery
-	if err := getJSON(ctx, c.client, wellKnown, "", &d); err != nil {
+	if err := fetch.GetJSON(ctx, c.client, wellKnown, "", &d); err != nil {
 		if !errors.Is(err, upstream.ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", err, upstream.ErrUnavailable)
 		}
@@ -289,7 +303,7 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 		return nil, unusable("%v", err)
 	}
 
-	keys := NewRemoteKeySet(d.JWKSURL, KeySetConfig{
+	keys := jwks.NewRemoteKeySet(d.JWKSURL, jwks.KeySetConfig{
 		HTTPClient:         c.client,
 		MinRefreshInterval: c.cfg.MinKeyRefreshInterval,
 		Timeout:            c.cfg.Timeout,
@@ -337,7 +351,7 @@ func pinnedAlgorithms(published []string) ([]jose.SignatureAlgorithm, error) {
 	}
 	var algs []jose.SignatureAlgorithm
 	for _, alg := range published {
-		if alg := jose.SignatureAlgorithm(alg); slices.Contains(asymmetricAlgs, alg) {
+		if alg := jose.SignatureAlgorithm(alg); jwks.Asymmetric(alg) {
 			algs = append(algs, alg)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/jwks"
 )
 
 const (
@@ -55,7 +56,7 @@ func (c *Connector) Issuers() []string {
 func (c *Connector) VerifyToken(ctx context.Context, rawToken, tokenType string) (upstream.Identity, error) {
 	// Any asymmetric algorithm parses; VerifyParsedToken pins the
 	// upstream's own.
-	jws, err := jose.ParseSignedCompact(rawToken, asymmetricAlgs)
+	jws, err := jwks.ParseCompact(rawToken)
 	if err != nil {
 		return upstream.Identity{}, fmt.Errorf("oidc: token malformed or not signed with an asymmetric algorithm: %w: %w", err, upstream.ErrInvalidToken)
 	}

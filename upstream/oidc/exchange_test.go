@@ -1,15 +1,11 @@
 package oidc_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/upstream"
@@ -59,7 +55,7 @@ func TestVerifyToken_NotBeforeAndIssuedAtLeeway(t *testing.T) {
 func TestVerifyToken_JSONSerializationIsRefused(t *testing.T) {
 	f := testenv.NewAuth0(t, testenv.WithSigningAlgs("RS256", "ES256"))
 	c := newGeneric(t, f)
-	rs, es := sameClaimsTwoKeys(t, f)
+	rs, es := f.SameClaimsTwoKeys(t, alice, api)
 	for _, raw := range []string{rs, es} {
 		if _, err := c.VerifyToken(t.Context(), raw, upstream.TokenTypeAccessToken); err != nil {
 			t.Fatalf("compact control token refused: %v", err)
@@ -69,9 +65,9 @@ func TestVerifyToken_JSONSerializationIsRefused(t *testing.T) {
 		name string
 		raw  string
 	}{
-		{"flattened", flattenedJSON(t, rs)},
-		{"general, one signature", generalJSON(t, rs)},
-		{"general, two signatures", generalJSON(t, rs, es)},
+		{"flattened", testenv.FlattenedJSON(t, rs)},
+		{"general, one signature", testenv.GeneralJSON(t, rs)},
+		{"general, two signatures", testenv.GeneralJSON(t, rs, es)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,36 +117,6 @@ func TestVerifyToken_KeysUnreachableIsUnavailableNotInvalid(t *testing.T) {
 	}
 }
 
-func TestRemoteKeySet_VerifyJWSWantsOneAsymmetricSignature(t *testing.T) {
-	f := testenv.NewAuth0(t)
-	ks := oidc.NewRemoteKeySet(f.URL+"/.well-known/jwks.json", oidc.KeySetConfig{})
-	rs, es := sameClaimsTwoKeys(t, f)
-	both := []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
-
-	one, err := jose.ParseSignedJSON(generalJSON(t, rs), both)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ks.VerifyJWS(t.Context(), one); err != nil {
-		t.Fatalf("one signature refused: %v", err)
-	}
-	two, err := jose.ParseSignedJSON(generalJSON(t, rs, es), both)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ks.VerifyJWS(t.Context(), two); !errors.Is(err, upstream.ErrInvalidToken) {
-		t.Errorf("two signatures: err = %v, want ErrInvalidToken", err)
-	}
-	// A caller that let HMAC through its parse is still refused.
-	hs, err := jose.ParseSignedCompact(f.AccessToken(alice, api, testenv.HS256WithPublicKey()), []jose.SignatureAlgorithm{jose.HS256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ks.VerifyJWS(t.Context(), hs); !errors.Is(err, upstream.ErrInvalidToken) {
-		t.Errorf("HS256: err = %v, want ErrInvalidToken", err)
-	}
-}
-
 // BenchmarkVerifyToken is the hot path of token exchange: an ES256 access
 // token from an upstream whose keys are already cached.
 func BenchmarkVerifyToken(b *testing.B) {
@@ -170,63 +136,4 @@ func BenchmarkVerifyToken(b *testing.B) {
 	if n := f.JWKSFetches() - fetches; n != 0 {
 		b.Errorf("%d JWKS fetches with the keys cached, want 0", n)
 	}
-}
-
-// sameClaimsTwoKeys mints two access tokens with the same payload, one
-// signed RS256 and one ES256, each by a key the fake publishes.
-func sameClaimsTwoKeys(t *testing.T, f *testenv.Auth0) (rs, es string) {
-	t.Helper()
-	now := time.Now()
-	same := []testenv.TokenOption{testenv.WithClaim("iat", now.Unix()), testenv.ExpiresAt(now.Add(time.Hour))}
-	rs = f.AccessToken(alice, api, same...)
-	es = f.AccessToken(alice, api, append(same, testenv.SignedWithEC())...)
-	if compactParts(t, rs)[1] != compactParts(t, es)[1] {
-		t.Fatal("payloads differ")
-	}
-	return rs, es
-}
-
-func compactParts(t *testing.T, raw string) []string {
-	t.Helper()
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS: %q", raw)
-	}
-	return parts
-}
-
-// flattenedJSON re-serializes a compact JWS in the flattened JSON
-// serialization (RFC 7515 section 7.2.2), signature untouched.
-func flattenedJSON(t *testing.T, compact string) string {
-	t.Helper()
-	p := compactParts(t, compact)
-	b, err := json.Marshal(map[string]string{"protected": p[0], "payload": p[1], "signature": p[2]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// generalJSON re-serializes compact JWSs over one payload as one JWS in
-// the general JSON serialization (RFC 7515 section 7.2.1), with each
-// token's signature.
-func generalJSON(t *testing.T, compact ...string) string {
-	t.Helper()
-	type signature struct {
-		Protected string `json:"protected"`
-		Signature string `json:"signature"`
-	}
-	var sigs []signature
-	for _, c := range compact {
-		p := compactParts(t, c)
-		sigs = append(sigs, signature{p[0], p[2]})
-	}
-	b, err := json.Marshal(struct {
-		Payload    string      `json:"payload"`
-		Signatures []signature `json:"signatures"`
-	}{compactParts(t, compact[0])[1], sigs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/internal/fetch"
 )
 
 // LoginURL implements upstream.CallbackConnector: an authorization request
@@ -139,7 +140,7 @@ func (c *Connector) addUserinfo(ctx context.Context, p *provider, accessToken st
 		return fmt.Errorf("oidc: connector %q uses userinfo but %q publishes no userinfo_endpoint: %w", c.cfg.ID, c.cfg.Issuer, upstream.ErrUnavailable)
 	}
 	var info map[string]any
-	if err := getJSON(ctx, c.client, p.userinfoURL, accessToken, &info); err != nil {
+	if err := fetch.GetJSON(ctx, c.client, p.userinfoURL, accessToken, &info); err != nil {
 		return err
 	}
 	return mergeUserinfo(claims, info)

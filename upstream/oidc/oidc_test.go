@@ -431,3 +431,23 @@ func TestRefresh_UpstreamDownIsUnavailableNotDenied(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
+
+// An upstream address that upstream.NormalizeEmail refuses is no address,
+// and so never verified: it cannot link to an account.
+func TestLogin_EmailThatDoesNotNormaliseIsDropped(t *testing.T) {
+	for _, bad := range []string{"Alice <alice@example.com>", "alice@localhost", "a b@example.com", "alice"} {
+		f := testenv.NewAuth0(t)
+		c := newGeneric(t, f)
+		u := alice
+		u.Email = bad
+		f.SetNextUser(u)
+
+		id, err := login(t, c, newLoginState())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Email != "" || id.EmailVerified {
+			t.Errorf("email %q: identity email = %q verified %v, want none", bad, id.Email, id.EmailVerified)
+		}
+	}
+}

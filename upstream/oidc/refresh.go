@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/internal/fetch"
 )
 
 // DefaultScopes are requested at login when Config.Scopes is empty.
@@ -50,7 +51,7 @@ func (c *Connector) Refresh(ctx context.Context, refreshToken string) (upstream.
 		if p.userinfoURL == "" {
 			return upstream.Identity{}, fmt.Errorf("oidc: refresh at %q returned no id_token and there is no userinfo endpoint: %w", c.cfg.Issuer, upstream.ErrInvalidToken)
 		}
-		if err := getJSON(ctx, c.client, p.userinfoURL, tok.AccessToken, &claims); err != nil {
+		if err := fetch.GetJSON(ctx, c.client, p.userinfoURL, tok.AccessToken, &claims); err != nil {
 			return upstream.Identity{}, err
 		}
 	}

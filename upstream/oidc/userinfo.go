@@ -6,6 +6,7 @@ import (
 	"maps"
 
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/internal/fetch"
 )
 
 var _ upstream.IdentityCompleter = (*Connector)(nil)
@@ -33,7 +34,7 @@ func (c *Connector) CompleteIdentity(ctx context.Context, accessToken string, id
 		return id, nil
 	}
 	var info map[string]any
-	err = getJSON(ctx, c.client, p.userinfoURL, accessToken, &info)
+	err = fetch.GetJSON(ctx, c.client, p.userinfoURL, accessToken, &info)
 	if errors.Is(err, upstream.ErrInvalidToken) {
 		return id, nil
 	}

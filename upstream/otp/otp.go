@@ -1,43 +1,19 @@
-// Package otp is the emailed one-time-code connector: it normalises email
-// addresses, makes codes and hands them to a Mailer. It keeps no state; the
-// broker stores each challenge (as a keyed hash) and checks attempts.
+// Package otp is the emailed one-time-code connector: it makes codes and
+// hands them to a Mailer, for addresses upstream.NormalizeEmail accepted.
+// It keeps no state; the broker stores each challenge (as a keyed hash)
+// and checks attempts.
 package otp
 
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net/mail"
-	"strings"
 )
 
 // CodeLength is the number of digits in a code.
 const CodeLength = 6
-
-// ErrInvalidEmail is returned by NormalizeEmail for anything that is not a
-// single plain address.
-var ErrInvalidEmail = errors.New("otp: not an email address")
-
-// NormalizeEmail trims and lower-cases an address and rejects what is not a
-// bare address (display names, several addresses, missing domain).
-func NormalizeEmail(s string) (string, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if s == "" || len(s) > 254 {
-		return "", ErrInvalidEmail
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
-		return "", ErrInvalidEmail
-	}
-	at := strings.LastIndexByte(s, '@')
-	if at <= 0 || at == len(s)-1 || !strings.Contains(s[at+1:], ".") || strings.ContainsAny(s, " \t\r\n<>\"") {
-		return "", ErrInvalidEmail
-	}
-	return s, nil
-}
 
 // NewCode returns a uniformly random code of CodeLength digits from crypto/rand.
 func NewCode() (string, error) {

@@ -22,6 +22,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/idbroker/broker/upstream"
 )
 
 // SMTPConfig configures an SMTPMailer.
@@ -322,15 +324,15 @@ func (s *SMTPMailer) compose(m Message, now time.Time) ([]byte, error) {
 // nothing that could add a header or a recipient.
 func plainAddress(s string) error {
 	if s == "" || len(s) > 254 || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
-		return ErrInvalidEmail
+		return upstream.ErrInvalidEmail
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s || strings.ContainsAny(s, "<>\",;") {
-		return ErrInvalidEmail
+		return upstream.ErrInvalidEmail
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at <= 0 || at == len(s)-1 {
-		return ErrInvalidEmail
+		return upstream.ErrInvalidEmail
 	}
 	return nil
 }

@@ -2,10 +2,10 @@
 // (AuthKit), which is not an OpenID Connect provider: logins go through
 // its authorize endpoint and POST /user_management/authenticate, and its
 // access tokens are JWTs verified against the client's JWKS at
-// /sso/jwks/<client_id> with the rate-limited key set of upstream/oidc.
+// /sso/jwks/<client_id> with the rate-limited key set of upstream/jwks.
 //
 // The subject is the WorkOS user id. The package imports no other package
-// of the project but upstream and upstream/oidc.
+// of the project but upstream and upstream/jwks: never another connector.
 package workos
 
 import (
@@ -25,7 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/idbroker/broker/upstream"
-	"github.com/idbroker/broker/upstream/oidc"
+	"github.com/idbroker/broker/upstream/jwks"
 )
 
 // DefaultBaseURL is WorkOS's API.
@@ -73,7 +73,7 @@ type Config struct {
 type Connector struct {
 	cfg      Config
 	client   *http.Client
-	keys     *oidc.RemoteKeySet
+	keys     *jwks.RemoteKeySet
 	verifier *gooidc.IDTokenVerifier
 }
 
@@ -90,8 +90,8 @@ func New(cfg Config) (*Connector, error) {
 		return nil, errors.New("workos: connector has no id")
 	case cfg.ClientID == "" || cfg.APIKey == "":
 		return nil, fmt.Errorf("workos: connector %q needs a client id and an API key", cfg.ID)
-	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > oidc.MaxMaxClockSkew:
-		return nil, fmt.Errorf("workos: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, oidc.MaxMaxClockSkew)
+	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > upstream.MaxMaxClockSkew:
+		return nil, fmt.Errorf("workos: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, upstream.MaxMaxClockSkew)
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("workos: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
 	}
@@ -103,15 +103,15 @@ func New(cfg Config) (*Connector, error) {
 		cfg.AccessTokenIssuer = cfg.BaseURL + "/user_management/" + cfg.ClientID
 	}
 	if cfg.MaxClockSkew == 0 {
-		cfg.MaxClockSkew = oidc.DefaultMaxClockSkew
+		cfg.MaxClockSkew = upstream.DefaultMaxClockSkew
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: oidc.DefaultHTTPTimeout}
+		cfg.HTTPClient = &http.Client{Timeout: upstream.DefaultHTTPTimeout}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	keys := oidc.NewRemoteKeySet(cfg.BaseURL+"/sso/jwks/"+url.PathEscape(cfg.ClientID), oidc.KeySetConfig{
+	keys := jwks.NewRemoteKeySet(cfg.BaseURL+"/sso/jwks/"+url.PathEscape(cfg.ClientID), jwks.KeySetConfig{
 		HTTPClient:         cfg.HTTPClient,
 		MinRefreshInterval: cfg.MinKeyRefreshInterval,
 		Timeout:            cfg.Timeout,
@@ -292,7 +292,8 @@ func (c *Connector) authenticate(ctx context.Context, grant map[string]string, i
 	if err != nil {
 		return upstream.Identity{}, err
 	}
-	email := strings.ToLower(strings.TrimSpace(a.User.Email))
+	// An address that does not normalise is no address, and not verified.
+	email, _ := upstream.NormalizeEmail(a.User.Email)
 	return upstream.Identity{
 		ConnectorID:   c.cfg.ID,
 		Subject:       a.User.ID,
@@ -330,10 +331,11 @@ func (c *Connector) impersonation(a authentication, claims map[string]any) (*ups
 	if a.Impersonator != nil {
 		imp.Email, imp.Reason = a.Impersonator.Email, a.Impersonator.Reason
 	}
-	imp.Email = strings.ToLower(strings.TrimSpace(imp.Email))
+	named := imp.Email
+	imp.Email, _ = upstream.NormalizeEmail(imp.Email)
 	switch {
 	case imp.Email == "":
-		return nil, fmt.Errorf("workos: impersonator without an email: %w", upstream.ErrInvalidToken)
+		return nil, fmt.Errorf("workos: impersonator without an email (named %q): %w", named, upstream.ErrInvalidToken)
 	case fromToken != "" && !strings.EqualFold(fromToken, imp.Email):
 		return nil, fmt.Errorf("workos: impersonator %q, but the access token's act names %q: %w", imp.Email, fromToken, upstream.ErrInvalidToken)
 	case !c.cfg.AllowImpersonation:

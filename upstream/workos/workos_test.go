@@ -237,3 +237,35 @@ func TestLogin_ImpersonationRefusedUnlessAllowed(t *testing.T) {
 		t.Errorf("the user's own login: impersonation %+v, err %v", id.Impersonation, err)
 	}
 }
+
+// A WorkOS address that upstream.NormalizeEmail refuses is no address, and
+// so never verified.
+func TestLogin_EmailThatDoesNotNormaliseIsDropped(t *testing.T) {
+	f := testenv.NewWorkOS(t)
+	c := newConnector(t, f)
+	u := carol
+	u.Email = "Carol <carol@example.com>"
+	f.SetNextUser(u)
+
+	id, err := login(t, c, newLoginState())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != carol.Sub || id.Email != "" || id.EmailVerified {
+		t.Errorf("identity = %+v, want carol without an email", id)
+	}
+}
+
+// An impersonator whose address does not normalise is no one the broker
+// can name: the login is refused, as for an impersonator without one.
+func TestLogin_ImpersonatorEmailThatDoesNotNormaliseIsRefused(t *testing.T) {
+	f := testenv.NewWorkOS(t)
+	c := newConnector(t, f, func(c *workos.Config) { c.AllowImpersonation = true })
+	impersonated := carol
+	impersonated.Impersonator, impersonated.ImpersonationReason = "support@vendor", "ticket 4711"
+	f.SetNextUser(impersonated)
+
+	if _, err := login(t, c, newLoginState()); !errors.Is(err, upstream.ErrInvalidToken) {
+		t.Fatalf("err = %v, want ErrInvalidToken", err)
+	}
+}

@@ -1,4 +1,4 @@
-package oidc
+package fetch
 
 import (
 	"context"
@@ -20,14 +20,14 @@ const (
 	RetryBackoff = 5 * time.Second
 )
 
-// sharedAttempt makes one attempt at a time at something every caller
+// Attempt makes one attempt at a time at something every caller
 // needs from an upstream (its discovery document, its keys). Callers that
 // arrive while an attempt runs wait for it and share its outcome, and a
 // failure stays the outcome for RetryBackoff, so with the upstream down or
 // hung no caller queues behind another's attempt or waits out a timeout of
 // its own: each waits at most for the one attempt running, which timeout
 // bounds.
-type sharedAttempt struct {
+type Attempt struct {
 	what    string        // what is attempted, for errors
 	timeout time.Duration // bounds one attempt
 	now     func() time.Time
@@ -38,30 +38,32 @@ type sharedAttempt struct {
 	failedAt time.Time  // when it failed
 }
 
-// attempt is one run of a sharedAttempt's function.
+// attempt is one run of an Attempt's function.
 type attempt struct {
 	done chan struct{} // closed once err is set
 	err  error
 }
 
-func newSharedAttempt(what string, timeout time.Duration, now func() time.Time) *sharedAttempt {
+// NewAttempt returns an Attempt at what (named in errors), each run bounded
+// by timeout (DefaultTimeout when not positive) and clocked by now.
+func NewAttempt(what string, timeout time.Duration, now func() time.Time) *Attempt {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &sharedAttempt{what: what, timeout: timeout, now: now}
+	return &Attempt{what: what, timeout: timeout, now: now}
 }
 
-// do returns the outcome of fn: of the attempt running already, or of one
+// Do returns the outcome of fn: of the attempt running already, or of one
 // it starts, or, within RetryBackoff of a failed attempt, that failure
 // without another attempt. fn runs detached from ctx's cancellation (it
 // keeps its values) and bounded by the timeout, so a caller that gives up
 // (a browser closing its tab) does not fail the others. A caller whose
 // ctx ends first stops waiting with an error wrapping
 // upstream.ErrUnavailable; the attempt goes on for the others.
-func (s *sharedAttempt) do(ctx context.Context, fn func(context.Context) error) error {
+func (s *Attempt) Do(ctx context.Context, fn func(context.Context) error) error {
 	s.mu.Lock()
 	if age := s.now().Sub(s.failedAt); s.running == nil && s.err != nil && age < RetryBackoff {
-		err := fmt.Errorf("oidc: %s failed %s ago, not tried again before %s: %w", s.what, age.Round(time.Millisecond), RetryBackoff, s.err)
+		err := fmt.Errorf("upstream: %s failed %s ago, not tried again before %s: %w", s.what, age.Round(time.Millisecond), RetryBackoff, s.err)
 		s.mu.Unlock()
 		return err
 	}
@@ -77,11 +79,11 @@ func (s *sharedAttempt) do(ctx context.Context, fn func(context.Context) error) 
 	case <-a.done:
 		return a.err
 	case <-ctx.Done():
-		return fmt.Errorf("oidc: gave up waiting for %s: %w: %w", s.what, context.Cause(ctx), upstream.ErrUnavailable)
+		return fmt.Errorf("upstream: gave up waiting for %s: %w: %w", s.what, context.Cause(ctx), upstream.ErrUnavailable)
 	}
 }
 
-func (s *sharedAttempt) run(ctx context.Context, a *attempt, fn func(context.Context) error) {
+func (s *Attempt) run(ctx context.Context, a *attempt, fn func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	err := fn(ctx)

@@ -1,12 +1,10 @@
-package oidc
+package jwks
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -14,21 +12,18 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/internal/fetch"
 )
 
 // DefaultMinKeyRefreshInterval is how often, at most, a RemoteKeySet
 // fetches its JWKS when tokens name key ids it does not hold.
 const DefaultMinKeyRefreshInterval = 30 * time.Second
 
-// asymmetricAlgs are the only algorithms any token may be signed with.
-// "none" and the HMAC algorithms are absent on purpose: an upstream's
-// tokens are verified with its public keys, never a shared secret.
-var asymmetricAlgs = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512,
-	jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512,
-	jose.EdDSA,
-}
+// Defaults for KeySetConfig, and how long a failed fetch is the answer.
+const (
+	DefaultTimeout = fetch.DefaultTimeout
+	RetryBackoff   = fetch.RetryBackoff
+)
 
 // KeySetConfig configures a RemoteKeySet.
 type KeySetConfig struct {
@@ -63,7 +58,7 @@ type RemoteKeySet struct {
 	client      *http.Client
 	minInterval time.Duration
 	now         func() time.Time
-	fetches     *sharedAttempt
+	fetches     *fetch.Attempt
 
 	mu        sync.Mutex // guards the fields below
 	keys      []jose.JSONWebKey
@@ -88,7 +83,7 @@ func NewRemoteKeySet(jwksURL string, cfg KeySetConfig) *RemoteKeySet {
 	if ks.now == nil {
 		ks.now = time.Now
 	}
-	ks.fetches = newSharedAttempt(fmt.Sprintf("keys from %q", jwksURL), cfg.Timeout, ks.now)
+	ks.fetches = fetch.NewAttempt(fmt.Sprintf("keys from %q", jwksURL), cfg.Timeout, ks.now)
 	return ks
 }
 
@@ -96,9 +91,9 @@ func NewRemoteKeySet(jwksURL string, cfg KeySetConfig) *RemoteKeySet {
 // it directly: it checks only the signature.
 func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([]byte, error) {
 	// Tokens are compact JWS; the JSON serialization is never accepted.
-	jws, err := jose.ParseSignedCompact(rawToken, asymmetricAlgs)
+	jws, err := ParseCompact(rawToken)
 	if err != nil {
-		return nil, fmt.Errorf("oidc: malformed or unacceptable token: %w: %w", err, upstream.ErrInvalidToken)
+		return nil, fmt.Errorf("jwks: malformed or unacceptable token: %w: %w", err, upstream.ErrInvalidToken)
 	}
 	payload, err := ks.VerifyJWS(ctx, jws)
 	if err != nil {
@@ -124,11 +119,11 @@ func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([
 // upstream publishes the algorithm, are the caller's.
 func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("oidc: token has %d signatures, want 1: %w", len(jws.Signatures), upstream.ErrInvalidToken)
+		return nil, fmt.Errorf("jwks: token has %d signatures, want 1: %w", len(jws.Signatures), upstream.ErrInvalidToken)
 	}
 	header := jws.Signatures[0].Header
-	if !slices.Contains(asymmetricAlgs, jose.SignatureAlgorithm(header.Algorithm)) {
-		return nil, fmt.Errorf("oidc: token algorithm %q not accepted: %w", header.Algorithm, upstream.ErrInvalidToken)
+	if !Asymmetric(jose.SignatureAlgorithm(header.Algorithm)) {
+		return nil, fmt.Errorf("jwks: token algorithm %q not accepted: %w", header.Algorithm, upstream.ErrInvalidToken)
 	}
 	keys := ks.cached(header.KeyID)
 	if len(keys) == 0 {
@@ -145,7 +140,7 @@ func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignatur
 			return payload, nil
 		}
 	}
-	return nil, fmt.Errorf("oidc: no key %q verifies the %s signature: %w", header.KeyID, header.Algorithm, upstream.ErrInvalidToken)
+	return nil, fmt.Errorf("jwks: no key %q verifies the %s signature: %w", header.KeyID, header.Algorithm, upstream.ErrInvalidToken)
 }
 
 // Verify verifies rawToken with v, which must have been built over ks, and
@@ -160,7 +155,7 @@ func (ks *RemoteKeySet) Verify(ctx context.Context, v *gooidc.IDTokenVerifier, r
 	case failure.err != nil:
 		return nil, failure.err
 	case err != nil:
-		return nil, fmt.Errorf("oidc: token rejected: %w: %w", err, upstream.ErrInvalidToken)
+		return nil, fmt.Errorf("jwks: token rejected: %w: %w", err, upstream.ErrInvalidToken)
 	}
 	return tok, nil
 }
@@ -196,7 +191,7 @@ func matching(keys []jose.JSONWebKey, kid string) []jose.JSONWebKey {
 // fetch is under way share it instead of fetching again.
 func (ks *RemoteKeySet) refresh(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
 	if ks.due() {
-		if err := ks.fetches.do(ctx, ks.fetchIfDue); err != nil {
+		if err := ks.fetches.Do(ctx, ks.fetchIfDue); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +201,7 @@ func (ks *RemoteKeySet) refresh(ctx context.Context, kid string) ([]jose.JSONWeb
 	if found := matching(keys, kid); len(found) > 0 {
 		return found, nil
 	}
-	return nil, fmt.Errorf("oidc: unknown key id %q (keys from %q fetched %s ago): %w",
+	return nil, fmt.Errorf("jwks: unknown key id %q (keys from %q fetched %s ago): %w",
 		kid, ks.url, ks.now().Sub(last).Round(time.Millisecond), upstream.ErrInvalidToken)
 }
 
@@ -241,7 +236,7 @@ func (ks *RemoteKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := getJSON(ctx, ks.client, ks.url, "", &set); err != nil {
+	if err := fetch.GetJSON(ctx, ks.client, ks.url, "", &set); err != nil {
 		return nil, err
 	}
 	var keys []jose.JSONWebKey
@@ -256,41 +251,7 @@ func (ks *RemoteKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("oidc: no usable signing keys at %q: %w", ks.url, upstream.ErrUnavailable)
+		return nil, fmt.Errorf("jwks: no usable signing keys at %q: %w", ks.url, upstream.ErrUnavailable)
 	}
 	return keys, nil
-}
-
-// getJSON GETs url (with a bearer token when given) and decodes the JSON
-// answer into v. Transport failures, timeouts, 429 and 5xx are
-// upstream.ErrUnavailable; 401 and 403 are upstream.ErrInvalidToken.
-func getJSON(ctx context.Context, client *http.Client, url, bearer string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("oidc: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("oidc: GET %q: %w: %w", url, err, upstream.ErrUnavailable)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("oidc: GET %q: reading body: %w: %w", url, err, upstream.ErrUnavailable)
-	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("oidc: GET %q: %s: %w", url, resp.Status, upstream.ErrInvalidToken)
-	default:
-		return fmt.Errorf("oidc: GET %q: %s: %w", url, resp.Status, upstream.ErrUnavailable)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("oidc: GET %q: decoding: %w: %w", url, err, upstream.ErrUnavailable)
-	}
-	return nil
 }

@@ -1,0 +1,94 @@
+package keys_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/idbroker/broker/internal/testenv"
+	"github.com/idbroker/broker/keys"
+)
+
+const tokenLabel = "idbroker upstream refresh token"
+
+func newEnvelope(t *testing.T, label string, keks ...[]byte) *keys.Envelope {
+	t.Helper()
+	e, err := keys.NewEnvelope(label, keks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// During a rotation of the root secret the new key seals and both open;
+// once the old key is dropped, what only it sealed no longer opens.
+func TestEnvelope_FirstKeySealsEveryKeyOpens(t *testing.T) {
+	old, next := newKEK(t), newKEK(t)
+	before := newEnvelope(t, tokenLabel, old)
+	during := newEnvelope(t, tokenLabel, next, old)
+	after := newEnvelope(t, tokenLabel, next)
+
+	sealedBefore, err := before.Seal([]byte("refresh-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedDuring, err := during.Seal([]byte("refresh-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		e      *keys.Envelope
+		sealed []byte
+		want   string
+		is     error
+	}{
+		"old seal, both keys": {during, sealedBefore, "refresh-1", nil},
+		"new seal, both keys": {during, sealedDuring, "refresh-2", nil},
+		"new seal, new key":   {after, sealedDuring, "refresh-2", nil},
+		"old seal, new key":   {after, sealedBefore, "", keys.ErrUnknownKEK},
+		"new seal, old key":   {before, sealedDuring, "", keys.ErrUnknownKEK},
+	} {
+		got, err := tc.e.Open(tc.sealed)
+		if string(got) != tc.want || !errors.Is(err, tc.is) {
+			t.Errorf("%s: %q, %v; want %q, %v", name, got, err, tc.want, tc.is)
+		}
+	}
+}
+
+// Upstream refresh tokens sealed before the envelope (nonce ‖ ciphertext,
+// no additional data) still open, under the current key or an old one.
+func TestEnvelope_OpensWhatTheBrokerSealedBeforeIt(t *testing.T) {
+	old, next := newKEK(t), newKEK(t)
+	bare := func(key []byte, plaintext string) []byte { return testenv.BareSeal(t, key, []byte(plaintext)) }
+	e := newEnvelope(t, tokenLabel, next, old)
+	for _, key := range [][]byte{next, old} {
+		if got, err := e.Open(bare(key, "stored-refresh")); err != nil || string(got) != "stored-refresh" {
+			t.Errorf("bare ciphertext: %q, %v", got, err)
+		}
+	}
+	if got, err := newEnvelope(t, tokenLabel, next).Open(bare(old, "stored-refresh")); err == nil {
+		t.Errorf("bare ciphertext under a dropped key opened: %q", got)
+	}
+}
+
+func TestEnvelope_RefusesTamperingAndAnotherLabel(t *testing.T) {
+	kek := newKEK(t)
+	e := newEnvelope(t, tokenLabel, kek)
+	sealed, err := e.Seal([]byte("refresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), sealed...)
+	flipped[len(flipped)-1] ^= 1
+	if got, err := e.Open(flipped); !errors.Is(err, keys.ErrTampered) {
+		t.Errorf("flipped bit: %q, %v; want ErrTampered", got, err)
+	}
+	if got, err := newEnvelope(t, "something else", kek).Open(sealed); !errors.Is(err, keys.ErrTampered) {
+		t.Errorf("another label: %q, %v; want ErrTampered", got, err)
+	}
+	if _, err := keys.NewEnvelope(tokenLabel, [][]byte{kek[:16]}); err == nil {
+		t.Error("a 16-byte key was accepted")
+	}
+	if _, err := keys.NewEnvelope(tokenLabel, nil); err == nil {
+		t.Error("an envelope without keys was accepted")
+	}
+}
