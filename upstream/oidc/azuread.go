@@ -58,8 +58,8 @@ type AzureConfig struct {
 // xms_edov: true (an optional claim the application must request). With
 // no email claim, preferred_username stands in as an unverified email.
 func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
-	if cfg.Tenant == "" {
-		return nil, fmt.Errorf("oidc: azuread connector %q has no tenant", cfg.ID)
+	if err := cfg.Validate(cfg.ID); err != nil {
+		return nil, err
 	}
 	if cfg.AuthorityURL == "" {
 		cfg.AuthorityURL = DefaultAzureAuthority

@@ -88,12 +88,11 @@ func New(cfg Config) (*Connector, error) {
 	switch {
 	case cfg.ID == "":
 		return nil, errors.New("workos: connector has no id")
-	case cfg.ClientID == "" || cfg.APIKey == "":
-		return nil, fmt.Errorf("workos: connector %q needs a client id and an API key", cfg.ID)
-	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > oidc.MaxMaxClockSkew:
-		return nil, fmt.Errorf("workos: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, oidc.MaxMaxClockSkew)
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("workos: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
+	}
+	if err := cfg.Validate(cfg.ID); err != nil {
+		return nil, err
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
