@@ -12,7 +12,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/storage"
-	"github.com/idbroker/broker/upstream/legacy"
+	"github.com/idbroker/broker/upstream"
+	"github.com/idbroker/broker/upstream/otp"
+	"github.com/idbroker/broker/upstream/registry"
 	"github.com/idbroker/broker/web"
 	"gopkg.in/yaml.v3"
 )
@@ -89,96 +91,124 @@ type OTPConfig struct {
 	MaxAttempts int           `yaml:"maxAttempts"`
 }
 
-// ConnectorConfig is one upstream. Which fields apply depends on Type.
+// ConnectorConfig is one upstream: the settings every connector has, and
+// Config, its type's own, decoded by upstream/registry.
 type ConnectorConfig struct {
-	ID         string   `yaml:"id"`
-	Type       string   `yaml:"type"` // otp, oidc, auth0, azuread, workos, legacy
-	Name       string   `yaml:"name"`
-	Domains    []string `yaml:"domains"`
-	TrustEmail bool     `yaml:"trustEmail"`
+	ID   string `yaml:"id"`
+	Type string `yaml:"type"` // a registry type: otp, oidc, auth0, azuread, workos, legacy
+	Name string `yaml:"name"`
+	// Domains send an email-first login for them to this connector.
+	Domains []string `yaml:"domains"`
 	// Timeout bounds what one request waits on this upstream, all its
 	// calls there together: discovery, keys, token endpoint, userinfo,
 	// WorkOS authenticate, a legacy service's validation (default
 	// upstream/oidc.DefaultTimeout, at most MaxUpstreamTimeout). Past it
 	// the request is answered 503.
 	Timeout time.Duration `yaml:"timeout"`
-
-	// oidc, auth0, azuread
-	Issuer            string       `yaml:"issuer"`
-	ClientID          string       `yaml:"clientID"`
-	ClientSecret      string       `yaml:"clientSecret"`
-	Scopes            []string     `yaml:"scopes"`
-	Claims            ClaimMapping `yaml:"claims"`
-	Userinfo          bool         `yaml:"userinfo"`
-	ExchangeAudiences []string     `yaml:"exchangeAudiences"`
-	Audience          string       `yaml:"audience"` // auth0: the API audience requested at login
-	Organization      string       `yaml:"organization"`
-	Tenant            string       `yaml:"tenant"`
-	AllowedTenants    []string     `yaml:"allowedTenants"`
-	Authority         string       `yaml:"authority"`
-	// AcceptV1Tokens (azuread) accepts Entra ID v1.0 access tokens for
-	// exchange, with the checks of v2.0 ones; V1Authority is where their
-	// issuers live (https://sts.windows.net, the public cloud's, when
-	// empty).
-	AcceptV1Tokens bool   `yaml:"acceptV1Tokens"`
-	V1Authority    string `yaml:"v1Authority"`
 	// RecheckInterval is how old an upstream check may be before a broker
 	// refresh asks the upstream again (default 1h).
 	RecheckInterval time.Duration `yaml:"recheckInterval"`
-
-	// workos
-	APIKey            string `yaml:"apiKey"`
-	BaseURL           string `yaml:"baseURL"`
-	AccessTokenIssuer string `yaml:"accessTokenIssuer"`
-	// AllowImpersonation lets a WorkOS dashboard member's impersonation
-	// of a user sign in; the tokens then carry act naming them. Refused
-	// when false.
-	AllowImpersonation bool `yaml:"allowImpersonation"`
-
-	// otp
-	Mailer MailerConfig `yaml:"mailer"`
-
-	// legacy: a platform's own session service, whose opaque tokens are
-	// exchanged (connector=<id>) by calling ValidateURL. clientID and
-	// clientSecret, when set, go to it as HTTP Basic authentication.
-	ValidateURL string       `yaml:"validateURL"`
-	Method      string       `yaml:"method"`  // GET or POST (default)
-	TokenIn     string       `yaml:"tokenIn"` // header:<Name> (default header:X-User-Token), bearer, body:<field>, form:<field>
-	Fields      LegacyFields `yaml:"fields"`
-	// CacheTTL is how long an answer is reused, so that a session ended
-	// at the service stays accepted here that long (default 30s;
-	// negative turns the cache off). CacheSize bounds it (default 10000).
-	CacheTTL  time.Duration `yaml:"cacheTTL"`
-	CacheSize int           `yaml:"cacheSize"`
+	// Config is the type's own settings (in YAML, the entry's other
+	// keys): *oidc.Config, *oidc.Auth0Config, *oidc.AzureConfig,
+	// *workos.Config, *otp.Config or *legacy.Config. Nil means the type's
+	// zero settings.
+	Config upstream.Config `yaml:"-"`
 }
 
-// LegacyFields name the fields of a legacy validation answer; a dotted
-// name is a path into nested objects.
-type LegacyFields struct {
-	UserID string `yaml:"userId"` // the platform UUID (default userId)
-	Email  string `yaml:"email"`  // default email
-	Name   string `yaml:"name"`   // default name
-	// EmailVerified names a boolean field vouching for the email. Without
-	// it no email from the service counts as verified.
-	EmailVerified string `yaml:"emailVerified"`
+// commonConnectorKeys are ConnectorConfig's own keys; the entry's others
+// are its type's.
+var commonConnectorKeys = []string{"id", "type", "name", "domains", "timeout", "recheckInterval"}
+
+// UnmarshalYAML decodes the common keys, then hands the others to the
+// registry, which decodes them strictly into the type's Config. An error
+// names the connector id and the setting.
+func (cc *ConnectorConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a connector is a mapping of its settings", n.Line)
+	}
+	budget := 1000
+	pairs, err := mergedPairs(n, &budget)
+	if err != nil {
+		return fmt.Errorf("line %d: connector: %w", n.Line, err)
+	}
+	var id string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i].Value == "id" && pairs[i+1].Kind == yaml.ScalarNode {
+			id = pairs[i+1].Value
+		}
+	}
+	common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	own := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	type plain ConnectorConfig // without this method
+	for i := 0; i+1 < len(pairs); i += 2 {
+		key := pairs[i].Value
+		if !slices.Contains(commonConnectorKeys, key) {
+			own.Content = append(own.Content, pairs[i], pairs[i+1])
+			continue
+		}
+		one := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: pairs[i : i+2]}
+		if err := one.Decode(new(plain)); err != nil {
+			msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n  ")
+			return fmt.Errorf("connector %q: %s: %s", id, key, msg)
+		}
+		common.Content = append(common.Content, pairs[i], pairs[i+1])
+	}
+	var c plain
+	if err := common.Decode(&c); err != nil {
+		return fmt.Errorf("connector %q: %w", id, err)
+	}
+	cfg, err := registry.DecodeYAML(c.Type, own)
+	if err != nil {
+		return fmt.Errorf("connector %q: %w", id, err)
+	}
+	c.Config = cfg
+	*cc = ConnectorConfig(c)
+	return nil
 }
 
-// ClaimMapping names the upstream claims that carry each attribute.
-type ClaimMapping struct {
-	Email         string `yaml:"email"`
-	EmailVerified string `yaml:"emailVerified"`
-	Name          string `yaml:"name"`
-	Org           string `yaml:"org"`
-}
-
-// MailerConfig configures how one-time codes are delivered.
-type MailerConfig struct {
-	Type     string `yaml:"type"` // log or smtp
-	Addr     string `yaml:"addr"`
-	From     string `yaml:"from"`
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	TLS      string `yaml:"tls"` // starttls (default), implicit, none
+// mergedPairs are a mapping's keys and values with YAML merge keys
+// ("<<: *base") expanded: a key written in the mapping wins over a
+// merged one, and an earlier merged mapping over a later one. *budget
+// bounds the pairs merged, against aliases that multiply.
+func mergedPairs(n *yaml.Node, budget *int) ([]*yaml.Node, error) {
+	var own, merged []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!merge" {
+			own = append(own, k, v)
+			continue
+		}
+		sources := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			sources = v.Content
+		}
+		for _, src := range sources {
+			if src.Kind == yaml.AliasNode && src.Alias != nil {
+				src = src.Alias
+			}
+			if *budget -= len(src.Content); *budget < 0 || src == n {
+				return nil, errors.New("merges too much")
+			}
+			if src.Kind != yaml.MappingNode {
+				return nil, errors.New("merges what is not a mapping")
+			}
+			pairs, err := mergedPairs(src, budget)
+			if err != nil {
+				return nil, err
+			}
+			merged = append(merged, pairs...)
+		}
+	}
+	out := own
+	for i := 0; i+1 < len(merged); i += 2 {
+		if !slices.ContainsFunc(out, func(k *yaml.Node) bool { return k.Value == merged[i].Value }) {
+			out = append(out, merged[i], merged[i+1])
+		}
+	}
+	return out, nil
 }
 
 // ClientConfig is a client defined in the configuration file.
@@ -333,7 +363,7 @@ func DevelopmentConfig(issuer, addr string) Config {
 		HTTP:    HTTPConfig{Addr: addr},
 		Storage: StorageConfig{Type: "memory"},
 		Connectors: []ConnectorConfig{
-			{ID: "otp", Type: "otp", Name: "Email code", Mailer: MailerConfig{Type: "log"}},
+			{ID: "otp", Type: "otp", Name: "Email code", Config: &otp.Config{Mailer: otp.MailerConfig{Type: "log"}}},
 		},
 		Clients: []ClientConfig{
 			{ID: DevClientID, Name: "Development client", Public: true,
@@ -458,25 +488,22 @@ func (c *Config) Validate() error {
 		if cc.ID == serviceConnector {
 			return fmt.Errorf("config: connector id %q is reserved for machine clients' service users", cc.ID)
 		}
-		if !slices.Contains(connectorTypes, cc.Type) {
-			return fmt.Errorf("config: connector %q: type %q is not one of %s", cc.ID, cc.Type, strings.Join(connectorTypes, ", "))
-		}
 		if cc.Timeout < 0 {
 			return fmt.Errorf("config: connector %q: timeout %s is negative", cc.ID, cc.Timeout)
 		}
 		if cc.Timeout > MaxUpstreamTimeout {
 			return fmt.Errorf("config: connector %q: timeout %s is longer than %s", cc.ID, cc.Timeout, MaxUpstreamTimeout)
 		}
-		if cc.Type == "legacy" {
-			if err := validateLegacy(cc); err != nil {
-				return err
-			}
+		cfg, err := cc.settings()
+		if err != nil {
+			return fmt.Errorf("config: connector %q: %w", cc.ID, err)
 		}
-		if cc.AllowImpersonation && cc.Type != "workos" {
-			return fmt.Errorf("config: connector %q: allowImpersonation applies only to workos connectors", cc.ID)
+		if cc.Type == "legacy" && len(cc.Domains) > 0 {
+			// It has no login page to send an email's domain to.
+			return fmt.Errorf("config: connector %q: a legacy connector only verifies tokens for exchange; domains do not apply", cc.ID)
 		}
-		if (cc.AcceptV1Tokens || cc.V1Authority != "") && cc.Type != "azuread" {
-			return fmt.Errorf("config: connector %q: acceptV1Tokens and v1Authority apply only to azuread connectors", cc.ID)
+		if err := cfg.Validate(cc.ID); err != nil {
+			return fmt.Errorf("config: %w", err)
 		}
 	}
 	clientIDs := map[string]bool{}
@@ -599,19 +626,19 @@ func checkRedirectURI(raw string) error {
 	return nil
 }
 
-var connectorTypes = []string{"otp", "oidc", "auth0", "azuread", "workos", "legacy"}
-
-// validateLegacy checks a legacy connector by building it: legacy.New
-// makes no call, and its rules are then the file's, stated once.
-func validateLegacy(cc ConnectorConfig) error {
-	if len(cc.Domains) > 0 {
-		// It has no login page to send an email's domain to.
-		return fmt.Errorf("config: connector %q: a legacy connector only verifies tokens for exchange; domains do not apply", cc.ID)
+// settings returns the connector's own settings, the type's zero ones
+// when Config is nil, after checking they are of its type.
+func (cc ConnectorConfig) settings() (upstream.Config, error) {
+	if cc.Config == nil {
+		return registry.New(cc.Type)
 	}
-	if _, err := legacy.New(legacyConfig(cc, nil, nil)); err != nil {
-		return fmt.Errorf("config: %w", err)
+	if _, err := registry.New(cc.Type); err != nil {
+		return nil, err
 	}
-	return nil
+	if got := registry.TypeOf(cc.Config); got != cc.Type {
+		return nil, fmt.Errorf("settings %T are not those of type %q", cc.Config, cc.Type)
+	}
+	return cc.Config, nil
 }
 
 // validateActor checks one ClientConfig.Actors entry.

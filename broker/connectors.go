@@ -12,10 +12,8 @@ import (
 
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
-	"github.com/idbroker/broker/upstream/legacy"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
 	"github.com/idbroker/broker/upstream/otp"
-	"github.com/idbroker/broker/upstream/workos"
 	"github.com/idbroker/broker/web"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -68,83 +66,26 @@ func neverRechecked(conn upstream.Connector) string {
 	return "the connector cannot refresh"
 }
 
+// newConnector opens cc through its type's Config. The one otp connector
+// also becomes the broker's one-time-code flow.
 func (b *Broker) newConnector(ctx context.Context, cc ConnectorConfig, o Options) (upstream.Connector, error) {
-	claims := upoidc.ClaimMapping{Email: cc.Claims.Email, EmailVerified: cc.Claims.EmailVerified, Name: cc.Claims.Name, Org: cc.Claims.Org}
-	switch cc.Type {
-	case "otp":
+	cfg, err := cc.settings()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cfg.Open(ctx, cc.ID, upstream.Deps{
+		HTTPClient: o.HTTPClient, Clock: o.Clock, Logger: b.log, Timeout: cc.Timeout, Mailer: o.Mailer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if oc, ok := conn.(*otp.Connector); ok {
 		if b.otp != nil {
 			return nil, errors.New("only one otp connector may be configured")
 		}
-		mailer, err := b.mailerFor(cc, o)
-		if err != nil {
-			return nil, err
-		}
-		b.otp = otp.New(cc.ID, mailer)
-		return b.otp, nil
-	case "oidc":
-		return upoidc.New(ctx, upoidc.Config{
-			ID: cc.ID, Issuer: cc.Issuer, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
-			Scopes: cc.Scopes, TrustEmail: cc.TrustEmail, Claims: claims, UseUserinfo: cc.Userinfo,
-			ExchangeAudiences: cc.ExchangeAudiences, HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
-		})
-	case "auth0":
-		return upoidc.NewAuth0(ctx, upoidc.Auth0Config{
-			ID: cc.ID, Issuer: cc.Issuer, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret,
-			Scopes: cc.Scopes, TrustEmail: cc.TrustEmail, Audience: cc.Audience,
-			ExchangeAudiences: cc.ExchangeAudiences, Organization: cc.Organization, Claims: claims,
-			UseUserinfo: cc.Userinfo, HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
-		})
-	case "azuread":
-		return upoidc.NewAzureAD(ctx, upoidc.AzureConfig{
-			ID: cc.ID, Tenant: cc.Tenant, AllowedTenants: cc.AllowedTenants, ClientID: cc.ClientID,
-			ClientSecret: cc.ClientSecret, Scopes: cc.Scopes, TrustEmail: cc.TrustEmail,
-			ExchangeAudiences: cc.ExchangeAudiences, AuthorityURL: cc.Authority,
-			AcceptV1Tokens: cc.AcceptV1Tokens, V1AuthorityURL: cc.V1Authority,
-			HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
-		})
-	case "workos":
-		return workos.New(workos.Config{
-			ID: cc.ID, ClientID: cc.ClientID, APIKey: cc.APIKey, BaseURL: cc.BaseURL,
-			AccessTokenIssuer: cc.AccessTokenIssuer, TrustEmail: cc.TrustEmail,
-			Organization: cc.Organization, AllowImpersonation: cc.AllowImpersonation,
-			HTTPClient: o.HTTPClient, Timeout: cc.Timeout, Clock: o.Clock,
-		})
-	case "legacy":
-		return legacy.New(legacyConfig(cc, o.HTTPClient, o.Clock))
+		b.otp = oc
 	}
-	return nil, fmt.Errorf("type %q is not supported", cc.Type)
-}
-
-// legacyConfig is a legacy connector's configuration; client and clock
-// are nil when it is only being validated.
-func legacyConfig(cc ConnectorConfig, client *http.Client, clock func() time.Time) legacy.Config {
-	return legacy.Config{
-		ID: cc.ID, ValidateURL: cc.ValidateURL, Method: cc.Method, TokenIn: cc.TokenIn,
-		Fields: legacy.Fields{UserID: cc.Fields.UserID, Email: cc.Fields.Email, Name: cc.Fields.Name,
-			EmailVerified: cc.Fields.EmailVerified},
-		Timeout: cc.Timeout, ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, TrustEmail: cc.TrustEmail,
-		CacheTTL: cc.CacheTTL, CacheSize: cc.CacheSize, HTTPClient: client, Clock: clock,
-	}
-}
-
-func (b *Broker) mailerFor(cc ConnectorConfig, o Options) (otp.Mailer, error) {
-	switch cc.Mailer.Type {
-	case "", "log":
-		if o.Mailer != nil {
-			return o.Mailer, nil
-		}
-		return otp.LogMailer{Logger: b.log}, nil
-	case "smtp":
-		return otp.NewSMTPMailer(otp.SMTPConfig{
-			Addr:     cc.Mailer.Addr,
-			From:     cc.Mailer.From,
-			Username: cc.Mailer.Username,
-			Password: cc.Mailer.Password,
-			TLS:      cc.Mailer.TLS,
-		})
-	default:
-		return nil, fmt.Errorf("mailer type %q is not supported", cc.Mailer.Type)
-	}
+	return conn, nil
 }
 
 // connectorButtons are the upstream connectors offered on the login page,

@@ -13,6 +13,7 @@ import (
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage/memory"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
 // BenchmarkExchange measures one token exchange of an Auth0 access token
@@ -27,9 +28,10 @@ func BenchmarkExchange(b *testing.B) {
 			cfg := broker.DevelopmentConfig(issuer, "127.0.0.1:0")
 			cfg.Keys.AccessTokenAlgorithm = alg
 			cfg.Connectors = append(cfg.Connectors, broker.ConnectorConfig{
-				ID: "auth0", Type: "auth0", Name: "Auth0", Issuer: auth0.Issuer,
-				ClientID: auth0.ClientID, ClientSecret: auth0.ClientSecret,
-				ExchangeAudiences: []string{apiAudience}, RecheckInterval: time.Hour,
+				ID: "auth0", Type: "auth0", Name: "Auth0", RecheckInterval: time.Hour,
+				Config: &upoidc.Auth0Config{Issuer: auth0.Issuer,
+					ClientID: auth0.ClientID, ClientSecret: auth0.ClientSecret,
+					ExchangeAudiences: []string{apiAudience}},
 			})
 			cfg.Clients = append(cfg.Clients, broker.ClientConfig{
 				ID: exchangerID, Secret: exchangerSecret,

@@ -15,6 +15,7 @@ import (
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
 // The exchanging clients and what they may ask for.
@@ -59,9 +60,10 @@ func withExchange(c *broker.Config, o *broker.Options) {
 		switch cc := &c.Connectors[i]; cc.ID {
 		case "auth0":
 			// The API, and the client id so Auth0 ID tokens exchange too.
-			cc.ExchangeAudiences = []string{apiAudience, cc.ClientID}
+			a0 := cc.Config.(*upoidc.Auth0Config)
+			a0.ExchangeAudiences = []string{apiAudience, a0.ClientID}
 		case "entra":
-			cc.ExchangeAudiences = []string{azureAPI}
+			cc.Config.(*upoidc.AzureConfig).ExchangeAudiences = []string{azureAPI}
 		}
 	}
 }

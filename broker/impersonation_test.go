@@ -13,6 +13,7 @@ import (
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream/workos"
 )
 
 // tokenClaims reads a token the broker signed, after checking its
@@ -54,7 +55,7 @@ func TestLogin_WorkOSImpersonation(t *testing.T) {
 		u := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) {
 			for i := range c.Connectors {
 				if c.Connectors[i].ID == "workos" {
-					c.Connectors[i].AllowImpersonation = true
+					c.Connectors[i].Config.(*workos.Config).AllowImpersonation = true
 					// Shorter than the fake's five-minute access
 					// tokens, which the re-check verifies on the
 					// broker's advanced clock.
@@ -126,9 +127,9 @@ func TestLogin_WorkOSImpersonation(t *testing.T) {
 		}
 	})
 
-	cfg := broker.DevelopmentConfig("http://localhost:8080", ":8080")
-	cfg.Connectors = append(cfg.Connectors, broker.ConnectorConfig{ID: "a0", Type: "auth0", Issuer: "https://t.example/", ClientID: "c", AllowImpersonation: true})
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "allowImpersonation") {
+	// An auth0 connector's settings have no allowImpersonation to set.
+	_, err := broker.ParseConfig([]byte("connectors:\n  - {id: a0, type: auth0, issuer: https://t.example/, clientID: c, allowImpersonation: true}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "allowImpersonation") {
 		t.Errorf("allowImpersonation on an auth0 connector: %v", err)
 	}
 }

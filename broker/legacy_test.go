@@ -13,6 +13,7 @@ import (
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
 	"github.com/idbroker/broker/storage/postgres/pgtest"
+	"github.com/idbroker/broker/upstream/legacy"
 )
 
 // legacyID is the legacy connector's id in these tests: the platform's own
@@ -39,9 +40,9 @@ func newLegacyEnv(t *testing.T, opts ...envOption) *legacyEnv {
 	f := testenv.NewLegacy(t)
 	withLegacy := func(c *broker.Config, o *broker.Options) {
 		c.Connectors = append(c.Connectors, broker.ConnectorConfig{
-			ID: legacyID, Type: "legacy", Name: legacyID, ValidateURL: f.ValidateURL,
-			TrustEmail: true, Fields: broker.LegacyFields{EmailVerified: "emailVerified"},
-			Timeout: 300 * time.Millisecond, CacheTTL: legacyTTL,
+			ID: legacyID, Type: "legacy", Name: legacyID, Timeout: 300 * time.Millisecond,
+			Config: &legacy.Config{ValidateURL: f.ValidateURL,
+				TrustEmail: true, Fields: legacy.Fields{EmailVerified: "emailVerified"}, CacheTTL: legacyTTL},
 		})
 	}
 	u := newUpstreams(t, nil, append([]envOption{withExchange, withLegacy}, opts...)...)
@@ -300,12 +301,12 @@ connectors:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := c.Connectors[1]
-	if cc.ValidateURL != "https://platform-api.internal/public/auth/validate" || cc.Method != "POST" || cc.TokenIn != "header:X-User-Token" ||
-		cc.Fields != (broker.LegacyFields{UserID: "userId", Email: "email", Name: "name", EmailVerified: "emailVerified"}) ||
-		cc.Timeout != 2*time.Second || cc.CacheTTL != 30*time.Second || cc.CacheSize != 5000 ||
-		cc.ClientID != "broker" || cc.ClientSecret != "s3cret" || !cc.TrustEmail {
-		t.Errorf("parsed %+v", cc)
+	cc, lc := c.Connectors[1], c.Connectors[1].Config.(*legacy.Config)
+	if lc.ValidateURL != "https://platform-api.internal/public/auth/validate" || lc.Method != "POST" || lc.TokenIn != "header:X-User-Token" ||
+		lc.Fields != (legacy.Fields{UserID: "userId", Email: "email", Name: "name", EmailVerified: "emailVerified"}) ||
+		cc.Timeout != 2*time.Second || lc.CacheTTL != 30*time.Second || lc.CacheSize != 5000 ||
+		lc.ClientID != "broker" || lc.ClientSecret != "s3cret" || !lc.TrustEmail {
+		t.Errorf("parsed %+v %+v", cc, lc)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"no validateURL", "    trustEmail: true\n", "validate URL"},

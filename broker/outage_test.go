@@ -322,7 +322,7 @@ func TestConfig_UpstreamTimeoutIsBounded(t *testing.T) {
 	} {
 		cfg := broker.DevelopmentConfig("http://localhost:8080", ":8080")
 		cfg.Connectors = append(cfg.Connectors, broker.ConnectorConfig{ID: "auth0", Type: "auth0",
-			Issuer: "https://tenant.auth0.com/", ClientID: "abc", Timeout: tc.timeout})
+			Config: &upoidc.Auth0Config{Issuer: "https://tenant.auth0.com/", ClientID: "abc"}, Timeout: tc.timeout})
 		if err := cfg.Validate(); (err == nil) != tc.ok {
 			t.Errorf("timeout %s: err %v, want ok %v", tc.timeout, err, tc.ok)
 		}

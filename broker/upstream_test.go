@@ -12,6 +12,7 @@ import (
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
+	"github.com/idbroker/broker/upstream/workos"
 )
 
 // upstreams is a broker with a fake Auth0, Entra ID and WorkOS behind it.
@@ -31,15 +32,18 @@ func newUpstreams(t *testing.T, prepare func(*upstreams), opts ...envOption) *up
 	}
 	withConnectors := func(c *broker.Config, o *broker.Options) {
 		c.Connectors = append(c.Connectors,
-			broker.ConnectorConfig{ID: "auth0", Type: "auth0", Name: "Auth0", Issuer: u.auth0.Issuer,
-				ClientID: u.auth0.ClientID, ClientSecret: u.auth0.ClientSecret, TrustEmail: true,
-				Scopes: []string{"openid", "email", "profile", "offline_access"}, Domains: []string{"corp.example.com"}},
-			broker.ConnectorConfig{ID: "entra", Type: "azuread", Name: "Microsoft", Tenant: "organizations",
-				Authority: u.azure.URL, ClientID: u.azure.ClientID, ClientSecret: u.azure.ClientSecret,
-				TrustEmail: true, Domains: []string{"contoso.example"}},
-			broker.ConnectorConfig{ID: "workos", Type: "workos", Name: "WorkOS", ClientID: u.workos.ClientID,
-				APIKey: u.workos.APIKey, BaseURL: u.workos.URL, AccessTokenIssuer: u.workos.AccessTokenIssuer,
-				TrustEmail: true, Domains: []string{"acme.example"}},
+			broker.ConnectorConfig{ID: "auth0", Type: "auth0", Name: "Auth0", Domains: []string{"corp.example.com"},
+				Config: &upoidc.Auth0Config{Issuer: u.auth0.Issuer,
+					ClientID: u.auth0.ClientID, ClientSecret: u.auth0.ClientSecret, TrustEmail: true,
+					Scopes: []string{"openid", "email", "profile", "offline_access"}}},
+			broker.ConnectorConfig{ID: "entra", Type: "azuread", Name: "Microsoft", Domains: []string{"contoso.example"},
+				Config: &upoidc.AzureConfig{Tenant: "organizations",
+					AuthorityURL: u.azure.URL, ClientID: u.azure.ClientID, ClientSecret: u.azure.ClientSecret,
+					TrustEmail: true}},
+			broker.ConnectorConfig{ID: "workos", Type: "workos", Name: "WorkOS", Domains: []string{"acme.example"},
+				Config: &workos.Config{ClientID: u.workos.ClientID,
+					APIKey: u.workos.APIKey, BaseURL: u.workos.URL, AccessTokenIssuer: u.workos.AccessTokenIssuer,
+					TrustEmail: true}},
 		)
 		for i := range c.Connectors {
 			if c.Connectors[i].RecheckInterval == 0 {
@@ -310,7 +314,7 @@ func TestLogin_UntrustedVerifiedEmailIsNotPlanted(t *testing.T) {
 	u := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) {
 		for i := range c.Connectors {
 			if c.Connectors[i].ID == "auth0" {
-				c.Connectors[i].TrustEmail = false
+				c.Connectors[i].Config.(*upoidc.Auth0Config).TrustEmail = false
 			}
 		}
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
 // An Auth0 access token names no email, so a first contact by exchange
@@ -71,10 +72,11 @@ func TestExchange_EntraV1AccessTokens(t *testing.T) {
 		return func(c *broker.Config, o *broker.Options) {
 			for i := range c.Connectors {
 				if cc := &c.Connectors[i]; cc.ID == "entra" {
-					cc.AcceptV1Tokens = accept
-					cc.V1Authority = ""
+					az := cc.Config.(*upoidc.AzureConfig)
+					az.AcceptV1Tokens = accept
+					az.V1AuthorityURL = ""
 					if accept {
-						cc.V1Authority = strings.TrimSuffix(c.Connectors[i].Authority, "/")
+						az.V1AuthorityURL = strings.TrimSuffix(az.AuthorityURL, "/")
 					}
 				}
 			}
@@ -91,7 +93,7 @@ func TestExchange_EntraV1AccessTokens(t *testing.T) {
 		u := newExchange(t, entra(true), func(c *broker.Config, o *broker.Options) {
 			for i := range c.Connectors {
 				if c.Connectors[i].ID == "entra" {
-					c.Connectors[i].AllowedTenants = []string{testenvTenantA}
+					c.Connectors[i].Config.(*upoidc.AzureConfig).AllowedTenants = []string{testenvTenantA}
 				}
 			}
 		})
@@ -123,9 +125,9 @@ func TestExchange_EntraV1AccessTokens(t *testing.T) {
 		}
 	})
 
-	cfg := broker.DevelopmentConfig("http://localhost:8080", ":8080")
-	cfg.Connectors = append(cfg.Connectors, broker.ConnectorConfig{ID: "a0", Type: "auth0", Issuer: "https://t.example/", ClientID: "c", AcceptV1Tokens: true})
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "acceptV1Tokens") {
+	// An auth0 connector's settings have no acceptV1Tokens to set.
+	_, err := broker.ParseConfig([]byte("connectors:\n  - {id: a0, type: auth0, issuer: https://t.example/, clientID: c, acceptV1Tokens: true}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "acceptV1Tokens") {
 		t.Errorf("acceptV1Tokens on an auth0 connector: %v", err)
 	}
 }
@@ -141,13 +143,16 @@ func TestRefresh_DefaultScopesAllowUpstreamRecheck(t *testing.T) {
 	u := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) {
 		var auth0Issuer string
 		for i := range c.Connectors {
-			c.Connectors[i].Scopes = nil
-			if c.Connectors[i].ID == "auth0" {
-				auth0Issuer = c.Connectors[i].Issuer
+			switch cfg := c.Connectors[i].Config.(type) {
+			case *upoidc.Auth0Config:
+				cfg.Scopes = nil
+				auth0Issuer = cfg.Issuer
+			case *upoidc.AzureConfig:
+				cfg.Scopes = nil
 			}
 		}
 		c.Connectors = append(c.Connectors, broker.ConnectorConfig{ID: "no-offline", Type: "oidc",
-			Issuer: auth0Issuer, ClientID: "other-client", Scopes: []string{"openid", "email"}})
+			Config: &upoidc.Config{Issuer: auth0Issuer, ClientID: "other-client", Scopes: []string{"openid", "email"}}})
 	})
 	// Both log in before the clock moves: the fakes sign with the real
 	// time, the broker checks on its test clock.

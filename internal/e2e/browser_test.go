@@ -23,6 +23,7 @@ import (
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage/memory"
+	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
 // TestBrowser_LoginPages runs e2e/login.spec.mjs in headless Chromium:
@@ -61,9 +62,9 @@ func TestBrowser_LoginPages(t *testing.T) {
 	cfg := broker.DevelopmentConfig(issuer, lis.Addr().String())
 	cfg.Branding = broker.BrandingConfig{ProductName: "Acme Cloud", PrimaryColor: "#5b3fd1", SupportURL: "https://support.example.com/"}
 	cfg.Connectors = append(cfg.Connectors, broker.ConnectorConfig{
-		ID: "auth0", Type: "auth0", Name: "Corp SSO", Issuer: auth0.Issuer, ClientID: auth0.ClientID,
-		ClientSecret: auth0.ClientSecret, TrustEmail: true, Domains: []string{"corp.example.com"},
-		Scopes: []string{"openid", "email", "profile"}, RecheckInterval: time.Hour,
+		ID: "auth0", Type: "auth0", Name: "Corp SSO", Domains: []string{"corp.example.com"}, RecheckInterval: time.Hour,
+		Config: &upoidc.Auth0Config{Issuer: auth0.Issuer, ClientID: auth0.ClientID,
+			ClientSecret: auth0.ClientSecret, TrustEmail: true, Scopes: []string{"openid", "email", "profile"}},
 	})
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -49,54 +49,54 @@ const maxTokenSize = 8 << 10
 
 // Config configures a legacy connector.
 type Config struct {
-	ID string
+	ID string `yaml:"-" json:"-"`
 	// ValidateURL is the legacy service's validation endpoint, e.g.
 	// https://platform-api/public/auth/validate (http or https).
-	ValidateURL string
+	ValidateURL string `yaml:"validateURL" json:"validateURL"`
 	// Method is GET or POST; DefaultMethod when empty.
-	Method string
+	Method string `yaml:"method" json:"method"`
 	// TokenIn says where the token goes: "header:<Name>" (DefaultTokenIn
 	// when empty), "bearer" (Authorization: Bearer), "body:<field>" (a
 	// JSON object) or "form:<field>" (a form; body and form need POST).
 	// Never the query string, which ends up in access logs.
-	TokenIn string
+	TokenIn string `yaml:"tokenIn" json:"tokenIn"`
 	// Fields name the answer's fields.
-	Fields Fields
+	Fields Fields `yaml:"fields" json:"fields"`
 	// Timeout bounds one call to the legacy service; DefaultTimeout when
 	// zero.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"-" json:"-"`
 	// ClientID and ClientSecret, when set, are sent as HTTP Basic
 	// authentication with every call (so they cannot be combined with
 	// a token in the Authorization header).
-	ClientID     string
-	ClientSecret string
-	TrustEmail   bool
+	ClientID     string `yaml:"clientID" json:"clientID"`
+	ClientSecret string `yaml:"clientSecret" json:"clientSecret"`
+	TrustEmail   bool   `yaml:"trustEmail" json:"trustEmail"`
 	// CacheTTL is how long a successful answer is reused:
 	// DefaultCacheTTL when zero, no caching when negative. A session
 	// ended at the legacy service stays accepted here for up to
 	// CacheTTL.
-	CacheTTL time.Duration
+	CacheTTL time.Duration `yaml:"cacheTTL" json:"cacheTTL"`
 	// CacheSize is the most answers kept; DefaultCacheSize when zero.
-	CacheSize int
+	CacheSize int `yaml:"cacheSize" json:"cacheSize"`
 	// HTTPClient makes every call; http.DefaultTransport when nil. The
 	// connector uses a copy that follows no redirect (a redirect would
 	// carry the token to wherever it points) and keeps no cookies
 	// (they would mix sessions of different users).
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-" json:"-"`
 	// Clock is time.Now when nil; it dates cache entries.
-	Clock func() time.Time
+	Clock func() time.Time `yaml:"-" json:"-"`
 }
 
 // Fields are the names of the answer's fields. A name with dots is a path
 // into nested objects ("user.id"); a field name that itself contains a
 // dot cannot be named.
 type Fields struct {
-	UserID string // "userId" when empty; must be a UUID
-	Email  string // "email" when empty
-	Name   string // "name" when empty
+	UserID string `yaml:"userId" json:"userId"` // "userId" when empty; must be a UUID
+	Email  string `yaml:"email" json:"email"`   // "email" when empty
+	Name   string `yaml:"name" json:"name"`     // "name" when empty
 	// EmailVerified is a boolean field saying the email is verified.
 	// When empty no email from this service is verified.
-	EmailVerified string
+	EmailVerified string `yaml:"emailVerified" json:"emailVerified"`
 }
 
 // Connector is a legacy session service upstream. It implements

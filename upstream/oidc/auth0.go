@@ -13,32 +13,32 @@ import (
 
 // Auth0Config configures an Auth0 connector.
 type Auth0Config struct {
-	ID string
+	ID string `yaml:"-" json:"-"`
 	// Issuer is the tenant, https://tenant.auth0.com/ or a custom domain.
 	// Auth0 writes it with a trailing slash; one is added if missing.
-	Issuer       string
-	ClientID     string
-	ClientSecret string
-	Scopes       []string // as Config.Scopes
-	TrustEmail   bool
+	Issuer       string   `yaml:"issuer" json:"issuer"`
+	ClientID     string   `yaml:"clientID" json:"clientID"`
+	ClientSecret string   `yaml:"clientSecret" json:"clientSecret"`
+	Scopes       []string `yaml:"scopes" json:"scopes"` // as Config.Scopes
+	TrustEmail   bool     `yaml:"trustEmail" json:"trustEmail"`
 	// Audience is an API identifier. It is requested at login, so Auth0
 	// issues a JWT access token, and accepted for token exchange.
-	Audience string
+	Audience string `yaml:"audience" json:"audience"`
 	// ExchangeAudiences are further audiences accepted for token exchange
 	// (the client id, to accept ID tokens).
-	ExchangeAudiences []string
+	ExchangeAudiences []string `yaml:"exchangeAudiences" json:"exchangeAudiences"`
 	// Organization, when set, is requested at login and every token's
 	// org_id must equal it.
-	Organization string
+	Organization string `yaml:"organization" json:"organization"`
 	// Claims as Config.Claims; Org defaults to org_id. Namespaced custom
 	// claims ("https://example.com/email") can be named.
-	Claims                ClaimMapping
-	UseUserinfo           bool
-	HTTPClient            *http.Client
-	Timeout               time.Duration // as Config.Timeout
-	Clock                 func() time.Time
-	MaxClockSkew          time.Duration
-	MinKeyRefreshInterval time.Duration
+	Claims                ClaimMapping     `yaml:"claims" json:"claims"`
+	UseUserinfo           bool             `yaml:"userinfo" json:"userinfo"`
+	HTTPClient            *http.Client     `yaml:"-" json:"-"`
+	Timeout               time.Duration    `yaml:"-" json:"-"` // as Config.Timeout
+	Clock                 func() time.Time `yaml:"-" json:"-"`
+	MaxClockSkew          time.Duration    `yaml:"-" json:"-"`
+	MinKeyRefreshInterval time.Duration    `yaml:"-" json:"-"`
 }
 
 // NewAuth0 returns a connector for an Auth0 tenant. Auth0 access tokens

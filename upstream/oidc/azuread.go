@@ -20,34 +20,34 @@ const DefaultAzureV1Authority = "https://sts.windows.net"
 
 // AzureConfig configures an Entra ID (Azure AD) v2.0 connector.
 type AzureConfig struct {
-	ID string
+	ID string `yaml:"-" json:"-"`
 	// Tenant is a tenant id, or "organizations" or "common" for any
 	// tenant (narrowed by AllowedTenants).
-	Tenant string
+	Tenant string `yaml:"tenant" json:"tenant"`
 	// AllowedTenants, for a multi-tenant connector, are the tenant ids
 	// accepted; any tenant when empty.
-	AllowedTenants    []string
-	ClientID          string
-	ClientSecret      string
-	Scopes            []string // as Config.Scopes
-	TrustEmail        bool
-	ExchangeAudiences []string // as Config.ExchangeAudiences
+	AllowedTenants    []string `yaml:"allowedTenants" json:"allowedTenants"`
+	ClientID          string   `yaml:"clientID" json:"clientID"`
+	ClientSecret      string   `yaml:"clientSecret" json:"clientSecret"`
+	Scopes            []string `yaml:"scopes" json:"scopes"` // as Config.Scopes
+	TrustEmail        bool     `yaml:"trustEmail" json:"trustEmail"`
+	ExchangeAudiences []string `yaml:"exchangeAudiences" json:"exchangeAudiences"` // as Config.ExchangeAudiences
 	// AuthorityURL is DefaultAzureAuthority when empty.
-	AuthorityURL string
+	AuthorityURL string `yaml:"authority" json:"authority"`
 	// AcceptV1Tokens accepts v1.0 access tokens for exchange (an API
 	// whose manifest leaves accessTokenAcceptedVersion at 1 gets them,
 	// whichever endpoint the caller used), with the checks of v2.0 ones:
 	// the tenant allowed, iss the v1.0 issuer of the token's tid, the
 	// same keys and audiences. Logins are v2.0 whatever this says.
-	AcceptV1Tokens bool
+	AcceptV1Tokens bool `yaml:"acceptV1Tokens" json:"acceptV1Tokens"`
 	// V1AuthorityURL is where v1.0 issuers live:
 	// DefaultAzureV1Authority when empty (sovereign clouds differ).
-	V1AuthorityURL        string
-	HTTPClient            *http.Client
-	Timeout               time.Duration // as Config.Timeout
-	Clock                 func() time.Time
-	MaxClockSkew          time.Duration
-	MinKeyRefreshInterval time.Duration
+	V1AuthorityURL        string           `yaml:"v1Authority" json:"v1Authority"`
+	HTTPClient            *http.Client     `yaml:"-" json:"-"`
+	Timeout               time.Duration    `yaml:"-" json:"-"` // as Config.Timeout
+	Clock                 func() time.Time `yaml:"-" json:"-"`
+	MaxClockSkew          time.Duration    `yaml:"-" json:"-"`
+	MinKeyRefreshInterval time.Duration    `yaml:"-" json:"-"`
 }
 
 // NewAzureAD returns a connector for Entra ID v2.0.
@@ -58,8 +58,8 @@ type AzureConfig struct {
 // xms_edov: true (an optional claim the application must request). With
 // no email claim, preferred_username stands in as an unverified email.
 func NewAzureAD(ctx context.Context, cfg AzureConfig) (*Connector, error) {
-	if cfg.Tenant == "" {
-		return nil, fmt.Errorf("oidc: azuread connector %q has no tenant", cfg.ID)
+	if err := cfg.Validate(cfg.ID); err != nil {
+		return nil, err
 	}
 	if cfg.AuthorityURL == "" {
 		cfg.AuthorityURL = DefaultAzureAuthority

@@ -49,46 +49,66 @@ const (
 
 // Config configures a generic OpenID Connect connector.
 type Config struct {
-	ID     string // connector id
-	Issuer string // exactly as the upstream writes it in tokens
+	ID     string `yaml:"-" json:"-"`           // connector id
+	Issuer string `yaml:"issuer" json:"issuer"` // exactly as the upstream writes it in tokens
 	// ClientID and ClientSecret are the broker's credentials at the
 	// upstream.
-	ClientID     string
-	ClientSecret string
+	ClientID     string `yaml:"clientID" json:"clientID"`
+	ClientSecret string `yaml:"clientSecret" json:"clientSecret"`
 	// Scopes requested at login; DefaultScopes when empty. openid is
 	// always sent. Without offline_access the upstream issues no refresh
 	// token, and the broker can never re-check the user there.
-	Scopes []string
+	Scopes []string `yaml:"scopes" json:"scopes"`
 	// TrustEmail: a verified email from this upstream may link to an
 	// existing user. The connector only reports it.
-	TrustEmail bool
+	TrustEmail bool `yaml:"trustEmail" json:"trustEmail"`
 	// Claims names the claims the identity is read from.
-	Claims ClaimMapping
+	Claims ClaimMapping `yaml:"claims" json:"claims"`
 	// UseUserinfo fetches the userinfo endpoint after login and lets its
 	// claims complete the ID token's (its sub must match).
-	UseUserinfo bool
+	UseUserinfo bool `yaml:"userinfo" json:"userinfo"`
 	// ExchangeAudiences are the audiences a token must carry (one is
 	// enough) to be accepted for token exchange. Empty: VerifyToken
 	// refuses every token.
-	ExchangeAudiences []string
+	ExchangeAudiences []string `yaml:"exchangeAudiences" json:"exchangeAudiences"`
 	// HTTPClient makes every upstream call; a client with a
 	// DefaultHTTPTimeout timeout when nil.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-" json:"-"`
 	// Timeout bounds one attempt at discovery or at fetching the keys;
 	// DefaultTimeout when zero. Such an attempt is shared by every call
 	// that needs it while it runs (see Connector), so it is not bounded
 	// by any one caller's context. Everything else a call waits for is
 	// bounded by the caller's context and HTTPClient.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"-" json:"-"`
 	// Clock is time.Now when nil.
-	Clock func() time.Time
+	Clock func() time.Time `yaml:"-" json:"-"`
 	// MaxClockSkew is the leeway on expiry (and, for token exchange, on
 	// nbf and iat; see Connector.VerifyToken); DefaultMaxClockSkew when
 	// zero, at most MaxMaxClockSkew.
-	MaxClockSkew time.Duration
+	MaxClockSkew time.Duration `yaml:"-" json:"-"`
 	// MinKeyRefreshInterval rate-limits JWKS fetches on unknown key ids;
 	// DefaultMinKeyRefreshInterval when zero.
-	MinKeyRefreshInterval time.Duration
+	MinKeyRefreshInterval time.Duration `yaml:"-" json:"-"`
+}
+
+// check is what newConnector refuses before it builds anything.
+func (cfg Config) check() error {
+	switch {
+	case cfg.ID == "":
+		return errors.New("oidc: connector has no id")
+	case cfg.Issuer == "":
+		return fmt.Errorf("oidc: connector %q has no issuer", cfg.ID)
+	case cfg.ClientID == "":
+		return fmt.Errorf("oidc: connector %q has no client id", cfg.ID)
+	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > MaxMaxClockSkew:
+		return fmt.Errorf("oidc: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, MaxMaxClockSkew)
+	case cfg.Timeout < 0:
+		return fmt.Errorf("oidc: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
+	}
+	if u, err := url.Parse(cfg.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("oidc: connector %q: issuer %q is not an absolute URL", cfg.ID, cfg.Issuer)
+	}
+	return nil
 }
 
 // ClaimMapping names the claims an identity is read from. A name is looked
@@ -96,10 +116,10 @@ type Config struct {
 // "https://example.com/org" work), then as a dotted path into nested
 // objects ("address.email").
 type ClaimMapping struct {
-	Email         string // default "email"
-	EmailVerified string // default "email_verified"
-	Name          string // default "name"
-	Org           string // none by default
+	Email         string `yaml:"email" json:"email"`                 // default "email"
+	EmailVerified string `yaml:"emailVerified" json:"emailVerified"` // default "email_verified"
+	Name          string `yaml:"name" json:"name"`                   // default "name"
+	Org           string `yaml:"org" json:"org"`                     // none by default
 }
 
 // Connector is an OpenID Connect upstream. It implements
@@ -175,20 +195,8 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 }
 
 func newConnector(ctx context.Context, cfg Config, d dialect) (*Connector, error) {
-	switch {
-	case cfg.ID == "":
-		return nil, errors.New("oidc: connector has no id")
-	case cfg.Issuer == "":
-		return nil, fmt.Errorf("oidc: connector %q has no issuer", cfg.ID)
-	case cfg.ClientID == "":
-		return nil, fmt.Errorf("oidc: connector %q has no client id", cfg.ID)
-	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > MaxMaxClockSkew:
-		return nil, fmt.Errorf("oidc: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, MaxMaxClockSkew)
-	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("oidc: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
-	}
-	if u, err := url.Parse(cfg.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("oidc: connector %q: issuer %q is not an absolute URL", cfg.ID, cfg.Issuer)
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if len(cfg.Scopes) == 0 {
 		cfg.Scopes = slices.Clone(DefaultScopes)

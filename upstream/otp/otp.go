@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+
+	"github.com/idbroker/broker/upstream"
 )
 
 // CodeLength is the number of digits in a code.
@@ -25,16 +27,10 @@ func NewCode() (string, error) {
 }
 
 // Message is one code to deliver.
-type Message struct {
-	To      string
-	Code    string
-	Product string // shown in the subject and body
-}
+type Message = upstream.CodeMessage
 
 // Mailer delivers codes.
-type Mailer interface {
-	SendCode(ctx context.Context, m Message) error
-}
+type Mailer = upstream.CodeMailer
 
 // LogMailer writes codes to a log instead of mailing them. It is for the
 // development instance only: the code is a credential.

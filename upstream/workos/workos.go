@@ -33,38 +33,38 @@ const DefaultBaseURL = "https://api.workos.com"
 
 // Config configures a WorkOS connector.
 type Config struct {
-	ID       string
-	ClientID string
-	APIKey   string // sent as client_secret
+	ID       string `yaml:"-" json:"-"`
+	ClientID string `yaml:"clientID" json:"clientID"`
+	APIKey   string `yaml:"apiKey" json:"apiKey"` // sent as client_secret
 	// BaseURL is DefaultBaseURL when empty.
-	BaseURL string
+	BaseURL string `yaml:"baseURL" json:"baseURL"`
 	// AccessTokenIssuer is the iss every access token must carry; it
 	// varies between WorkOS setups (custom auth domains).
 	// BaseURL/user_management/<ClientID> when empty.
-	AccessTokenIssuer string
-	TrustEmail        bool
+	AccessTokenIssuer string `yaml:"accessTokenIssuer" json:"accessTokenIssuer"`
+	TrustEmail        bool   `yaml:"trustEmail" json:"trustEmail"`
 	// Organization, when set, is requested at login and the
 	// organization_id of every login must equal it.
-	Organization string
+	Organization string `yaml:"organization" json:"organization"`
 	// AllowImpersonation accepts a login by a WorkOS dashboard member
 	// impersonating the user (the answer names an impersonator, its
 	// access token carries act); the identity then says who
 	// (upstream.Identity.Impersonation). Refused with upstream.ErrDenied
 	// when false.
-	AllowImpersonation bool
+	AllowImpersonation bool `yaml:"allowImpersonation" json:"allowImpersonation"`
 	// HTTPClient makes every call; a client with a 10 s timeout when nil.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-" json:"-"`
 	// Timeout bounds one fetch of the keys, which every call waiting for
-	// it shares (oidc.RemoteKeySet); oidc.DefaultTimeout when zero. The
+	// it shares (jwks.RemoteKeySet); jwks.DefaultTimeout when zero. The
 	// other calls to WorkOS are bounded by the caller's context and
 	// HTTPClient.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"-" json:"-"`
 	// Clock is time.Now when nil.
-	Clock func() time.Time
+	Clock func() time.Time `yaml:"-" json:"-"`
 	// MaxClockSkew is the leeway on expiry: one minute when zero.
-	MaxClockSkew time.Duration
-	// MinKeyRefreshInterval as in oidc.KeySetConfig.
-	MinKeyRefreshInterval time.Duration
+	MaxClockSkew time.Duration `yaml:"-" json:"-"`
+	// MinKeyRefreshInterval as in jwks.KeySetConfig.
+	MinKeyRefreshInterval time.Duration `yaml:"-" json:"-"`
 }
 
 // Connector is a WorkOS User Management upstream. It implements
@@ -88,12 +88,11 @@ func New(cfg Config) (*Connector, error) {
 	switch {
 	case cfg.ID == "":
 		return nil, errors.New("workos: connector has no id")
-	case cfg.ClientID == "" || cfg.APIKey == "":
-		return nil, fmt.Errorf("workos: connector %q needs a client id and an API key", cfg.ID)
-	case cfg.MaxClockSkew < 0 || cfg.MaxClockSkew > upstream.MaxMaxClockSkew:
-		return nil, fmt.Errorf("workos: connector %q: clock skew %s outside [0, %s]", cfg.ID, cfg.MaxClockSkew, upstream.MaxMaxClockSkew)
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("workos: connector %q: timeout %s is negative", cfg.ID, cfg.Timeout)
+	}
+	if err := cfg.Validate(cfg.ID); err != nil {
+		return nil, err
 	}
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
