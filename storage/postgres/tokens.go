@@ -39,6 +39,33 @@ func scanFamily(row pgx.Row, extra ...any) (storage.RefreshFamily, error) {
 // see yet, and the family would come out live. A zero LastUsedAt is taken
 // to be CreatedAt, so the idle lifetime runs from creation. Durations are
 // kept to the microsecond.
+//
+// The family's session and user are read by the insert itself, FOR
+// SHARE, and the family is inserted only while the session (if it names
+// one) is live at CreatedAt and the user is there, enabled, and without
+// a revocation of their tokens at or after AuthTime (in whole seconds,
+// as AccessTokenUser judges). What ends them takes the same rows'
+// conflicting locks as its first statement: EndSession deletes the
+// session row, RevokeUserTokens and SetUserDisabled update the user row,
+// DeleteUser locks it FOR UPDATE; each revokes (or deletes) the families
+// in a later statement. Under READ COMMITTED, however the two overlap:
+//
+//   - The ending committed before the insert's snapshot: the insert does
+//     not see the session, or sees the user disabled or revoked, and
+//     inserts nothing (ErrRevoked).
+//   - The ending has locked the row but not committed when the insert
+//     reaches it: the insert's FOR SHARE waits for it, then re-reads the
+//     row's latest version (or finds it deleted) and re-checks its
+//     conditions on it, which fail: nothing inserted.
+//   - The insert locked the row first: the ending's first statement
+//     waits for the creation to commit or roll back; its later statement
+//     revoking the families takes its snapshot after that, so it sees the
+//     committed family and revokes it (or deletes it).
+//
+// There is no fourth case: both sides lock the same row, and the ending
+// revokes only after its lock is granted. A family whose session or user
+// row a slow creation locked keeps an SSO touch of the session, or a
+// login's update of the user, waiting until the creation commits.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
 	if f.ID == "" || len(tokenHash) == 0 {
 		return errors.New("postgres: create refresh family: empty id or token hash")
@@ -52,10 +79,21 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 		// The lock and the insert go in one round trip; the insert, a
 		// statement after the lock's, takes its snapshot once the lock
 		// is granted, so it sees every revocation committed before.
+		// The user's id is matched as a UUID, so the primary key is used;
+		// an id that is no UUID names no user.
 		var b pgx.Batch
 		b.Queue(lockGrant, grantLockClass, f.ID)
 		b.Queue(`
-			WITH fam AS (
+			WITH usr AS (
+				SELECT 1 FROM users u
+				WHERE u.id = CASE WHEN $3 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $3::uuid END
+					AND NOT u.disabled AND (u.tokens_revoked_at IS NULL OR u.tokens_revoked_at < $21)
+				FOR SHARE
+			), sess AS (
+				SELECT 1 FROM sessions s
+				WHERE s.id = $10 AND s.expires_at > $13 AND (s.idle_deadline IS NULL OR s.idle_deadline > $13)
+				FOR SHARE
+			), fam AS (
 				INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, auth_time, amr, idp, org, session_id,
 					upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked,
 					impersonator)
@@ -63,12 +101,15 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 					$11::bytea, $12::timestamptz, $13::timestamptz, $14::timestamptz, $15::timestamptz, $16::bigint, $17::timestamptz, $18::boolean,
 					$20::text
 				WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE id = $1)
+					AND EXISTS (SELECT 1 FROM usr)
+					AND ($10 = '' OR EXISTS (SELECT 1 FROM sess))
 				RETURNING id
 			)
 			INSERT INTO refresh_tokens (token_hash, family_id) SELECT $19, id FROM fam`,
 			f.ID, f.ClientID, f.UserID, f.Scopes, f.Audience, f.AuthTime, f.AMR, f.IDP, f.Org, f.SessionID,
 			f.UpstreamRefreshToken, f.UpstreamCheckedAt, f.CreatedAt, f.LastUsedAt, f.ExpiresAt,
-			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, tokenHash, f.Impersonator)
+			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, tokenHash, f.Impersonator,
+			f.AuthTime.Truncate(time.Second))
 		results := tx.SendBatch(ctx, &b)
 		_, err := results.Exec()
 		var tag pgconn.CommandTag
