@@ -40,32 +40,37 @@ func scanFamily(row pgx.Row, extra ...any) (storage.RefreshFamily, error) {
 // to be CreatedAt, so the idle lifetime runs from creation. Durations are
 // kept to the microsecond.
 //
-// The family's session and user are read by the insert itself, FOR
-// SHARE, and the family is inserted only while the session (if it names
-// one) is live at CreatedAt and the user is there, enabled, and without
-// a revocation of their tokens at or after AuthTime (in whole seconds,
-// as AccessTokenUser judges). What ends them takes the same rows'
-// conflicting locks as its first statement: EndSession deletes the
-// session row, RevokeUserTokens and SetUserDisabled update the user row,
-// DeleteUser locks it FOR UPDATE; each revokes (or deletes) the families
-// in a later statement. Under READ COMMITTED, however the two overlap:
+// The family's user and session rows are locked FOR SHARE (the user's by
+// lockFamilyUser, the session's by the insert itself), and the family is
+// inserted only while the session (if it names one) is live at CreatedAt
+// and the user is there, enabled, and without a revocation of their
+// tokens at or after AuthTime (in whole seconds, as AccessTokenUser
+// judges). What ends them takes a conflicting lock on the same row in its
+// first statement: EndSession deletes the session's row,
+// RevokeUserTokens and SetUserDisabled update the user's (FOR SHARE
+// conflicts with the FOR NO KEY UPDATE lock of an update, which FOR KEY
+// SHARE would not), DeleteUser locks it FOR UPDATE; each revokes (or
+// deletes) the families in a later statement. Under READ COMMITTED,
+// however the two overlap:
 //
-//   - The ending committed before the insert's snapshot: the insert does
-//     not see the session, or sees the user disabled or revoked, and
-//     inserts nothing (ErrRevoked).
-//   - The ending has locked the row but not committed when the insert
-//     reaches it: the insert's FOR SHARE waits for it, then re-reads the
-//     row's latest version (or finds it deleted) and re-checks its
-//     conditions on it, which fail: nothing inserted.
-//   - The insert locked the row first: the ending's first statement
+//   - The ending committed before the creation's lock statement: the
+//     creation does not see the session, or sees the user disabled,
+//     revoked or gone, and inserts nothing (ErrRevoked).
+//   - The ending has locked the row but not committed when the creation
+//     reaches it: the creation's FOR SHARE waits for it, then takes the
+//     row's latest version (or finds it deleted); the insert's check,
+//     made on that version, fails: nothing inserted.
+//   - The creation locked the row first: the ending's first statement
 //     waits for the creation to commit or roll back; its later statement
 //     revoking the families takes its snapshot after that, so it sees the
 //     committed family and revokes it (or deletes it).
 //
 // There is no fourth case: both sides lock the same row, and the ending
-// revokes only after its lock is granted. A family whose session or user
-// row a slow creation locked keeps an SSO touch of the session, or a
-// login's update of the user, waiting until the creation commits.
+// revokes only after its lock is granted. A slow creation keeps an SSO
+// touch of its session, or an update of its user, waiting until it
+// commits; and SetUserDisabled alone does not revoke a family created
+// just before it (the broker's disabling revokes the user's tokens next,
+// and a refresh refuses a disabled user).
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
 	if f.ID == "" || len(tokenHash) == 0 {
 		return errors.New("postgres: create refresh family: empty id or token hash")
@@ -76,19 +81,17 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "create refresh family", func(tx pgx.Tx) error {
-		// The lock and the insert go in one round trip; the insert, a
-		// statement after the lock's, takes its snapshot once the lock
-		// is granted, so it sees every revocation committed before.
-		// The user's id is matched as a UUID, so the primary key is used;
-		// an id that is no UUID names no user.
+		// The locks and the insert go in one round trip; the insert, a
+		// statement after the locks', takes its snapshot once they are
+		// granted, so it sees every revocation committed before.
 		var b pgx.Batch
 		b.Queue(lockGrant, grantLockClass, f.ID)
+		b.Queue(lockFamilyUser, f.UserID)
 		b.Queue(`
 			WITH usr AS (
 				SELECT 1 FROM users u
 				WHERE u.id = CASE WHEN $3 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $3::uuid END
 					AND NOT u.disabled AND (u.tokens_revoked_at IS NULL OR u.tokens_revoked_at < $21)
-				FOR SHARE
 			), sess AS (
 				SELECT 1 FROM sessions s
 				WHERE s.id = $10 AND s.expires_at > $13 AND (s.idle_deadline IS NULL OR s.idle_deadline > $13)
@@ -112,6 +115,9 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 			f.AuthTime.Truncate(time.Second))
 		results := tx.SendBatch(ctx, &b)
 		_, err := results.Exec()
+		if err == nil {
+			_, err = results.Exec()
+		}
 		var tag pgconn.CommandTag
 		if err == nil {
 			tag, err = results.Exec()
@@ -130,6 +136,18 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 		return nil
 	})
 }
+
+// lockFamilyUser locks the row of the user ($1) a family is being created
+// for, FOR SHARE, as a statement of its own before the insert locks the
+// session's row: a creation then takes the user's lock before the
+// session's, as DeleteUser does (the user FOR UPDATE, then their
+// sessions), and the two cannot deadlock. The insert after it reads the
+// user's row as it is now, since nothing can change it while it is
+// locked. The id is matched as a UUID, so the primary key is used; an id
+// that is no UUID names no user.
+const lockFamilyUser = `SELECT 1 FROM users
+	WHERE id = CASE WHEN $1 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $1::uuid END
+	FOR SHARE`
 
 // lockGrant takes a grant's transaction-scoped advisory lock, which
 // serializes the creation of its refresh family with its revocation
