@@ -249,7 +249,8 @@ func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string
 // newRefreshFamily starts a refresh family for g and returns its first
 // token. Each login starts its own family, so a second device never logs
 // out the first. A grant revoked already (its code was replayed while this
-// redemption was slow) gets no family: invalid_grant.
+// redemption was slow), or whose session ended or user's tokens were
+// revoked meanwhile (a logout, a disabling), gets no family: invalid_grant.
 func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh []byte) (string, error) {
 	now := b.now()
 	token := randomID()
@@ -273,7 +274,8 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 		IdleTimeout:          b.cfg.Tokens.RefreshIdleTTL,
 	}, b.refreshHash(token))
 	if errors.Is(err, storage.ErrRevoked) {
-		return "", b.invalidGrant(ctx, "authorization code already used; tokens issued for it are revoked", "client_id", g.clientID)
+		return "", b.invalidGrant(ctx, "the grant was revoked (its code used again, its session ended or its user's tokens revoked); sign in again",
+			"client_id", g.clientID, "sid", g.sessionID)
 	}
 	if err != nil {
 		return "", b.storeFailure(ctx, "create refresh family", err)

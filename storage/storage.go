@@ -461,6 +461,16 @@ type Tokens interface {
 	// revocation and a creation of one grant, however they overlap, leave
 	// no live family, so a code replayed while its first redemption is
 	// slow revokes what that redemption goes on to issue.
+	//
+	// Nor is a family stored, ErrRevoked too, under a session (a
+	// non-empty SessionID) that is gone or past its lifetime at
+	// CreatedAt, or for a user who is gone, disabled, or whose tokens
+	// RevokeUserTokens revoked at or after AuthTime (in whole seconds, as
+	// AccessTokenUser judges). Again atomically: EndSession,
+	// SetUserDisabled, RevokeUserTokens and DeleteUser, however they
+	// overlap a creation under that session or for that user, leave no
+	// live family, so a code redeemed while its login is logged out or
+	// its user disabled gives nothing that outlives the logout.
 	CreateRefreshFamily(ctx context.Context, f RefreshFamily, tokenHash []byte) error
 	// RotateRefreshToken replaces the token by its successor, atomically.
 	// An active token: rotated, successor stored, family's last use set. A
@@ -533,7 +543,9 @@ type Sessions interface {
 	TouchSession(ctx context.Context, id, clientID string, now time.Time) error
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	// EndSession deletes the session and revokes the refresh families
-	// issued under it, atomically, and returns the ended session.
+	// issued under it, atomically, and returns the ended session. A
+	// family being created under it meanwhile is revoked or refused
+	// (CreateRefreshFamily).
 	EndSession(ctx context.Context, id string) (Session, error)
 	// UpdateSessionUpstream replaces the upstream refresh token old with
 	// next on the session and on its refresh families that still hold old,

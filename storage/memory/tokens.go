@@ -19,7 +19,10 @@ type refreshToken struct {
 
 // CreateRefreshFamily implements storage.Tokens. A zero LastUsedAt is taken
 // to be CreatedAt, so the idle lifetime runs from creation. The grant's
-// revocation is checked under mu, which RevokeGrant holds too.
+// revocation, the session's end and the user's are checked under mu,
+// which RevokeGrant, EndSession, SetUserDisabled, RevokeUserTokens and
+// DeleteUser hold too: each of them ran wholly before the creation, and
+// the creation sees it, or wholly after, and sees the family.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
 	if f.ID == "" || len(tokenHash) == 0 {
 		return errors.New("memory: create refresh family: empty id or token hash")
@@ -28,6 +31,9 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	defer s.mu.Unlock()
 	if _, ok := s.revokedGrants[f.ID]; ok {
 		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrRevoked)
+	}
+	if why := s.familyRefusal(f); why != "" {
+		return fmt.Errorf("memory: create refresh family %q: %s: %w", f.ID, why, storage.ErrRevoked)
 	}
 	if _, ok := s.families[f.ID]; ok {
 		return fmt.Errorf("memory: create refresh family %q: %w", f.ID, storage.ErrAlreadyExists)
@@ -41,6 +47,29 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	s.families[f.ID] = cloneFamily(f)
 	s.refreshTokens[string(tokenHash)] = refreshToken{familyID: f.ID}
 	return nil
+}
+
+// familyRefusal says why f may not be created, or "" when it may: its
+// session is gone or past its lifetime at f.CreatedAt, or its user is
+// gone, disabled, or had their tokens revoked at or after f.AuthTime (in
+// whole seconds, as AccessTokenUser judges). The caller holds mu.
+func (s *Store) familyRefusal(f storage.RefreshFamily) string {
+	if f.SessionID != "" {
+		if sess, ok := s.sessions[f.SessionID]; !ok || !sessionLive(sess, f.CreatedAt) {
+			return "session ended"
+		}
+	}
+	u, ok := s.users[canonicalID(f.UserID)]
+	switch {
+	case !ok:
+		return "no such user"
+	case u.Disabled:
+		return "user disabled"
+	}
+	if at, ok := s.userRevokedAt[u.ID]; ok && !at.Before(f.AuthTime.Truncate(time.Second)) {
+		return "user's tokens revoked"
+	}
+	return ""
 }
 
 // RotateRefreshToken implements storage.Tokens. On storage.ErrRefreshReused

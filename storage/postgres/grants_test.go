@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/postgres"
 	"github.com/idbroker/broker/storage/postgres/pgtest"
 )
 
@@ -24,6 +25,7 @@ func TestRevokeGrantDuringFamilyCreation(t *testing.T) {
 	db := pgtest.New(t)
 	s := db.Open(t)
 	ctx := t.Context()
+	createBenchUser(t, s)
 	locker, err := pgx.Connect(ctx, db.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -42,26 +44,36 @@ func TestRevokeGrantDuringFamilyCreation(t *testing.T) {
 	created := make(chan error, 1)
 	go func() { created <- s.CreateRefreshFamily(ctx, benchFamily("fam", now), token) }()
 	waitForLockWaits(t, locker, 1)
-	revoked := make(chan error, 1)
-	go func() { revoked <- s.RevokeGrant(ctx, "fam", now.Add(time.Hour)) }()
-	// Let the revocation finish, or start waiting for the creation.
+	endDuringHeldCreation(t, s, lock, created, token, now, "RevokeGrant", func() error {
+		return s.RevokeGrant(ctx, "fam", now.Add(time.Hour))
+	})
+}
+
+// endDuringHeldCreation runs end while a family's creation, reported on
+// created, is held behind lock; lets end finish or start waiting for the
+// creation; lets the creation go on; and fails the test unless, both
+// done, the family's token is refused.
+func endDuringHeldCreation(t *testing.T, s *postgres.Store, lock pgx.Tx, created <-chan error, token []byte, now time.Time, what string, end func() error) {
+	t.Helper()
+	ended := make(chan error, 1)
+	go func() { ended <- end() }()
 	select {
-	case err := <-revoked:
-		revoked <- err
+	case err := <-ended:
+		ended <- err
 	case <-time.After(300 * time.Millisecond):
 	}
-	if err := lock.Rollback(ctx); err != nil {
+	if err := lock.Rollback(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-created; err != nil && !errors.Is(err, storage.ErrRevoked) {
 		t.Fatalf("CreateRefreshFamily: %v", err)
 	}
-	if err := <-revoked; err != nil {
-		t.Fatalf("RevokeGrant: %v", err)
+	if err := <-ended; err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
-	_, err = s.RotateRefreshToken(ctx, storage.RotateRequest{TokenHash: token, SuccessorHash: randomHash(), Now: now})
+	_, err := s.RotateRefreshToken(t.Context(), storage.RotateRequest{TokenHash: token, SuccessorHash: randomHash(), Now: now})
 	if !errors.Is(err, storage.ErrRevoked) && !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("rotate the family's token after its grant was revoked: %v; want %v or %v", err, storage.ErrRevoked, storage.ErrNotFound)
+		t.Fatalf("rotate the family's token after %s: %v; want %v or %v", what, err, storage.ErrRevoked, storage.ErrNotFound)
 	}
 }
 
@@ -84,9 +96,23 @@ func waitForLockWaits(t *testing.T, conn *pgx.Conn, n int) {
 	t.Fatalf("no %d backends waiting for a lock", n)
 }
 
+// benchUserID is the user of benchFamily's families, whom
+// createBenchUser creates: a family is only created for a user who is
+// there.
+const benchUserID = "4f9e6c1a-8d2b-4c7e-9a3f-0b1c2d3e4f50"
+
+func createBenchUser(t testing.TB, s storage.Storage) {
+	t.Helper()
+	if _, err := s.ResolveIdentity(context.Background(), storage.ResolveRequest{
+		Connector: "otp", Subject: "bench@example.com", UserID: benchUserID, Now: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func benchFamily(id string, now time.Time) storage.RefreshFamily {
 	return storage.RefreshFamily{
-		ID: id, ClientID: "web", UserID: "4f9e6c1a-8d2b-4c7e-9a3f-0b1c2d3e4f50",
+		ID: id, ClientID: "web", UserID: benchUserID,
 		Scopes: []string{"openid", "offline_access"}, AuthTime: now, AMR: []string{"otp"}, IDP: "otp",
 		UpstreamCheckedAt: now, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: now.Add(720 * time.Hour), IdleTimeout: 24 * time.Hour,
@@ -103,6 +129,7 @@ func randomHash() []byte {
 // from many goroutines at once.
 func BenchmarkCreateRefreshFamily(b *testing.B) {
 	s := pgtest.NewStore(b)
+	createBenchUser(b, s)
 	now := time.Now()
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
@@ -120,6 +147,7 @@ func BenchmarkCreateRefreshFamily(b *testing.B) {
 // current token, as clients refreshing at once do.
 func BenchmarkRotateRefreshToken(b *testing.B) {
 	s := pgtest.NewStore(b)
+	createBenchUser(b, s)
 	now := time.Now()
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {

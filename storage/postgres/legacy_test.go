@@ -76,11 +76,11 @@ func TestRevocations_MarkLegacyRows(t *testing.T) {
 	if err := s.CreateRefreshFamily(ctx, fam, []byte("t1")); err != nil {
 		t.Fatal(err)
 	}
-	sessFam := storage.RefreshFamily{ID: "sess-fam", ClientID: "web", UserID: a.ID, SessionID: "sess", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	if err := s.CreateRefreshFamily(ctx, sessFam, []byte("s1")); err != nil {
+	if err := s.CreateSession(ctx, storage.Session{ID: "sess", UserID: a.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSession(ctx, storage.Session{ID: "sess", UserID: a.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+	sessFam := storage.RefreshFamily{ID: "sess-fam", ClientID: "web", UserID: a.ID, SessionID: "sess", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateRefreshFamily(ctx, sessFam, []byte("s1")); err != nil {
 		t.Fatal(err)
 	}
 

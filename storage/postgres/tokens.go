@@ -39,6 +39,38 @@ func scanFamily(row pgx.Row, extra ...any) (storage.RefreshFamily, error) {
 // see yet, and the family would come out live. A zero LastUsedAt is taken
 // to be CreatedAt, so the idle lifetime runs from creation. Durations are
 // kept to the microsecond.
+//
+// The family's user and session rows are locked FOR SHARE (the user's by
+// lockFamilyUser, the session's by the insert itself), and the family is
+// inserted only while the session (if it names one) is live at CreatedAt
+// and the user is there, enabled, and without a revocation of their
+// tokens at or after AuthTime (in whole seconds, as AccessTokenUser
+// judges). What ends them takes a conflicting lock on the same row in its
+// first statement: EndSession deletes the session's row,
+// RevokeUserTokens and SetUserDisabled update the user's (FOR SHARE
+// conflicts with the FOR NO KEY UPDATE lock of an update, which FOR KEY
+// SHARE would not), DeleteUser locks it FOR UPDATE; each revokes (or
+// deletes) the families in a later statement. Under READ COMMITTED,
+// however the two overlap:
+//
+//   - The ending committed before the creation's lock statement: the
+//     creation does not see the session, or sees the user disabled,
+//     revoked or gone, and inserts nothing (ErrRevoked).
+//   - The ending has locked the row but not committed when the creation
+//     reaches it: the creation's FOR SHARE waits for it, then takes the
+//     row's latest version (or finds it deleted); the insert's check,
+//     made on that version, fails: nothing inserted.
+//   - The creation locked the row first: the ending's first statement
+//     waits for the creation to commit or roll back; its later statement
+//     revoking the families takes its snapshot after that, so it sees the
+//     committed family and revokes it (or deletes it).
+//
+// There is no fourth case: both sides lock the same row, and the ending
+// revokes only after its lock is granted. A slow creation keeps an SSO
+// touch of its session, or an update of its user, waiting until it
+// commits; and SetUserDisabled alone does not revoke a family created
+// just before it (the broker's disabling revokes the user's tokens next,
+// and a refresh refuses a disabled user).
 func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
 	if f.ID == "" || len(tokenHash) == 0 {
 		return errors.New("postgres: create refresh family: empty id or token hash")
@@ -49,13 +81,22 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "create refresh family", func(tx pgx.Tx) error {
-		// The lock and the insert go in one round trip; the insert, a
-		// statement after the lock's, takes its snapshot once the lock
-		// is granted, so it sees every revocation committed before.
+		// The locks and the insert go in one round trip; the insert, a
+		// statement after the locks', takes its snapshot once they are
+		// granted, so it sees every revocation committed before.
 		var b pgx.Batch
 		b.Queue(lockGrant, grantLockClass, f.ID)
+		b.Queue(lockFamilyUser, f.UserID)
 		b.Queue(`
-			WITH fam AS (
+			WITH usr AS (
+				SELECT 1 FROM users u
+				WHERE u.id = CASE WHEN $3 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $3::uuid END
+					AND NOT u.disabled AND (u.tokens_revoked_at IS NULL OR u.tokens_revoked_at < $21)
+			), sess AS (
+				SELECT 1 FROM sessions s
+				WHERE s.id = $10 AND s.expires_at > $13 AND (s.idle_deadline IS NULL OR s.idle_deadline > $13)
+				FOR SHARE
+			), fam AS (
 				INSERT INTO refresh_families (id, client_id, user_id, scopes, audience, auth_time, amr, idp, org, session_id,
 					upstream_refresh_token, upstream_checked_at, created_at, last_used_at, expires_at, idle_timeout_us, idle_deadline, revoked,
 					impersonator)
@@ -63,14 +104,20 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 					$11::bytea, $12::timestamptz, $13::timestamptz, $14::timestamptz, $15::timestamptz, $16::bigint, $17::timestamptz, $18::boolean,
 					$20::text
 				WHERE NOT EXISTS (SELECT 1 FROM revoked_grants WHERE id = $1)
+					AND EXISTS (SELECT 1 FROM usr)
+					AND ($10 = '' OR EXISTS (SELECT 1 FROM sess))
 				RETURNING id
 			)
 			INSERT INTO refresh_tokens (token_hash, family_id) SELECT $19, id FROM fam`,
 			f.ID, f.ClientID, f.UserID, f.Scopes, f.Audience, f.AuthTime, f.AMR, f.IDP, f.Org, f.SessionID,
 			f.UpstreamRefreshToken, f.UpstreamCheckedAt, f.CreatedAt, f.LastUsedAt, f.ExpiresAt,
-			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, tokenHash, f.Impersonator)
+			f.IdleTimeout.Microseconds(), idleDeadline(f.LastUsedAt, f.IdleTimeout), f.Revoked, tokenHash, f.Impersonator,
+			f.AuthTime.Truncate(time.Second))
 		results := tx.SendBatch(ctx, &b)
 		_, err := results.Exec()
+		if err == nil {
+			_, err = results.Exec()
+		}
 		var tag pgconn.CommandTag
 		if err == nil {
 			tag, err = results.Exec()
@@ -89,6 +136,18 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily
 		return nil
 	})
 }
+
+// lockFamilyUser locks the row of the user ($1) a family is being created
+// for, FOR SHARE, as a statement of its own before the insert locks the
+// session's row: a creation then takes the user's lock before the
+// session's, as DeleteUser does (the user FOR UPDATE, then their
+// sessions), and the two cannot deadlock. The insert after it reads the
+// user's row as it is now, since nothing can change it while it is
+// locked. The id is matched as a UUID, so the primary key is used; an id
+// that is no UUID names no user.
+const lockFamilyUser = `SELECT 1 FROM users
+	WHERE id = CASE WHEN $1 ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN $1::uuid END
+	FOR SHARE`
 
 // lockGrant takes a grant's transaction-scoped advisory lock, which
 // serializes the creation of its refresh family with its revocation

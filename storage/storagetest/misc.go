@@ -265,7 +265,8 @@ func testDeleteExpired(t *testing.T, s storage.Storage) {
 		c.ExpiresAt = exp
 		issueCode(t, s, c)
 	}
-	fLive, fAbs, fIdle := family("f-live", "u", ""), family("f-abs", "u", ""), family("f-idle", "u", "")
+	fu := familyUser(t, s)
+	fLive, fAbs, fIdle := family("f-live", fu, ""), family("f-abs", fu, ""), family("f-idle", fu, "")
 	fAbs.ExpiresAt = dead
 	fIdle.IdleTimeout = 30 * time.Minute
 	for _, f := range []storage.RefreshFamily{fLive, fAbs, fIdle} {

@@ -19,10 +19,21 @@ import (
 type HeldFamilies struct {
 	storage.Storage
 	Release <-chan struct{}
+	// Arrived, when not nil, is sent the family's id as each creation
+	// begins to wait: a test can end a session or revoke a user while a
+	// family of theirs is known to be on its way.
+	Arrived chan<- string
 }
 
 // CreateRefreshFamily waits for Release, then creates f.
 func (h HeldFamilies) CreateRefreshFamily(ctx context.Context, f storage.RefreshFamily, tokenHash []byte) error {
+	if h.Arrived != nil {
+		select {
+		case h.Arrived <- f.ID:
+		case <-ctx.Done():
+			return fmt.Errorf("storagetest: held create refresh family: %w", ctx.Err())
+		}
+	}
 	select {
 	case <-h.Release:
 	case <-ctx.Done():

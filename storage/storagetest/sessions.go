@@ -73,6 +73,7 @@ func testSessionEnd(t *testing.T, s storage.Storage) {
 	u := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a"}).User
 	sess := session("s1", u.ID, t0)
 	wantErr(t, "CreateSession", s.CreateSession(ctx, sess), nil)
+	wantErr(t, "CreateSession(s2)", s.CreateSession(ctx, session("s2", u.ID, t0)), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in1", u.ID, "s1"), hash("in1")), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("in2", u.ID, "s1"), hash("in2")), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("out", u.ID, "s2"), hash("out")), nil)
@@ -97,14 +98,15 @@ func testSessionEnd(t *testing.T, s storage.Storage) {
 func testSessionUpdateUpstream(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	old, next := []byte("enc-upstream"), []byte("enc-rotated")
-	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s1", "u", t0)), nil)
-	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s2", "u", t0)), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("checked", "u", "s1"), hash("checked")), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("sibling", "u", "s1"), hash("sibling")), nil)
-	own := family("own", "u", "s1") // from a later login with a token of its own
+	u := familyUser(t, s)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s1", u, t0)), nil)
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("s2", u, t0)), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("checked", u, "s1"), hash("checked")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("sibling", u, "s1"), hash("sibling")), nil)
+	own := family("own", u, "s1") // from a later login with a token of its own
 	own.UpstreamRefreshToken = []byte("enc-own")
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, own, hash("own")), nil)
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("other", "u", "s2"), hash("other")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("other", u, "s2"), hash("other")), nil)
 
 	// The re-check records its own family first, then the session's.
 	wantErr(t, "UpdateRefreshFamilyUpstream", s.UpdateRefreshFamilyUpstream(ctx, "checked", next, t0.Add(time.Hour)), nil)

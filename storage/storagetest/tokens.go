@@ -30,13 +30,21 @@ func family(id, userID, sessionID string) storage.RefreshFamily {
 	}
 }
 
+// familyUser returns the id of a user for a test's families, which only
+// a user who is there can have.
+func familyUser(t *testing.T, s storage.Storage) string {
+	t.Helper()
+	return mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "family-user"}).User.ID
+}
+
 func rotate(s storage.Storage, t *testing.T, from, to string, window time.Duration, now time.Time) (storage.RefreshFamily, error) {
 	return s.RotateRefreshToken(t.Context(), storage.RotateRequest{TokenHash: hash(from), SuccessorHash: hash(to), RetryWindow: window, Now: now})
 }
 
 func testRefreshRoundTrip(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	f := family("fam", "u", "sess")
+	f := family("fam", familyUser(t, s), "sess")
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("sess", f.UserID, t0)), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("t1")), nil)
 	wantErr(t, "CreateRefreshFamily(again)", s.CreateRefreshFamily(ctx, f, hash("t9")), storage.ErrAlreadyExists)
 	got, err := s.GetRefreshFamilyByToken(ctx, hash("t1"))
@@ -52,6 +60,7 @@ func testRefreshGrant(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	u := mustResolve(t, s, storage.ResolveRequest{Connector: "auth0", Subject: "a", Email: "a@example.com", EmailVerified: true, Name: "A"}).User
 	f := family("fam", u.ID, "sess")
+	wantErr(t, "CreateSession", s.CreateSession(ctx, session("sess", u.ID, t0)), nil)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("t1")), nil)
 	_, err := rotate(s, t, "t1", "t2", 0, t0)
 	wantErr(t, "rotate t1", err, nil)
@@ -63,10 +72,10 @@ func testRefreshGrant(t *testing.T, s storage.Storage) {
 	}
 	_, _, err = s.GetRefreshGrant(ctx, hash("t9"))
 	wantErr(t, "GetRefreshGrant(unknown token)", err, storage.ErrNotFound)
-	// A family whose user is gone is not a grant.
+	// A family whose user is gone is not a grant; nor is it created.
 	for i, userID := range []string{"4f9e6c1a-8d2b-4c7e-9a3f-0b1c2d3e4f50", "not-a-uuid"} {
 		id := fmt.Sprintf("orphan-%d", i)
-		wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family(id, userID, ""), hash(id)), nil)
+		wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family(id, userID, ""), hash(id)), storage.ErrRevoked)
 		_, _, err = s.GetRefreshGrant(ctx, hash(id))
 		wantErr(t, "GetRefreshGrant(user "+userID+")", err, storage.ErrNotFound)
 	}
@@ -74,7 +83,7 @@ func testRefreshGrant(t *testing.T, s storage.Storage) {
 
 func testRefreshRotate(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	f := family("fam", "u", "")
+	f := family("fam", familyUser(t, s), "")
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("t1")), nil)
 	t1 := t0.Add(time.Hour)
 	got, err := rotate(s, t, "t1", "t2", 2*time.Second, t1)
@@ -91,7 +100,7 @@ func testRefreshRotate(t *testing.T, s storage.Storage) {
 
 func testRefreshRetry(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", familyUser(t, s), ""), hash("t1")), nil)
 	const window = 2 * time.Second
 	_, err := rotate(s, t, "t1", "t2", window, t0)
 	wantErr(t, "rotate t1", err, nil)
@@ -106,7 +115,7 @@ func testRefreshRetry(t *testing.T, s storage.Storage) {
 
 func testRefreshReuseOutsideWindow(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", familyUser(t, s), ""), hash("t1")), nil)
 	const window = 2 * time.Second
 	_, err := rotate(s, t, "t1", "t2", window, t0)
 	wantErr(t, "rotate t1", err, nil)
@@ -123,7 +132,7 @@ func testRefreshReuseOutsideWindow(t *testing.T, s storage.Storage) {
 
 func testRefreshReuseAfterSuccessor(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", familyUser(t, s), ""), hash("t1")), nil)
 	const window = 2 * time.Second
 	_, err := rotate(s, t, "t1", "t2", window, t0)
 	wantErr(t, "rotate t1", err, nil)
@@ -137,7 +146,7 @@ func testRefreshReuseAfterSuccessor(t *testing.T, s storage.Storage) {
 
 func testRefreshConcurrentRetry(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", familyUser(t, s), ""), hash("t1")), nil)
 	// A client firing the same refresh several times at once (the broker
 	// derives the successor from the token, so they all name t2): one
 	// rotation, the rest retries, nothing revoked.
@@ -155,7 +164,7 @@ func testRefreshConcurrentRetry(t *testing.T, s storage.Storage) {
 
 func testRefreshExpiry(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	f := family("idle", "u", "")
+	f := family("idle", familyUser(t, s), "")
 	f.IdleTimeout = time.Hour
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, hash("i1")), nil)
 	t1 := t0.Add(59 * time.Minute)
@@ -164,7 +173,7 @@ func testRefreshExpiry(t *testing.T, s storage.Storage) {
 	_, err = rotate(s, t, "i2", "i3", 0, t1.Add(time.Hour))
 	wantErr(t, "rotate after the idle timeout", err, storage.ErrRevoked)
 
-	g := family("abs", "u", "")
+	g := family("abs", familyUser(t, s), "")
 	g.IdleTimeout = 0
 	g.ExpiresAt = t0.Add(2 * time.Hour)
 	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, g, hash("a1")), nil)
@@ -176,7 +185,7 @@ func testRefreshExpiry(t *testing.T, s storage.Storage) {
 
 func testRefreshUpstream(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
-	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", "u", ""), hash("t1")), nil)
+	wantErr(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, family("fam", familyUser(t, s), ""), hash("t1")), nil)
 	t1 := t0.Add(time.Hour)
 	wantErr(t, "UpdateRefreshFamilyUpstream", s.UpdateRefreshFamilyUpstream(ctx, "fam", []byte("new-enc"), t1), nil)
 	f, _ := s.GetRefreshFamilyByToken(ctx, hash("t1"))
