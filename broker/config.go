@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/otp"
@@ -451,7 +452,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: storage.type %q is not one of memory, postgres", c.Storage.Type)
 	}
 	for _, alg := range []string{c.Keys.IDTokenAlgorithm, c.Keys.AccessTokenAlgorithm} {
-		if !slices.Contains(SigningAlgorithms, alg) {
+		if !slices.Contains(signingAlgorithms, alg) {
 			return fmt.Errorf("config: signing algorithm %q is not one of RS256, ES256, EdDSA", alg)
 		}
 	}
@@ -517,7 +518,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: client id %q is used twice", cl.ID)
 		}
 		clientIDs[cl.ID] = true
-		if err := checkClientRules(cl.client(), SigningAlgorithms); err != nil {
+		if err := checkClientRules(cl.client(), signingAlgorithms); err != nil {
 			if re := (*clientRuleError)(nil); errors.As(err, &re) {
 				return fmt.Errorf("config: client %q: %s: %w", cl.ID, re.setting.yaml, re.err)
 			}
@@ -545,8 +546,8 @@ var (
 	settingActors                 = clientSetting{"actors", "actors"}
 )
 
-// SigningAlgorithms are the algorithms the broker signs tokens with.
-var SigningAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+// signingAlgorithms are the algorithms the broker signs tokens with.
+var signingAlgorithms = []string{keys.RS256, keys.ES256, keys.EdDSA}
 
 // idTokenAlgorithms are the algorithms the broker keeps an ID-token key
 // for: keys.idTokenAlgorithm (RS256 when unset), then each other one a

@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, a)
 	}
 	for _, c := range stored {
-		if a := c.IDTokenSignedResponseAlg; a != "" && a != cfg.Keys.IDTokenAlgorithm && slices.Contains(SigningAlgorithms, a) && !slices.Contains(kc.ExtraIDTokenAlgorithms, a) {
+		if a := c.IDTokenSignedResponseAlg; a != "" && a != cfg.Keys.IDTokenAlgorithm && slices.Contains(signingAlgorithms, a) && !slices.Contains(kc.ExtraIDTokenAlgorithms, a) {
 			kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, a)
 		}
 	}
