@@ -72,7 +72,10 @@ const ActorCLI = "cli"
 type Admin struct {
 	store  storage.Storage
 	static map[string]bool // ids of the configuration's clients
-	now    func() time.Time
+	// idTokenAlgs are the algorithms a stored client may name for its
+	// ID tokens: those the broker keeps a key for (Config.idTokenAlgorithms).
+	idTokenAlgs []string
+	now         func() time.Time
 	// clientChanged, when set, is told the grant types of every client
 	// created or updated (the broker advertises client_credentials).
 	clientChanged func(grantTypes []string)
@@ -95,7 +98,7 @@ func NewAdmin(cfg Config, store storage.Storage, now func() time.Time) *Admin {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Admin{store: store, static: map[string]bool{}, now: now}
+	a := &Admin{store: store, static: map[string]bool{}, idTokenAlgs: cfg.idTokenAlgorithms(), now: now}
 	for _, c := range cfg.Clients {
 		a.static[c.ID] = true
 	}
@@ -113,32 +116,44 @@ func (a *Admin) audit(ctx context.Context, actor, action, target string, details
 }
 
 // ClientSpec is a stored client's settings, as the admin API reads and
-// writes them in JSON.
+// writes them in JSON: every field of the client model (storage.Client)
+// but its secrets, which are only generated (CreateClient,
+// RotateClientSecret), and its service user and times, which ClientInfo
+// adds. Introspector can be read but not set to true: only the
+// configuration file makes a client an introspector.
 type ClientSpec struct {
-	ID                     string          `json:"client_id"`
-	Name                   string          `json:"name,omitempty"`
-	Public                 bool            `json:"public,omitempty"`
-	RedirectURIs           []string        `json:"redirect_uris,omitempty"`
-	PostLogoutRedirectURIs []string        `json:"post_logout_redirect_uris,omitempty"`
-	GrantTypes             []string        `json:"grant_types,omitempty"`
-	Audiences              []string        `json:"audiences,omitempty"`
-	Scopes                 []string        `json:"scopes,omitempty"`
-	AllowedOrigins         []string        `json:"allowed_origins,omitempty"`
-	JWKSURI                string          `json:"jwks_uri,omitempty"`
-	JWKS                   json.RawMessage `json:"jwks,omitempty"`
+	ID                       string          `json:"client_id"`
+	Name                     string          `json:"name,omitempty"`
+	Public                   bool            `json:"public,omitempty"`
+	RedirectURIs             []string        `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs   []string        `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes               []string        `json:"grant_types,omitempty"`
+	Audiences                []string        `json:"audiences,omitempty"`
+	Scopes                   []string        `json:"scopes,omitempty"`
+	AllowedOrigins           []string        `json:"allowed_origins,omitempty"`
+	JWKSURI                  string          `json:"jwks_uri,omitempty"`
+	JWKS                     json.RawMessage `json:"jwks,omitempty"`
+	BackchannelLogoutURI     string          `json:"backchannel_logout_uri,omitempty"`
+	IDTokenSignedResponseAlg string          `json:"id_token_signed_response_alg,omitempty"`
+	Actors                   []string        `json:"actors,omitempty"`
+	Introspector             bool            `json:"introspector,omitempty"`
 }
 
 // ClientUpdate changes the fields of a stored client that are not nil.
 type ClientUpdate struct {
-	Name                   *string          `json:"name"`
-	RedirectURIs           *[]string        `json:"redirect_uris"`
-	PostLogoutRedirectURIs *[]string        `json:"post_logout_redirect_uris"`
-	GrantTypes             *[]string        `json:"grant_types"`
-	Audiences              *[]string        `json:"audiences"`
-	Scopes                 *[]string        `json:"scopes"`
-	AllowedOrigins         *[]string        `json:"allowed_origins"`
-	JWKSURI                *string          `json:"jwks_uri"`
-	JWKS                   *json.RawMessage `json:"jwks"`
+	Name                     *string          `json:"name"`
+	RedirectURIs             *[]string        `json:"redirect_uris"`
+	PostLogoutRedirectURIs   *[]string        `json:"post_logout_redirect_uris"`
+	GrantTypes               *[]string        `json:"grant_types"`
+	Audiences                *[]string        `json:"audiences"`
+	Scopes                   *[]string        `json:"scopes"`
+	AllowedOrigins           *[]string        `json:"allowed_origins"`
+	JWKSURI                  *string          `json:"jwks_uri"`
+	JWKS                     *json.RawMessage `json:"jwks"`
+	BackchannelLogoutURI     *string          `json:"backchannel_logout_uri"`
+	IDTokenSignedResponseAlg *string          `json:"id_token_signed_response_alg"`
+	Actors                   *[]string        `json:"actors"`
+	Introspector             *bool            `json:"introspector"`
 }
 
 // ClientInfo is a stored client as administrators see it: its settings,
@@ -156,12 +171,25 @@ type SecretInfo struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"` // nil: never
 }
 
+// client is the client model spec describes, without secrets or times.
+func (spec ClientSpec) client() storage.Client {
+	return storage.Client{
+		ID: spec.ID, Name: spec.Name, Public: spec.Public, RedirectURIs: spec.RedirectURIs,
+		PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs, GrantTypes: spec.GrantTypes, Audiences: spec.Audiences,
+		Scopes: spec.Scopes, AllowedOrigins: spec.AllowedOrigins, JWKSURL: spec.JWKSURI, JWKS: spec.JWKS,
+		BackchannelLogoutURI: spec.BackchannelLogoutURI, IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg,
+		Actors: spec.Actors, Introspector: spec.Introspector,
+	}
+}
+
 func clientInfo(c storage.Client) ClientInfo {
 	info := ClientInfo{
 		ClientSpec: ClientSpec{
 			ID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: c.RedirectURIs,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Audiences: c.Audiences,
 			Scopes: c.Scopes, AllowedOrigins: c.AllowedOrigins, JWKSURI: c.JWKSURL, JWKS: c.JWKS,
+			BackchannelLogoutURI: c.BackchannelLogoutURI, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+			Actors: c.Actors, Introspector: c.Introspector,
 		},
 		ServiceUserID: c.ServiceUserID,
 		CreatedAt:     c.CreatedAt,
@@ -178,15 +206,59 @@ func clientInfo(c storage.Client) ClientInfo {
 	return info
 }
 
-// validateClient checks a client about to be stored, as Config.Validate
-// checks the configuration's.
-func validateClient(c storage.Client) error {
+// apply sets on c the fields u gives and returns their JSON names.
+func (u ClientUpdate) apply(c *storage.Client) []string {
+	var changed []string
+	set := func(name string, dst *[]string, src *[]string) {
+		if src != nil {
+			*dst = *src
+			changed = append(changed, name)
+		}
+	}
+	setString := func(name string, dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+			changed = append(changed, name)
+		}
+	}
+	setString("name", &c.Name, u.Name)
+	set("redirect_uris", &c.RedirectURIs, u.RedirectURIs)
+	set("post_logout_redirect_uris", &c.PostLogoutRedirectURIs, u.PostLogoutRedirectURIs)
+	set("grant_types", &c.GrantTypes, u.GrantTypes)
+	set("audiences", &c.Audiences, u.Audiences)
+	set("scopes", &c.Scopes, u.Scopes)
+	set("allowed_origins", &c.AllowedOrigins, u.AllowedOrigins)
+	setString("jwks_uri", &c.JWKSURL, u.JWKSURI)
+	if u.JWKS != nil {
+		c.JWKS = *u.JWKS
+		if string(c.JWKS) == "null" {
+			c.JWKS = nil
+		}
+		changed = append(changed, "jwks")
+	}
+	setString("backchannel_logout_uri", &c.BackchannelLogoutURI, u.BackchannelLogoutURI)
+	setString("id_token_signed_response_alg", &c.IDTokenSignedResponseAlg, u.IDTokenSignedResponseAlg)
+	set("actors", &c.Actors, u.Actors)
+	if u.Introspector != nil {
+		c.Introspector = *u.Introspector
+		changed = append(changed, "introspector")
+	}
+	return changed
+}
+
+// validateClient checks a client about to be stored with the rules of the
+// configuration's clients (checkClientRules), and that introspection of
+// every client's tokens is not being granted here.
+func (a *Admin) validateClient(c storage.Client, was storage.Client) error {
 	if c.ID == "" || len(c.ID) > 128 || strings.IndexFunc(c.ID, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~", r))
 	}) >= 0 {
 		return invalidAdmin("client id %q must be 1 to 128 letters, digits and -._~", c.ID)
 	}
-	if err := checkClientRules(c.Public, c.GrantTypes, c.RedirectURIs, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.JWKS, c.JWKSURL); err != nil {
+	if c.Introspector && !was.Introspector {
+		return invalidAdmin("client %q: introspector: only the configuration file makes a client an introspector", c.ID)
+	}
+	if err := checkClientRules(c, a.idTokenAlgs); err != nil {
 		return invalidAdmin("client %q: %v", c.ID, err)
 	}
 	return nil
@@ -210,23 +282,19 @@ func (a *Admin) CreateClient(ctx context.Context, actor string, spec ClientSpec)
 		return ClientInfo{}, "", fmt.Errorf("client %q is defined in the configuration file: %w", spec.ID, storage.ErrAlreadyExists)
 	}
 	now := a.now()
-	c := storage.Client{
-		ID: spec.ID, Name: spec.Name, Public: spec.Public, RedirectURIs: spec.RedirectURIs,
-		PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs, GrantTypes: spec.GrantTypes, Audiences: spec.Audiences,
-		Scopes: spec.Scopes, AllowedOrigins: spec.AllowedOrigins, JWKSURL: spec.JWKSURI, JWKS: spec.JWKS,
-		CreatedAt: now, UpdatedAt: now,
-	}
+	c := spec.client()
+	c.CreatedAt, c.UpdatedAt = now, now
 	if len(c.GrantTypes) == 0 {
 		c.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
-	}
-	if err := validateClient(c); err != nil {
-		return ClientInfo{}, "", err
 	}
 	var secret string
 	if !c.Public && len(c.JWKS) == 0 && c.JWKSURL == "" {
 		var h storage.SecretHash
 		secret, h = newClientSecret()
 		c.SecretHashes = []storage.SecretHash{h}
+	}
+	if err := a.validateClient(c, storage.Client{}); err != nil {
+		return ClientInfo{}, "", err
 	}
 	if err := a.store.CreateClient(ctx, c); err != nil {
 		return ClientInfo{}, "", fmt.Errorf("create client %q: %w", c.ID, err)
@@ -264,36 +332,11 @@ func (a *Admin) ListClients(ctx context.Context) ([]ClientInfo, error) {
 // RotateClientSecret.
 func (a *Admin) UpdateClient(ctx context.Context, actor, id string, u ClientUpdate) (ClientInfo, error) {
 	var changed []string
-	c, err := a.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
-		set := func(name string, dst *[]string, src *[]string) {
-			if src != nil {
-				*dst = *src
-				changed = append(changed, name)
-			}
-		}
-		if u.Name != nil {
-			c.Name = *u.Name
-			changed = append(changed, "name")
-		}
-		set("redirect_uris", &c.RedirectURIs, u.RedirectURIs)
-		set("post_logout_redirect_uris", &c.PostLogoutRedirectURIs, u.PostLogoutRedirectURIs)
-		set("grant_types", &c.GrantTypes, u.GrantTypes)
-		set("audiences", &c.Audiences, u.Audiences)
-		set("scopes", &c.Scopes, u.Scopes)
-		set("allowed_origins", &c.AllowedOrigins, u.AllowedOrigins)
-		if u.JWKSURI != nil {
-			c.JWKSURL = *u.JWKSURI
-			changed = append(changed, "jwks_uri")
-		}
-		if u.JWKS != nil {
-			c.JWKS = *u.JWKS
-			if string(c.JWKS) == "null" {
-				c.JWKS = nil
-			}
-			changed = append(changed, "jwks")
-		}
+	c, err := a.store.UpdateClient(ctx, id, func(was storage.Client) (storage.Client, error) {
+		c := was
+		changed = u.apply(&c)
 		c.UpdatedAt = a.now()
-		return c, validateClient(c)
+		return c, a.validateClient(c, was)
 	})
 	if err != nil {
 		return ClientInfo{}, fmt.Errorf("update client %q: %w", id, err)
@@ -585,11 +628,7 @@ func (a *Admin) UnlinkIdentity(ctx context.Context, actor, ref, connector, subje
 // checkStoredClients refuses to start when a stored client has the id of
 // a configured one: which of the two would answer is not something to
 // leave to lookup order. It also notes stored clients' grants.
-func (b *Broker) checkStoredClients(ctx context.Context) error {
-	stored, err := b.store.ListClients(ctx)
-	if err != nil {
-		return fmt.Errorf("broker: list stored clients: %w", err)
-	}
+func (b *Broker) checkStoredClients(stored []storage.Client) error {
 	for _, c := range stored {
 		if _, ok := b.clients.static[c.ID]; ok {
 			return fmt.Errorf("broker: client %q is defined both in the configuration file and in storage; remove one (broker clients delete, or the config entry)", c.ID)
@@ -599,9 +638,13 @@ func (b *Broker) checkStoredClients(ctx context.Context) error {
 	return nil
 }
 
-// noteClient advertises client_credentials once a client allows it.
+// noteClient advertises client_credentials and token exchange once a
+// client, configured or stored, allows them.
 func (b *Broker) noteClient(grantTypes []string) {
 	if slices.Contains(grantTypes, GrantClientCredentials) {
 		b.advertiseClientCredentials.Store(true)
+	}
+	if slices.Contains(grantTypes, GrantTokenExchange) {
+		b.advertiseTokenExchange.Store(true)
 	}
 }

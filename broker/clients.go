@@ -17,8 +17,10 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// Client is an OAuth client as the broker sees it, from the configuration
-// file or from storage. It implements op.Client for the library.
+// Client is an OAuth client as the broker serves it, built by newClient
+// from the one client model, storage.Client, whether the client is stored
+// or defined in the configuration file (ClientConfig.client). It
+// implements op.Client for the library.
 type Client struct {
 	id                     string
 	name                   string
@@ -33,10 +35,10 @@ type Client struct {
 	backchannelLogoutURI   string
 	idTokenAlg             string // "" for the broker's default
 	// actors name who may act in this client's token exchanges
-	// (ClientConfig.Actors); storage clients have none.
+	// (storage.Client.Actors).
 	actors []string
 	// introspector may introspect every client's tokens
-	// (ClientConfig.Introspector); storage clients may not.
+	// (storage.Client.Introspector).
 	introspector bool
 	// anyLoopbackRedirect is the development client's looseness: any
 	// http loopback redirect URI, any port, any path.
@@ -51,40 +53,43 @@ type Client struct {
 	serviceUserID string
 }
 
-func clientFromConfig(c ClientConfig) *Client {
-	cl := &Client{
-		id:                     c.ID,
-		name:                   c.Name,
-		public:                 c.Public,
-		redirectURIs:           c.RedirectURIs,
-		postLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		grantTypes:             c.GrantTypes,
-		audiences:              c.Audiences,
-		scopes:                 c.Scopes,
-		allowedOrigins:         c.AllowedOrigins,
-		backchannelLogoutURI:   c.BackchannelLogoutURI,
-		idTokenAlg:             c.IDTokenSignedResponseAlg,
-		actors:                 c.Actors,
-		introspector:           c.Introspector,
-		anyLoopbackRedirect:    c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
+// client is c as the one client model: its secret kept as its SHA-256,
+// its key set as JSON. Config.Validate has checked it with the rules
+// stored clients follow (checkClient).
+func (c ClientConfig) client() storage.Client {
+	sc := storage.Client{
+		ID:                       c.ID,
+		Name:                     c.Name,
+		Public:                   c.Public,
+		RedirectURIs:             c.RedirectURIs,
+		PostLogoutRedirectURIs:   c.PostLogoutRedirectURIs,
+		GrantTypes:               c.GrantTypes,
+		Audiences:                c.Audiences,
+		Scopes:                   c.Scopes,
+		AllowedOrigins:           c.AllowedOrigins,
+		JWKSURL:                  c.JWKSURI,
+		JWKS:                     c.JWKS,
+		BackchannelLogoutURI:     c.BackchannelLogoutURI,
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+		Actors:                   c.Actors,
+		Introspector:             c.Introspector,
 	}
 	if c.Secret != "" {
 		h := sha256.Sum256([]byte(c.Secret))
-		cl.secretHashes = []storage.SecretHash{{Hash: h[:]}}
+		sc.SecretHashes = []storage.SecretHash{{Hash: h[:]}}
 	}
-	cl.jwksURL = c.JWKSURI
-	if len(c.JWKS) > 0 {
-		// Validate has parsed it already.
-		cl.jwks, _ = parseClientJWKS(c.JWKS)
-	}
-	return cl
+	return sc
 }
 
-func clientFromStorage(c storage.Client) *Client {
+// newClient builds the client the broker serves from c; stored says
+// whether c came from storage (it may then record its service user) or
+// from the configuration file (where only the development client may take
+// any loopback redirect URI).
+func newClient(c storage.Client, stored bool) *Client {
 	var keys []jose.JSONWebKey
 	if len(c.JWKS) > 0 {
-		// Stored keys were checked when written; keys that no longer
-		// parse authenticate nothing.
+		// Keys were checked when configured or written; stored keys that
+		// no longer parse authenticate nothing.
 		keys, _ = parseClientJWKS(c.JWKS)
 	}
 	return &Client{
@@ -99,9 +104,13 @@ func clientFromStorage(c storage.Client) *Client {
 		scopes:                 c.Scopes,
 		allowedOrigins:         c.AllowedOrigins,
 		backchannelLogoutURI:   c.BackchannelLogoutURI,
+		idTokenAlg:             c.IDTokenSignedResponseAlg,
+		actors:                 c.Actors,
+		introspector:           c.Introspector,
+		anyLoopbackRedirect:    !stored && c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
 		jwksURL:                c.JWKSURL,
 		jwks:                   keys,
-		stored:                 true,
+		stored:                 stored,
 		serviceUserID:          c.ServiceUserID,
 	}
 }
@@ -278,5 +287,5 @@ func (d *clientDirectory) get(ctx context.Context, id string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get client %q: %w", id, err)
 	}
-	return clientFromStorage(sc), nil
+	return newClient(sc, true), nil
 }

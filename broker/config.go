@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/otp"
@@ -249,8 +251,9 @@ type ClientConfig struct {
 	// gateway, an auditing service). Without it, introspection tells a
 	// client only about tokens issued to it or naming it in their
 	// audience (RFC 7662 section 4). Only a confidential client may be
-	// one. Stored clients cannot: reading everyone's tokens is granted
-	// in the reviewed configuration file, never through the admin API.
+	// one. The admin API and the CLI cannot make a stored client one:
+	// reading everyone's tokens is granted in the reviewed configuration
+	// file.
 	Introspector bool `yaml:"introspector"`
 }
 
@@ -449,7 +452,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: storage.type %q is not one of memory, postgres", c.Storage.Type)
 	}
 	for _, alg := range []string{c.Keys.IDTokenAlgorithm, c.Keys.AccessTokenAlgorithm} {
-		if !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, alg) {
+		if !slices.Contains(signingAlgorithms, alg) {
 			return fmt.Errorf("config: signing algorithm %q is not one of RS256, ES256, EdDSA", alg)
 		}
 	}
@@ -515,31 +518,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: client id %q is used twice", cl.ID)
 		}
 		clientIDs[cl.ID] = true
-		if cl.Public && cl.Secret != "" {
-			return fmt.Errorf("config: client %q is public and must not have a secret", cl.ID)
-		}
-		if !cl.Public && cl.Secret == "" && len(cl.JWKS) == 0 && cl.JWKSURI == "" {
-			return fmt.Errorf("config: client %q is confidential and needs a secret, jwks or jwksURI (or public: true)", cl.ID)
-		}
-		if cl.Public && cl.Introspector {
-			return fmt.Errorf("config: client %q is public and cannot be an introspector (introspection needs client authentication)", cl.ID)
-		}
-		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, a) {
-			return fmt.Errorf("config: client %q: idTokenSignedResponseAlg %q is not one of RS256, ES256, EdDSA", cl.ID, a)
-		}
-		if err := checkClientRules(cl.Public, cl.GrantTypes, cl.RedirectURIs, cl.PostLogoutRedirectURIs, cl.BackchannelLogoutURI, cl.JWKS, cl.JWKSURI); err != nil {
+		if err := checkClientRules(cl.client(), signingAlgorithms); err != nil {
 			if re := (*clientRuleError)(nil); errors.As(err, &re) {
 				return fmt.Errorf("config: client %q: %s: %w", cl.ID, re.setting.yaml, re.err)
 			}
 			return fmt.Errorf("config: client %q: %w", cl.ID, err)
-		}
-		if len(cl.Actors) > 0 && !slices.Contains(cl.GrantTypes, GrantTokenExchange) {
-			return fmt.Errorf("config: client %q lists actors but not the %s grant they apply to", cl.ID, GrantTokenExchange)
-		}
-		for _, a := range cl.Actors {
-			if err := validateActor(a); err != nil {
-				return fmt.Errorf("config: client %q: actor %q: %w", cl.ID, a, err)
-			}
 		}
 	}
 	return nil
@@ -557,7 +540,28 @@ var (
 	settingBackchannelLogoutURI   = clientSetting{"backchannelLogoutURI", "backchannel_logout_uri"}
 	settingJWKS                   = clientSetting{"jwks", "jwks"}
 	settingJWKSURI                = clientSetting{"jwksURI", "jwks_uri"}
+	settingSecret                 = clientSetting{"secret", "client_secret"}
+	settingIntrospector           = clientSetting{"introspector", "introspector"}
+	settingIDTokenAlg             = clientSetting{"idTokenSignedResponseAlg", "id_token_signed_response_alg"}
+	settingActors                 = clientSetting{"actors", "actors"}
 )
+
+// signingAlgorithms are the algorithms the broker signs tokens with.
+var signingAlgorithms = []string{keys.RS256, keys.ES256, keys.EdDSA}
+
+// idTokenAlgorithms are the algorithms the broker keeps an ID-token key
+// for: keys.idTokenAlgorithm (RS256 when unset), then each other one a
+// client of the configuration file names. A stored client may name only
+// one of these, so every replica already signs with it.
+func (c Config) idTokenAlgorithms() []string {
+	algs := []string{cmp.Or(c.Keys.IDTokenAlgorithm, "RS256")}
+	for _, cl := range c.Clients {
+		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs
+}
 
 // clientRuleError is a client setting that breaks a rule of
 // checkClientRules. Its message names the setting as the admin API does;
@@ -572,10 +576,34 @@ func (e *clientRuleError) Unwrap() error { return e.err }
 
 // checkClientRules applies the rules every client follows, whether it is
 // defined in the configuration or stored through the admin API or the
-// command line: supported grants, what a public client may not do, safe
-// redirect URIs (checkRedirectURI), and its keys. A broken rule is a
-// *clientRuleError.
-func checkClientRules(public bool, grants, redirectURIs, postLogoutRedirectURIs []string, backchannelLogoutURI string, jwks []byte, jwksURI string) error {
+// command line: the credentials a public or confidential client has,
+// supported grants, what a public client may not do, safe redirect URIs
+// (checkRedirectURI), its keys, an ID-token algorithm among idTokenAlgs,
+// and actors only for token exchange. A broken rule is a
+// *clientRuleError. Who may set introspector is not a rule of the client
+// but of where it is written (Admin refuses it).
+func checkClientRules(c storage.Client, idTokenAlgs []string) error {
+	public, grants := c.Public, c.GrantTypes
+	if public && len(c.SecretHashes) > 0 {
+		return &clientRuleError{settingSecret, errors.New("a public client must not have a secret")}
+	}
+	if !public && len(c.SecretHashes) == 0 && len(c.JWKS) == 0 && c.JWKSURL == "" {
+		return &clientRuleError{settingSecret, errors.New("a confidential client needs a secret, jwks or jwksURI (or public: true)")}
+	}
+	if public && c.Introspector {
+		return &clientRuleError{settingIntrospector, errors.New("a public client cannot be an introspector (introspection needs client authentication)")}
+	}
+	if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(idTokenAlgs, a) {
+		return &clientRuleError{settingIDTokenAlg, fmt.Errorf("%q is not an algorithm the broker signs ID tokens with (%s)", a, strings.Join(idTokenAlgs, ", "))}
+	}
+	if len(c.Actors) > 0 && !slices.Contains(grants, GrantTokenExchange) {
+		return &clientRuleError{settingActors, fmt.Errorf("actors apply to the %s grant, which the client does not have", GrantTokenExchange)}
+	}
+	for _, a := range c.Actors {
+		if err := validateActor(a); err != nil {
+			return &clientRuleError{settingActors, fmt.Errorf("actor %q: %w", a, err)}
+		}
+	}
 	for _, g := range grants {
 		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
 			return &clientRuleError{settingGrantTypes, fmt.Errorf("grant type %q is not supported", g)}
@@ -584,22 +612,23 @@ func checkClientRules(public bool, grants, redirectURIs, postLogoutRedirectURIs 
 			return &clientRuleError{settingGrantTypes, fmt.Errorf("a public client cannot use %s", g)}
 		}
 	}
-	for _, ru := range redirectURIs {
+	for _, ru := range c.RedirectURIs {
 		if err := checkRedirectURI(ru); err != nil {
 			return &clientRuleError{settingRedirectURIs, err}
 		}
 	}
-	for _, ru := range postLogoutRedirectURIs {
+	for _, ru := range c.PostLogoutRedirectURIs {
 		if err := checkRedirectURI(ru); err != nil {
 			return &clientRuleError{settingPostLogoutRedirectURIs, err}
 		}
 	}
+	backchannelLogoutURI := c.BackchannelLogoutURI
 	if u, err := url.Parse(backchannelLogoutURI); backchannelLogoutURI != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "") {
 		return &clientRuleError{settingBackchannelLogoutURI, fmt.Errorf("%q must be an absolute http(s) URL without fragment", backchannelLogoutURI)}
 	}
-	if err := validateClientKeys(public, jwks, jwksURI); err != nil {
+	if err := validateClientKeys(public, c.JWKS, c.JWKSURL); err != nil {
 		setting := settingJWKS
-		if len(jwks) == 0 {
+		if len(c.JWKS) == 0 {
 			setting = settingJWKSURI
 		}
 		return &clientRuleError{setting, err}
@@ -641,7 +670,7 @@ func (cc ConnectorConfig) settings() (upstream.Config, error) {
 	return cc.Config, nil
 }
 
-// validateActor checks one ClientConfig.Actors entry.
+// validateActor checks one entry of a client's actors.
 func validateActor(a string) error {
 	kind, name, _ := strings.Cut(a, ":")
 	switch {

@@ -35,20 +35,22 @@ type encodedDoc struct {
 	body    json.RawMessage
 	etag    string
 	keysTag string // the JWKS ETag the document was built against
-	// clientCredentials is whether the document lists that grant.
-	clientCredentials bool
+	// clientCredentials and tokenExchange are whether the document
+	// lists those grants.
+	clientCredentials, tokenExchange bool
 }
 
 // discoveryDoc returns the discovery document, rebuilt only when the
 // published algorithms may have changed (the key set changed) or a
-// client, perhaps created at another replica, allows client_credentials.
+// client, perhaps created at another replica, allows client_credentials
+// or token exchange.
 func (b *Broker) discoveryDoc() *encodedDoc {
 	if err := b.refreshStoredClients(); err != nil {
 		b.log.Warn("discovery: stored clients unavailable", "err", err)
 	}
 	_, keysTag := b.keys.JWKS()
-	cc := b.advertiseClientCredentials.Load()
-	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc {
+	cc, te := b.advertiseClientCredentials.Load(), b.advertiseTokenExchange.Load()
+	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc && d.tokenExchange == te {
 		return d
 	}
 	body, err := json.Marshal(b.discoveryConfig())
@@ -56,7 +58,7 @@ func (b *Broker) discoveryDoc() *encodedDoc {
 		// A struct of strings always marshals.
 		panic(fmt.Sprintf("broker: marshal discovery: %v", err))
 	}
-	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc}
+	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc, tokenExchange: te}
 	b.discovery.doc.Store(d)
 	return d
 }
@@ -76,7 +78,7 @@ type discoveryDocument struct {
 // discoveryConfig lists exactly what works.
 func (b *Broker) discoveryConfig() discoveryDocument {
 	grants := []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
-	if slices.ContainsFunc(b.cfg.Clients, func(c ClientConfig) bool { return slices.Contains(c.GrantTypes, GrantTokenExchange) }) {
+	if b.advertiseTokenExchange.Load() {
 		grants = append(grants, oidc.GrantTypeTokenExchange)
 	}
 	if b.advertiseClientCredentials.Load() {

@@ -177,16 +177,17 @@ func (b *Broker) signAccessToken(claims accessTokenClaims) (string, error) {
 }
 
 // issueIDToken signs an ID token for g, bound to accessToken by at_hash.
-func (b *Broker) issueIDToken(g grant, accessToken string) (string, error) {
+func (b *Broker) issueIDToken(ctx context.Context, g grant, accessToken string) (string, error) {
 	now := b.now()
 	// The key that signs decides the at_hash hash (SHA-512 for EdDSA), so
 	// take the signer first: during an algorithm change the configured
 	// algorithm may still be pre-published and not yet signing.
-	alg := "" // the configured default, unless the client registered another
-	if c, ok := b.clients.static[g.clientID]; ok {
-		alg = c.idTokenAlg
+	c, err := b.clients.get(ctx, g.clientID)
+	if err != nil {
+		return "", fmt.Errorf("id token: %w", err)
 	}
-	signer, err := b.keys.Signer(keys.UseIDToken, alg)
+	// c.idTokenAlg is "" for the configured default.
+	signer, err := b.keys.Signer(keys.UseIDToken, c.idTokenAlg)
 	if err != nil {
 		return "", fmt.Errorf("id token signer: %w", err)
 	}
@@ -239,7 +240,7 @@ func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string
 		Scope:        g.scopes,
 	}
 	if slices.Contains(g.scopes, oidc.ScopeOpenID) {
-		if resp.IDToken, err = b.issueIDToken(g, at); err != nil {
+		if resp.IDToken, err = b.issueIDToken(ctx, g, at); err != nil {
 			return nil, err
 		}
 	}

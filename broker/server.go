@@ -107,7 +107,10 @@ type Broker struct {
 	// (at start, and within storedClientsTTL of any replica storing it),
 	// created or updated through this broker, or used.
 	advertiseClientCredentials atomic.Bool
-	admin                      *Admin
+	// advertiseTokenExchange puts token exchange in discovery, when and
+	// as advertiseClientCredentials does client_credentials.
+	advertiseTokenExchange atomic.Bool
+	admin                  *Admin
 
 	// Back-channel logout deliveries run past the request that ended the
 	// session (goBackground); Run cancels them and waits for them when it
@@ -142,9 +145,19 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	stored, err := o.Storage.ListClients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker: list stored clients: %w", err)
+	}
 	kc := SigningKeysConfig(cfg, keks(o), o.Logger)
-	for _, cc := range cfg.Clients {
-		if a := cc.IDTokenSignedResponseAlg; a != "" && a != cfg.Keys.IDTokenAlgorithm && !slices.Contains(kc.ExtraIDTokenAlgorithms, a) {
+	// An ID-token key for each algorithm a client names: those of the
+	// configuration's clients, which stored clients are held to, and any
+	// a stored client kept after the configuration stopped naming it.
+	for _, a := range cfg.idTokenAlgorithms()[1:] {
+		kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, a)
+	}
+	for _, c := range stored {
+		if a := c.IDTokenSignedResponseAlg; a != "" && a != cfg.Keys.IDTokenAlgorithm && slices.Contains(signingAlgorithms, a) && !slices.Contains(kc.ExtraIDTokenAlgorithms, a) {
 			kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, a)
 		}
 	}
@@ -194,12 +207,12 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	b.admin.sessionEnded = b.notifyBackchannel
 	for _, cc := range cfg.Clients {
 		b.noteClient(cc.GrantTypes)
-		b.clients.static[cc.ID] = clientFromConfig(cc)
+		b.clients.static[cc.ID] = newClient(cc.client(), false)
 		for _, origin := range cc.AllowedOrigins {
 			b.corsOrigins[origin] = true
 		}
 	}
-	if err := b.checkStoredClients(ctx); err != nil {
+	if err := b.checkStoredClients(stored); err != nil {
 		return nil, err
 	}
 	if err := b.buildConnectors(ctx, o); err != nil {

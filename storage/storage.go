@@ -554,8 +554,11 @@ type Sessions interface {
 	UpdateSessionUpstream(ctx context.Context, id string, old, next []byte) error
 }
 
-// Client is an OAuth client kept in storage (clients in the config file are
-// held by the broker and are not stored).
+// Client is an OAuth client: the one client model. Storage holds it in
+// full; the broker builds the same type from each client of its
+// configuration file (a read-only overlay that is never stored). Storage
+// does not validate it: the broker checks every client, stored or
+// configured, against one rule set before it is written or served.
 type Client struct {
 	ID                     string
 	Name                   string
@@ -570,9 +573,17 @@ type Client struct {
 	JWKSURL                string
 	JWKS                   []byte
 	BackchannelLogoutURI   string
-	ServiceUserID          string
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
+	// IDTokenSignedResponseAlg is the algorithm of the client's ID
+	// tokens; "" for the broker's default.
+	IDTokenSignedResponseAlg string
+	// Actors are who may act in the client's token exchanges
+	// ("client:<id>" or "user:<UUID>").
+	Actors []string
+	// Introspector lets the client introspect every client's tokens.
+	Introspector  bool
+	ServiceUserID string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // SecretHash is the SHA-256 of a client secret. A zero ExpiresAt never expires.

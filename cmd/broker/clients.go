@@ -23,17 +23,19 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // clientFlags are the settings of a client, as create and update take them.
 type clientFlags struct {
-	name, jwksURI, jwksFile                                *string
-	public                                                 *bool
-	grants, audiences, scopes, redirects, logouts, origins listFlag
+	name, jwksURI, jwksFile, backchannel, idTokenAlg               *string
+	public                                                         *bool
+	grants, audiences, scopes, redirects, logouts, origins, actors listFlag
 }
 
 func newClientFlags(fs *flag.FlagSet) *clientFlags {
 	c := &clientFlags{
-		name:     fs.String("name", "", "display name"),
-		jwksURI:  fs.String("jwks-uri", "", "URL of the client's JWKS, for private_key_jwt"),
-		jwksFile: fs.String("jwks", "", "file holding the client's JWKS (JSON), for private_key_jwt"),
-		public:   fs.Bool("public", false, "create: a public client (PKCE, no secret)"),
+		name:        fs.String("name", "", "display name"),
+		jwksURI:     fs.String("jwks-uri", "", "URL of the client's JWKS, for private_key_jwt"),
+		jwksFile:    fs.String("jwks", "", "file holding the client's JWKS (JSON), for private_key_jwt"),
+		public:      fs.Bool("public", false, "create: a public client (PKCE, no secret)"),
+		backchannel: fs.String("backchannel-logout-uri", "", "where the client receives back-channel logout tokens"),
+		idTokenAlg:  fs.String("id-token-alg", "", "algorithm of the client's ID tokens (id_token_signed_response_alg): one the broker signs ID tokens with"),
 	}
 	fs.Var(&c.grants, "grant", "grant type (repeatable): authorization_code, refresh_token, token-exchange, client_credentials")
 	fs.Var(&c.audiences, "audience", "audience the client may ask for (repeatable; the first is the default)")
@@ -41,6 +43,7 @@ func newClientFlags(fs *flag.FlagSet) *clientFlags {
 	fs.Var(&c.redirects, "redirect-uri", "redirect URI (repeatable)")
 	fs.Var(&c.logouts, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
 	fs.Var(&c.origins, "origin", "allowed CORS origin (repeatable)")
+	fs.Var(&c.actors, "actor", "who may act in the client's token exchanges (repeatable): client:<client id> or user:<UUID>")
 	return c
 }
 
@@ -93,7 +96,8 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		info, secret, err := admin.CreateClient(ctx, broker.ActorCLI, broker.ClientSpec{
 			ID: id, Name: *cf.name, Public: *cf.public, RedirectURIs: cf.redirects, PostLogoutRedirectURIs: cf.logouts,
 			GrantTypes: cf.grants, Audiences: cf.audiences, Scopes: cf.scopes, AllowedOrigins: cf.origins,
-			JWKSURI: *cf.jwksURI, JWKS: jwks,
+			JWKSURI: *cf.jwksURI, JWKS: jwks, BackchannelLogoutURI: *cf.backchannel,
+			IDTokenSignedResponseAlg: *cf.idTokenAlg, Actors: cf.actors,
 		})
 		if err != nil {
 			return err
@@ -150,6 +154,12 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 				u.PostLogoutRedirectURIs = (*[]string)(&cf.logouts)
 			case "origin":
 				u.AllowedOrigins = (*[]string)(&cf.origins)
+			case "actor":
+				u.Actors = (*[]string)(&cf.actors)
+			case "backchannel-logout-uri":
+				u.BackchannelLogoutURI = cf.backchannel
+			case "id-token-alg":
+				u.IDTokenSignedResponseAlg = cf.idTokenAlg
 			case "public":
 				err = errors.New("--public cannot be changed; create a new client")
 			}
@@ -192,6 +202,20 @@ func printClient(w io.Writer, c broker.ClientInfo) {
 	row("audiences", strings.Join(c.Audiences, " "))
 	row("scopes", strings.Join(c.Scopes, " "))
 	row("redirect_uris", strings.Join(c.RedirectURIs, " "))
+	// Settings most clients leave empty are shown only when set.
+	opt := func(k string, v ...string) {
+		if v := strings.Join(v, " "); v != "" {
+			row(k, v)
+		}
+	}
+	opt("post_logout_redirect_uris", c.PostLogoutRedirectURIs...)
+	opt("allowed_origins", c.AllowedOrigins...)
+	opt("backchannel_logout_uri", c.BackchannelLogoutURI)
+	opt("id_token_signed_response_alg", c.IDTokenSignedResponseAlg)
+	opt("actors", c.Actors...)
+	if c.Introspector {
+		row("introspector", true)
+	}
 	if c.JWKSURI != "" {
 		row("jwks_uri", c.JWKSURI)
 	}

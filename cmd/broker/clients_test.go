@@ -197,3 +197,31 @@ func TestServe_RefusesAClientInBothConfigAndStorage(t *testing.T) {
 		t.Fatalf("broker.New with client web in config and storage: %v", err)
 	}
 }
+
+func TestClients_CLISetsEveryFieldOfTheClientModel(t *testing.T) {
+	db := pgtest.New(t)
+	cfg := writeConfig(t, freeAddr(t), db.DSN)
+	env := envFrom(map[string]string{"DATABASE_URL": db.DSN, "BROKER_SECRET": secretForTest})
+	cli := func(args ...string) (string, error) {
+		var out testenv.SyncBuffer
+		err := run(context.Background(), append(args[:2:2], append([]string{"--config", cfg}, args[2:]...)...), &out, &out, env)
+		return out.String(), err
+	}
+	out, err := cli("clients", "create", "--grant", "token-exchange", "--audience", "https://api.example.com",
+		"--actor", "client:agent", "--backchannel-logout-uri", "https://agent.example.com/bc", "--id-token-alg", "RS256", "agent")
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	for _, want := range []string{"actors: client:agent", "backchannel_logout_uri: https://agent.example.com/bc", "id_token_signed_response_alg: RS256"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+			t.Errorf("create printed no %q:\n%s", want, out)
+		}
+	}
+	if out, err := cli("clients", "update", "--actor", "client:other", "agent"); err != nil || !strings.Contains(out, "client:other") || strings.Contains(out, "client:agent") {
+		t.Errorf("update --actor replaces the list: %v\n%s", err, out)
+	}
+	// The broker of this configuration signs ID tokens with RS256 alone.
+	if out, err := cli("clients", "update", "--id-token-alg", "EdDSA", "agent"); err == nil || !strings.Contains(err.Error(), "id_token_signed_response_alg") {
+		t.Errorf("an algorithm the broker does not sign with: %v\n%s", err, out)
+	}
+}

@@ -69,6 +69,7 @@ func cloneClient(c storage.Client) storage.Client {
 	c.Scopes = slices.Clone(c.Scopes)
 	c.AllowedOrigins = slices.Clone(c.AllowedOrigins)
 	c.JWKS = slices.Clone(c.JWKS)
+	c.Actors = slices.Clone(c.Actors)
 	return c
 }
 

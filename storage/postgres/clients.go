@@ -46,14 +46,15 @@ func decodeSecretHashes(data []byte) ([]storage.SecretHash, error) {
 }
 
 const clientColumns = `id, name, public, secret_hashes, redirect_uris, post_logout_redirect_uris, grant_types, audiences,
-	scopes, allowed_origins, jwks_url, jwks, backchannel_logout_uri, service_user_id, created_at, updated_at`
+	scopes, allowed_origins, jwks_url, jwks, backchannel_logout_uri, service_user_id, created_at, updated_at,
+	id_token_signed_response_alg, actors, introspector`
 
 func scanClient(row pgx.Row) (storage.Client, error) {
 	var c storage.Client
 	var secrets []byte
 	if err := row.Scan(&c.ID, &c.Name, &c.Public, &secrets, &c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.GrantTypes,
 		&c.Audiences, &c.Scopes, &c.AllowedOrigins, &c.JWKSURL, &c.JWKS, &c.BackchannelLogoutURI, &c.ServiceUserID,
-		&c.CreatedAt, &c.UpdatedAt); err != nil {
+		&c.CreatedAt, &c.UpdatedAt, &c.IDTokenSignedResponseAlg, &c.Actors, &c.Introspector); err != nil {
 		return storage.Client{}, err
 	}
 	utc(&c.CreatedAt, &c.UpdatedAt)
@@ -68,7 +69,8 @@ func clientArgs(c storage.Client) ([]any, error) {
 		return nil, err
 	}
 	return []any{c.ID, c.Name, c.Public, secrets, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Audiences,
-		c.Scopes, c.AllowedOrigins, c.JWKSURL, c.JWKS, c.BackchannelLogoutURI, c.ServiceUserID, c.CreatedAt, c.UpdatedAt}, nil
+		c.Scopes, c.AllowedOrigins, c.JWKSURL, c.JWKS, c.BackchannelLogoutURI, c.ServiceUserID, c.CreatedAt, c.UpdatedAt,
+		c.IDTokenSignedResponseAlg, c.Actors, c.Introspector}, nil
 }
 
 // CreateClient implements storage.Clients.
@@ -83,7 +85,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`, args...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create client %q: %w", c.ID, storage.ErrAlreadyExists)
 	}
@@ -143,7 +145,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(storage
 		if _, err := tx.Exec(ctx, `
 			UPDATE clients SET name = $2, public = $3, secret_hashes = $4, redirect_uris = $5, post_logout_redirect_uris = $6,
 				grant_types = $7, audiences = $8, scopes = $9, allowed_origins = $10, jwks_url = $11, jwks = $12,
-				backchannel_logout_uri = $13, service_user_id = $14, created_at = $15, updated_at = $16
+				backchannel_logout_uri = $13, service_user_id = $14, created_at = $15, updated_at = $16,
+				id_token_signed_response_alg = $17, actors = $18, introspector = $19
 			WHERE id = $1`, args...); err != nil {
 			return fmt.Errorf("postgres: update client: %w", err)
 		}

@@ -11,21 +11,24 @@ import (
 
 func client(id string) storage.Client {
 	return storage.Client{
-		ID:                     id,
-		Name:                   "Client " + id,
-		SecretHashes:           []storage.SecretHash{{Hash: hash("s1")}, {Hash: hash("s0"), ExpiresAt: t0.Add(time.Hour)}},
-		RedirectURIs:           []string{"https://app.example.com/cb"},
-		PostLogoutRedirectURIs: []string{"https://app.example.com/"},
-		GrantTypes:             []string{"authorization_code", "refresh_token"},
-		Audiences:              []string{"https://api.example.com"},
-		Scopes:                 []string{"openid", "email"},
-		AllowedOrigins:         []string{"https://app.example.com"},
-		JWKSURL:                "https://app.example.com/jwks",
-		JWKS:                   []byte(`{"keys":[]}`),
-		BackchannelLogoutURI:   "https://app.example.com/logout",
-		ServiceUserID:          "00000000-0000-4000-8000-00000000000c",
-		CreatedAt:              t0,
-		UpdatedAt:              t0,
+		ID:                       id,
+		Name:                     "Client " + id,
+		SecretHashes:             []storage.SecretHash{{Hash: hash("s1")}, {Hash: hash("s0"), ExpiresAt: t0.Add(time.Hour)}},
+		RedirectURIs:             []string{"https://app.example.com/cb"},
+		PostLogoutRedirectURIs:   []string{"https://app.example.com/"},
+		GrantTypes:               []string{"authorization_code", "refresh_token"},
+		Audiences:                []string{"https://api.example.com"},
+		Scopes:                   []string{"openid", "email"},
+		AllowedOrigins:           []string{"https://app.example.com"},
+		JWKSURL:                  "https://app.example.com/jwks",
+		JWKS:                     []byte(`{"keys":[]}`),
+		BackchannelLogoutURI:     "https://app.example.com/logout",
+		IDTokenSignedResponseAlg: "ES256",
+		Actors:                   []string{"client:agent", "user:00000000-0000-4000-8000-00000000000d"},
+		Introspector:             true,
+		ServiceUserID:            "00000000-0000-4000-8000-00000000000c",
+		CreatedAt:                t0,
+		UpdatedAt:                t0,
 	}
 }
 
@@ -45,6 +48,7 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 	wantErr(t, "GetClient", err, nil)
 	wantEqual(t, "client", got, b)
 	got.SecretHashes[0].Hash[0] = 'X'
+	got.Actors[0] = "X"
 	got, _ = s.GetClient(ctx, "b")
 	wantEqual(t, "client after its copy was changed", got, b)
 	list, err = s.ListClients(ctx)
@@ -55,6 +59,8 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 		c.ID = "ignored"
 		c.RedirectURIs = append(c.RedirectURIs, "http://127.0.0.1/cb")
 		c.SecretHashes = c.SecretHashes[:1]
+		c.Actors = []string{"client:other"}
+		c.IDTokenSignedResponseAlg, c.Introspector = "", false
 		c.UpdatedAt = t0.Add(time.Hour)
 		return c, nil
 	})
@@ -62,6 +68,8 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 	want := client("b")
 	want.RedirectURIs = append(want.RedirectURIs, "http://127.0.0.1/cb")
 	want.SecretHashes = want.SecretHashes[:1]
+	want.Actors = []string{"client:other"}
+	want.IDTokenSignedResponseAlg, want.Introspector = "", false
 	want.UpdatedAt = t0.Add(time.Hour)
 	wantEqual(t, "updated client", got, want)
 	got, _ = s.GetClient(ctx, "b")
