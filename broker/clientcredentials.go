@@ -11,8 +11,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -93,8 +94,9 @@ func requestTargets(form url.Values) ([]string, error) {
 }
 
 // serviceUser returns the client's service user, creating it at first
-// use. Creation goes through ResolveIdentity (connector "client", subject
-// the client id), which makes it atomic: concurrent first requests, on any
+// use. Creation goes through the one identity step (identity.Resolver:
+// connector "client", never trusted with email, subject the client id),
+// whose storage operation makes it atomic: concurrent first requests, on any
 // replica, get one user. A stored client records the user's id; a config
 // client's is remembered in memory. A disabled service user is
 // invalid_grant: disabling it is how a machine client is stopped.
@@ -121,15 +123,12 @@ func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User,
 	if name == "" {
 		name = client.id
 	}
-	res, err := b.store.ResolveIdentity(ctx, storage.ResolveRequest{Connector: serviceConnector, Subject: client.id, Name: name, Now: b.now()})
+	res, err := b.identities.Resolve(ctx, identity.Untrusted(serviceConnector), upstream.Identity{Subject: client.id, Name: name}, identity.Options{})
 	if errors.Is(err, storage.ErrUserDisabled) {
 		return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.id)
 	}
 	if err != nil {
 		return storage.User{}, b.storeFailure(ctx, "resolve service user", err)
-	}
-	if _, err := uuid.Parse(res.User.ID); err != nil {
-		return storage.User{}, b.storeFailure(ctx, "resolve service user", errors.New("service user id is not a UUID"))
 	}
 	if res.Created {
 		b.log.InfoContext(ctx, "service user created", "client_id", client.id, "user_id", res.User.ID)

@@ -137,13 +137,18 @@ func (b *Broker) upstreamRedirect(ctx context.Context, ar storage.AuthRequest, c
 // 7). The connectors share their discovery and key fetches between
 // requests, so requests do not queue behind one another either.
 func (b *Broker) upstreamContext(ctx context.Context, id string) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.upstreamTimeout(id))
+}
+
+// upstreamTimeout is connector id's timeout (upstreamContext).
+func (b *Broker) upstreamTimeout(id string) time.Duration {
 	timeout := upoidc.DefaultTimeout
 	for _, cc := range b.cfg.Connectors {
 		if cc.ID == id && cc.Timeout > 0 {
 			timeout = cc.Timeout
 		}
 	}
-	return context.WithTimeout(ctx, timeout)
+	return timeout
 }
 
 func (b *Broker) upstreamCallbackURL(id string) string {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/jwks"
@@ -516,38 +517,21 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 }
 
 // resolveExchanged resolves the identity of a verified upstream token as
-// resolve does at login, with one step more for a first contact by an
-// access token that names no verified email: without one, a person
-// already known by email (a one-time-code user) would get a second user,
-// for good. When the connector is trusted with email and can ask its
-// upstream (upstream.IdentityCompleter: Auth0's userinfo), an identity not
-// known yet is completed there first. A known identity costs what it
-// always did, one store round trip, and nothing is asked upstream. An
-// upstream that cannot answer fails the exchange (upstream.ErrUnavailable,
-// 503) rather than resolve without the email; an answer about someone
-// else is errUnacceptable.
+// a login does (identity.Resolver), with one step more for an access
+// token: a first contact that names no verified email is completed
+// upstream first where the connector allows (identity.Options
+// AccessToken), within the connector's timeout. An upstream that cannot
+// answer fails the exchange (upstream.ErrUnavailable, 503) rather than
+// resolve without the email; an answer about someone else is
+// errUnacceptable.
 func (b *Broker) resolveExchanged(ctx context.Context, t exchangeToken) (storage.User, error) {
-	completer, ok := t.conn.(upstream.IdentityCompleter)
-	req := b.resolveRequest(t.conn, t.identity)
-	if !ok || req.LinkByEmail || !t.conn.TrustEmail() || t.tokenType != string(oidc.AccessTokenType) {
-		return b.resolved(ctx, t.conn, req)
+	var o identity.Options
+	if t.tokenType == string(oidc.AccessTokenType) {
+		o.AccessToken, o.UpstreamTimeout = t.raw, b.upstreamTimeout(t.conn.ID())
 	}
-	req.KnownOnly = true
-	user, err := b.resolved(ctx, t.conn, req)
-	if !isNotFound(err) {
-		return user, err
+	res, err := b.identities.Resolve(ctx, t.conn, t.identity, o)
+	if errors.Is(err, identity.ErrRefused) {
+		return storage.User{}, fmt.Errorf("%w: %w", errUnacceptable, err)
 	}
-	upstreamCtx, cancel := b.upstreamContext(ctx, t.conn.ID())
-	id, err := completer.CompleteIdentity(upstreamCtx, t.raw, t.identity)
-	cancel()
-	if errors.Is(err, upstream.ErrUnavailable) {
-		return storage.User{}, err
-	}
-	if err != nil {
-		return storage.User{}, fmt.Errorf("%w: connector %q: completing a first contact: %w", errUnacceptable, t.conn.ID(), err)
-	}
-	if id.Subject != t.identity.Subject {
-		return storage.User{}, unacceptable("connector %q: completing subject %q gave subject %q", t.conn.ID(), t.identity.Subject, id.Subject)
-	}
-	return b.resolved(ctx, t.conn, b.resolveRequest(t.conn, id))
+	return res.User, err
 }

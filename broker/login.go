@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/otp"
@@ -387,12 +387,12 @@ func (d loginDetails) impersonator() string {
 	return d.impersonation.Actor
 }
 
-// completeLogin resolves the identity to a user, gives the browser a
-// session, marks the auth request authenticated and continues to the
-// authorization callback.
+// completeLogin resolves the identity to a user (identity.Resolver),
+// gives the browser a session, marks the auth request authenticated and
+// continues to the authorization callback.
 func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.Connector, id upstream.Identity, d loginDetails) {
 	ctx := r.Context()
-	user, err := b.resolve(ctx, conn, id)
+	res, err := b.identities.Resolve(ctx, conn, id, identity.Options{})
 	if errors.Is(err, storage.ErrUserDisabled) {
 		b.loginOutcome(ctx, ar, conn.ID(), "user disabled")
 		b.renderError(w, r, http.StatusForbidden, "Account disabled", "This account has been disabled. Contact your administrator.")
@@ -402,7 +402,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		b.storeUnavailablePage(w, r, "resolve identity", err)
 		return
 	}
-	now := b.now()
+	user, now := res.User, b.now()
 	if imp := d.impersonation; imp != nil {
 		// Written before anything is issued: an impersonation that
 		// leaves no record does not sign in.
@@ -443,58 +443,6 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		return
 	}
 	http.Redirect(w, r, callbackPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
-}
-
-// resolve turns an upstream identity into the platform user (docs/design.md
-// rule 1), the same way on every path. The email links to an existing
-// user only when the connector is trusted to assert email and the
-// upstream said the address is verified (rule 5).
-func (b *Broker) resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity) (storage.User, error) {
-	return b.resolved(ctx, conn, b.resolveRequest(conn, id))
-}
-
-// resolved has the store resolve req, for conn, and checks the user it
-// resolves to.
-func (b *Broker) resolved(ctx context.Context, conn upstream.Connector, req storage.ResolveRequest) (storage.User, error) {
-	res, err := b.store.ResolveIdentity(ctx, req)
-	if err != nil {
-		return storage.User{}, err
-	}
-	if err := checkUserID(res.User); err != nil {
-		return storage.User{}, err
-	}
-	if res.Created {
-		b.log.InfoContext(ctx, "user provisioned", "connector", conn.ID(), "user_id", res.User.ID)
-	}
-	return res.User, nil
-}
-
-// resolveRequest is what resolve asks the store to resolve id to.
-func (b *Broker) resolveRequest(conn upstream.Connector, id upstream.Identity) storage.ResolveRequest {
-	// An untrusted connector's "verified" is not stored as verified:
-	// a verified email is what a later trusted login links by, so an
-	// untrusted upstream could otherwise plant an address and have the
-	// real owner's login land in its account.
-	verified := conn.TrustEmail() && id.EmailVerified && id.Email != ""
-	return storage.ResolveRequest{
-		Connector:     conn.ID(),
-		Subject:       id.Subject,
-		Email:         id.Email,
-		EmailVerified: verified,
-		Name:          id.Name,
-		LinkByEmail:   verified,
-		UserID:        id.UserID,
-		Now:           b.now(),
-	}
-}
-
-// checkUserID enforces rule 2: a token's sub is a platform UUID or nothing
-// is issued.
-func checkUserID(u storage.User) error {
-	if _, err := uuid.Parse(u.ID); err != nil {
-		return errors.New("resolved user id is not a UUID")
-	}
-	return nil
 }
 
 // redactEmail keeps enough of an address to correlate log lines without

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -73,6 +74,7 @@ type Broker struct {
 	cfg        Config
 	issuer     string
 	store      storage.Storage
+	identities *identity.Resolver // every path that meets an upstream identity
 	keys       *keys.Manager
 	clients    *clientDirectory
 	otp        *otp.Connector
@@ -176,6 +178,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		cfg:        cfg,
 		issuer:     cfg.Issuer,
 		store:      o.Storage,
+		identities: identity.New(o.Storage, o.Clock, o.Logger),
 		keys:       km,
 		connectors: map[string]upstream.Connector{},
 		byDomain:   map[string]string{},
