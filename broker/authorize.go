@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -285,4 +286,4 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (b *Broker) codeHash(code string) []byte { return tokenHash("authorization code", code) }
+func (b *Broker) codeHash(code string) []byte { return keys.TokenHash("authorization code", code) }

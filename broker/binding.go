@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -96,7 +97,7 @@ func (b *Broker) bindBrowser(h http.Header) (hash []byte, set *http.Cookie) {
 // browserHash is what an auth request stores of its browser's id: the id
 // carries 256 random bits, so an unkeyed hash cannot be reversed, and a
 // leaked auth request holds nothing that works as the cookie.
-func browserHash(id string) []byte { return tokenHash("browser", id) }
+func browserHash(id string) []byte { return keys.TokenHash("browser", id) }
 
 // Why a step was refused, as the metric and the log name it.
 const (

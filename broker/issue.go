@@ -284,7 +284,7 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 	return token, nil
 }
 
-func (b *Broker) refreshHash(token string) []byte { return tokenHash("refresh token", token) }
+func (b *Broker) refreshHash(token string) []byte { return keys.TokenHash("refresh token", token) }
 
 // refreshSuccessor derives the token that replaces token. Deriving it (an
 // HMAC under a key from the root secret) rather than drawing it at random
