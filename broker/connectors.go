@@ -186,7 +186,7 @@ func (b *Broker) renderConnector(w http.ResponseWriter, r *http.Request, ar stor
 		Email:         email,
 		Connector:     web.Connector{ID: conn.ID(), Name: b.connectorName(conn.ID())},
 	}
-	if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, ar.UILocales), page); err != nil {
+	if err := b.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render connector page", "err", err)
 	}
 }

@@ -152,7 +152,7 @@ func (b *Broker) confirmLogout(w http.ResponseWriter, r *http.Request) {
 			PostLogoutRedirectURI: redirectURI,
 			State:                 state,
 		}
-		if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, nil), page); err != nil {
+		if err := b.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, nil), page); err != nil {
 			b.log.ErrorContext(ctx, "render logout page", "err", err)
 		}
 		return

@@ -119,15 +119,6 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 // resendCooldown is the least time between codes for one auth request.
 const resendCooldown = 30 * time.Second
 
-// pageLang is the language of a page: the auth request's ui_locales (or,
-// without one, the request's ui_locales parameter), then Accept-Language.
-func pageLang(r *http.Request, uiLocales []string) string {
-	if len(uiLocales) == 0 {
-		uiLocales = strings.Fields(r.URL.Query().Get("ui_locales"))
-	}
-	return web.Negotiate(uiLocales, r.Header.Get("Accept-Language"))
-}
-
 func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, email, fieldError string) {
 	page := web.LoginPage{
 		Branding:      b.branding,
@@ -137,7 +128,7 @@ func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.
 		Error:         fieldError,
 		Connectors:    b.connectorButtons(),
 	}
-	if err := b.pages.RenderIn(w, status, pageLang(r, ar.UILocales), page); err != nil {
+	if err := b.pages.RenderIn(w, status, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render login page", "err", err)
 	}
 }
@@ -153,7 +144,7 @@ func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.A
 		ValidMinutes:  int(b.cfg.OTP.CodeTTL / time.Minute),
 		ResendWait:    b.resendWait(r.Context(), ar),
 	}
-	if err := b.pages.RenderIn(w, status, pageLang(r, ar.UILocales), page); err != nil {
+	if err := b.pages.RenderIn(w, status, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render code page", "err", err)
 	}
 }
@@ -223,7 +214,7 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 			continue
 		}
 		w.Header().Set("Retry-After", retryAfterSeconds(wait))
-		lang := pageLang(r, ar.UILocales)
+		lang := web.RequestLanguage(r, ar.UILocales)
 		if lim.name == "otp-resend" {
 			// Not too many codes, only too soon after the last one: the
 			// code page says so beside its button, the email form here.

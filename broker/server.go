@@ -496,14 +496,14 @@ func htmlErrors(b *Broker, h http.Handler, title, message string) http.Handler {
 }
 
 func (b *Broker) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	if err := b.pages.RenderIn(w, status, pageLang(r, nil), web.ErrorPage{Branding: b.branding, Title: title, Message: message, Status: status}); err != nil {
+	if err := b.pages.RenderIn(w, status, web.RequestLanguage(r, nil), web.ErrorPage{Branding: b.branding, Title: title, Message: message, Status: status}); err != nil {
 		b.log.ErrorContext(r.Context(), "render error page", "err", err)
 	}
 }
 
 func (b *Broker) signedOut(w http.ResponseWriter, r *http.Request) {
 	page := web.SignedOutPage{Branding: b.branding, UpstreamLogoutURL: b.upstreamLogoutURL(r.Context(), r.URL.Query().Get("idp"))}
-	if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, nil), page); err != nil {
+	if err := b.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, nil), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render signed-out page", "err", err)
 	}
 }
