@@ -135,7 +135,7 @@ func (b *Broker) boundToBrowser(w http.ResponseWriter, r *http.Request, ar stora
 	b.metrics.bindingRefusals.WithLabelValues(step, reason).Inc()
 	b.log.WarnContext(r.Context(), "sign-in refused: started in another browser",
 		"step", step, "reason", reason, "client_id", ar.ClientID, "ip", b.clientIP(r))
-	b.renderError(w, r, http.StatusForbidden, "Sign-in started in another browser",
+	b.errorPages.Render(w, r, http.StatusForbidden, "Sign-in started in another browser",
 		"This sign-in was started in another browser or a private window, or this browser did not keep the sign-in service's cookie. For your security it can only be finished where it was started. Nothing was changed. Go back to the application and start again.")
 	return false
 }

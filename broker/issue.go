@@ -279,7 +279,7 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 			"client_id", g.clientID, "sid", g.sessionID)
 	}
 	if err != nil {
-		return "", b.storeFailure(ctx, "create refresh family", err)
+		return "", b.failures.Store(ctx, "create refresh family", err)
 	}
 	return token, nil
 }

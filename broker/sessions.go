@@ -228,7 +228,7 @@ func (b *Broker) logout(ctx context.Context, h http.Header, dest string) (*op.Re
 		case isNotFound(err):
 			// Already ended (another tab, the CLI) or expired and swept.
 		default:
-			return nil, b.storeFailure(ctx, "end session", err)
+			return nil, b.failures.Store(ctx, "end session", err)
 		}
 	}
 	if dest == "" {
