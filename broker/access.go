@@ -89,7 +89,7 @@ func (b *Broker) introspectAccessToken(ctx context.Context, client *Client, toke
 	case errors.Is(err, errTokenInactive):
 		return nil, nil
 	case err != nil:
-		return nil, b.storeFailure(ctx, "check access token", err)
+		return nil, b.failures.Store(ctx, "check access token", err)
 	case !client.mayIntrospect(claims.ClientID, claims.Audience):
 		b.log.InfoContext(ctx, "introspection refused", "client_id", client.id, "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
 		return inactiveToken(), nil
@@ -121,7 +121,7 @@ func (b *Broker) introspectRefreshToken(ctx context.Context, client *Client, tok
 	case errors.Is(err, storage.ErrRevoked):
 		return inactiveToken(), nil
 	case err != nil:
-		return nil, b.storeFailure(ctx, "get refresh family", err)
+		return nil, b.failures.Store(ctx, "get refresh family", err)
 	}
 	if fam.Revoked || !b.now().Before(fam.ExpiresAt) || user.Disabled {
 		return inactiveToken(), nil
@@ -156,11 +156,11 @@ func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 				return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 			}
 			if err := b.revokeGrant(ctx, fam.ID); err != nil {
-				return nil, b.storeFailure(ctx, "revoke refresh family", err)
+				return nil, b.failures.Store(ctx, "revoke refresh family", err)
 			}
 			return ok, nil
 		case !isNotFound(err) && !errors.Is(err, storage.ErrRevoked):
-			return nil, b.storeFailure(ctx, "get refresh family", err)
+			return nil, b.failures.Store(ctx, "get refresh family", err)
 		}
 	}
 	claims, _, err := b.verifyAccessToken(ctx, r.Data.Token)
@@ -168,13 +168,13 @@ func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 		return ok, nil
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "check access token", err)
+		return nil, b.failures.Store(ctx, "check access token", err)
 	}
 	if claims.ClientID != client.id && !slices.Contains(claims.Audience, client.id) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
 	if err := b.store.RevokeAccessToken(ctx, claims.ref()); err != nil {
-		return nil, b.storeFailure(ctx, "revoke access token", err)
+		return nil, b.failures.Store(ctx, "revoke access token", err)
 	}
 	return ok, nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -161,13 +162,13 @@ func (b *Broker) adminAuth(h http.Handler) http.Handler {
 		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin"`)
-			writeOAuthError(w, http.StatusUnauthorized, "invalid_request", "an access token is required")
+			answer.OAuthError(w, http.StatusUnauthorized, "invalid_request", "an access token is required")
 			return
 		}
 		unauthorized := func(reason string) {
 			b.log.InfoContext(ctx, "admin request refused", "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="invalid_token"`)
-			writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired, revoked or not for this API")
+			answer.OAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired, revoked or not for this API")
 		}
 		claims, user, err := b.verifyAccessToken(ctx, raw)
 		if errors.Is(err, errTokenInactive) {
@@ -194,7 +195,7 @@ func (b *Broker) adminAuth(h http.Handler) http.Handler {
 		forbidden := func(reason string) {
 			b.log.InfoContext(ctx, "admin request refused", "client_id", claims.ClientID, "user_id", claims.Subject, "reason", reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="broker-admin", error="insufficient_scope", scope="admin"`)
-			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token carries no admin rights (the admin scope, for a holder of the admin role)")
+			answer.OAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token carries no admin rights (the admin scope, for a holder of the admin role)")
 		}
 		if !slices.Contains(strings.Fields(claims.Scope), AdminScope) || !slices.Contains(client.scopes, AdminScope) || !slices.Contains(client.audiences, aud) {
 			forbidden("no admin scope")
@@ -247,24 +248,24 @@ func (b *Broker) adminDecode(w http.ResponseWriter, r *http.Request, v any) bool
 func (b *Broker) adminReply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	switch {
 	case errors.Is(err, ErrInvalidAdminRequest):
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		answer.OAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	case errors.Is(err, storage.ErrInvalidText):
 		// The cause quotes the database; the log has it.
 		b.log.InfoContext(r.Context(), "admin request refused by storage", "err", err)
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", invalidTextReason("the request"))
+		answer.OAuthError(w, http.StatusBadRequest, "invalid_request", answer.InvalidTextReason("the request"))
 		return
 	case errors.Is(err, storage.ErrNotFound):
-		writeOAuthError(w, http.StatusNotFound, "not_found", err.Error())
+		answer.OAuthError(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	case errors.Is(err, storage.ErrAlreadyExists):
-		writeOAuthError(w, http.StatusConflict, "conflict", err.Error())
+		answer.OAuthError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	case err != nil:
 		// The route, not the path: a label must not carry what a
 		// request sent.
-		b.storeFailure(r.Context(), "admin "+routePattern(r.Context()), err)
-		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the operation could not be completed; see the broker log")
+		b.failures.Store(r.Context(), "admin "+routePattern(r.Context()), err)
+		answer.OAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the operation could not be completed; see the broker log")
 		return
 	}
 	if v == nil {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -28,7 +30,7 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", r.Data.ClientID)
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get client", err)
+		return nil, b.failures.Store(ctx, "get client", err)
 	}
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.requestView(r.Data.RedirectURI)}, nil
 }
@@ -112,7 +114,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	}
 	sess, refused, err := b.reusableSession(ctx, r.Header, req, client.id, r.Form.Get("idp"), hintSubject)
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get session", err)
+		return nil, b.failures.Store(ctx, "get session", err)
 	}
 	if refused == "" {
 		completeFromSession(&ar, sess)
@@ -123,7 +125,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
 	}
 	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {
-		return nil, b.storeFailure(ctx, "create auth request", err)
+		return nil, b.failures.Store(ctx, "create auth request", err)
 	}
 	// Every way on from here is a step of this request, which only this
 	// browser may take: a browser that has no id yet gets it with the
@@ -146,10 +148,10 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 			// unavailable; the cause is for the log.
 			b.metrics.logins.WithLabelValues(direct.ID(), "upstream unavailable").Inc()
 			b.log.InfoContext(ctx, "login", "connector", direct.ID(), "outcome", "upstream unavailable", "err", err)
-			return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+			return nil, answer.TemporarilyUnavailable()
 		}
 		if err != nil {
-			return nil, b.storeFailure(ctx, "start upstream login", err)
+			return nil, b.failures.Store(ctx, "start upstream login", err)
 		}
 		return redirect(dest), nil
 	}
@@ -175,7 +177,7 @@ func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ar.Done {
-		b.renderError(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
 		return
 	}
 	code := randomID()
@@ -200,11 +202,11 @@ func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 	}, ar.ID)
 	if isNotFound(err) {
 		// Another tab finished the same request first.
-		b.renderError(w, r, http.StatusBadRequest, "Sign-in already used", "This sign-in was already completed. Go back to the application and start again.")
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in already used", "This sign-in was already completed. Go back to the application and start again.")
 		return
 	}
 	if err != nil {
-		b.storeUnavailablePage(w, r, "create auth code", err)
+		b.failures.StorePage(w, r, "create auth code", err)
 		return
 	}
 	http.Redirect(w, r, clientRedirect(ar.RedirectURI, url.Values{
@@ -238,7 +240,7 @@ func clientRedirect(redirectURI string, params url.Values) string {
 // or started in another browser (boundToBrowser).
 func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
 	if id == "" {
-		b.renderError(w, r, http.StatusBadRequest, "Sign-in link incomplete", "This page needs a sign-in request. Go back to the application and choose sign in again.")
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in link incomplete", "This page needs a sign-in request. Go back to the application and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
 	ar, err := b.store.GetAuthRequest(r.Context(), id)
@@ -246,35 +248,18 @@ func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id stri
 		err = storage.ErrNotFound
 	}
 	if isNotFound(err) || errors.Is(err, storage.ErrExpired) {
-		b.renderError(w, r, http.StatusNotFound, "This sign-in has expired",
+		b.errorPages.Render(w, r, http.StatusNotFound, "This sign-in has expired",
 			"For your security a sign-in page works for a limited time, and this one has expired or was already used. Nothing was changed. Go back to the application you came from and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
 	if err != nil {
-		b.storeUnavailablePage(w, r, "get auth request", err)
+		b.failures.StorePage(w, r, "get auth request", err)
 		return storage.AuthRequest{}, false
 	}
 	if !b.boundToBrowser(w, r, ar) {
 		return storage.AuthRequest{}, false
 	}
 	return ar, true
-}
-
-func (b *Broker) storeUnavailablePage(w http.ResponseWriter, r *http.Request, what string, err error) {
-	if b.invalidTextPage(w, r, what, err) {
-		return
-	}
-	b.metrics.storageErrors.WithLabelValues(what).Inc()
-	b.log.ErrorContext(r.Context(), "storage failed", "op", what, "err", err)
-	b.unavailablePage(w, r)
-}
-
-// unavailablePage says the sign-in service failed, not the request, and
-// that trying again later will work: 503, for an outage of the store or
-// of an upstream.
-func (b *Broker) unavailablePage(w http.ResponseWriter, r *http.Request) {
-	b.renderError(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
-		"The sign-in service cannot complete your request right now. Nothing was changed. Please try again in a moment.")
 }
 
 // randomID returns 256 random bits, base64url: for ids that must not be
@@ -285,4 +270,4 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (b *Broker) codeHash(code string) []byte { return tokenHash("authorization code", code) }
+func (b *Broker) codeHash(code string) []byte { return keys.TokenHash("authorization code", code) }

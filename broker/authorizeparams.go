@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -51,11 +52,11 @@ func (b *Broker) checkAuthorizeParams(next http.Handler) http.Handler {
 		client, err := b.clients.get(ctx, r.Form.Get("client_id"))
 		switch {
 		case err != nil && !errors.Is(err, errUnknownClient):
-			b.writeStoreFailure(ctx, w, "get client", err)
+			b.failures.WriteStore(ctx, w, "get client", err)
 			return
 		case err != nil, len(r.Form["client_id"]) != 1, len(r.Form["redirect_uri"]) != 1,
 			!client.redirectURIAllowed(r.Form.Get("redirect_uri")):
-			writeOAuthError(w, http.StatusBadRequest, code, description)
+			answer.OAuthError(w, http.StatusBadRequest, code, description)
 			return
 		}
 		params := url.Values{"error": {code}, "error_description": {description}, "iss": {b.issuer}}

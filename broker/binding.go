@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -96,7 +97,7 @@ func (b *Broker) bindBrowser(h http.Header) (hash []byte, set *http.Cookie) {
 // browserHash is what an auth request stores of its browser's id: the id
 // carries 256 random bits, so an unkeyed hash cannot be reversed, and a
 // leaked auth request holds nothing that works as the cookie.
-func browserHash(id string) []byte { return tokenHash("browser", id) }
+func browserHash(id string) []byte { return keys.TokenHash("browser", id) }
 
 // Why a step was refused, as the metric and the log name it.
 const (
@@ -134,7 +135,7 @@ func (b *Broker) boundToBrowser(w http.ResponseWriter, r *http.Request, ar stora
 	b.metrics.bindingRefusals.WithLabelValues(step, reason).Inc()
 	b.log.WarnContext(r.Context(), "sign-in refused: started in another browser",
 		"step", step, "reason", reason, "client_id", ar.ClientID, "ip", b.clientIP(r))
-	b.renderError(w, r, http.StatusForbidden, "Sign-in started in another browser",
+	b.errorPages.Render(w, r, http.StatusForbidden, "Sign-in started in another browser",
 		"This sign-in was started in another browser or a private window, or this browser did not keep the sign-in service's cookie. For your security it can only be finished where it was started. Nothing was changed. Go back to the application and start again.")
 	return false
 }

@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/jwks"
@@ -223,7 +224,7 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 		return nil, unproven("unknown client")
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get client", err)
+		return nil, b.failures.Store(ctx, "get client", err)
 	}
 	if client.public {
 		return nil, unproven("a public client has no keys")
@@ -231,7 +232,7 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	payload, err := b.verifyAssertionSignature(ctx, client, jws)
 	if errors.Is(err, upstream.ErrUnavailable) {
 		b.log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
-		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+		return nil, answer.TemporarilyUnavailable()
 	}
 	if err != nil {
 		return nil, unproven("signature: " + err.Error())
@@ -263,7 +264,7 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 		return nil, fail("assertion replayed (jti already used)")
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "consume jti", err)
+		return nil, b.failures.Store(ctx, "consume jti", err)
 	}
 	b.recentClientAuth.succeeded(key, now)
 	return client, nil

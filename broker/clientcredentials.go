@@ -115,7 +115,7 @@ func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User,
 		case err == nil:
 			return user, nil
 		case !isNotFound(err):
-			return storage.User{}, b.storeFailure(ctx, "get service user", err)
+			return storage.User{}, b.failures.Store(ctx, "get service user", err)
 		}
 		// Deleted by an administrator: a new one is made below.
 	}
@@ -128,7 +128,7 @@ func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User,
 		return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.id)
 	}
 	if err != nil {
-		return storage.User{}, b.storeFailure(ctx, "resolve service user", err)
+		return storage.User{}, b.failures.Store(ctx, "resolve service user", err)
 	}
 	if res.Created {
 		b.log.InfoContext(ctx, "service user created", "client_id", client.id, "user_id", res.User.ID)

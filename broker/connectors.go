@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
 	"github.com/idbroker/broker/upstream/otp"
 	"github.com/idbroker/broker/web"
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // upstreamCallbackPrefix is where upstreams send the browser back:
@@ -186,7 +186,7 @@ func (b *Broker) renderConnector(w http.ResponseWriter, r *http.Request, ar stor
 		Email:         email,
 		Connector:     web.Connector{ID: conn.ID(), Name: b.connectorName(conn.ID())},
 	}
-	if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, ar.UILocales), page); err != nil {
+	if err := b.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render connector page", "err", err)
 	}
 }
@@ -222,12 +222,12 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("connector")
 	conn, ok := b.connectors[id].(upstream.CallbackConnector)
 	if !ok {
-		b.renderError(w, r, http.StatusNotFound, "Unknown sign-in provider", "This address does not belong to a configured sign-in provider.")
+		b.errorPages.Render(w, r, http.StatusNotFound, "Unknown sign-in provider", "This address does not belong to a configured sign-in provider.")
 		return
 	}
 	state := r.URL.Query().Get("state")
 	if state == "" {
-		b.renderError(w, r, http.StatusBadRequest, "Sign-in could not be completed", "The identity provider's answer was incomplete. Go back to the application and choose sign in again.")
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in could not be completed", "The identity provider's answer was incomplete. Go back to the application and choose sign in again.")
 		return
 	}
 	ar, err := b.store.GetAuthRequestByUpstreamState(ctx, state)
@@ -236,12 +236,12 @@ func (b *Broker) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if isNotFound(err) {
 		b.log.InfoContext(ctx, "login failed", "connector", id, "outcome", "unknown or used upstream state")
-		b.renderError(w, r, http.StatusBadRequest, "This sign-in has expired",
+		b.errorPages.Render(w, r, http.StatusBadRequest, "This sign-in has expired",
 			"The identity provider sent you back for a sign-in that has expired or was already used. Go back to the application and choose sign in again.")
 		return
 	}
 	if err != nil {
-		b.storeUnavailablePage(w, r, "get auth request by upstream state", err)
+		b.failures.StorePage(w, r, "get auth request by upstream state", err)
 		return
 	}
 	// The state came back through the browser, so anyone who had it could
@@ -287,15 +287,15 @@ func (b *Broker) upstreamFailurePage(w http.ResponseWriter, r *http.Request, con
 	b.log.InfoContext(r.Context(), "login", "connector", connector, "outcome", outcome, "err", err)
 	switch {
 	case errors.Is(err, upstream.ErrDenied):
-		b.renderError(w, r, http.StatusForbidden, "Sign-in was not completed",
+		b.errorPages.Render(w, r, http.StatusForbidden, "Sign-in was not completed",
 			"Your identity provider did not sign you in (it was cancelled or refused). Go back to the application to try again.")
 	case errors.Is(err, upstream.ErrUnavailable):
 		// 503, like every other outage: nothing is wrong with the
 		// request, and it will work once the upstream answers again.
-		b.renderError(w, r, http.StatusServiceUnavailable, "Identity provider unavailable",
+		b.errorPages.Render(w, r, http.StatusServiceUnavailable, "Identity provider unavailable",
 			"Your identity provider could not be reached or did not answer in time. Nothing was changed. Please try again in a moment.")
 	default:
-		b.renderError(w, r, http.StatusBadRequest, "Sign-in could not be verified",
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in could not be verified",
 			"The answer from your identity provider could not be verified, so you were not signed in. Go back to the application and try again.")
 	}
 }
@@ -323,11 +323,11 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 			next := fam.UpstreamRefreshToken
 			if id.RefreshToken != "" && id.RefreshToken != string(token) {
 				if next, err = b.sealer.Seal([]byte(id.RefreshToken)); err != nil {
-					return b.storeFailure(ctx, "seal upstream token", err)
+					return b.failures.Store(ctx, "seal upstream token", err)
 				}
 			}
 			if err := b.store.UpdateRefreshFamilyUpstream(ctx, fam.ID, next, b.now()); err != nil {
-				return b.storeFailure(ctx, "record upstream check", err)
+				return b.failures.Store(ctx, "record upstream check", err)
 			}
 			// The session and the families single sign-on made from it
 			// hold the same token, which a single-use upstream (WorkOS)
@@ -344,16 +344,16 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 	}
 	if errors.Is(err, upstream.ErrUnavailable) {
 		b.log.WarnContext(ctx, "upstream re-check unavailable", "connector", fam.IDP, "err", err)
-		return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+		return answer.TemporarilyUnavailable()
 	}
 	if revokeErr := b.revokeGrant(ctx, fam.ID); revokeErr != nil {
-		return b.storeFailure(ctx, "revoke family after upstream refusal", revokeErr)
+		return b.failures.Store(ctx, "revoke family after upstream refusal", revokeErr)
 	}
 	// The browser session this family came from would otherwise keep
 	// signing the user in to other applications.
 	if fam.SessionID != "" {
 		if _, err := b.store.EndSession(ctx, fam.SessionID); err != nil && !isNotFound(err) {
-			return b.storeFailure(ctx, "end session after upstream refusal", err)
+			return b.failures.Store(ctx, "end session after upstream refusal", err)
 		}
 	}
 	return b.invalidGrant(ctx, "the identity provider no longer accepts this user; sign in again", "connector", fam.IDP, "err", err)

@@ -45,14 +45,14 @@ func (b *Broker) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRe
 	}
 	dest, refusal, err := b.logoutDestination(ctx, clientID, req.PostLogoutRedirectURI, req.State)
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get client", err)
+		return nil, b.failures.Store(ctx, "get client", err)
 	}
 	if refusal != "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("%s", refusal)
 	}
 	s, ok, err := b.browserSession(ctx, r.Header)
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get session", err)
+		return nil, b.failures.Store(ctx, "get session", err)
 	}
 	if ok && (hintSubject == "" || hintSubject != s.UserID) {
 		// Only what was checked goes on: the client is the hint's when
@@ -116,31 +116,31 @@ func (b *Broker) confirmLogout(w http.ResponseWriter, r *http.Request) {
 		form = r.URL.Query()
 	case http.MethodPost:
 		if err := r.ParseForm(); err != nil {
-			b.renderError(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
+			b.errorPages.Render(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
 			return
 		}
 		form = r.PostForm
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		b.renderError(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
+		b.errorPages.Render(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
 		return
 	}
 	ctx := r.Context()
 	clientID, redirectURI, state := form.Get("client_id"), form.Get("post_logout_redirect_uri"), form.Get("state")
 	dest, refusal, err := b.logoutDestination(ctx, clientID, redirectURI, state)
 	if err != nil {
-		b.storeUnavailablePage(w, r, "get client", err)
+		b.failures.StorePage(w, r, "get client", err)
 		return
 	}
 	if refusal != "" {
 		b.log.InfoContext(ctx, "browser request refused", "path", r.URL.Path, "status", http.StatusBadRequest, "reason", refusal)
-		b.renderError(w, r, http.StatusBadRequest, "Sign-out request not valid",
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-out request not valid",
 			"The application that sent you here made a sign-out request the sign-in service cannot accept ("+refusal+"). Go back to the application and start again.")
 		return
 	}
 	s, ok, err := b.browserSession(ctx, r.Header)
 	if err != nil {
-		b.storeUnavailablePage(w, r, "get session", err)
+		b.failures.StorePage(w, r, "get session", err)
 		return
 	}
 	if ok && r.Method != http.MethodPost {
@@ -152,21 +152,21 @@ func (b *Broker) confirmLogout(w http.ResponseWriter, r *http.Request) {
 			PostLogoutRedirectURI: redirectURI,
 			State:                 state,
 		}
-		if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, nil), page); err != nil {
+		if err := b.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, nil), page); err != nil {
 			b.log.ErrorContext(ctx, "render logout page", "err", err)
 		}
 		return
 	}
 	if ok && !b.csrfValid(r, logoutCSRFPurpose(s.ID)) {
 		b.log.InfoContext(ctx, "logout form refused", "reason", "csrf token missing or wrong")
-		b.renderError(w, r, http.StatusForbidden, "Form expired",
+		b.errorPages.Render(w, r, http.StatusForbidden, "Form expired",
 			"This sign-out form could not be verified, perhaps because it was opened in another browser or cookies are blocked. You are still signed in. Go back to the application and choose sign out again.")
 		return
 	}
 	red, err := b.logout(ctx, r.Header, dest)
 	if err != nil {
 		// logout has logged and counted the storage failure.
-		b.renderError(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+		b.errorPages.Render(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 			"The sign-in service cannot complete your request right now. Nothing was changed. Please try again in a moment.")
 		return
 	}

@@ -12,47 +12,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// writeOAuthError writes an RFC 6749 section 5.2 error body. Every OAuth
-// error the broker itself writes goes through here.
-func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{code, description})
-}
-
-// errTemporarilyUnavailable is answered when the store cannot be reached:
-// the request may succeed later, and nothing was decided from it.
-func errTemporarilyUnavailable() *oidc.Error {
-	return &oidc.Error{ErrorType: "temporarily_unavailable", Description: "the service is temporarily unavailable; try again shortly"}
-}
-
-// storeFailure is the error returned to a client when storage failed: 503
-// temporarily_unavailable, with the cause in the server log only. The
-// broker fails closed: nothing is issued. Text from the request that the
-// store cannot hold (storage.ErrInvalidText, where checkInput could not
-// see it) made the request bad, not the store: that is 400
-// invalid_request, logged at INFO and not counted as a storage error.
-func (b *Broker) storeFailure(ctx context.Context, what string, err error) error {
-	if errors.Is(err, storage.ErrInvalidText) {
-		b.log.InfoContext(ctx, "request refused by storage", "op", what, "err", err)
-		return op.NewStatusError(oidc.ErrInvalidRequest().WithDescription("%s", invalidTextReason("the request")), http.StatusBadRequest)
-	}
-	b.metrics.storageErrors.WithLabelValues(what).Inc()
-	b.log.ErrorContext(ctx, "storage failed", "op", what, "err", err)
-	return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
-}
-
-// writeStoreFailure is storeFailure for a handler that writes its own
-// answer: 503 temporarily_unavailable.
-func (b *Broker) writeStoreFailure(ctx context.Context, w http.ResponseWriter, what string, err error) {
-	b.storeFailure(ctx, what, err)
-	e := errTemporarilyUnavailable()
-	writeOAuthError(w, http.StatusServiceUnavailable, string(e.ErrorType), e.Description)
-}
-
 // invalidClient is a 401 invalid_client; challengeOnUnauthorized adds the
 // WWW-Authenticate header.
 func invalidClient(description string) error {

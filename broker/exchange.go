@@ -11,12 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -338,9 +338,9 @@ func (b *Broker) tokenRefused(ctx context.Context, clientID, param string, err e
 		return oidc.ErrInvalidRequest().WithDescription("%s is invalid or not acceptable", param)
 	case errors.Is(err, upstream.ErrUnavailable):
 		b.log.WarnContext(ctx, "token exchange: upstream unavailable", "client_id", clientID, "param", param, "err", err)
-		return op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+		return answer.TemporarilyUnavailable()
 	}
-	return b.storeFailure(ctx, "verify "+param, err)
+	return b.failures.Store(ctx, "verify "+param, err)
 }
 
 // exchangeOutcome names a verifyExchangeToken error for the exchanges
@@ -449,7 +449,7 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 			return nil, b.tokenRefused(ctx, client.id, "actor_token", err)
 		}
 		if err != nil {
-			return nil, b.storeFailure(ctx, "resolve actor", err)
+			return nil, b.failures.Store(ctx, "resolve actor", err)
 		}
 		act = actClaim{Subject: user.ID}
 		names = []string{"user:" + user.ID}
@@ -508,7 +508,7 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 	case errors.Is(err, errUnacceptable), errors.Is(err, upstream.ErrUnavailable):
 		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", err)
 	case err != nil:
-		return grant{}, "", b.storeFailure(ctx, "resolve identity", err)
+		return grant{}, "", b.failures.Store(ctx, "resolve identity", err)
 	}
 	g.user = user
 	g.scopes = userScopes(client, g.user, g.scopes)

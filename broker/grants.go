@@ -62,7 +62,7 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 		return nil, invalidClient("client authentication failed")
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get client", err)
+		return nil, b.failures.Store(ctx, "get client", err)
 	}
 	if client.public {
 		// A public client proves nothing, so there is nothing to guess:
@@ -98,13 +98,13 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	switch {
 	case errors.Is(err, storage.ErrCodeRedeemed):
 		if err := b.revokeGrant(ctx, code.GrantID); err != nil {
-			return nil, b.storeFailure(ctx, "revoke replayed code's grant", err)
+			return nil, b.failures.Store(ctx, "revoke replayed code's grant", err)
 		}
 		return nil, b.invalidGrant(ctx, "authorization code already used; tokens issued for it are revoked", "client_id", client.id)
 	case isNotFound(err), errors.Is(err, storage.ErrExpired):
 		return nil, b.invalidGrant(ctx, "authorization code is invalid or expired", "client_id", client.id)
 	case err != nil:
-		return nil, b.storeFailure(ctx, "redeem code", err)
+		return nil, b.failures.Store(ctx, "redeem code", err)
 	}
 	if code.ClientID != client.id {
 		return nil, b.invalidGrant(ctx, "authorization code was issued to another client", "client_id", client.id)
@@ -221,7 +221,7 @@ func (b *Broker) activeUser(ctx context.Context, id string) (storage.User, error
 		return storage.User{}, b.invalidGrant(ctx, "the user no longer exists", "user_id", id)
 	}
 	if err != nil {
-		return storage.User{}, b.storeFailure(ctx, "get user", err)
+		return storage.User{}, b.failures.Store(ctx, "get user", err)
 	}
 	if user.Disabled {
 		return storage.User{}, b.invalidGrant(ctx, "the user is disabled", "user_id", id)
@@ -243,7 +243,7 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		return nil, b.invalidGrant(ctx, "refresh token is invalid", "client_id", client.id)
 	}
 	if err != nil {
-		return nil, b.storeFailure(ctx, "get refresh family", err)
+		return nil, b.failures.Store(ctx, "get refresh family", err)
 	}
 	if fam.ClientID != client.id {
 		return nil, b.invalidGrant(ctx, "refresh token was issued to another client", "client_id", client.id)
@@ -265,7 +265,7 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	}
 	if user.Disabled {
 		if err := b.revokeGrant(ctx, fam.ID); err != nil {
-			return nil, b.storeFailure(ctx, "revoke family of a disabled user", err)
+			return nil, b.failures.Store(ctx, "revoke family of a disabled user", err)
 		}
 		return nil, b.invalidGrant(ctx, "the user is disabled", "user_id", fam.UserID)
 	}
@@ -307,11 +307,11 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; sign in again")
 	case errors.Is(err, storage.ErrRevoked), isNotFound(err):
 		if err := b.revokeGrant(ctx, fam.ID); err != nil {
-			return nil, b.storeFailure(ctx, "revoke tokens of a dead family", err)
+			return nil, b.failures.Store(ctx, "revoke tokens of a dead family", err)
 		}
 		return nil, b.invalidGrant(ctx, "refresh token is revoked or expired", "client_id", client.id)
 	case err != nil:
-		return nil, b.storeFailure(ctx, "rotate refresh token", err)
+		return nil, b.failures.Store(ctx, "rotate refresh token", err)
 	}
 	return op.NewResponse(resp), nil
 }

@@ -12,15 +12,13 @@ package broker
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -87,7 +85,7 @@ func validJSONText(body []byte) bool {
 func (b *Broker) checkInput(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !validText(r.URL.Path) {
-			b.refuseInput(w, r, invalidTextReason("the path"))
+			b.refuseInput(w, r, answer.InvalidTextReason("the path"))
 			return
 		}
 		admin := strings.HasPrefix(r.URL.Path, adminPathPrefix)
@@ -105,7 +103,7 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 			params = url.Values{"client_id": params["client_id"], "redirect_uri": params["redirect_uri"]}
 		}
 		if name, bad := badParam(params); bad {
-			b.refuseInput(w, r, invalidTextReason(name))
+			b.refuseInput(w, r, answer.InvalidTextReason(name))
 			return
 		}
 		// The library reads a Basic client_id form-urlencoded (RFC 6749
@@ -113,7 +111,7 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 		if user, _, ok := r.BasicAuth(); ok {
 			id, err := url.QueryUnescape(user)
 			if !validText(user) || err == nil && !validText(id) {
-				b.refuseInput(w, r, invalidTextReason("the client_id of the Authorization header"))
+				b.refuseInput(w, r, answer.InvalidTextReason("the client_id of the Authorization header"))
 				return
 			}
 		}
@@ -124,7 +122,7 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 				return
 			}
 			if !validJSONText(body) {
-				b.refuseInput(w, r, invalidTextReason("a string of the JSON body"))
+				b.refuseInput(w, r, answer.InvalidTextReason("a string of the JSON body"))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -139,13 +137,9 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 // 6749 section 4.1.2.1).
 func checkAuthorizeParams(form url.Values) error {
 	if name, bad := badParam(form); bad {
-		return oidc.ErrInvalidRequest().WithDescription("%s", invalidTextReason(name))
+		return oidc.ErrInvalidRequest().WithDescription("%s", answer.InvalidTextReason(name))
 	}
 	return nil
-}
-
-func invalidTextReason(what string) string {
-	return fmt.Sprintf("%s is not UTF-8 text or holds a control character", what)
 }
 
 // refuseInput answers a request checkInput refused, for reason: OAuth
@@ -157,10 +151,10 @@ func (b *Broker) refuseInput(w http.ResponseWriter, r *http.Request, reason stri
 	b.log.InfoContext(r.Context(), "request refused", "endpoint", endpointLabel(routePattern(r.Context()), r.URL.Path), "reason", reason)
 	if programEndpoint(r.URL.Path) {
 		w.Header().Set("Cache-Control", "no-store")
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", reason)
+		answer.OAuthError(w, http.StatusBadRequest, "invalid_request", reason)
 		return
 	}
-	b.renderError(w, r, http.StatusBadRequest, "Request not valid",
+	b.errorPages.Render(w, r, http.StatusBadRequest, "Request not valid",
 		"The request holds characters the sign-in service cannot accept ("+reason+"). Go back to the application and start again.")
 }
 
@@ -173,17 +167,4 @@ func programEndpoint(path string) bool {
 		return true
 	}
 	return strings.HasPrefix(path, adminPathPrefix)
-}
-
-// invalidTextPage answers, with a page, a storage error caused by text
-// from the request that checkInput let through: it is the request that
-// was bad, not the store. It reports whether err was such an error.
-func (b *Broker) invalidTextPage(w http.ResponseWriter, r *http.Request, what string, err error) bool {
-	if !errors.Is(err, storage.ErrInvalidText) {
-		return false
-	}
-	b.log.InfoContext(r.Context(), "request refused by storage", "op", what, "err", err)
-	b.renderError(w, r, http.StatusBadRequest, "Request not valid",
-		"The request holds characters the sign-in service cannot accept. Go back to the application and start again.")
-	return true
 }

@@ -279,12 +279,12 @@ func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh 
 			"client_id", g.clientID, "sid", g.sessionID)
 	}
 	if err != nil {
-		return "", b.storeFailure(ctx, "create refresh family", err)
+		return "", b.failures.Store(ctx, "create refresh family", err)
 	}
 	return token, nil
 }
 
-func (b *Broker) refreshHash(token string) []byte { return tokenHash("refresh token", token) }
+func (b *Broker) refreshHash(token string) []byte { return keys.TokenHash("refresh token", token) }
 
 // refreshSuccessor derives the token that replaces token. Deriving it (an
 // HMAC under a key from the root secret) rather than drawing it at random

@@ -51,11 +51,11 @@ func (b *Broker) csrfValid(r *http.Request, purpose string) bool {
 func (b *Broker) formAuthRequest(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		b.renderError(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
+		b.errorPages.Render(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
 		return storage.AuthRequest{}, false
 	}
 	if err := r.ParseForm(); err != nil {
-		b.renderError(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
+		b.errorPages.Render(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read. Go back and try again.")
 		return storage.AuthRequest{}, false
 	}
 	ar, ok := b.liveAuthRequest(w, r, r.PostFormValue("id"))
@@ -64,7 +64,7 @@ func (b *Broker) formAuthRequest(w http.ResponseWriter, r *http.Request) (storag
 	}
 	if !b.csrfValid(r, ar.ID) {
 		b.log.InfoContext(r.Context(), "login form refused", "reason", "csrf token missing or wrong")
-		b.renderError(w, r, http.StatusForbidden, "Form expired",
+		b.errorPages.Render(w, r, http.StatusForbidden, "Form expired",
 			"This form could not be verified, perhaps because it was opened in another browser or cookies are blocked. Go back to the application and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
@@ -107,7 +107,7 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 		return a, nil
 	})
 	if err != nil {
-		b.storeUnavailablePage(w, r, "update auth request", err)
+		b.failures.StorePage(w, r, "update auth request", err)
 		return
 	}
 	if !b.sendCode(w, r, ar, false) {
@@ -119,15 +119,6 @@ func (b *Broker) loginPage(w http.ResponseWriter, r *http.Request) {
 // resendCooldown is the least time between codes for one auth request.
 const resendCooldown = 30 * time.Second
 
-// pageLang is the language of a page: the auth request's ui_locales (or,
-// without one, the request's ui_locales parameter), then Accept-Language.
-func pageLang(r *http.Request, uiLocales []string) string {
-	if len(uiLocales) == 0 {
-		uiLocales = strings.Fields(r.URL.Query().Get("ui_locales"))
-	}
-	return web.Negotiate(uiLocales, r.Header.Get("Accept-Language"))
-}
-
 func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, email, fieldError string) {
 	page := web.LoginPage{
 		Branding:      b.branding,
@@ -137,7 +128,7 @@ func (b *Broker) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.
 		Error:         fieldError,
 		Connectors:    b.connectorButtons(),
 	}
-	if err := b.pages.RenderIn(w, status, pageLang(r, ar.UILocales), page); err != nil {
+	if err := b.pages.RenderIn(w, status, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render login page", "err", err)
 	}
 }
@@ -153,7 +144,7 @@ func (b *Broker) renderCode(w http.ResponseWriter, r *http.Request, ar storage.A
 		ValidMinutes:  int(b.cfg.OTP.CodeTTL / time.Minute),
 		ResendWait:    b.resendWait(r.Context(), ar),
 	}
-	if err := b.pages.RenderIn(w, status, pageLang(r, ar.UILocales), page); err != nil {
+	if err := b.pages.RenderIn(w, status, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render code page", "err", err)
 	}
 }
@@ -216,14 +207,14 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 	for _, lim := range b.codeLimits(source, ar) {
 		allowed, wait, err := b.take(ctx, lim.name, lim.key, lim.limit)
 		if err != nil {
-			b.storeUnavailablePage(w, r, "take rate-limit slot", err)
+			b.failures.StorePage(w, r, "take rate-limit slot", err)
 			return false
 		}
 		if allowed {
 			continue
 		}
 		w.Header().Set("Retry-After", retryAfterSeconds(wait))
-		lang := pageLang(r, ar.UILocales)
+		lang := web.RequestLanguage(r, ar.UILocales)
 		if lim.name == "otp-resend" {
 			// Not too many codes, only too soon after the last one: the
 			// code page says so beside its button, the email form here.
@@ -246,7 +237,7 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 	code, err := otp.NewCode()
 	if err != nil {
 		b.log.ErrorContext(ctx, "make one-time code", "err", err)
-		b.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "A code could not be made. Please try again.")
+		b.errorPages.Render(w, r, http.StatusInternalServerError, "Something went wrong", "A code could not be made. Please try again.")
 		return false
 	}
 	now := b.now()
@@ -264,13 +255,13 @@ func (b *Broker) sendCode(w http.ResponseWriter, r *http.Request, ar storage.Aut
 		ExpiresAt:  now.Add(b.cfg.OTP.CodeTTL),
 	})
 	if err != nil {
-		b.storeUnavailablePage(w, r, "put otp challenge", err)
+		b.failures.StorePage(w, r, "put otp challenge", err)
 		return false
 	}
 	if err := b.otp.Send(ctx, otp.Message{To: ar.LoginHint, Code: code, Product: b.branding.ProductName}); err != nil {
 		b.metrics.otpCodes.WithLabelValues("failed").Inc()
 		b.log.ErrorContext(ctx, "sending one-time code failed", "err", err)
-		b.renderError(w, r, http.StatusServiceUnavailable, "Code not sent",
+		b.errorPages.Render(w, r, http.StatusServiceUnavailable, "Code not sent",
 			"The code could not be sent just now. Go back and try again in a moment.")
 		return false
 	}
@@ -333,7 +324,7 @@ func (b *Broker) loginCode(w http.ResponseWriter, r *http.Request) {
 		b.renderCode(w, r, ar, http.StatusBadRequest, "That code has expired. Send a new code and try again.", "")
 		return
 	default:
-		b.storeUnavailablePage(w, r, "check otp challenge", err)
+		b.failures.StorePage(w, r, "check otp challenge", err)
 		return
 	}
 	id := upstream.Identity{
@@ -395,11 +386,11 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 	res, err := b.identities.Resolve(ctx, conn, id, identity.Options{})
 	if errors.Is(err, storage.ErrUserDisabled) {
 		b.loginOutcome(ctx, ar, conn.ID(), "user disabled")
-		b.renderError(w, r, http.StatusForbidden, "Account disabled", "This account has been disabled. Contact your administrator.")
+		b.errorPages.Render(w, r, http.StatusForbidden, "Account disabled", "This account has been disabled. Contact your administrator.")
 		return
 	}
 	if err != nil {
-		b.storeUnavailablePage(w, r, "resolve identity", err)
+		b.failures.StorePage(w, r, "resolve identity", err)
 		return
 	}
 	user, now := res.User, b.now()
@@ -415,7 +406,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 				"client_id": ar.ClientID},
 		})
 		if err != nil {
-			b.storeUnavailablePage(w, r, "audit impersonated login", err)
+			b.failures.StorePage(w, r, "audit impersonated login", err)
 			return
 		}
 		b.log.InfoContext(ctx, "impersonated login", "connector", conn.ID(), "user_id", user.ID, "client_id", ar.ClientID)
@@ -423,7 +414,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 	b.loginOutcome(ctx, ar, conn.ID(), "success")
 	sessionID, err := b.startSession(w, r, ar, user.ID, now, conn.ID(), d)
 	if err != nil {
-		b.storeUnavailablePage(w, r, "start session", err)
+		b.failures.StorePage(w, r, "start session", err)
 		return
 	}
 	_, err = b.store.UpdateAuthRequest(ctx, ar.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
@@ -439,7 +430,7 @@ func (b *Broker) completeLogin(w http.ResponseWriter, r *http.Request, ar storag
 		return a, nil
 	})
 	if err != nil {
-		b.storeUnavailablePage(w, r, "complete auth request", err)
+		b.failures.StorePage(w, r, "complete auth request", err)
 		return
 	}
 	http.Redirect(w, r, callbackPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)

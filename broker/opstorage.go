@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/idbroker/broker/upstream"
 	"net/http"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/keys"
+	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -22,7 +23,7 @@ func (b *Broker) Health(context.Context, *op.Request[struct{}]) (*op.Response, e
 // Ready reports whether the broker can serve logins (the library's /ready).
 func (b *Broker) Ready(ctx context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
 	if err := b.ready(ctx); err != nil {
-		return nil, op.NewStatusError(errTemporarilyUnavailable(), http.StatusServiceUnavailable)
+		return nil, answer.TemporarilyUnavailable()
 	}
 	return op.NewResponse(op.Status{Status: "ok"}), nil
 }
@@ -31,7 +32,7 @@ func (b *Broker) Ready(ctx context.Context, _ *op.Request[struct{}]) (*op.Respon
 func (b *Broker) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if err := b.ready(r.Context()); err != nil {
-		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", err.Error())
+		answer.OAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -257,7 +257,7 @@ func (b *Broker) clientAuthLimited(ctx context.Context, name, key string) error 
 	// Count failures are allowed; the attempt after them is refused.
 	limited, wait, err := b.store.RateLimited(ctx, name+":"+key, l.Count-1, b.now())
 	if err != nil {
-		return b.storeFailure(ctx, "rate limited", err)
+		return b.failures.Store(ctx, "rate limited", err)
 	}
 	if !limited {
 		return nil

@@ -109,15 +109,6 @@ func PreviousRootSecretsFromEnv(lookup func(string) (string, bool)) ([]RootSecre
 	return out, nil
 }
 
-// tokenHash is how codes and refresh tokens are stored. They carry 256
-// random bits, so an unkeyed SHA-256 cannot be reversed by search, and
-// unlike a keyed hash it survives a rotation of the root secret.
-func tokenHash(kind, token string) []byte {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s:%s", kind, token)
-	return h.Sum(nil)
-}
-
 // keyedHash is an HMAC-SHA256 under a derived key, for low-entropy values
 // stored only as a hash (one-time codes) and for derived values.
 type keyedHash []byte

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -84,9 +85,13 @@ type Broker struct {
 	sealer   *keys.Envelope // upstream refresh tokens, under the root secret (previous ones open)
 	pages    *web.Renderer
 	branding web.Branding
-	log      *slog.Logger
-	now      func() time.Time
-	secure   bool // issuer is https: cookies are Secure
+	// errorPages and failures answer what the broker refuses or cannot
+	// serve (broker/answer).
+	errorPages answer.ErrorPages
+	failures   answer.Failures
+	log        *slog.Logger
+	now        func() time.Time
+	secure     bool // issuer is https: cookies are Secure
 
 	metrics        *metrics
 	trustedProxies []netip.Prefix
@@ -202,6 +207,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		trustedProxies: proxies,
 		backchannel:    newBackchannelClient(),
 	}
+	b.errorPages = answer.ErrorPages{Renderer: pages, Branding: b.branding, Log: o.Logger}
+	b.failures = answer.Failures{Log: o.Logger, StorageErrors: m.storageErrors, Pages: b.errorPages}
 	b.backgroundCtx, b.stopBackground = context.WithCancel(context.Background())
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
 	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
@@ -366,7 +373,7 @@ func postOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodOptions {
 			w.Header().Set("Allow", "POST")
-			writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint answers only POST")
+			answer.OAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint answers only POST")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -398,13 +405,13 @@ func requireClientAuthentication(h http.Handler) http.Handler {
 			return
 		}
 		if err := r.ParseForm(); err != nil {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "the form could not be read")
+			answer.OAuthError(w, http.StatusBadRequest, "invalid_request", "the form could not be read")
 			return
 		}
 		if r.Header.Get("Authorization") == "" && r.Form.Get("client_id") == "" && r.Form.Get("client_assertion") == "" &&
 			r.Form.Get("grant_type") != string(oidc.GrantTypeBearer) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="broker", charset="UTF-8"`)
-			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication is required")
+			answer.OAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication is required")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -488,22 +495,16 @@ func htmlErrors(b *Broker, h http.Handler, title, message string) http.Handler {
 		desc := oauthErrorDescription(rec.body.Bytes())
 		b.log.InfoContext(r.Context(), "browser request refused", "path", r.URL.Path, "status", rec.status, "reason", desc)
 		if rec.status == http.StatusServiceUnavailable {
-			b.unavailablePage(w, r)
+			b.errorPages.Unavailable(w, r)
 			return
 		}
-		b.renderError(w, r, rec.status, title, message+" ("+desc+"). Go back to the application and start again.")
+		b.errorPages.Render(w, r, rec.status, title, message+" ("+desc+"). Go back to the application and start again.")
 	})
-}
-
-func (b *Broker) renderError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	if err := b.pages.RenderIn(w, status, pageLang(r, nil), web.ErrorPage{Branding: b.branding, Title: title, Message: message, Status: status}); err != nil {
-		b.log.ErrorContext(r.Context(), "render error page", "err", err)
-	}
 }
 
 func (b *Broker) signedOut(w http.ResponseWriter, r *http.Request) {
 	page := web.SignedOutPage{Branding: b.branding, UpstreamLogoutURL: b.upstreamLogoutURL(r.Context(), r.URL.Query().Get("idp"))}
-	if err := b.pages.RenderIn(w, http.StatusOK, pageLang(r, nil), page); err != nil {
+	if err := b.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, nil), page); err != nil {
 		b.log.ErrorContext(r.Context(), "render signed-out page", "err", err)
 	}
 }

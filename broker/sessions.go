@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -30,7 +31,7 @@ func (b *Broker) sessionCookie() string {
 // also the sid clients see, so it is a hash: neither the store nor a
 // client holds anything that works as the cookie.
 func sessionIDFor(cookieValue string) string {
-	return base64.RawURLEncoding.EncodeToString(tokenHash("session", cookieValue))
+	return base64.RawURLEncoding.EncodeToString(keys.TokenHash("session", cookieValue))
 }
 
 // sessionCookieValue returns the session cookie in request headers h, or "".
@@ -227,7 +228,7 @@ func (b *Broker) logout(ctx context.Context, h http.Header, dest string) (*op.Re
 		case isNotFound(err):
 			// Already ended (another tab, the CLI) or expired and swept.
 		default:
-			return nil, b.storeFailure(ctx, "end session", err)
+			return nil, b.failures.Store(ctx, "end session", err)
 		}
 	}
 	if dest == "" {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -36,7 +37,7 @@ func (b *Broker) userinfo(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		// Section 5.3.1: "using either HTTP GET or HTTP POST".
 		w.Header().Set("Allow", "GET, POST")
-		writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint answers only GET and POST")
+		answer.OAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint answers only GET and POST")
 		return
 	}
 	raw, err := bearerToken(r)
@@ -58,7 +59,7 @@ func (b *Broker) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		b.writeStoreFailure(ctx, w, "check access token", err)
+		b.failures.WriteStore(ctx, w, "check access token", err)
 		return
 	}
 	scopes := strings.Fields(claims.Scope)
@@ -117,5 +118,5 @@ func bearerChallenge(w http.ResponseWriter, status int, code, description, scope
 		w.WriteHeader(status)
 		return
 	}
-	writeOAuthError(w, status, code, description)
+	answer.OAuthError(w, status, code, description)
 }

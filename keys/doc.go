@@ -22,6 +22,8 @@
 // (KEK) derived from the root secret; storage never sees them in the clear.
 // The same envelope (envelope.go) seals the broker's other secrets at rest,
 // upstream refresh tokens among them, through Envelope.
+// TokenHash is the form in which the bearer secrets the broker hands out
+// (codes, refresh tokens, sessions) are stored and looked up.
 //
 // Package keys imports storage and libraries only. It must not import broker
 // or any other package of the project: the broker depends on it, never the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"net/http"
 	"path"
 	"slices"
 	"strconv"
@@ -115,6 +116,16 @@ func Negotiate(uiLocales []string, acceptLanguage string) string {
 		return DefaultLanguage
 	}
 	return languages[idx]
+}
+
+// RequestLanguage picks the language of a page answering r: Negotiate
+// over uiLocales (those of the sign-in, when there is one), else the
+// request's own ui_locales parameter, and its Accept-Language header.
+func RequestLanguage(r *http.Request, uiLocales []string) string {
+	if len(uiLocales) == 0 {
+		uiLocales = strings.Fields(r.URL.Query().Get("ui_locales"))
+	}
+	return Negotiate(uiLocales, r.Header.Get("Accept-Language"))
 }
 
 // T returns the message key in lang as plain text, with {0}, {1}…

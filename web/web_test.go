@@ -62,6 +62,22 @@ func TestNegotiate_UILocalesThenAcceptLanguageThenEnglish(t *testing.T) {
 	}
 }
 
+func TestRequestLanguage_SignInLocalesThenQueryThenAcceptLanguage(t *testing.T) {
+	r := httptest.NewRequest("GET", "/login?ui_locales=de", nil)
+	r.Header.Set("Accept-Language", "en")
+	if got := RequestLanguage(r, nil); got != "de" {
+		t.Errorf("ui_locales=de: got %q, want de", got)
+	}
+	if got := RequestLanguage(r, []string{"en"}); got != "en" {
+		t.Errorf("sign-in locales en over ui_locales=de: got %q, want en", got)
+	}
+	r = httptest.NewRequest("GET", "/login", nil)
+	r.Header.Set("Accept-Language", "de-DE")
+	if got := RequestLanguage(r, nil); got != "de" {
+		t.Errorf("Accept-Language de-DE: got %q, want de", got)
+	}
+}
+
 func TestRender_EveryPageInEveryLanguage(t *testing.T) {
 	r, err := NewRenderer()
 	if err != nil {
