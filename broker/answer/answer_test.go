@@ -201,6 +201,21 @@ func TestWriteStore_Answers503TemporarilyUnavailableInJSON(t *testing.T) {
 	f.wantStoreFailure(t, "check access token", cause)
 }
 
+func TestWriteStore_InvalidTextIs400NotCounted(t *testing.T) {
+	f := newFailures(t)
+	cause := fmt.Errorf("get client: %w", storage.ErrInvalidText)
+	rec := httptest.NewRecorder()
+	f.WriteStore(t.Context(), rec, "get client", cause)
+
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("answer %d, want 400", rec.Code)
+	}
+	if body, _ := decode(t, rec); body != (oauthBody{"invalid_request", answer.InvalidTextReason("the request")}) {
+		t.Errorf("body %+v", body)
+	}
+	f.wantRequestRefused(t, "get client", cause)
+}
+
 func TestTemporarilyUnavailable_Is503(t *testing.T) {
 	status, oe := statusError(t, answer.TemporarilyUnavailable())
 	if status != http.StatusServiceUnavailable || oe.ErrorType != "temporarily_unavailable" {

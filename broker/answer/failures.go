@@ -50,12 +50,14 @@ func (f Failures) Store(ctx context.Context, what string, err error) error {
 	return TemporarilyUnavailable()
 }
 
-// WriteStore is Store for a handler that writes its own OAuth answer. It
-// logs and counts as Store does, but answers 503 temporarily_unavailable
-// whatever err is, storage.ErrInvalidText included (its callers look up
-// values checked before they reach the store).
+// WriteStore is Store for a handler that writes its own OAuth answer:
+// 503 temporarily_unavailable, or 400 invalid_request for
+// storage.ErrInvalidText, logged and counted as Store does.
 func (f Failures) WriteStore(ctx context.Context, w http.ResponseWriter, what string, err error) {
-	f.invalidText(ctx, what, err)
+	if f.invalidText(ctx, what, err) {
+		OAuthError(w, http.StatusBadRequest, "invalid_request", InvalidTextReason("the request"))
+		return
+	}
 	e := temporarilyUnavailable()
 	OAuthError(w, http.StatusServiceUnavailable, string(e.ErrorType), e.Description)
 }
