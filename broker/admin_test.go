@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -27,7 +28,7 @@ const (
 )
 
 func withAdmin(c *broker.Config, o *broker.Options) {
-	c.Admin = broker.AdminConfig{Enabled: true, Audience: adminAudience}
+	c.Admin = admin.Config{Enabled: true, Audience: adminAudience}
 	c.Clients = append(c.Clients,
 		broker.ClientConfig{ID: adminBotID, Secret: adminBotSecret, GrantTypes: []string{clientCredentialsGrant},
 			Audiences: []string{adminAudience, svcAudience}, Scopes: []string{broker.AdminScope}},
@@ -102,10 +103,10 @@ func TestAdminAPI_ClientOperations(t *testing.T) {
 	tok := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
 
 	var created struct {
-		broker.ClientInfo
+		admin.ClientInfo
 		Secret string `json:"client_secret"`
 	}
-	resp := e.adminCall("POST", "/clients", tok, broker.ClientSpec{ID: "reports", Name: "Reports",
+	resp := e.adminCall("POST", "/clients", tok, admin.ClientSpec{ID: "reports", Name: "Reports",
 		GrantTypes: []string{clientCredentialsGrant}, Audiences: []string{svcAudience}, Scopes: []string{"read"}}, &created)
 	wantStatus(t, "create", resp, http.StatusCreated)
 	if len(created.Secret) < 40 {
@@ -117,16 +118,16 @@ func TestAdminAPI_ClientOperations(t *testing.T) {
 	}
 	// It works at once.
 	sub := claimsOf(t, e.mustClientToken("reports", created.Secret, svcAudience)).Subject
-	wantStatus(t, "create again", e.adminCall("POST", "/clients", tok, broker.ClientSpec{ID: "reports"}, nil), http.StatusConflict)
-	wantStatus(t, "create a config client's id", e.adminCall("POST", "/clients", tok, broker.ClientSpec{ID: backendID}, nil), http.StatusConflict)
-	wantStatus(t, "create invalid", e.adminCall("POST", "/clients", tok, broker.ClientSpec{ID: "bad id"}, nil), http.StatusBadRequest)
+	wantStatus(t, "create again", e.adminCall("POST", "/clients", tok, admin.ClientSpec{ID: "reports"}, nil), http.StatusConflict)
+	wantStatus(t, "create a config client's id", e.adminCall("POST", "/clients", tok, admin.ClientSpec{ID: backendID}, nil), http.StatusConflict)
+	wantStatus(t, "create invalid", e.adminCall("POST", "/clients", tok, admin.ClientSpec{ID: "bad id"}, nil), http.StatusBadRequest)
 
-	var got broker.ClientInfo
+	var got admin.ClientInfo
 	wantStatus(t, "show", e.adminCall("GET", "/clients/reports", tok, nil, &got), http.StatusOK)
 	if got.ServiceUserID != sub || got.Name != "Reports" {
 		t.Errorf("show: %+v; want service user %s", got, sub)
 	}
-	var list struct{ Clients []broker.ClientInfo }
+	var list struct{ Clients []admin.ClientInfo }
 	wantStatus(t, "list", e.adminCall("GET", "/clients", tok, nil, &list), http.StatusOK)
 	if len(list.Clients) != 1 || list.Clients[0].ID != "reports" {
 		t.Errorf("list: %+v", list)
@@ -219,13 +220,13 @@ func TestAdminAPI_UserOperations(t *testing.T) {
 	id := claimsOf(t, tr.AccessToken).Subject
 
 	var page struct {
-		Users []broker.UserInfo
+		Users []admin.UserInfo
 	}
 	wantStatus(t, "list", e.adminCall("GET", "/users?limit=10", tok, nil, &page), http.StatusOK)
-	if !slices.ContainsFunc(page.Users, func(u broker.UserInfo) bool { return u.ID == id }) {
+	if !slices.ContainsFunc(page.Users, func(u admin.UserInfo) bool { return u.ID == id }) {
 		t.Errorf("list lacks the user: %+v", page)
 	}
-	var shown broker.UserInfo
+	var shown admin.UserInfo
 	wantStatus(t, "show by email", e.adminCall("GET", "/users/sam@example.org", tok, nil, &shown), http.StatusOK)
 	if shown.ID != id || len(shown.Identities) != 1 {
 		t.Errorf("show: %+v", shown)

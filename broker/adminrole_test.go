@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 )
@@ -98,7 +99,7 @@ func TestAdminScope_PlainUserThroughAnAdminClientGetsNoAdmin(t *testing.T) {
 	if !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
 	}
-	backdoor := broker.ClientSpec{ID: "backdoor", GrantTypes: []string{clientCredentialsGrant},
+	backdoor := admin.ClientSpec{ID: "backdoor", GrantTypes: []string{clientCredentialsGrant},
 		Audiences: []string{adminAudience}, Scopes: []string{broker.AdminScope}}
 	wantStatus(t, "create a client", e.adminCall("POST", "/clients", tr.AccessToken, backdoor, nil), http.StatusForbidden)
 	if _, err := e.store.GetClient(t.Context(), "backdoor"); !errors.Is(err, storage.ErrNotFound) {
@@ -128,7 +129,7 @@ func TestAdminScope_UserHoldingTheRoleGetsIt(t *testing.T) {
 		e := newEnv(t, withAdmin, withAdminConsole, withStore(store))
 		bot := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
 		sub, tr := e.adminSignIn(bot, "ada@example.org")
-		var shown broker.UserInfo
+		var shown admin.UserInfo
 		wantStatus(t, "show", e.adminCall("GET", "/users/"+sub, bot, nil, &shown), http.StatusOK)
 		if !slices.Contains(shown.Roles, broker.RoleAdmin) {
 			t.Errorf("shown roles %v, want %s", shown.Roles, broker.RoleAdmin)
@@ -136,7 +137,7 @@ func TestAdminScope_UserHoldingTheRoleGetsIt(t *testing.T) {
 		if !grantsAdmin(t, tr) {
 			t.Fatalf("an admin signing in through the console: scope %q", tr.Scope)
 		}
-		spec := broker.ClientSpec{ID: "reports", GrantTypes: []string{clientCredentialsGrant}, Audiences: []string{svcAudience}}
+		spec := admin.ClientSpec{ID: "reports", GrantTypes: []string{clientCredentialsGrant}, Audiences: []string{svcAudience}}
 		wantStatus(t, "create a client", e.adminCall("POST", "/clients", tr.AccessToken, spec, nil), http.StatusCreated)
 
 		if got := e.auditActions("user:"+sub, adminBotID+"/"); !slices.Contains(got, "user.grant-admin") {

@@ -19,9 +19,8 @@ import (
 )
 
 // serviceConnector is the connector name under which each machine
-// client's service user is kept, with the client id as subject. No
-// configured connector may take it.
-const serviceConnector = "client"
+// client's service user is kept (identity.ServiceConnector).
+const serviceConnector = identity.ServiceConnector
 
 // ClientCredentialsExchange answers the client_credentials grant. The
 // library has authenticated the client (VerifyClient) and refused one

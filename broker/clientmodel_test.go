@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 )
@@ -212,12 +213,12 @@ func TestAdminAPI_ClientHoldsEveryField(t *testing.T) {
 		}
 	}
 
-	spec := broker.ClientSpec{ID: "agent", GrantTypes: []string{broker.GrantTokenExchange, broker.GrantAuthorizationCode},
+	spec := admin.ClientSpec{ID: "agent", GrantTypes: []string{broker.GrantTokenExchange, broker.GrantAuthorizationCode},
 		RedirectURIs: []string{twinRedirect}, Audiences: []string{apiAudience}, Actors: []string{"client:agent"},
 		BackchannelLogoutURI: "https://agent.example.com/bc", IDTokenSignedResponseAlg: "ES256"}
-	var created broker.ClientInfo
+	var created admin.ClientInfo
 	wantStatus(t, "create", e.adminCall("POST", "/clients", tok, spec, &created), http.StatusCreated)
-	var got broker.ClientInfo
+	var got admin.ClientInfo
 	resp := e.adminCall("GET", "/clients/agent", tok, nil, &got)
 	wantStatus(t, "show", resp, http.StatusOK)
 	if !reflect.DeepEqual(got.ClientSpec, spec) || len(got.Secrets) != 1 {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 )
 
 // The admin API validates a client as the configuration file is
@@ -30,7 +31,7 @@ func TestAdminAPI_RefusesUnsafeRedirectURIs(t *testing.T) {
 		{"post-logout javascript", "post_logout_redirect_uris", "javascript:alert(1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := broker.ClientSpec{ID: "web-" + strings.Join(strings.Fields(tc.name), "-"), Public: true}
+			spec := admin.ClientSpec{ID: "web-" + strings.Join(strings.Fields(tc.name), "-"), Public: true}
 			if tc.field == "redirect_uris" {
 				spec.RedirectURIs = []string{tc.uri}
 			} else {
@@ -45,7 +46,7 @@ func TestAdminAPI_RefusesUnsafeRedirectURIs(t *testing.T) {
 		})
 	}
 
-	ok := broker.ClientSpec{ID: "web", Public: true, RedirectURIs: []string{"https://app.example.com/cb", "http://127.0.0.1/cb", "http://localhost:3000/cb", "http://[::1]/cb"}}
+	ok := admin.ClientSpec{ID: "web", Public: true, RedirectURIs: []string{"https://app.example.com/cb", "http://127.0.0.1/cb", "http://localhost:3000/cb", "http://[::1]/cb"}}
 	wantStatus(t, "create a sound client", e.adminCall("POST", "/clients", bot, ok, nil), http.StatusCreated)
 	var a answer
 	wantStatus(t, "update to javascript:", e.adminCall("PATCH", "/clients/web", bot, map[string]any{"redirect_uris": []string{"javascript:alert(1)"}}, &a), http.StatusBadRequest)

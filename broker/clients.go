@@ -289,3 +289,27 @@ func (d *clientDirectory) get(ctx context.Context, id string) (*Client, error) {
 	}
 	return newClient(sc, true), nil
 }
+
+// checkStoredClients refuses to start when a stored client has the id of
+// a configured one: which of the two would answer is not something to
+// leave to lookup order. It also notes stored clients' grants.
+func (b *Broker) checkStoredClients(stored []storage.Client) error {
+	for _, c := range stored {
+		if _, ok := b.clients.static[c.ID]; ok {
+			return fmt.Errorf("broker: client %q is defined both in the configuration file and in storage; remove one (broker clients delete, or the config entry)", c.ID)
+		}
+		b.noteClient(c.GrantTypes)
+	}
+	return nil
+}
+
+// noteClient advertises client_credentials and token exchange once a
+// client, configured or stored, allows them.
+func (b *Broker) noteClient(grantTypes []string) {
+	if slices.Contains(grantTypes, GrantClientCredentials) {
+		b.advertiseClientCredentials.Store(true)
+	}
+	if slices.Contains(grantTypes, GrantTokenExchange) {
+		b.advertiseTokenExchange.Store(true)
+	}
+}

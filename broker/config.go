@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -34,7 +35,7 @@ type Config struct {
 	Clients    []ClientConfig    `yaml:"clients"`
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
-	Admin      AdminConfig       `yaml:"admin"`
+	Admin      admin.Config      `yaml:"admin"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -456,7 +457,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: signing algorithm %q is not one of RS256, ES256, EdDSA", alg)
 		}
 	}
-	if err := c.Admin.validate(); err != nil {
+	if err := c.Admin.Validate(); err != nil {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/keys"
@@ -117,7 +118,7 @@ type Broker struct {
 	// advertiseTokenExchange puts token exchange in discovery, when and
 	// as advertiseClientCredentials does client_credentials.
 	advertiseTokenExchange atomic.Bool
-	admin                  *Admin
+	admin                  *admin.Admin
 
 	// Back-channel logout deliveries run past the request that ended the
 	// session (goBackground); Run cancels them and waits for them when it
@@ -212,9 +213,9 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	b.backgroundCtx, b.stopBackground = context.WithCancel(context.Background())
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
 	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
-	b.admin = NewAdmin(cfg, o.Storage, o.Clock)
-	b.admin.clientChanged = b.noteClient
-	b.admin.sessionEnded = b.notifyBackchannel
+	ao := adminOptions(cfg, o.Storage, o.Clock)
+	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.notifyBackchannel
+	b.admin = admin.New(ao)
 	for _, cc := range cfg.Clients {
 		b.noteClient(cc.GrantTypes)
 		b.clients.static[cc.ID] = newClient(cc.client(), false)

@@ -162,3 +162,9 @@ func (u Untrusted) ID() string { return string(u) }
 
 // TrustEmail is false: an Untrusted connector's email never links.
 func (Untrusted) TrustEmail() bool { return false }
+
+// ServiceConnector is the connector name under which each machine
+// client's service user is kept, with the client id as subject. No
+// configured connector may take it, and no administrator may link an
+// identity under it.
+const ServiceConnector = "client"

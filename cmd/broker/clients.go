@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 )
 
 // listFlag collects a flag given several times.
@@ -85,7 +86,7 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer store.Close()
-	admin := broker.NewAdmin(cfg, store, nil)
+	adm := broker.NewAdmin(cfg, store, nil)
 	id := f.fs.Arg(0)
 	switch cmd {
 	case "create":
@@ -93,7 +94,7 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		info, secret, err := admin.CreateClient(ctx, broker.ActorCLI, broker.ClientSpec{
+		info, secret, err := adm.CreateClient(ctx, admin.ActorCLI, admin.ClientSpec{
 			ID: id, Name: *cf.name, Public: *cf.public, RedirectURIs: cf.redirects, PostLogoutRedirectURIs: cf.logouts,
 			GrantTypes: cf.grants, Audiences: cf.audiences, Scopes: cf.scopes, AllowedOrigins: cf.origins,
 			JWKSURI: *cf.jwksURI, JWKS: jwks, BackchannelLogoutURI: *cf.backchannel,
@@ -108,7 +109,7 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return nil
 	case "list":
-		list, err := admin.ListClients(ctx)
+		list, err := adm.ListClients(ctx)
 		if err != nil {
 			return err
 		}
@@ -120,14 +121,14 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(tw, "(%d stored clients; clients of the configuration file are not listed)\n", len(list))
 		return tw.Flush()
 	case "show":
-		info, err := admin.GetClient(ctx, id)
+		info, err := adm.GetClient(ctx, id)
 		if err != nil {
 			return err
 		}
 		printClient(stdout, info)
 		return nil
 	case "update":
-		var u broker.ClientUpdate
+		var u admin.ClientUpdate
 		jwks, err := cf.jwks()
 		if err != nil {
 			return err
@@ -167,20 +168,20 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		info, err := admin.UpdateClient(ctx, broker.ActorCLI, id, u)
+		info, err := adm.UpdateClient(ctx, admin.ActorCLI, id, u)
 		if err != nil {
 			return err
 		}
 		printClient(stdout, info)
 		return nil
 	case "delete":
-		if err := admin.DeleteClient(ctx, broker.ActorCLI, id); err != nil {
+		if err := adm.DeleteClient(ctx, admin.ActorCLI, id); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "client %s deleted\n", id)
 		return nil
 	case "rotate-secret":
-		secret, info, err := admin.RotateClientSecret(ctx, broker.ActorCLI, id, *grace)
+		secret, info, err := adm.RotateClientSecret(ctx, admin.ActorCLI, id, *grace)
 		if err != nil {
 			return err
 		}
@@ -192,7 +193,7 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 }
 
-func printClient(w io.Writer, c broker.ClientInfo) {
+func printClient(w io.Writer, c admin.ClientInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	row("client_id", c.ID)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/storage/postgres/pgtest"
 )
 
@@ -151,7 +152,7 @@ func TestClients_CreatedByTheCLIWorkAtOnceOnEveryReplica(t *testing.T) {
 	}
 	var actions []string
 	for _, e := range events {
-		if e.Actor != broker.ActorCLI {
+		if e.Actor != admin.ActorCLI {
 			t.Errorf("audit actor %q, want cli", e.Actor)
 		}
 		actions = append(actions, e.Action)
@@ -188,7 +189,7 @@ func TestServe_RefusesAClientInBothConfigAndStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := db.Open(t)
-	if _, _, err := broker.NewAdmin(broker.Config{}, store, nil).CreateClient(context.Background(), "test", broker.ClientSpec{ID: "web", Public: true}); err != nil {
+	if _, _, err := broker.NewAdmin(broker.Config{}, store, nil).CreateClient(context.Background(), "test", admin.ClientSpec{ID: "web", Public: true}); err != nil {
 		t.Fatal(err)
 	}
 	secret, _, _ := broker.RootSecretFromEnv(env)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 )
@@ -68,11 +69,11 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 		return err
 	}
 	defer store.Close()
-	admin := broker.NewAdmin(cfg, store, nil)
+	adm := broker.NewAdmin(cfg, store, nil)
 	ref := f.fs.Arg(0)
 	switch cmd {
 	case "list":
-		list, err := admin.ListUsers(ctx, *after, *limit)
+		list, err := adm.ListUsers(ctx, *after, *limit)
 		if err != nil {
 			return err
 		}
@@ -91,19 +92,19 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 		}
 		return nil
 	case "disable":
-		err = admin.DisableUser(ctx, broker.ActorCLI, ref)
+		err = adm.DisableUser(ctx, admin.ActorCLI, ref)
 	case "enable":
-		err = admin.EnableUser(ctx, broker.ActorCLI, ref)
+		err = adm.EnableUser(ctx, admin.ActorCLI, ref)
 	case "delete":
-		err = admin.DeleteUser(ctx, broker.ActorCLI, ref)
+		err = adm.DeleteUser(ctx, admin.ActorCLI, ref)
 	case "link":
-		err = admin.LinkIdentity(ctx, broker.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
+		err = adm.LinkIdentity(ctx, admin.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
 	case "unlink":
-		err = admin.UnlinkIdentity(ctx, broker.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
+		err = adm.UnlinkIdentity(ctx, admin.ActorCLI, ref, f.fs.Arg(1), f.fs.Arg(2))
 	case "grant-admin":
-		err = admin.GrantAdmin(ctx, broker.ActorCLI, ref)
+		err = adm.GrantAdmin(ctx, admin.ActorCLI, ref)
 	case "revoke-admin":
-		err = admin.RevokeAdmin(ctx, broker.ActorCLI, ref)
+		err = adm.RevokeAdmin(ctx, admin.ActorCLI, ref)
 	}
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/postgres/pgtest"
@@ -83,7 +83,7 @@ func TestUsers_GrantAndRevokeAdminAreShownAndAudited(t *testing.T) {
 	}
 	var actions []string
 	for _, e := range events {
-		if e.Actor == broker.ActorCLI && e.Target == "user:"+ada.ID {
+		if e.Actor == admin.ActorCLI && e.Target == "user:"+ada.ID {
 			actions = append(actions, e.Action)
 		}
 	}
