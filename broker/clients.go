@@ -290,6 +290,20 @@ func (d *clientDirectory) get(ctx context.Context, id string) (*Client, error) {
 	return newClient(sc, true), nil
 }
 
+// backchannelLogoutURI is the back-channel logout URI of the client id,
+// "" when it registered none or no longer exists (broker/backchannel's
+// Options.LogoutURI).
+func (b *Broker) backchannelLogoutURI(ctx context.Context, id string) (string, error) {
+	client, err := b.clients.get(ctx, id)
+	if errors.Is(err, errUnknownClient) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return client.backchannelLogoutURI, nil
+}
+
 // checkStoredClients refuses to start when a stored client has the id of
 // a configured one: which of the two would answer is not something to
 // leave to lookup order. It also notes stored clients' grants.

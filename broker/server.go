@@ -21,6 +21,7 @@ import (
 
 	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/backchannel"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -120,14 +121,9 @@ type Broker struct {
 	advertiseTokenExchange atomic.Bool
 	admin                  *admin.Admin
 
-	// Back-channel logout deliveries run past the request that ended the
-	// session (goBackground); Run cancels them and waits for them when it
-	// returns.
-	backchannel    *http.Client
-	backgroundMu   sync.Mutex // orders goBackground's Add before Run's Wait
-	background     sync.WaitGroup
-	backgroundCtx  context.Context
-	stopBackground context.CancelFunc
+	// backchannel sends back-channel logout for ended sessions; its
+	// deliveries run past the request, and Run closes it when it returns.
+	backchannel *backchannel.Notifier
 }
 
 // New builds a broker from its configuration.
@@ -206,15 +202,15 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		metrics:     m,
 
 		trustedProxies: proxies,
-		backchannel:    newBackchannelClient(),
 	}
 	b.errorPages = answer.ErrorPages{Renderer: pages, Branding: b.branding, Log: o.Logger}
 	b.failures = answer.Failures{Log: o.Logger, StorageErrors: m.storageErrors, Pages: b.errorPages}
-	b.backgroundCtx, b.stopBackground = context.WithCancel(context.Background())
+	b.backchannel = backchannel.New(backchannel.Options{Issuer: cfg.Issuer, Keys: km,
+		LogoutURI: b.backchannelLogoutURI, Now: o.Clock, Log: o.Logger})
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
 	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
 	ao := adminOptions(cfg, o.Storage, o.Clock)
-	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.notifyBackchannel
+	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
 	b.admin = admin.New(ao)
 	for _, cc := range cfg.Clients {
 		b.noteClient(cc.GrantTypes)
@@ -304,12 +300,7 @@ func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
 // rotation, and sweeping expired rows. When ctx is done it stops
 // back-channel logout deliveries still retrying and waits for them.
 func (b *Broker) Run(ctx context.Context) {
-	defer b.background.Wait()
-	defer func() {
-		b.backgroundMu.Lock()
-		b.stopBackground()
-		b.backgroundMu.Unlock()
-	}()
+	defer b.backchannel.Close()
 	go b.keys.Run(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()

@@ -224,7 +224,7 @@ func (b *Broker) logout(ctx context.Context, h http.Header, dest string) (*op.Re
 		case err == nil:
 			idp = s.IDP
 			b.log.InfoContext(ctx, "session ended", "sid", s.ID, "user_id", s.UserID, "by", "logout")
-			b.notifyBackchannel(ctx, s)
+			b.backchannel.Notify(ctx, s)
 		case isNotFound(err):
 			// Already ended (another tab, the CLI) or expired and swept.
 		default:

@@ -1,14 +1,15 @@
-package broker
+package backchannel
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,10 +46,79 @@ type logoutTokenClaims struct {
 	Events    map[string]map[string]any `json:"events"`
 }
 
-// newBackchannelClient posts logout tokens. It follows no redirects: a
+// Signer signs a logout token with the ID-token key; *keys.Manager is
+// one.
+type Signer interface {
+	Sign(use keys.Use, alg string, typ string, payload []byte) (string, error)
+}
+
+// Options are what a Notifier needs.
+type Options struct {
+	// Issuer is the logout token's iss.
+	Issuer string
+	// Keys signs logout tokens with the ID-token key, so that clients
+	// verify them as they verify ID tokens.
+	Keys Signer
+	// LogoutURI is the back-channel logout URI of the client clientID:
+	// "" (and no error) when the client registered none or is unknown.
+	LogoutURI func(ctx context.Context, clientID string) (string, error)
+	// HTTPClient posts logout tokens, and should follow no redirects
+	// (newHTTPClient says why); nil is newHTTPClient's.
+	HTTPClient *http.Client
+	// Now is time.Now when nil.
+	Now func() time.Time
+	// Log is slog.Default() when nil.
+	Log *slog.Logger
+}
+
+// Notifier sends back-channel logout for ended sessions. Its deliveries
+// run past the request that ended the session (goBackground); Close
+// cancels them and waits for them.
+type Notifier struct {
+	issuer    string
+	keys      Signer
+	logoutURI func(ctx context.Context, clientID string) (string, error)
+	client    *http.Client
+	now       func() time.Time
+	log       *slog.Logger
+
+	mu  sync.Mutex // orders goBackground's Add before Close's Wait
+	wg  sync.WaitGroup
+	ctx context.Context
+	// stop cancels ctx, ending every delivery still retrying.
+	stop context.CancelFunc
+}
+
+// New returns a Notifier ready to send; Close stops it.
+func New(o Options) *Notifier {
+	n := &Notifier{issuer: o.Issuer, keys: o.Keys, logoutURI: o.LogoutURI,
+		client: o.HTTPClient, now: o.Now, log: o.Log}
+	if n.client == nil {
+		n.client = newHTTPClient()
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.ctx, n.stop = context.WithCancel(context.Background())
+	return n
+}
+
+// Close cancels the deliveries still retrying and waits for them. After
+// it, Notify sends nothing.
+func (n *Notifier) Close() {
+	n.mu.Lock()
+	n.stop()
+	n.mu.Unlock()
+	n.wg.Wait()
+}
+
+// newHTTPClient posts logout tokens. It follows no redirects: a
 // client answers the POST itself (section 2.8), and a redirect could send
 // the token somewhere it was never registered.
-func newBackchannelClient() *http.Client {
+func newHTTPClient() *http.Client {
 	return &http.Client{
 		Timeout: backchannelTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -57,36 +127,33 @@ func newBackchannelClient() *http.Client {
 	}
 }
 
-// notifyBackchannel sends a logout token to every client of the ended
-// session s that registered a back-channel logout URI. Deliveries run in
-// the background (tracked, and stopped when Run returns); this waits for
-// them at most backchannelWait.
-func (b *Broker) notifyBackchannel(ctx context.Context, s storage.Session) {
+// Notify sends a logout token to every client of the ended session s
+// that registered a back-channel logout URI. Deliveries run in the
+// background (tracked, and stopped by Close); this waits for them at
+// most backchannelWait.
+func (n *Notifier) Notify(ctx context.Context, s storage.Session) {
 	var pending []<-chan struct{}
 	for _, id := range s.Clients {
-		client, err := b.clients.get(ctx, id)
-		if errors.Is(err, errUnknownClient) {
-			continue
-		}
+		uri, err := n.logoutURI(ctx, id)
 		if err != nil {
-			b.log.WarnContext(ctx, "back-channel logout skipped", "client_id", id, "err", err)
+			n.log.WarnContext(ctx, "back-channel logout skipped", "client_id", id, "err", err)
 			continue
 		}
-		if client.backchannelLogoutURI == "" {
+		if uri == "" {
 			continue
 		}
-		token, err := b.logoutToken(s, client.id)
+		token, err := n.logoutToken(s, id)
 		if err != nil {
-			b.log.ErrorContext(ctx, "back-channel logout token not signed", "client_id", id, "err", err)
+			n.log.ErrorContext(ctx, "back-channel logout token not signed", "client_id", id, "err", err)
 			continue
 		}
 		done := make(chan struct{})
-		started := b.goBackground(func() {
+		started := n.goBackground(func() {
 			defer close(done)
-			b.deliverLogout(client.id, client.backchannelLogoutURI, token)
+			n.deliverLogout(id, uri, token)
 		})
 		if !started {
-			b.log.WarnContext(ctx, "back-channel logout not sent: shutting down", "client_id", id)
+			n.log.WarnContext(ctx, "back-channel logout not sent: shutting down", "client_id", id)
 			continue
 		}
 		pending = append(pending, done)
@@ -104,18 +171,18 @@ func (b *Broker) notifyBackchannel(ctx context.Context, s storage.Session) {
 	}
 }
 
-// goBackground runs f in a goroutine Run waits for before it returns; f
-// must end soon after b.backgroundCtx is done. Once Run has stopped the
+// goBackground runs f in a goroutine Close waits for before it returns;
+// f must end soon after n.ctx is done. Once Close has stopped the
 // background work it runs nothing and returns false.
-func (b *Broker) goBackground(f func()) bool {
-	b.backgroundMu.Lock()
-	defer b.backgroundMu.Unlock()
-	if b.backgroundCtx.Err() != nil {
+func (n *Notifier) goBackground(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctx.Err() != nil {
 		return false
 	}
-	b.background.Add(1)
+	n.wg.Add(1)
 	go func() {
-		defer b.background.Done()
+		defer n.wg.Done()
 		f()
 	}()
 	return true
@@ -123,10 +190,10 @@ func (b *Broker) goBackground(f func()) bool {
 
 // logoutToken signs a logout token for clientID about session s, with
 // the ID-token key: clients verify it as they verify ID tokens.
-func (b *Broker) logoutToken(s storage.Session, clientID string) (string, error) {
-	now := b.now()
+func (n *Notifier) logoutToken(s storage.Session, clientID string) (string, error) {
+	now := n.now()
 	payload, err := json.Marshal(logoutTokenClaims{
-		Issuer:    b.issuer,
+		Issuer:    n.issuer,
 		Subject:   s.UserID,
 		Audience:  []string{clientID},
 		IssuedAt:  now.Unix(),
@@ -140,7 +207,7 @@ func (b *Broker) logoutToken(s storage.Session, clientID string) (string, error)
 	}
 	// typ "logout+jwt" (section 2.4): no logout token passes for another
 	// kind of JWT.
-	token, err := b.keys.Sign(keys.UseIDToken, "", "logout+jwt", payload)
+	token, err := n.keys.Sign(keys.UseIDToken, "", "logout+jwt", payload)
 	if err != nil {
 		return "", fmt.Errorf("sign logout token: %w", err)
 	}
@@ -150,22 +217,22 @@ func (b *Broker) logoutToken(s storage.Session, clientID string) (string, error)
 // deliverLogout posts token to uri, retrying network failures and 5xx
 // answers with backoff up to backchannelAttempts times. A 4xx is the
 // client refusing the token; sending it again would not change that.
-func (b *Broker) deliverLogout(clientID, uri, token string) {
-	ctx := b.backgroundCtx
+func (n *Notifier) deliverLogout(clientID, uri, token string) {
+	ctx := n.ctx
 	wait := backchannelBackoff
 	for attempt := 1; ; attempt++ {
-		retry, err := b.postLogoutToken(ctx, uri, token)
+		retry, err := n.postLogoutToken(ctx, uri, token)
 		if err == nil {
-			b.log.InfoContext(ctx, "back-channel logout delivered", "client_id", clientID, "attempt", attempt)
+			n.log.InfoContext(ctx, "back-channel logout delivered", "client_id", clientID, "attempt", attempt)
 			return
 		}
 		if !retry || attempt == backchannelAttempts {
-			b.log.WarnContext(ctx, "back-channel logout failed", "client_id", clientID, "attempts", attempt, "err", err)
+			n.log.WarnContext(ctx, "back-channel logout failed", "client_id", clientID, "attempts", attempt, "err", err)
 			return
 		}
 		select {
 		case <-ctx.Done():
-			b.log.WarnContext(ctx, "back-channel logout abandoned at shutdown", "client_id", clientID, "attempts", attempt, "err", err)
+			n.log.WarnContext(ctx, "back-channel logout abandoned at shutdown", "client_id", clientID, "attempts", attempt, "err", err)
 			return
 		case <-time.After(wait):
 		}
@@ -175,7 +242,7 @@ func (b *Broker) deliverLogout(clientID, uri, token string) {
 
 // postLogoutToken makes one delivery; retry says whether a failure may be
 // worth another attempt.
-func (b *Broker) postLogoutToken(ctx context.Context, uri, token string) (retry bool, err error) {
+func (n *Notifier) postLogoutToken(ctx context.Context, uri, token string) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, backchannelTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
@@ -183,7 +250,7 @@ func (b *Broker) postLogoutToken(ctx context.Context, uri, token string) (retry 
 		return false, fmt.Errorf("back-channel logout request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := b.backchannel.Do(req)
+	resp, err := n.client.Do(req)
 	if err != nil {
 		return true, fmt.Errorf("back-channel logout: %w", err)
 	}
