@@ -43,8 +43,9 @@ const (
 // bound to the envelope's label, so one kind of secret cannot be passed
 // off as another. It is safe for concurrent use.
 //
-// An Envelope does not re-seal what an older key sealed; whoever stores
-// the ciphertext does that, if it must outlive the old key.
+// An Envelope does not re-seal what an older key sealed by itself;
+// whoever stores the ciphertext does that with Reseal, if it must outlive
+// the old key.
 type Envelope struct {
 	label string
 	keks  []kek
