@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -10,6 +11,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/idbroker/broker/keys"
+	"github.com/idbroker/broker/storage"
 )
 
 // RootSecret is the deployment's one secret; every key the broker needs
@@ -90,6 +94,47 @@ func (s RootSecret) derive(purpose string) []byte {
 
 // KEK is the key-encryption key for signing keys at rest.
 func (s RootSecret) KEK() []byte { return s.derive(purposeKEK) }
+
+// UpstreamTokenEnvelope is the envelope the broker seals upstream refresh
+// tokens in, given its root secret and the previous ones: it seals under
+// secret and opens under any of them (secrets rotate re-seals with it).
+func UpstreamTokenEnvelope(secret RootSecret, previous []RootSecret) (*keys.Envelope, error) {
+	return keys.NewEnvelope(upstreamTokenLabel, derived(Options{Secret: secret, PreviousSecrets: previous}, purposeUpstreamSeal))
+}
+
+// ResealUpstreamTokens re-seals every upstream refresh token kept with a
+// refresh family or a session under secret, opening it under secret or
+// any of previous (secrets rotate): once the previous secrets are gone,
+// re-checks still read them. Each row is replaced with a compare-and-swap
+// (storage.Sessions.ResealUpstreamTokens), so a broker re-checking
+// meanwhile is never overwritten, and a second run changes nothing. What
+// opens under none of the secrets is left as it is and counted. The same
+// sealed bytes become the same new bytes within a run, so a session and
+// the families that share its token still share it after (a re-check
+// that rotates a family's token finds the session's copy by those bytes).
+func ResealUpstreamTokens(ctx context.Context, store storage.Storage, secret RootSecret, previous []RootSecret) (storage.ResealCounts, error) {
+	env, err := UpstreamTokenEnvelope(secret, previous)
+	if err != nil {
+		return storage.ResealCounts{}, err
+	}
+	type result struct {
+		next    []byte
+		changed bool
+		err     error
+	}
+	done := map[string]result{}
+	return store.ResealUpstreamTokens(ctx, func(old []byte) ([]byte, bool, error) {
+		if r, ok := done[string(old)]; ok {
+			return r.next, r.changed, r.err
+		}
+		next, changed, err := env.Reseal(old)
+		if err != nil {
+			err = fmt.Errorf("%w: %w", storage.ErrUnreadable, err)
+		}
+		done[string(old)] = result{next, changed, err}
+		return next, changed, err
+	})
+}
 
 // PreviousRootSecretsFromEnv reads BROKER_PREVIOUS_SECRET: a root secret
 // being rotated out (several may be given, separated by commas).

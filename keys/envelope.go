@@ -43,8 +43,9 @@ const (
 // bound to the envelope's label, so one kind of secret cannot be passed
 // off as another. It is safe for concurrent use.
 //
-// An Envelope does not re-seal what an older key sealed; whoever stores
-// the ciphertext does that, if it must outlive the old key.
+// An Envelope does not re-seal what an older key sealed by itself;
+// whoever stores the ciphertext does that with Reseal, if it must outlive
+// the old key.
 type Envelope struct {
 	label string
 	keks  []kek
@@ -85,6 +86,29 @@ func (e *Envelope) Open(ciphertext []byte) ([]byte, error) {
 		return bare, nil
 	}
 	return nil, fmt.Errorf("keys: %s does not open: %w", e.label, err)
+}
+
+// Reseal returns ciphertext sealed under the first key: unchanged (and
+// changed false) when it already is, else opened under whichever key
+// sealed it (the bare format too) and sealed again under the first. An
+// error, wrapping ErrUnknownKEK or ErrTampered, says it opens under none.
+func (e *Envelope) Reseal(ciphertext []byte) (next []byte, changed bool, err error) {
+	plaintext, i, err := open(e.keks, ciphertext, e.label)
+	if err == nil && i == 0 {
+		return ciphertext, false, nil
+	}
+	if err != nil {
+		bare, ok := e.openBare(ciphertext)
+		if !ok {
+			return nil, false, fmt.Errorf("keys: %s does not open: %w", e.label, err)
+		}
+		plaintext = bare
+	}
+	next, err = e.Seal(plaintext)
+	if err != nil {
+		return nil, false, err
+	}
+	return next, true, nil
 }
 
 // openBare opens the format of before the Envelope. The GCM tag makes a

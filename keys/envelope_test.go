@@ -92,3 +92,49 @@ func TestEnvelope_RefusesTamperingAndAnotherLabel(t *testing.T) {
 		t.Error("an envelope without keys was accepted")
 	}
 }
+
+// Reseal leaves what the first key sealed as it is, and seals again under
+// the first key what another key (or the bare format) sealed; what no key
+// opens is an error.
+func TestEnvelope_Reseal(t *testing.T) {
+	old, next := newKEK(t), newKEK(t)
+	before := newEnvelope(t, tokenLabel, old)
+	during := newEnvelope(t, tokenLabel, next, old)
+	after := newEnvelope(t, tokenLabel, next)
+	sealedOld, err := before.Seal([]byte("refresh-old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealedNew, err := during.Seal([]byte("refresh-new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		sealed []byte
+		want   string
+	}{
+		"old key":        {sealedOld, "refresh-old"},
+		"bare (old key)": {testenv.BareSeal(t, old, []byte("refresh-bare")), "refresh-bare"},
+		"bare (new key)": {testenv.BareSeal(t, next, []byte("refresh-bare")), "refresh-bare"},
+	} {
+		resealed, changed, err := during.Reseal(tc.sealed)
+		if err != nil || !changed {
+			t.Fatalf("%s: changed %v, %v", name, changed, err)
+		}
+		if got, err := after.Open(resealed); err != nil || string(got) != tc.want {
+			t.Errorf("%s: re-sealed opens under the new key alone as %q, %v", name, got, err)
+		}
+		if again, changed, err := during.Reseal(resealed); err != nil || changed || string(again) != string(resealed) {
+			t.Errorf("%s: a second reseal changed %v, %v", name, changed, err)
+		}
+	}
+	if got, changed, err := during.Reseal(sealedNew); err != nil || changed || string(got) != string(sealedNew) {
+		t.Errorf("sealed under the first key: changed %v, %v", changed, err)
+	}
+	if _, _, err := after.Reseal(sealedOld); !errors.Is(err, keys.ErrUnknownKEK) {
+		t.Errorf("sealed under a dropped key: %v, want ErrUnknownKEK", err)
+	}
+	if _, _, err := during.Reseal([]byte("garbage")); !errors.Is(err, keys.ErrTampered) {
+		t.Errorf("garbage: %v, want ErrTampered", err)
+	}
+}

@@ -552,6 +552,28 @@ type Sessions interface {
 	// after a re-check rotated it: an upstream with single-use refresh
 	// tokens refuses old from then on. Nothing matching is not an error.
 	UpdateSessionUpstream(ctx context.Context, id string, old, next []byte) error
+	// ResealUpstreamTokens passes every upstream refresh token stored with
+	// a refresh family or a session (revoked and expired ones too) to
+	// reseal, and where reseal reports it changed, replaces it with next:
+	// each row atomically, and only if it still holds the bytes reseal was
+	// given; a row a re-check rotated meanwhile is read again and passed
+	// to reseal again. An error wrapping ErrUnreadable leaves the row as
+	// is and counts it; any other error stops the pass (what was replaced
+	// stays replaced). Rows without a token are not counted.
+	ResealUpstreamTokens(ctx context.Context, reseal func(old []byte) (next []byte, changed bool, err error)) (ResealCounts, error)
+}
+
+// ErrUnreadable, wrapped in an error of a ResealUpstreamTokens function,
+// says a sealed value opens under none of the keys: the row is left as
+// it is, and counted.
+var ErrUnreadable = errors.New("storage: sealed value unreadable")
+
+// ResealCounts is what ResealUpstreamTokens did, in rows (a family and
+// its session holding the same token count as two).
+type ResealCounts struct {
+	Resealed   int // replaced with what reseal returned
+	Current    int // reseal reported no change: already sealed as wanted
+	Unreadable int // reseal could not open it: left as it is
 }
 
 // Client is an OAuth client: the one client model. Storage holds it in

@@ -95,7 +95,8 @@ func printKeys(ctx context.Context, m *keys.Manager, w io.Writer) error {
 	return tw.Flush()
 }
 
-// secretsCommand re-encrypts the signing keys under a new root secret.
+// secretsCommand re-encrypts the signing keys and re-seals the upstream
+// refresh tokens under a new root secret.
 // The procedure: set BROKER_PREVIOUS_SECRET to the old secret and
 // BROKER_SECRET to the new one on every replica (they accept both), run
 // this, then remove BROKER_PREVIOUS_SECRET.
@@ -131,9 +132,21 @@ func secretsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if err := auditCLI(ctx, store, "secrets.rotate", "keys", map[string]string{"reencrypted": fmt.Sprint(n)}); err != nil {
+	counts, err := broker.ResealUpstreamTokens(ctx, store, secret, previous)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d signing keys re-encrypted under the new root secret; BROKER_PREVIOUS_SECRET can be removed once every replica runs with the new BROKER_SECRET\n", n)
+	if err := auditCLI(ctx, store, "secrets.rotate", "keys", map[string]string{
+		"reencrypted":         fmt.Sprint(n),
+		"upstream_resealed":   fmt.Sprint(counts.Resealed),
+		"upstream_current":    fmt.Sprint(counts.Current),
+		"upstream_unreadable": fmt.Sprint(counts.Unreadable),
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d signing keys re-encrypted under the new root secret\n", n)
+	fmt.Fprintf(stdout, "upstream refresh tokens: %d re-sealed under the new root secret, %d already current, %d unreadable under either secret (left as they are)\n",
+		counts.Resealed, counts.Current, counts.Unreadable)
+	fmt.Fprintln(stdout, "BROKER_PREVIOUS_SECRET can be removed once every replica runs with the new BROKER_SECRET")
 	return nil
 }

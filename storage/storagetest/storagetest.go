@@ -98,6 +98,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Session/TouchAndList", testSessionTouchList},
 		{"Session/EndRevokesFamiliesAndTheirTokens", testSessionEnd},
 		{"Session/UpdateUpstream", testSessionUpdateUpstream},
+		{"Session/ResealUpstreamTokens", testResealUpstreamTokens},
 
 		{"Client/CRUD", testClientCRUD},
 		{"SigningKeys/Update", testSigningKeys},
