@@ -6,12 +6,12 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -90,7 +90,7 @@ func newClient(c storage.Client, stored bool) *Client {
 	if len(c.JWKS) > 0 {
 		// Keys were checked when configured or written; stored keys that
 		// no longer parse authenticate nothing.
-		keys, _ = parseClientJWKS(c.JWKS)
+		keys, _ = clients.ParseJWKS(c.JWKS)
 	}
 	return &Client{
 		id:                     c.ID,
@@ -149,7 +149,7 @@ func (c *Client) redirectURIAllowed(raw string) bool {
 	if slices.Contains(c.redirectURIs, raw) {
 		return true
 	}
-	u, ok := loopbackURL(raw)
+	u, ok := clients.LoopbackURL(raw)
 	if !ok {
 		return false
 	}
@@ -157,27 +157,12 @@ func (c *Client) redirectURIAllowed(raw string) bool {
 		return true
 	}
 	for _, r := range c.redirectURIs {
-		ru, ok := loopbackURL(r)
+		ru, ok := clients.LoopbackURL(r)
 		if ok && ru.Hostname() == u.Hostname() && ru.Path == u.Path && ru.RawQuery == u.RawQuery {
 			return true
 		}
 	}
 	return false
-}
-
-// loopbackURL parses an http URL whose host is a loopback address or
-// "localhost", with no user information that could disguise the host.
-func loopbackURL(raw string) (*url.URL, bool) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-		return nil, false
-	}
-	h := u.Hostname()
-	if h == "localhost" {
-		return u, true
-	}
-	ip := net.ParseIP(h)
-	return u, ip != nil && ip.IsLoopback()
 }
 
 // requestView returns the client as the library should see it for one

@@ -73,7 +73,7 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 		return client, nil
 	}
 	now := b.now()
-	if !b.recentClientAuth.fresh(key, now) {
+	if !b.recentClientAuth.Fresh(key, now) {
 		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {
 			return nil, err
 		}
@@ -83,7 +83,7 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 		b.countClientAuthFailure(ctx, clientFailures, key)
 		return nil, invalidClient("client authentication failed")
 	}
-	b.recentClientAuth.succeeded(key, now)
+	b.recentClientAuth.Succeeded(key, now)
 	return client, nil
 }
 

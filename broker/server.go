@@ -22,6 +22,7 @@ import (
 	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/backchannel"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -106,10 +107,10 @@ type Broker struct {
 	storedClients storedClientCache
 
 	// Machine clients (clientcredentials.go, clientauth.go, admin*.go).
-	clientKeys *clientKeySets
+	clientKeys *clients.KeySets
 	// recentClientAuth lets clients that just authenticated skip the
 	// failure count in storage (clientAuthLimited).
-	recentClientAuth clientAuthSuccesses
+	recentClientAuth clients.Successes
 	serviceUsers     sync.Map // client id → service user id, a cache
 	// advertiseClientCredentials puts client_credentials in discovery:
 	// set when a client that allows it is configured, found in storage
@@ -208,7 +209,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	b.backchannel = backchannel.New(backchannel.Options{Issuer: cfg.Issuer, Keys: km,
 		LogoutURI: b.backchannelLogoutURI, Now: o.Clock, Log: o.Logger})
 	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
-	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
+	b.clientKeys = clients.NewKeySets(o.HTTPClient, o.Clock)
 	ao := adminOptions(cfg, o.Storage, o.Clock)
 	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
 	b.admin = admin.New(ao)
