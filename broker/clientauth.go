@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/clients"
@@ -45,28 +44,6 @@ func (d *JSONDocument) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// verifyAssertionSignature checks the assertion's signature against the
-// client's keys and returns its payload. An error wrapping
-// upstream.ErrUnavailable means the client's key set could not be fetched.
-func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, jws *jose.JSONWebSignature) ([]byte, error) {
-	if client.jwksURL != "" {
-		return b.clientKeys.Get(client.jwksURL).VerifyJWS(ctx, jws)
-	}
-	if len(client.jwks) == 0 {
-		return nil, errors.New("the client has no keys registered")
-	}
-	h := jws.Signatures[0].Header
-	for _, k := range client.jwks {
-		if (h.KeyID != "" && k.KeyID != h.KeyID) || (k.Algorithm != "" && k.Algorithm != h.Algorithm) {
-			continue
-		}
-		if payload, err := jws.Verify(&k); err == nil {
-			return payload, nil
-		}
-	}
-	return nil, fmt.Errorf("no registered key %q verifies the %s signature", h.KeyID, h.Algorithm)
-}
-
 // authenticateAssertion authenticates a client by its client_assertion
 // (RFC 7523 section 3): signed by one of the client's keys, iss and sub
 // the client's id, aud the broker (its issuer or token endpoint), exp
@@ -80,7 +57,7 @@ func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, j
 // a refusal then counts against the address it came from, never against
 // the client it names, which anyone can name. Refusals after it count
 // against the client at that address.
-func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
+func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*clients.Client, error) {
 	// Assertions are compact JWTs (RFC 7523); the JSON serialization is
 	// refused. A client proves itself with a private key, never a shared
 	// secret, and "none" proves nothing: asymmetric algorithms only.
@@ -123,17 +100,17 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	if cc.ClientID != "" && cc.ClientID != id {
 		return nil, unproven(fmt.Sprintf("client_id %q differs from the assertion's sub", cc.ClientID))
 	}
-	client, err := b.clients.get(ctx, id)
-	if errors.Is(err, errUnknownClient) {
+	client, err := b.clients.Get(ctx, id)
+	if errors.Is(err, clients.ErrUnknownClient) {
 		return nil, unproven("unknown client")
 	}
 	if err != nil {
 		return nil, b.failures.Store(ctx, "get client", err)
 	}
-	if client.public {
+	if client.Public() {
 		return nil, unproven("a public client has no keys")
 	}
-	payload, err := b.verifyAssertionSignature(ctx, client, jws)
+	payload, err := client.VerifySignature(ctx, b.clientKeys, jws)
 	if errors.Is(err, upstream.ErrUnavailable) {
 		b.log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
 		return nil, answer.TemporarilyUnavailable()

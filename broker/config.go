@@ -289,10 +289,10 @@ func (b BrandingConfig) validate() error {
 
 // Grant type names as written in the configuration.
 const (
-	GrantAuthorizationCode = "authorization_code"
-	GrantRefreshToken      = "refresh_token"
-	GrantTokenExchange     = "token-exchange"
-	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = clients.GrantAuthorizationCode
+	GrantRefreshToken      = clients.GrantRefreshToken
+	GrantTokenExchange     = clients.GrantTokenExchange
+	GrantClientCredentials = clients.GrantClientCredentials
 )
 
 // LoadConfig reads a configuration file. ${NAME} in any value is replaced by
@@ -387,7 +387,7 @@ const MaxUpstreamTimeout = 20 * time.Second
 
 // DevClientID is the development instance's client. Only it accepts any
 // loopback redirect URI.
-const DevClientID = "dev"
+const DevClientID = clients.DevClientID
 
 func (c *Config) setDefaults() {
 	if c.HTTP.Addr == "" {
