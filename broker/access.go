@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -49,7 +50,7 @@ func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessToken
 // Introspect answers RFC 7662 introspection for confidential clients. A
 // token that is forged, expired, revoked, or whose user is disabled is
 // {"active": false}, with no reason given; so is a live token the caller
-// may not know about (mayIntrospect), since section 4 would otherwise
+// may not know about (Client.MayIntrospect), since section 4 would otherwise
 // let any client read the subject and scope of every other client's
 // tokens.
 func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
@@ -57,14 +58,14 @@ func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	if err != nil {
 		return nil, err
 	}
-	if client.public {
+	if client.Public() {
 		return nil, invalidClient("introspection needs a confidential client")
 	}
 	// token_type_hint (section 2.1) is read from the form: the library's
 	// request type drops it. It only orders the search: a server that
 	// does not find the token by its hint "MUST extend its search across
 	// all of its supported token types".
-	lookups := []func(context.Context, *Client, string) (*op.Response, error){b.introspectAccessToken, b.introspectRefreshToken}
+	lookups := []func(context.Context, *clients.Client, string) (*op.Response, error){b.introspectAccessToken, b.introspectRefreshToken}
 	if r.Form.Get("token_type_hint") == "refresh_token" {
 		slices.Reverse(lookups)
 	}
@@ -83,15 +84,15 @@ func inactiveToken() *op.Response { return op.NewResponse(map[string]any{"active
 
 // introspectAccessToken describes token to client if it is one of the
 // broker's access tokens; nil, nil if it is not one.
-func (b *Broker) introspectAccessToken(ctx context.Context, client *Client, token string) (*op.Response, error) {
+func (b *Broker) introspectAccessToken(ctx context.Context, client *clients.Client, token string) (*op.Response, error) {
 	claims, _, err := b.verifyAccessToken(ctx, token)
 	switch {
 	case errors.Is(err, errTokenInactive):
 		return nil, nil
 	case err != nil:
 		return nil, b.failures.Store(ctx, "check access token", err)
-	case !client.mayIntrospect(claims.ClientID, claims.Audience):
-		b.log.InfoContext(ctx, "introspection refused", "client_id", client.id, "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
+	case !client.MayIntrospect(claims.ClientID, claims.Audience):
+		b.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
 		return inactiveToken(), nil
 	}
 	return op.NewResponse(map[string]any{
@@ -113,7 +114,7 @@ func (b *Broker) introspectAccessToken(ctx context.Context, client *Client, toke
 // token's audience does not widen who may know about it: the audience
 // names who its access tokens are for, and a refresh token is never sent
 // to them (RFC 6749 section 1.5).
-func (b *Broker) introspectRefreshToken(ctx context.Context, client *Client, token string) (*op.Response, error) {
+func (b *Broker) introspectRefreshToken(ctx context.Context, client *clients.Client, token string) (*op.Response, error) {
 	fam, user, err := b.store.GetRefreshGrant(ctx, b.refreshHash(token))
 	switch {
 	case isNotFound(err):
@@ -126,8 +127,8 @@ func (b *Broker) introspectRefreshToken(ctx context.Context, client *Client, tok
 	if fam.Revoked || !b.now().Before(fam.ExpiresAt) || user.Disabled {
 		return inactiveToken(), nil
 	}
-	if !client.mayIntrospect(fam.ClientID, nil) {
-		b.log.InfoContext(ctx, "introspection refused", "client_id", client.id, "token_client_id", fam.ClientID, "reason", "not the refresh token's client")
+	if !client.MayIntrospect(fam.ClientID, nil) {
+		b.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", fam.ClientID, "reason", "not the refresh token's client")
 		return inactiveToken(), nil
 	}
 	return op.NewResponse(map[string]any{
@@ -146,13 +147,13 @@ func (b *Broker) introspectRefreshToken(ctx context.Context, client *Client, tok
 // invalid, is answered with 200 as section 2.2 asks; another client's
 // token is refused.
 func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
-	client := r.Client.(*Client)
+	client := r.Client.(*clients.Client)
 	ok := op.NewResponse(struct{}{})
 	if r.Data.TokenTypeHint != "access_token" {
 		fam, err := b.store.GetRefreshFamilyByToken(ctx, b.refreshHash(r.Data.Token))
 		switch {
 		case err == nil:
-			if fam.ClientID != client.id {
+			if fam.ClientID != client.GetID() {
 				return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 			}
 			if err := b.revokeGrant(ctx, fam.ID); err != nil {
@@ -170,7 +171,7 @@ func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 	if err != nil {
 		return nil, b.failures.Store(ctx, "check access token", err)
 	}
-	if claims.ClientID != client.id && !slices.Contains(claims.Audience, client.id) {
+	if claims.ClientID != client.GetID() && !slices.Contains(claims.Audience, client.GetID()) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
 	if err := b.store.RevokeAccessToken(ctx, claims.ref()); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/admin"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -87,12 +88,12 @@ func (e inactiveForAdmin) Unwrap() error        { return e.error }
 
 // adminClient is what the admin API needs of the client id names.
 func (b *Broker) adminClient(ctx context.Context, id string) (admin.Client, error) {
-	c, err := b.clients.get(ctx, id)
-	if errors.Is(err, errUnknownClient) {
+	c, err := b.clients.Get(ctx, id)
+	if errors.Is(err, clients.ErrUnknownClient) {
 		return admin.Client{}, fmt.Errorf("%w: %w", admin.ErrUnknownClient, err)
 	}
 	if err != nil {
 		return admin.Client{}, err
 	}
-	return admin.Client{ID: c.id, Scopes: c.scopes, Audiences: c.audiences}, nil
+	return admin.Client{ID: c.GetID(), Scopes: c.Scopes(), Audiences: c.Audiences()}, nil
 }

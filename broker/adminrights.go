@@ -10,6 +10,7 @@ package broker
 import (
 	"slices"
 
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -20,8 +21,8 @@ import (
 // not granted (RFC 6749 section 3.3). Every grant that issues tokens for
 // a person passes its scopes through here (authorization code, refresh,
 // token exchange), so none can mint admin the others refuse.
-func userScopes(client *Client, user storage.User, scopes []string) []string {
-	if !slices.Contains(scopes, AdminScope) || (user.Admin && slices.Contains(client.scopes, AdminScope)) {
+func userScopes(client *clients.Client, user storage.User, scopes []string) []string {
+	if !slices.Contains(scopes, AdminScope) || (user.Admin && slices.Contains(client.Scopes(), AdminScope)) {
 		return scopes
 	}
 	return slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return s == AdminScope })

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -25,14 +26,14 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 	if r.Data.ClientID == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the request names no client (client_id is missing)")
 	}
-	client, err := b.clients.get(ctx, r.Data.ClientID)
-	if errors.Is(err, errUnknownClient) {
+	client, err := b.clients.Get(ctx, r.Data.ClientID)
+	if errors.Is(err, clients.ErrUnknownClient) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", r.Data.ClientID)
 	}
 	if err != nil {
 		return nil, b.failures.Store(ctx, "get client", err)
 	}
-	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.requestView(r.Data.RedirectURI)}, nil
+	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.RequestView(r.Data.RedirectURI)}, nil
 }
 
 // Authorize runs after the library has matched the redirect URI, so every
@@ -41,7 +42,7 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 // session when that may answer it (reusableSession), or sends the browser
 // to the login page.
 func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
-	client := r.Client.(*Client)
+	client := r.Client.(*clients.Client)
 	req := r.Data
 	if err := checkAuthorizeParams(r.Form); err != nil {
 		return nil, err
@@ -55,7 +56,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	// PKCE: required of public clients (they cannot keep a secret, so the
 	// verifier is all that binds the code to them); S256 only, since
 	// "plain" sends the verifier itself through the browser.
-	if req.CodeChallenge == "" && client.public {
+	if req.CodeChallenge == "" && client.Public() {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge is required (PKCE with S256)")
 	}
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
@@ -66,10 +67,10 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 			return nil, oidc.ErrInvalidRequest().WithDescription("%s", err.Error())
 		}
 	}
-	if !client.allowsGrant(GrantAuthorizationCode) {
+	if !client.AllowsGrant(GrantAuthorizationCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
 	}
-	audience, err := client.audienceFor(r.Form["resource"])
+	audience, err := client.AudienceFor(r.Form["resource"])
 	if err != nil {
 		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err.Error())
 	}
@@ -82,7 +83,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	browser, setBrowser := b.bindBrowser(r.Header)
 	ar := storage.AuthRequest{
 		ID:                  randomID(),
-		ClientID:            client.id,
+		ClientID:            client.GetID(),
 		RedirectURI:         req.RedirectURI,
 		Scopes:              req.Scopes,
 		State:               req.State,
@@ -112,7 +113,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		}
 		direct, _ = conn.(upstream.CallbackConnector)
 	}
-	sess, refused, err := b.reusableSession(ctx, r.Header, req, client.id, r.Form.Get("idp"), hintSubject)
+	sess, refused, err := b.reusableSession(ctx, r.Header, req, client.GetID(), r.Form.Get("idp"), hintSubject)
 	if err != nil {
 		return nil, b.failures.Store(ctx, "get session", err)
 	}
@@ -121,7 +122,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	} else if slices.Contains(req.Prompt, oidc.PromptNone) {
 		// prompt=none: never a page, so no session that can answer it
 		// means the client hears login_required.
-		b.log.InfoContext(ctx, "prompt=none refused", "client_id", client.id, "reason", refused)
+		b.log.InfoContext(ctx, "prompt=none refused", "client_id", client.GetID(), "reason", refused)
 		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
 	}
 	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {

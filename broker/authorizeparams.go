@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
@@ -49,13 +50,13 @@ func (b *Broker) checkAuthorizeParams(next http.Handler) http.Handler {
 		}
 		ctx := r.Context()
 		b.log.InfoContext(ctx, "authorization request refused", "client_id", r.Form.Get("client_id"), "error", code, "reason", description)
-		client, err := b.clients.get(ctx, r.Form.Get("client_id"))
+		client, err := b.clients.Get(ctx, r.Form.Get("client_id"))
 		switch {
-		case err != nil && !errors.Is(err, errUnknownClient):
+		case err != nil && !errors.Is(err, clients.ErrUnknownClient):
 			b.failures.WriteStore(ctx, w, "get client", err)
 			return
 		case err != nil, len(r.Form["client_id"]) != 1, len(r.Form["redirect_uri"]) != 1,
-			!client.redirectURIAllowed(r.Form.Get("redirect_uri")):
+			!client.RedirectURIAllowed(r.Form.Get("redirect_uri")):
 			answer.OAuthError(w, http.StatusBadRequest, code, description)
 			return
 		}

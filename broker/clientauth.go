@@ -10,31 +10,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
-	"sync"
-	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/jwks"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"gopkg.in/yaml.v3"
 )
-
-// maxAssertionLifetime bounds how far ahead an assertion's exp may be, so
-// a leaked assertion is short-lived and its jti need be kept only briefly.
-const maxAssertionLifetime = 5 * time.Minute
-
-// clientJWKSMaxAge bounds how long keys fetched from a client's jwksURI
-// are trusted without fetching again, so a key the client withdrew stops
-// working within it. Unknown key ids refetch sooner, at most once per
-// jwks.DefaultMinKeyRefreshInterval.
-const clientJWKSMaxAge = 10 * time.Minute
 
 // JSONDocument is a JSON value in the configuration, written either as
 // YAML or as a string holding JSON.
@@ -58,115 +44,10 @@ func (d *JSONDocument) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// parseClientJWKS reads a client's key set: public asymmetric signing keys
-// only, at least one.
-func parseClientJWKS(data []byte) ([]jose.JSONWebKey, error) {
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("jwks is not a JSON Web Key Set: %w", err)
-	}
-	var keys []jose.JSONWebKey
-	for _, k := range set.Keys {
-		if !k.IsPublic() {
-			return nil, fmt.Errorf("jwks key %q is not a public key (a private or symmetric key must never be registered)", k.KeyID)
-		}
-		if k.Use == "enc" {
-			continue
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("jwks holds no signing keys")
-	}
-	return keys, nil
-}
-
-// validateClientKeys checks a client's private_key_jwt keys: inline or by
-// URL, not both, and only for a confidential client. A key-set URL must be
-// https, or http on a loopback address (for development and tests).
-func validateClientKeys(public bool, jwks []byte, jwksURI string) error {
-	if len(jwks) == 0 && jwksURI == "" {
-		return nil
-	}
-	if public {
-		return errors.New("a public client authenticates with nothing, so it has no jwks or jwksURI")
-	}
-	if len(jwks) > 0 && jwksURI != "" {
-		return errors.New("give jwks or jwksURI, not both")
-	}
-	if len(jwks) > 0 {
-		_, err := parseClientJWKS(jwks)
-		return err
-	}
-	u, err := url.Parse(jwksURI)
-	if err != nil || u.Host == "" || u.Fragment != "" {
-		return fmt.Errorf("jwksURI %q is not an absolute URL", jwksURI)
-	}
-	if _, loopback := loopbackURL(jwksURI); u.Scheme != "https" && !loopback {
-		return fmt.Errorf("jwksURI %q must be https (http only on a loopback address)", jwksURI)
-	}
-	return nil
-}
-
-// clientKeySets caches the key sets fetched from clients' jwksURIs, one
-// per URL, each for at most clientJWKSMaxAge.
-type clientKeySets struct {
-	client *http.Client
-	now    func() time.Time
-
-	mu   sync.Mutex // guards sets
-	sets map[string]cachedKeySet
-}
-
-type cachedKeySet struct {
-	ks      *jwks.RemoteKeySet
-	created time.Time
-}
-
-func (c *clientKeySets) get(jwksURL string) *jwks.RemoteKeySet {
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.sets[jwksURL]; ok && now.Sub(s.created) < clientJWKSMaxAge {
-		return s.ks
-	}
-	// Drop every stale entry, so URLs of deleted clients do not pile up.
-	for u, s := range c.sets {
-		if now.Sub(s.created) >= clientJWKSMaxAge {
-			delete(c.sets, u)
-		}
-	}
-	ks := jwks.NewRemoteKeySet(jwksURL, jwks.KeySetConfig{HTTPClient: c.client, Clock: c.now})
-	c.sets[jwksURL] = cachedKeySet{ks: ks, created: now}
-	return ks
-}
-
-// verifyAssertionSignature checks the assertion's signature against the
-// client's keys and returns its payload. An error wrapping
-// upstream.ErrUnavailable means the client's key set could not be fetched.
-func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, jws *jose.JSONWebSignature) ([]byte, error) {
-	if client.jwksURL != "" {
-		return b.clientKeys.get(client.jwksURL).VerifyJWS(ctx, jws)
-	}
-	if len(client.jwks) == 0 {
-		return nil, errors.New("the client has no keys registered")
-	}
-	h := jws.Signatures[0].Header
-	for _, k := range client.jwks {
-		if (h.KeyID != "" && k.KeyID != h.KeyID) || (k.Algorithm != "" && k.Algorithm != h.Algorithm) {
-			continue
-		}
-		if payload, err := jws.Verify(&k); err == nil {
-			return payload, nil
-		}
-	}
-	return nil, fmt.Errorf("no registered key %q verifies the %s signature", h.KeyID, h.Algorithm)
-}
-
 // authenticateAssertion authenticates a client by its client_assertion
 // (RFC 7523 section 3): signed by one of the client's keys, iss and sub
 // the client's id, aud the broker (its issuer or token endpoint), exp
-// present and at most maxAssertionLifetime ahead, jti present and never
+// present and at most clients.MaxAssertionLifetime ahead, jti present and never
 // seen before. The jti is consumed only after the signature verifies, so
 // forged assertions cannot burn a client's identifiers. Every refusal is
 // a 401 invalid_client whose reason goes to the log only; the assertion
@@ -176,7 +57,7 @@ func (b *Broker) verifyAssertionSignature(ctx context.Context, client *Client, j
 // a refusal then counts against the address it came from, never against
 // the client it names, which anyone can name. Refusals after it count
 // against the client at that address.
-func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
+func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredentials) (*clients.Client, error) {
 	// Assertions are compact JWTs (RFC 7523); the JSON serialization is
 	// refused. A client proves itself with a private key, never a shared
 	// secret, and "none" proves nothing: asymmetric algorithms only.
@@ -204,11 +85,11 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	unproven := func(reason string) error {
 		// The address is sending what the client would not: a recent
 		// success there no longer skips the limits.
-		b.recentClientAuth.forget(key)
+		b.recentClientAuth.Forget(key)
 		return refuse(unprovenAssertions, limitSource(source), reason)
 	}
 	fail := func(reason string) error { return refuse(clientFailures, key, reason) }
-	if !b.recentClientAuth.fresh(key, b.now()) {
+	if !b.recentClientAuth.Fresh(key, b.now()) {
 		if err := b.clientAuthLimited(ctx, unprovenAssertions, limitSource(source)); err != nil {
 			return nil, err
 		}
@@ -219,17 +100,17 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	if cc.ClientID != "" && cc.ClientID != id {
 		return nil, unproven(fmt.Sprintf("client_id %q differs from the assertion's sub", cc.ClientID))
 	}
-	client, err := b.clients.get(ctx, id)
-	if errors.Is(err, errUnknownClient) {
+	client, err := b.clients.Get(ctx, id)
+	if errors.Is(err, clients.ErrUnknownClient) {
 		return nil, unproven("unknown client")
 	}
 	if err != nil {
 		return nil, b.failures.Store(ctx, "get client", err)
 	}
-	if client.public {
+	if client.Public() {
 		return nil, unproven("a public client has no keys")
 	}
-	payload, err := b.verifyAssertionSignature(ctx, client, jws)
+	payload, err := client.VerifySignature(ctx, b.clientKeys, jws)
 	if errors.Is(err, upstream.ErrUnavailable) {
 		b.log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
 		return nil, answer.TemporarilyUnavailable()
@@ -251,8 +132,8 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 		return nil, fail("no exp")
 	case !now.Before(claims.Expiry.Time().Add(skew)):
 		return nil, fail("expired")
-	case claims.Expiry.Time().After(now.Add(maxAssertionLifetime + skew)):
-		return nil, fail(fmt.Sprintf("exp is more than %v ahead", maxAssertionLifetime))
+	case claims.Expiry.Time().After(now.Add(clients.MaxAssertionLifetime + skew)):
+		return nil, fail(fmt.Sprintf("exp is more than %v ahead", clients.MaxAssertionLifetime))
 	case claims.NotBefore != nil && now.Add(skew).Before(claims.NotBefore.Time()):
 		return nil, fail("not yet valid (nbf)")
 	case claims.ID == "":
@@ -266,6 +147,6 @@ func (b *Broker) authenticateAssertion(ctx context.Context, cc *op.ClientCredent
 	if err != nil {
 		return nil, b.failures.Store(ctx, "consume jti", err)
 	}
-	b.recentClientAuth.succeeded(key, now)
+	b.recentClientAuth.Succeeded(key, now)
 	return client, nil
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -32,25 +33,25 @@ const serviceConnector = identity.ServiceConnector
 // to what the client's configuration lists. Section 4.4.3: "A refresh
 // token SHOULD NOT be included", and there is no ID token: nobody logged in.
 func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
-	client := r.Client.(*Client)
+	client := r.Client.(*clients.Client)
 	// Public clients never get here: VerifyClient refuses them this
 	// grant (authenticatedGrants).
-	if !client.allowsGrant(GrantClientCredentials) {
+	if !client.AllowsGrant(GrantClientCredentials) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the client_credentials grant")
 	}
 	targets, err := requestTargets(r.Form)
 	if err != nil {
 		return nil, err
 	}
-	audience, err := client.audienceFor(targets)
+	audience, err := client.AudienceFor(targets)
 	if err != nil {
-		b.log.InfoContext(ctx, "client credentials refused", "client_id", client.id, "reason", err.Error())
+		b.log.InfoContext(ctx, "client credentials refused", "client_id", client.GetID(), "reason", err.Error())
 		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
 	}
-	scopes := slices.Clone(client.scopes)
+	scopes := slices.Clone(client.Scopes())
 	if len(r.Data.Scope) > 0 {
 		for _, s := range r.Data.Scope {
-			if !slices.Contains(client.scopes, s) {
+			if !slices.Contains(client.Scopes(), s) {
 				return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", s)
 			}
 		}
@@ -60,12 +61,12 @@ func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	if err != nil {
 		return nil, err
 	}
-	token, ttl, err := b.issueAccessToken(grant{user: user, clientID: client.id, scopes: scopes, audience: audience}, nil)
+	token, ttl, err := b.issueAccessToken(grant{user: user, clientID: client.GetID(), scopes: scopes, audience: audience}, nil)
 	if err != nil {
 		return nil, err
 	}
 	b.advertiseClientCredentials.Store(true)
-	b.log.InfoContext(ctx, "client credentials issued", "client_id", client.id, "user_id", user.ID, "audience", audience)
+	b.log.InfoContext(ctx, "client credentials issued", "client_id", client.GetID(), "user_id", user.ID, "audience", audience)
 	return op.NewResponse(&oidc.AccessTokenResponse{
 		AccessToken: token,
 		TokenType:   oidc.BearerToken,
@@ -99,10 +100,10 @@ func requestTargets(form url.Values) ([]string, error) {
 // replica, get one user. A stored client records the user's id; a config
 // client's is remembered in memory. A disabled service user is
 // invalid_grant: disabling it is how a machine client is stopped.
-func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User, error) {
-	known := client.serviceUserID
+func (b *Broker) serviceUser(ctx context.Context, client *clients.Client) (storage.User, error) {
+	known := client.ServiceUserID()
 	if known == "" {
-		if v, ok := b.serviceUsers.Load(client.id); ok {
+		if v, ok := b.serviceUsers.Load(client.GetID()); ok {
 			known = v.(string)
 		}
 	}
@@ -110,7 +111,7 @@ func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User,
 		user, err := b.store.GetUser(ctx, known)
 		switch {
 		case err == nil && user.Disabled:
-			return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.id, "user_id", user.ID)
+			return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.GetID(), "user_id", user.ID)
 		case err == nil:
 			return user, nil
 		case !isNotFound(err):
@@ -118,30 +119,30 @@ func (b *Broker) serviceUser(ctx context.Context, client *Client) (storage.User,
 		}
 		// Deleted by an administrator: a new one is made below.
 	}
-	name := client.name
+	name := client.Name()
 	if name == "" {
-		name = client.id
+		name = client.GetID()
 	}
-	res, err := b.identities.Resolve(ctx, identity.Untrusted(serviceConnector), upstream.Identity{Subject: client.id, Name: name}, identity.Options{})
+	res, err := b.identities.Resolve(ctx, identity.Untrusted(serviceConnector), upstream.Identity{Subject: client.GetID(), Name: name}, identity.Options{})
 	if errors.Is(err, storage.ErrUserDisabled) {
-		return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.id)
+		return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.GetID())
 	}
 	if err != nil {
 		return storage.User{}, b.failures.Store(ctx, "resolve service user", err)
 	}
 	if res.Created {
-		b.log.InfoContext(ctx, "service user created", "client_id", client.id, "user_id", res.User.ID)
+		b.log.InfoContext(ctx, "service user created", "client_id", client.GetID(), "user_id", res.User.ID)
 	}
-	b.serviceUsers.Store(client.id, res.User.ID)
-	if client.stored && client.serviceUserID != res.User.ID {
-		_, err := b.store.UpdateClient(ctx, client.id, func(c storage.Client) (storage.Client, error) {
+	b.serviceUsers.Store(client.GetID(), res.User.ID)
+	if client.Stored() && client.ServiceUserID() != res.User.ID {
+		_, err := b.store.UpdateClient(ctx, client.GetID(), func(c storage.Client) (storage.Client, error) {
 			c.ServiceUserID = res.User.ID
 			return c, nil
 		})
 		// Recording is a convenience for administrators; the identity
 		// finds the user again without it.
 		if err != nil {
-			b.log.WarnContext(ctx, "could not record the service user of a client", "client_id", client.id, "err", err)
+			b.log.WarnContext(ctx, "could not record the service user of a client", "client_id", client.GetID(), "err", err)
 		}
 	}
 	return res.User, nil

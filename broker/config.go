@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker/admin"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -288,10 +289,10 @@ func (b BrandingConfig) validate() error {
 
 // Grant type names as written in the configuration.
 const (
-	GrantAuthorizationCode = "authorization_code"
-	GrantRefreshToken      = "refresh_token"
-	GrantTokenExchange     = "token-exchange"
-	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = clients.GrantAuthorizationCode
+	GrantRefreshToken      = clients.GrantRefreshToken
+	GrantTokenExchange     = clients.GrantTokenExchange
+	GrantClientCredentials = clients.GrantClientCredentials
 )
 
 // LoadConfig reads a configuration file. ${NAME} in any value is replaced by
@@ -386,7 +387,7 @@ const MaxUpstreamTimeout = 20 * time.Second
 
 // DevClientID is the development instance's client. Only it accepts any
 // loopback redirect URI.
-const DevClientID = "dev"
+const DevClientID = clients.DevClientID
 
 func (c *Config) setDefaults() {
 	if c.HTTP.Addr == "" {
@@ -627,7 +628,7 @@ func checkClientRules(c storage.Client, idTokenAlgs []string) error {
 	if u, err := url.Parse(backchannelLogoutURI); backchannelLogoutURI != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "") {
 		return &clientRuleError{settingBackchannelLogoutURI, fmt.Errorf("%q must be an absolute http(s) URL without fragment", backchannelLogoutURI)}
 	}
-	if err := validateClientKeys(public, c.JWKS, c.JWKSURL); err != nil {
+	if err := clients.ValidateKeys(public, c.JWKS, c.JWKSURL); err != nil {
 		setting := settingJWKS
 		if len(c.JWKS) == 0 {
 			setting = settingJWKSURI
@@ -646,7 +647,7 @@ func checkClientRules(c storage.Client, idTokenAlgs []string) error {
 // hands codes to the network, and private-use schemes (RFC 8252 section
 // 7.1) are not offered.
 func checkRedirectURI(raw string) error {
-	if _, ok := loopbackURL(raw); ok {
+	if _, ok := clients.LoopbackURL(raw); ok {
 		return nil
 	}
 	u, err := url.Parse(raw)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/web"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -86,14 +87,14 @@ func (b *Broker) logoutDestination(ctx context.Context, clientID, redirectURI, s
 	if clientID == "" {
 		return "", "post_logout_redirect_uri needs client_id or id_token_hint", nil
 	}
-	client, err := b.clients.get(ctx, clientID)
-	if errors.Is(err, errUnknownClient) {
+	client, err := b.clients.Get(ctx, clientID)
+	if errors.Is(err, clients.ErrUnknownClient) {
 		return "", fmt.Sprintf("the application %q is not registered", clientID), nil
 	}
 	if err != nil {
 		return "", "", err
 	}
-	if !slices.Contains(client.postLogoutRedirectURIs, redirectURI) {
+	if !slices.Contains(client.PostLogoutRedirectURIs(), redirectURI) {
 		b.log.InfoContext(ctx, "logout redirect refused", "client_id", clientID, "reason", "post_logout_redirect_uri not registered")
 		return "", "post_logout_redirect_uri is not registered for this application", nil
 	}

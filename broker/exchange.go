@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -53,7 +54,7 @@ func unacceptable(format string, args ...any) error {
 // and introspection and revocation answer for it from that
 // (accessTokenClaims.ref).
 func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
-	client := r.Client.(*Client)
+	client := r.Client.(*clients.Client)
 	req, err := parseExchange(r.Form)
 	if err != nil {
 		return nil, err
@@ -79,9 +80,9 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 		if errors.Is(err, storage.ErrUserDisabled) {
 			// As for an upstream token of a disabled user: the token is
 			// sound, the grant is not.
-			return nil, b.invalidGrant(ctx, "the user is disabled", "client_id", client.id)
+			return nil, b.invalidGrant(ctx, "the user is disabled", "client_id", client.GetID())
 		}
-		return nil, b.tokenRefused(ctx, client.id, "subject_token", err)
+		return nil, b.tokenRefused(ctx, client.GetID(), "subject_token", err)
 	}
 	audience, scopes, err := exchangeTarget(client, req, subject)
 	if err != nil {
@@ -99,7 +100,7 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	}
 	ttl := b.cfg.Tokens.AccessTokenTTL
 	b.metrics.exchanges.WithLabelValues(g.idp, "issued").Inc()
-	b.log.InfoContext(ctx, "token exchanged", "client_id", client.id, "idp", g.idp, "user_id", g.user.ID,
+	b.log.InfoContext(ctx, "token exchanged", "client_id", client.GetID(), "idp", g.idp, "user_id", g.user.ID,
 		"audience", audience, "delegated", act != nil)
 	// Section 2.2.1. A "jwt" is asked for by clients that want to read
 	// it: the broker's access tokens are JWTs, so it is the same token.
@@ -318,9 +319,9 @@ func (b *Broker) connectorForIssuer(issuer string) (upstream.TokenVerifier, erro
 // subject token by a client it was neither issued to nor meant for: the
 // rule Revocation applies, so a token leaked to a third client cannot be
 // re-minted by it.
-func ownTokenHeldBy(claims *accessTokenClaims, client *Client) error {
-	if claims.ClientID != client.id && !slices.Contains(claims.Audience, client.id) {
-		return unacceptable("broker access token of client %q presented by client %q", claims.ClientID, client.id)
+func ownTokenHeldBy(claims *accessTokenClaims, client *clients.Client) error {
+	if claims.ClientID != client.GetID() && !slices.Contains(claims.Audience, client.GetID()) {
+		return unacceptable("broker access token of client %q presented by client %q", claims.ClientID, client.GetID())
 	}
 	return nil
 }
@@ -370,8 +371,8 @@ func defaultExchangeScopes() []string {
 // the subject token's scope or, for an upstream token, from the client's
 // scopes (openid email profile when it lists none). offline_access is
 // never granted: an exchange issues no refresh token.
-func exchangeTarget(client *Client, req exchangeRequest, subject exchangeToken) (audience, scopes []string, err error) {
-	targets, granted := req.targets, client.scopes
+func exchangeTarget(client *clients.Client, req exchangeRequest, subject exchangeToken) (audience, scopes []string, err error) {
+	targets, granted := req.targets, client.Scopes()
 	if subject.own != nil {
 		if len(targets) == 0 {
 			targets = subject.own.Audience
@@ -385,7 +386,7 @@ func exchangeTarget(client *Client, req exchangeRequest, subject exchangeToken) 
 	} else if len(granted) == 0 {
 		granted = defaultExchangeScopes()
 	}
-	audience, err = client.audienceFor(targets)
+	audience, err = client.AudienceFor(targets)
 	if err != nil {
 		return nil, nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
 	}
@@ -417,7 +418,7 @@ type actClaim struct {
 // resolved to its platform user first, so act.sub, like sub, is always a
 // platform UUID. Without an actor token a narrowed broker token keeps its
 // act: dropping it would make a delegated token look direct.
-func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchangeRequest, subject exchangeToken) (any, error) {
+func (b *Broker) exchangeActor(ctx context.Context, client *clients.Client, req exchangeRequest, subject exchangeToken) (any, error) {
 	var prior any
 	if subject.own != nil {
 		prior = subject.own.Act
@@ -427,7 +428,7 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 	}
 	actor, err := b.verifyExchangeToken(ctx, req.actorToken, req.actorTokenType, nil)
 	if err != nil {
-		return nil, b.tokenRefused(ctx, client.id, "actor_token", err)
+		return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", err)
 	}
 	var act actClaim
 	var names []string // how the policy may name this actor
@@ -438,15 +439,15 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 	} else {
 		// Only a user entry can name an upstream actor, and resolving
 		// one may provision it: without such entries, refuse first.
-		if !slices.ContainsFunc(client.actors, func(n string) bool { return strings.HasPrefix(n, "user:") }) {
-			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.id))
+		if !slices.ContainsFunc(client.Actors(), func(n string) bool { return strings.HasPrefix(n, "user:") }) {
+			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.GetID()))
 		}
 		user, err := b.resolveExchanged(ctx, actor)
 		if errors.Is(err, storage.ErrUserDisabled) {
-			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
+			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
 		}
 		if errors.Is(err, errUnacceptable) || errors.Is(err, upstream.ErrUnavailable) {
-			return nil, b.tokenRefused(ctx, client.id, "actor_token", err)
+			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", err)
 		}
 		if err != nil {
 			return nil, b.failures.Store(ctx, "resolve actor", err)
@@ -454,15 +455,15 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 		act = actClaim{Subject: user.ID}
 		names = []string{"user:" + user.ID}
 	}
-	if !slices.ContainsFunc(names, func(n string) bool { return slices.Contains(client.actors, n) }) {
-		return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("actor %q may not act for client %q's subjects", names, client.id))
+	if !slices.ContainsFunc(names, func(n string) bool { return slices.Contains(client.Actors(), n) }) {
+		return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("actor %q may not act for client %q's subjects", names, client.GetID()))
 	}
 	// Section 4.1: "A chain of delegation can be expressed by nesting one
 	// act claim within another." The prior actor is the actor token's own
 	// or the subject token's; with both, the chain would be ambiguous.
 	if prior != nil {
 		if act.Act != nil {
-			return nil, b.tokenRefused(ctx, client.id, "actor_token", unacceptable("subject and actor tokens both carry act"))
+			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("subject and actor tokens both carry act"))
 		}
 		act.Act = prior
 	}
@@ -478,8 +479,8 @@ func (b *Broker) exchangeActor(ctx context.Context, client *Client, req exchange
 //
 // For a known, unchanged identity that is one store round trip, a read:
 // issuing the token writes nothing.
-func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exchangeToken, audience, scopes []string, act any) (grant, string, error) {
-	g := grant{clientID: client.id, audience: audience, scopes: scopes}
+func (b *Broker) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, audience, scopes []string, act any) (grant, string, error) {
+	g := grant{clientID: client.GetID(), audience: audience, scopes: scopes}
 	if own := subject.own; own != nil {
 		g.user, g.amr, g.idp, g.org = subject.ownUser, own.AMR, own.IDP, own.Org
 		// Revoking the subject token's grant (its refresh family)
@@ -497,16 +498,16 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *Client, subject exch
 	user, err := b.resolveExchanged(ctx, subject)
 	switch {
 	case errors.Is(err, storage.ErrUserDisabled):
-		return grant{}, "", b.invalidGrant(ctx, "the user is disabled", "client_id", client.id, "connector", conn.ID())
+		return grant{}, "", b.invalidGrant(ctx, "the user is disabled", "client_id", client.GetID(), "connector", conn.ID())
 	case errors.Is(err, storage.ErrAlreadyExists) && id.UserID != "":
 		// The upstream named a platform UUID (a legacy session service)
 		// that belongs to a user without this identity, and no trusted
 		// verified email linked them. Naming an id does not take a user
 		// over, and another id would be a guess: refuse, write nothing.
-		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", unacceptable(
+		return grant{}, "", b.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable(
 			"connector %q: user %s exists without this identity; import it as one of the user's identities", conn.ID(), id.UserID))
 	case errors.Is(err, errUnacceptable), errors.Is(err, upstream.ErrUnavailable):
-		return grant{}, "", b.tokenRefused(ctx, client.id, "subject_token", err)
+		return grant{}, "", b.tokenRefused(ctx, client.GetID(), "subject_token", err)
 	case err != nil:
 		return grant{}, "", b.failures.Store(ctx, "resolve identity", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -27,8 +28,8 @@ func (b *Broker) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 	if err != nil {
 		return nil, err
 	}
-	if grant := oidc.GrantType(r.Form.Get("grant_type")); client.public && slices.Contains(authenticatedGrants, grant) {
-		b.log.InfoContext(ctx, "client authentication failed", "client_id", client.id, "reason", "public client", "grant_type", grant)
+	if grant := oidc.GrantType(r.Form.Get("grant_type")); client.Public() && slices.Contains(authenticatedGrants, grant) {
+		b.log.InfoContext(ctx, "client authentication failed", "client_id", client.GetID(), "reason", "public client", "grant_type", grant)
 		return nil, invalidClient("this grant needs client authentication, and a public client has none")
 	}
 	return client, nil
@@ -45,13 +46,13 @@ func (b *Broker) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 // 6749 section 4.4, "MUST only be used by confidential clients".
 var authenticatedGrants = []oidc.GrantType{oidc.GrantTypeTokenExchange, oidc.GrantTypeClientCredentials}
 
-func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredentials) (*Client, error) {
+func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredentials) (*clients.Client, error) {
 	if cc.ClientAssertion != "" {
 		return b.authenticateAssertion(ctx, cc)
 	}
 	key := limitKey(requestSource(ctx), cc.ClientID)
-	client, err := b.clients.get(ctx, cc.ClientID)
-	if errors.Is(err, errUnknownClient) {
+	client, err := b.clients.Get(ctx, cc.ClientID)
+	if errors.Is(err, clients.ErrUnknownClient) {
 		// Refused as a wrong secret is, limit included, so that the
 		// answers do not tell which client ids exist.
 		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {
@@ -64,7 +65,7 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 	if err != nil {
 		return nil, b.failures.Store(ctx, "get client", err)
 	}
-	if client.public {
+	if client.Public() {
 		// A public client proves nothing, so there is nothing to guess:
 		// it is never limited, and nobody's failure is charged to it.
 		if cc.ClientSecret != "" {
@@ -73,17 +74,17 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 		return client, nil
 	}
 	now := b.now()
-	if !b.recentClientAuth.fresh(key, now) {
+	if !b.recentClientAuth.Fresh(key, now) {
 		if err := b.clientAuthLimited(ctx, clientFailures, key); err != nil {
 			return nil, err
 		}
 	}
-	if cc.ClientSecret == "" || !client.checkSecret(cc.ClientSecret, now) {
+	if cc.ClientSecret == "" || !client.CheckSecret(cc.ClientSecret, now) {
 		b.log.InfoContext(ctx, "client authentication failed", "client_id", cc.ClientID, "reason", "missing or wrong secret")
 		b.countClientAuthFailure(ctx, clientFailures, key)
 		return nil, invalidClient("client authentication failed")
 	}
-	b.recentClientAuth.succeeded(key, now)
+	b.recentClientAuth.Succeeded(key, now)
 	return client, nil
 }
 
@@ -92,7 +93,7 @@ func (b *Broker) authenticateClient(ctx context.Context, cc *op.ClientCredential
 // fails any check is dead; a code presented twice revokes what its first
 // use issued (RFC 6749 section 4.1.2).
 func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
-	client := r.Client.(*Client)
+	client := r.Client.(*clients.Client)
 	grantID := uuid.NewString()
 	code, err := b.store.RedeemAuthCode(ctx, b.codeHash(r.Data.Code), grantID, b.now())
 	switch {
@@ -100,20 +101,20 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		if err := b.revokeGrant(ctx, code.GrantID); err != nil {
 			return nil, b.failures.Store(ctx, "revoke replayed code's grant", err)
 		}
-		return nil, b.invalidGrant(ctx, "authorization code already used; tokens issued for it are revoked", "client_id", client.id)
+		return nil, b.invalidGrant(ctx, "authorization code already used; tokens issued for it are revoked", "client_id", client.GetID())
 	case isNotFound(err), errors.Is(err, storage.ErrExpired):
-		return nil, b.invalidGrant(ctx, "authorization code is invalid or expired", "client_id", client.id)
+		return nil, b.invalidGrant(ctx, "authorization code is invalid or expired", "client_id", client.GetID())
 	case err != nil:
 		return nil, b.failures.Store(ctx, "redeem code", err)
 	}
-	if code.ClientID != client.id {
-		return nil, b.invalidGrant(ctx, "authorization code was issued to another client", "client_id", client.id)
+	if code.ClientID != client.GetID() {
+		return nil, b.invalidGrant(ctx, "authorization code was issued to another client", "client_id", client.GetID())
 	}
 	if code.RedirectURI != r.Data.RedirectURI {
-		return nil, b.invalidGrant(ctx, "redirect_uri does not match the authorization request", "client_id", client.id)
+		return nil, b.invalidGrant(ctx, "redirect_uri does not match the authorization request", "client_id", client.GetID())
 	}
 	if err := checkPKCE(code.CodeChallenge, r.Data.CodeVerifier); err != nil {
-		return nil, b.invalidGrant(ctx, err.Error(), "client_id", client.id)
+		return nil, b.invalidGrant(ctx, err.Error(), "client_id", client.GetID())
 	}
 	user, err := b.activeUser(ctx, code.UserID)
 	if err != nil {
@@ -121,7 +122,7 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	}
 	g := grant{
 		user:         user,
-		clientID:     client.id,
+		clientID:     client.GetID(),
 		scopes:       userScopes(client, user, code.Scopes),
 		audience:     code.Audience,
 		authTime:     code.AuthTime,
@@ -134,7 +135,7 @@ func (b *Broker) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		impersonator: code.Impersonator,
 	}
 	var refresh string
-	if slices.Contains(code.Scopes, oidc.ScopeOfflineAccess) && client.allowsGrant(GrantRefreshToken) {
+	if slices.Contains(code.Scopes, oidc.ScopeOfflineAccess) && client.AllowsGrant(GrantRefreshToken) {
 		if refresh, err = b.newRefreshFamily(ctx, g, code.UpstreamRefreshToken); err != nil {
 			return nil, err
 		}
@@ -234,19 +235,19 @@ func (b *Broker) activeUser(ctx context.Context, id string) (storage.User, error
 // whole family, except a retry within a short window before the successor
 // was used, which gets the same successor.
 func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
-	client := r.Client.(*Client)
+	client := r.Client.(*clients.Client)
 	hash := b.refreshHash(r.Data.RefreshToken)
 	// Check the owner before rotating, so another client's stolen token
 	// cannot be used to revoke or advance the family.
 	fam, user, err := b.store.GetRefreshGrant(ctx, hash)
 	if isNotFound(err) {
-		return nil, b.invalidGrant(ctx, "refresh token is invalid", "client_id", client.id)
+		return nil, b.invalidGrant(ctx, "refresh token is invalid", "client_id", client.GetID())
 	}
 	if err != nil {
 		return nil, b.failures.Store(ctx, "get refresh family", err)
 	}
-	if fam.ClientID != client.id {
-		return nil, b.invalidGrant(ctx, "refresh token was issued to another client", "client_id", client.id)
+	if fam.ClientID != client.GetID() {
+		return nil, b.invalidGrant(ctx, "refresh token was issued to another client", "client_id", client.GetID())
 	}
 	scopes := fam.Scopes
 	if len(r.Data.Scopes) > 0 {
@@ -279,7 +280,7 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	successor := b.refreshSuccessor(r.Data.RefreshToken)
 	resp, err := b.tokenResponse(ctx, grant{
 		user:         user,
-		clientID:     client.id,
+		clientID:     client.GetID(),
 		scopes:       scopes,
 		audience:     fam.Audience,
 		authTime:     fam.AuthTime,
@@ -303,13 +304,13 @@ func (b *Broker) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	case errors.Is(err, storage.ErrRefreshReused):
 		// The store revoked the family and its access tokens, including
 		// the one just issued.
-		b.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", client.id, "family", fam.ID)
+		b.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", client.GetID(), "family", fam.ID)
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token was already used; sign in again")
 	case errors.Is(err, storage.ErrRevoked), isNotFound(err):
 		if err := b.revokeGrant(ctx, fam.ID); err != nil {
 			return nil, b.failures.Store(ctx, "revoke tokens of a dead family", err)
 		}
-		return nil, b.invalidGrant(ctx, "refresh token is revoked or expired", "client_id", client.id)
+		return nil, b.invalidGrant(ctx, "refresh token is revoked or expired", "client_id", client.GetID())
 	case err != nil:
 		return nil, b.failures.Store(ctx, "rotate refresh token", err)
 	}

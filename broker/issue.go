@@ -182,12 +182,12 @@ func (b *Broker) issueIDToken(ctx context.Context, g grant, accessToken string) 
 	// The key that signs decides the at_hash hash (SHA-512 for EdDSA), so
 	// take the signer first: during an algorithm change the configured
 	// algorithm may still be pre-published and not yet signing.
-	c, err := b.clients.get(ctx, g.clientID)
+	c, err := b.clients.Get(ctx, g.clientID)
 	if err != nil {
 		return "", fmt.Errorf("id token: %w", err)
 	}
 	// c.idTokenAlg is "" for the configured default.
-	signer, err := b.keys.Signer(keys.UseIDToken, c.idTokenAlg)
+	signer, err := b.keys.Signer(keys.UseIDToken, c.IDTokenAlg())
 	if err != nil {
 		return "", fmt.Errorf("id token signer: %w", err)
 	}

@@ -74,7 +74,7 @@ type opStorage struct{ b *Broker }
 var errHandledByBroker = errors.New("broker: handled by the broker's own Server methods")
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.b.clients.get(ctx, id)
+	c, err := s.b.clients.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -11,8 +11,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/idbroker/broker/web"
@@ -273,70 +271,9 @@ func (b *Broker) clientAuthLimited(ctx context.Context, name, key string) error 
 // shortcut a recent success there gave.
 func (b *Broker) countClientAuthFailure(ctx context.Context, name, key string) {
 	if name == clientFailures {
-		b.recentClientAuth.forget(key)
+		b.recentClientAuth.Forget(key)
 	}
 	if _, _, err := b.take(ctx, name, key, b.cfg.Limits.TokenFailuresPerClient); err != nil {
 		b.log.WarnContext(ctx, "could not count a failed client authentication", "err", err)
 	}
-}
-
-// clientAuthRecheck is how long a successful client authentication lets
-// the same client's next requests from the same address on this replica
-// skip the failure count in storage: a busy machine client would
-// otherwise pay a store round trip on every token request for a check
-// that is about guessing. A failure there forgets the success at once,
-// so a guesser gets at most the attempts already in flight per success,
-// and every one of them is still counted.
-const clientAuthRecheck = time.Second
-
-// maxClientAuthSuccesses is how many entries clientAuthSuccesses holds
-// before it drops those too old to matter.
-const maxClientAuthSuccesses = 10_000
-
-// clientAuthSuccesses remembers when each confidential client last
-// authenticated from each address on this replica. Only clients that
-// proved themselves get an entry, and stale ones are dropped once there
-// are many, so a client used from many addresses cannot grow it for ever.
-type clientAuthSuccesses struct {
-	last sync.Map     // limitKey(address, client id) → *atomic.Int64, Unix nanoseconds; 0 after a failure
-	size atomic.Int64 // entries in last
-}
-
-func (c *clientAuthSuccesses) fresh(key string, now time.Time) bool {
-	v, ok := c.last.Load(key)
-	return ok && freshAt(v.(*atomic.Int64), now)
-}
-
-func freshAt(v *atomic.Int64, now time.Time) bool {
-	at := v.Load()
-	return at != 0 && now.Sub(time.Unix(0, at)) < clientAuthRecheck
-}
-
-func (c *clientAuthSuccesses) succeeded(key string, now time.Time) {
-	v, ok := c.last.Load(key)
-	if !ok {
-		var loaded bool
-		if v, loaded = c.last.LoadOrStore(key, new(atomic.Int64)); !loaded && c.size.Add(1) > maxClientAuthSuccesses {
-			c.dropStale(now)
-		}
-	}
-	v.(*atomic.Int64).Store(now.UnixNano())
-}
-
-func (c *clientAuthSuccesses) forget(key string) {
-	if v, ok := c.last.Load(key); ok {
-		v.(*atomic.Int64).Store(0)
-	}
-}
-
-// dropStale removes the entries that no longer let anything skip the
-// store. A success recorded into an entry as it goes is lost, which
-// costs that client one store round trip.
-func (c *clientAuthSuccesses) dropStale(now time.Time) {
-	c.last.Range(func(k, v any) bool {
-		if !freshAt(v.(*atomic.Int64), now) && c.last.CompareAndDelete(k, v) {
-			c.size.Add(-1)
-		}
-		return true
-	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/backchannel"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -45,7 +46,7 @@ const (
 	endSessionPath     = "/end_session"
 	jwksPath           = "/.well-known/jwks.json"
 	discoveryPath      = "/.well-known/openid-configuration"
-	loginPath          = "/login"
+	loginPath          = clients.LoginPath
 	loginCodePath      = "/login/code"
 	loginResendPath    = "/login/resend"
 	loginConnectorPath = "/login/connector"
@@ -79,7 +80,7 @@ type Broker struct {
 	store      storage.Storage
 	identities *identity.Resolver // every path that meets an upstream identity
 	keys       *keys.Manager
-	clients    *clientDirectory
+	clients    *clients.Directory
 	otp        *otp.Connector
 	connectors map[string]upstream.Connector
 	// byDomain maps an email domain to the connector that owns it.
@@ -106,10 +107,10 @@ type Broker struct {
 	storedClients storedClientCache
 
 	// Machine clients (clientcredentials.go, clientauth.go, admin*.go).
-	clientKeys *clientKeySets
+	clientKeys *clients.KeySets
 	// recentClientAuth lets clients that just authenticated skip the
 	// failure count in storage (clientAuthLimited).
-	recentClientAuth clientAuthSuccesses
+	recentClientAuth clients.Successes
 	serviceUsers     sync.Map // client id → service user id, a cache
 	// advertiseClientCredentials puts client_credentials in discovery:
 	// set when a client that allows it is configured, found in storage
@@ -207,14 +208,14 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	b.failures = answer.Failures{Log: o.Logger, StorageErrors: m.storageErrors, Pages: b.errorPages}
 	b.backchannel = backchannel.New(backchannel.Options{Issuer: cfg.Issuer, Keys: km,
 		LogoutURI: b.backchannelLogoutURI, Now: o.Clock, Log: o.Logger})
-	b.clients = &clientDirectory{static: map[string]*Client{}, store: o.Storage}
-	b.clientKeys = &clientKeySets{client: o.HTTPClient, now: o.Clock, sets: map[string]cachedKeySet{}}
+	b.clients = clients.NewDirectory(o.Storage)
+	b.clientKeys = clients.NewKeySets(o.HTTPClient, o.Clock)
 	ao := adminOptions(cfg, o.Storage, o.Clock)
 	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
 	b.admin = admin.New(ao)
 	for _, cc := range cfg.Clients {
 		b.noteClient(cc.GrantTypes)
-		b.clients.static[cc.ID] = newClient(cc.client(), false)
+		b.clients.AddConfigured(cc.client())
 		for _, origin := range cc.AllowedOrigins {
 			b.corsOrigins[origin] = true
 		}

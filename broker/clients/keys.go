@@ -1,0 +1,122 @@
+package clients
+
+// The keys of private_key_jwt: RFC 7523 sections 2.2 and 3, as OpenID
+// Connect Core section 9 profiles it. A client registers its public keys
+// (inline or by URL) and authenticates by signing a short-lived JWT about
+// itself.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/idbroker/broker/upstream/jwks"
+)
+
+// MaxAssertionLifetime bounds how far ahead an assertion's exp may be, so
+// a leaked assertion is short-lived and its jti need be kept only briefly.
+const MaxAssertionLifetime = 5 * time.Minute
+
+// jwksMaxAge bounds how long keys fetched from a client's jwksURI are
+// trusted without fetching again, so a key the client withdrew stops
+// working within it. Unknown key ids refetch sooner, at most once per
+// jwks.DefaultMinKeyRefreshInterval.
+const jwksMaxAge = 10 * time.Minute
+
+// ParseJWKS reads a client's key set: public asymmetric signing keys
+// only, at least one. Keys marked for encryption are left out.
+func ParseJWKS(data []byte) ([]jose.JSONWebKey, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("jwks is not a JSON Web Key Set: %w", err)
+	}
+	var keys []jose.JSONWebKey
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			return nil, fmt.Errorf("jwks key %q is not a public key (a private or symmetric key must never be registered)", k.KeyID)
+		}
+		if k.Use == "enc" {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("jwks holds no signing keys")
+	}
+	return keys, nil
+}
+
+// ValidateKeys checks a client's private_key_jwt keys: inline or by URL,
+// not both, and only for a confidential client. A key-set URL must be
+// https, or http on a loopback address (for development and tests). It
+// does not fetch the URL.
+func ValidateKeys(public bool, jwks []byte, jwksURI string) error {
+	if len(jwks) == 0 && jwksURI == "" {
+		return nil
+	}
+	if public {
+		return errors.New("a public client authenticates with nothing, so it has no jwks or jwksURI")
+	}
+	if len(jwks) > 0 && jwksURI != "" {
+		return errors.New("give jwks or jwksURI, not both")
+	}
+	if len(jwks) > 0 {
+		_, err := ParseJWKS(jwks)
+		return err
+	}
+	u, err := url.Parse(jwksURI)
+	if err != nil || u.Host == "" || u.Fragment != "" {
+		return fmt.Errorf("jwksURI %q is not an absolute URL", jwksURI)
+	}
+	if _, loopback := LoopbackURL(jwksURI); u.Scheme != "https" && !loopback {
+		return fmt.Errorf("jwksURI %q must be https (http only on a loopback address)", jwksURI)
+	}
+	return nil
+}
+
+// KeySets caches the key sets fetched from clients' jwksURIs, one per
+// URL, each for at most ten minutes. Its zero value is not usable; call
+// NewKeySets.
+type KeySets struct {
+	client *http.Client
+	now    func() time.Time
+
+	mu   sync.Mutex // guards sets
+	sets map[string]cachedKeySet
+}
+
+type cachedKeySet struct {
+	ks      *jwks.RemoteKeySet
+	created time.Time
+}
+
+// NewKeySets returns an empty cache that fetches with client (nil for
+// http.DefaultClient) and tells time by now.
+func NewKeySets(client *http.Client, now func() time.Time) *KeySets {
+	return &KeySets{client: client, now: now, sets: map[string]cachedKeySet{}}
+}
+
+// Get returns the key set at jwksURL. It fetches nothing itself: the key
+// set fetches when it verifies.
+func (c *KeySets) Get(jwksURL string) *jwks.RemoteKeySet {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.sets[jwksURL]; ok && now.Sub(s.created) < jwksMaxAge {
+		return s.ks
+	}
+	// Drop every stale entry, so URLs of deleted clients do not pile up.
+	for u, s := range c.sets {
+		if now.Sub(s.created) >= jwksMaxAge {
+			delete(c.sets, u)
+		}
+	}
+	ks := jwks.NewRemoteKeySet(jwksURL, jwks.KeySetConfig{HTTPClient: c.client, Clock: c.now})
+	c.sets[jwksURL] = cachedKeySet{ks: ks, created: now}
+	return ks
+}
