@@ -31,6 +31,7 @@ func (b *Broker) buildConnectors(ctx context.Context, o Options) error {
 			return fmt.Errorf("broker: connector %q: %w", cc.ID, err)
 		}
 		b.connectors[cc.ID] = conn
+		b.connectorConfigs[cc.ID] = cc
 		if why := neverRechecked(conn); why != "" {
 			b.log.WarnContext(ctx, "connector's users are never re-checked upstream", "connector", cc.ID, "reason", why)
 		}
@@ -142,13 +143,10 @@ func (b *Broker) upstreamContext(ctx context.Context, id string) (context.Contex
 
 // upstreamTimeout is connector id's timeout (upstreamContext).
 func (b *Broker) upstreamTimeout(id string) time.Duration {
-	timeout := upoidc.DefaultTimeout
-	for _, cc := range b.cfg.Connectors {
-		if cc.ID == id && cc.Timeout > 0 {
-			timeout = cc.Timeout
-		}
+	if cc, ok := b.connectorConfigs[id]; ok && cc.Timeout > 0 {
+		return cc.Timeout
 	}
-	return timeout
+	return upoidc.DefaultTimeout
 }
 
 func (b *Broker) upstreamCallbackURL(id string) string {
@@ -360,10 +358,8 @@ func (b *Broker) recheckUpstream(ctx context.Context, fam storage.RefreshFamily)
 }
 
 func (b *Broker) recheckInterval(connectorID string) time.Duration {
-	for _, cc := range b.cfg.Connectors {
-		if cc.ID == connectorID {
-			return cc.RecheckInterval
-		}
+	if cc, ok := b.connectorConfigs[connectorID]; ok {
+		return cc.RecheckInterval
 	}
 	return time.Hour
 }

@@ -83,6 +83,9 @@ type Broker struct {
 	clients    *clients.Directory
 	otp        *otp.Connector
 	connectors map[string]upstream.Connector
+	// connectorConfigs holds each connector's configuration by id, for
+	// the settings the broker applies around it (timeout, re-check).
+	connectorConfigs map[string]ConnectorConfig
 	// byDomain maps an email domain to the connector that owns it.
 	byDomain map[string]string
 	sealer   *keys.Envelope // upstream refresh tokens, under the root secret (previous ones open)
@@ -178,15 +181,16 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	m := newMetrics(km.KeysCreated)
 	o.HTTPClient = m.instrumentClient(o.HTTPClient)
 	b := &Broker{
-		cfg:        cfg,
-		issuer:     cfg.Issuer,
-		store:      o.Storage,
-		identities: identity.New(o.Storage, o.Clock, o.Logger),
-		keys:       km,
-		connectors: map[string]upstream.Connector{},
-		byDomain:   map[string]string{},
-		sealer:     sealer,
-		pages:      pages,
+		cfg:              cfg,
+		issuer:           cfg.Issuer,
+		store:            o.Storage,
+		identities:       identity.New(o.Storage, o.Clock, o.Logger),
+		keys:             km,
+		connectors:       map[string]upstream.Connector{},
+		connectorConfigs: map[string]ConnectorConfig{},
+		byDomain:         map[string]string{},
+		sealer:           sealer,
+		pages:            pages,
 		branding: web.Branding{
 			ProductName:  cfg.Branding.ProductName,
 			LogoURL:      cfg.Branding.LogoURL,
