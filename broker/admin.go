@@ -14,6 +14,7 @@ import (
 
 	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -29,7 +30,7 @@ const adminPathPrefix = admin.PathPrefix
 
 // NewAdmin returns the administration of store for a broker configured
 // with cfg: the configuration's clients are read-only, and a stored
-// client is held to the rules of a configured one (checkClientRules).
+// client is held to the rules of a configured one (clients.CheckRules).
 // now is time.Now when nil.
 func NewAdmin(cfg Config, store storage.Storage, now func() time.Time) *admin.Admin {
 	return admin.New(adminOptions(cfg, store, now))
@@ -46,7 +47,7 @@ func adminOptions(cfg Config, store storage.Storage, now func() time.Time) admin
 	return admin.Options{
 		Store:             store,
 		StaticClients:     ids,
-		CheckClient:       func(c storage.Client) error { return checkClientRules(c, algs) },
+		CheckClient:       func(c storage.Client) error { return clients.CheckRules(c, algs) },
 		DefaultGrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken},
 		Now:               now,
 	}
@@ -72,14 +73,14 @@ func (b *Broker) adminHandler() http.Handler {
 
 // adminToken is verifyAccessToken in the admin API's terms.
 func (b *Broker) adminToken(ctx context.Context, raw string) (admin.Token, error) {
-	claims, user, err := b.verifyAccessToken(ctx, raw)
-	if errors.Is(err, errTokenInactive) {
+	claims, user, err := b.tokens.VerifyAccessToken(ctx, raw)
+	if errors.Is(err, tokens.ErrInactive) {
 		err = inactiveForAdmin{err}
 	}
 	return admin.Token{ClientID: claims.ClientID, Subject: claims.Subject, Audience: claims.Audience, Scope: claims.Scope, User: user}, err
 }
 
-// inactiveForAdmin is an errTokenInactive that the admin API knows as
+// inactiveForAdmin is an tokens.ErrInactive that the admin API knows as
 // admin.ErrTokenInactive, with its message unchanged.
 type inactiveForAdmin struct{ error }
 

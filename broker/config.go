@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,9 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/edge"
+	"github.com/idbroker/broker/broker/identity"
+	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -65,21 +68,7 @@ type KeysConfig struct {
 }
 
 // TokensConfig sets token lifetimes.
-type TokensConfig struct {
-	AccessTokenTTL time.Duration `yaml:"accessTokenTTL"`
-	IDTokenTTL     time.Duration `yaml:"idTokenTTL"`
-	// RefreshTokenTTL is a refresh family's absolute lifetime.
-	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
-	// RefreshIdleTTL ends a family not used for this long.
-	RefreshIdleTTL time.Duration `yaml:"refreshIdleTTL"`
-	// RefreshRetryWindow lets a client that lost the response to a
-	// refresh retry with the old token and get the same successor.
-	RefreshRetryWindow time.Duration `yaml:"refreshRetryWindow"`
-	AuthRequestTTL     time.Duration `yaml:"authRequestTTL"`
-	CodeTTL            time.Duration `yaml:"codeTTL"`
-	// ClockSkew is the leeway allowed on times in tokens the broker checks.
-	ClockSkew time.Duration `yaml:"clockSkew"`
-}
+type TokensConfig = tokens.Config
 
 // SessionsConfig sets the lifetimes of single-sign-on sessions.
 type SessionsConfig struct {
@@ -464,7 +453,7 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
-	if _, err := parseTrustedProxies(c.HTTP.TrustedProxies); err != nil {
+	if _, err := edge.ParseProxies(c.HTTP.TrustedProxies); err != nil {
 		return err
 	}
 	if c.Sessions.IdleTTL < 0 || c.Sessions.AbsoluteTTL < 0 {
@@ -490,7 +479,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: connector id %q is used twice", cc.ID)
 		}
 		ids[cc.ID] = true
-		if cc.ID == serviceConnector {
+		if cc.ID == identity.ServiceConnector {
 			return fmt.Errorf("config: connector id %q is reserved for machine clients' service users", cc.ID)
 		}
 		if cc.Timeout < 0 {
@@ -520,33 +509,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: client id %q is used twice", cl.ID)
 		}
 		clientIDs[cl.ID] = true
-		if err := checkClientRules(cl.client(), signingAlgorithms); err != nil {
-			if re := (*clientRuleError)(nil); errors.As(err, &re) {
-				return fmt.Errorf("config: client %q: %s: %w", cl.ID, re.setting.yaml, re.err)
+		if err := clients.CheckRules(cl.client(), signingAlgorithms); err != nil {
+			if re := (*clients.RuleError)(nil); errors.As(err, &re) {
+				return fmt.Errorf("config: client %q: %s: %w", cl.ID, re.Setting.YAML, re.Err)
 			}
 			return fmt.Errorf("config: client %q: %w", cl.ID, err)
 		}
 	}
 	return nil
 }
-
-// clientSetting names a client setting as the configuration file and the
-// admin API spell it, so that one set of rules can name the setting at
-// fault in the words of whoever wrote it.
-type clientSetting struct{ yaml, json string }
-
-var (
-	settingGrantTypes             = clientSetting{"grantTypes", "grant_types"}
-	settingRedirectURIs           = clientSetting{"redirectURIs", "redirect_uris"}
-	settingPostLogoutRedirectURIs = clientSetting{"postLogoutRedirectURIs", "post_logout_redirect_uris"}
-	settingBackchannelLogoutURI   = clientSetting{"backchannelLogoutURI", "backchannel_logout_uri"}
-	settingJWKS                   = clientSetting{"jwks", "jwks"}
-	settingJWKSURI                = clientSetting{"jwksURI", "jwks_uri"}
-	settingSecret                 = clientSetting{"secret", "client_secret"}
-	settingIntrospector           = clientSetting{"introspector", "introspector"}
-	settingIDTokenAlg             = clientSetting{"idTokenSignedResponseAlg", "id_token_signed_response_alg"}
-	settingActors                 = clientSetting{"actors", "actors"}
-)
 
 // signingAlgorithms are the algorithms the broker signs tokens with.
 var signingAlgorithms = []string{keys.RS256, keys.ES256, keys.EdDSA}
@@ -565,98 +536,6 @@ func (c Config) idTokenAlgorithms() []string {
 	return algs
 }
 
-// clientRuleError is a client setting that breaks a rule of
-// checkClientRules. Its message names the setting as the admin API does;
-// Config.Validate names it as the configuration file does.
-type clientRuleError struct {
-	setting clientSetting
-	err     error
-}
-
-func (e *clientRuleError) Error() string { return e.setting.json + ": " + e.err.Error() }
-func (e *clientRuleError) Unwrap() error { return e.err }
-
-// checkClientRules applies the rules every client follows, whether it is
-// defined in the configuration or stored through the admin API or the
-// command line: the credentials a public or confidential client has,
-// supported grants, what a public client may not do, safe redirect URIs
-// (checkRedirectURI), its keys, an ID-token algorithm among idTokenAlgs,
-// and actors only for token exchange. A broken rule is a
-// *clientRuleError. Who may set introspector is not a rule of the client
-// but of where it is written (Admin refuses it).
-func checkClientRules(c storage.Client, idTokenAlgs []string) error {
-	public, grants := c.Public, c.GrantTypes
-	if public && len(c.SecretHashes) > 0 {
-		return &clientRuleError{settingSecret, errors.New("a public client must not have a secret")}
-	}
-	if !public && len(c.SecretHashes) == 0 && len(c.JWKS) == 0 && c.JWKSURL == "" {
-		return &clientRuleError{settingSecret, errors.New("a confidential client needs a secret, jwks or jwksURI (or public: true)")}
-	}
-	if public && c.Introspector {
-		return &clientRuleError{settingIntrospector, errors.New("a public client cannot be an introspector (introspection needs client authentication)")}
-	}
-	if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(idTokenAlgs, a) {
-		return &clientRuleError{settingIDTokenAlg, fmt.Errorf("%q is not an algorithm the broker signs ID tokens with (%s)", a, strings.Join(idTokenAlgs, ", "))}
-	}
-	if len(c.Actors) > 0 && !slices.Contains(grants, GrantTokenExchange) {
-		return &clientRuleError{settingActors, fmt.Errorf("actors apply to the %s grant, which the client does not have", GrantTokenExchange)}
-	}
-	for _, a := range c.Actors {
-		if err := validateActor(a); err != nil {
-			return &clientRuleError{settingActors, fmt.Errorf("actor %q: %w", a, err)}
-		}
-	}
-	for _, g := range grants {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
-			return &clientRuleError{settingGrantTypes, fmt.Errorf("grant type %q is not supported", g)}
-		}
-		if public && (g == GrantClientCredentials || g == GrantTokenExchange) {
-			return &clientRuleError{settingGrantTypes, fmt.Errorf("a public client cannot use %s", g)}
-		}
-	}
-	for _, ru := range c.RedirectURIs {
-		if err := checkRedirectURI(ru); err != nil {
-			return &clientRuleError{settingRedirectURIs, err}
-		}
-	}
-	for _, ru := range c.PostLogoutRedirectURIs {
-		if err := checkRedirectURI(ru); err != nil {
-			return &clientRuleError{settingPostLogoutRedirectURIs, err}
-		}
-	}
-	backchannelLogoutURI := c.BackchannelLogoutURI
-	if u, err := url.Parse(backchannelLogoutURI); backchannelLogoutURI != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "") {
-		return &clientRuleError{settingBackchannelLogoutURI, fmt.Errorf("%q must be an absolute http(s) URL without fragment", backchannelLogoutURI)}
-	}
-	if err := clients.ValidateKeys(public, c.JWKS, c.JWKSURL); err != nil {
-		setting := settingJWKS
-		if len(c.JWKS) == 0 {
-			setting = settingJWKSURI
-		}
-		return &clientRuleError{setting, err}
-	}
-	return nil
-}
-
-// checkRedirectURI allows a URI the broker may send a browser to with a
-// code or after a logout: https, or http on a loopback address for native
-// apps and development (RFC 8252 section 7.3), absolute, without a
-// fragment (RFC 6749 section 3.1.2) or user information that could
-// disguise the host. Anything else is refused: javascript: and data: would
-// run script in whatever page follows the redirect, plain http elsewhere
-// hands codes to the network, and private-use schemes (RFC 8252 section
-// 7.1) are not offered.
-func checkRedirectURI(raw string) error {
-	if _, ok := clients.LoopbackURL(raw); ok {
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("%q must be an https URL, or http on a loopback address, without user information or fragment", raw)
-	}
-	return nil
-}
-
 // settings returns the connector's own settings, the type's zero ones
 // when Config is nil, after checking they are of its type.
 func (cc ConnectorConfig) settings() (upstream.Config, error) {
@@ -672,17 +551,24 @@ func (cc ConnectorConfig) settings() (upstream.Config, error) {
 	return cc.Config, nil
 }
 
-// validateActor checks one entry of a client's actors.
-func validateActor(a string) error {
-	kind, name, _ := strings.Cut(a, ":")
-	switch {
-	case kind == "client" && name != "":
-		return nil
-	case kind == "user":
-		if _, err := uuid.Parse(name); err != nil {
-			return errors.New("a user actor must be a platform UUID")
-		}
+// JSONDocument is a JSON value in the configuration, written either as
+// YAML or as a string holding JSON.
+type JSONDocument []byte
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *JSONDocument) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		*d = JSONDocument(n.Value)
 		return nil
 	}
-	return errors.New(`want "client:<client id>" or "user:<UUID>"`)
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("line %d: not representable as JSON: %w", n.Line, err)
+	}
+	*d = b
+	return nil
 }

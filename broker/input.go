@@ -11,70 +11,18 @@ package broker
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/idbroker/broker/broker/answer"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/idbroker/broker/broker/edge"
 )
-
-// validText reports whether s is text a request may carry: UTF-8 (not
-// overlong, no surrogates) without C0 control characters, NUL among
-// them.
-func validText(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 {
-			return false
-		}
-	}
-	return utf8.ValidString(s)
-}
-
-// badParam returns the name of a parameter in v whose name or a value is
-// not valid text, and whether there is one. The name is one the request
-// may be told and the log may hold: itself valid text.
-func badParam(v url.Values) (string, bool) {
-	for name, values := range v {
-		if !validText(name) {
-			return "a parameter name", true
-		}
-		for _, value := range values {
-			if !validText(value) {
-				return name, true
-			}
-		}
-	}
-	return "", false
-}
-
-// validJSONText reports whether every string of the JSON document body,
-// object keys included, is valid text once its escapes are decoded, and
-// the document itself is UTF-8: encoding/json would quietly turn invalid
-// bytes into U+FFFD. A body that is not JSON passes, for its handler to
-// refuse as it does any malformed body.
-func validJSONText(body []byte) bool {
-	if !utf8.Valid(body) {
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return true
-		}
-		if s, ok := tok.(string); ok && !validText(s) {
-			return false
-		}
-	}
-}
 
 // checkInput refuses a request whose path, query, form, Basic client
 // credentials or (at the admin API) JSON body holds anything but valid
-// text. It must run inside limitBody: it reads the form with ParseForm,
+// text. It must run inside edge.LimitBody: it reads the form with ParseForm,
 // which keeps what it read for the handlers after it, and an admin body,
 // which it puts back.
 //
@@ -84,7 +32,7 @@ func validJSONText(body []byte) bool {
 // (checkAuthorizeParams), whose refusals go back to the client.
 func (b *Broker) checkInput(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !validText(r.URL.Path) {
+		if !edge.ValidText(r.URL.Path) {
 			b.refuseInput(w, r, answer.InvalidTextReason("the path"))
 			return
 		}
@@ -102,7 +50,7 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 		if r.URL.Path == authorizePath {
 			params = url.Values{"client_id": params["client_id"], "redirect_uri": params["redirect_uri"]}
 		}
-		if name, bad := badParam(params); bad {
+		if name, bad := edge.BadParam(params); bad {
 			b.refuseInput(w, r, answer.InvalidTextReason(name))
 			return
 		}
@@ -110,7 +58,7 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 		// section 2.3.1), so it is checked both as sent and decoded.
 		if user, _, ok := r.BasicAuth(); ok {
 			id, err := url.QueryUnescape(user)
-			if !validText(user) || err == nil && !validText(id) {
+			if !edge.ValidText(user) || err == nil && !edge.ValidText(id) {
 				b.refuseInput(w, r, answer.InvalidTextReason("the client_id of the Authorization header"))
 				return
 			}
@@ -121,7 +69,7 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 				b.refuseInput(w, r, "the body could not be read")
 				return
 			}
-			if !validJSONText(body) {
+			if !edge.ValidJSONText(body) {
 				b.refuseInput(w, r, answer.InvalidTextReason("a string of the JSON body"))
 				return
 			}
@@ -129,17 +77,6 @@ func (b *Broker) checkInput(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// checkAuthorizeParams refuses an authorization request any of whose
-// parameters is not valid text. Authorize calls it once the redirect URI
-// is known to be the client's, so the refusal is an error redirect (RFC
-// 6749 section 4.1.2.1).
-func checkAuthorizeParams(form url.Values) error {
-	if name, bad := badParam(form); bad {
-		return oidc.ErrInvalidRequest().WithDescription("%s", answer.InvalidTextReason(name))
-	}
-	return nil
 }
 
 // refuseInput answers a request checkInput refused, for reason: OAuth

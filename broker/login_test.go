@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/idbroker/broker/storage"
-	"github.com/idbroker/broker/storage/memory"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/memory"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/uuid"

@@ -3,14 +3,12 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/keys"
-	"github.com/idbroker/broker/upstream"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -47,13 +45,8 @@ func (b *Broker) ready(ctx context.Context) error {
 		b.log.WarnContext(ctx, "not ready: storage unreachable", "err", err)
 		return errors.New("storage unreachable")
 	}
-	for id, conn := range b.connectors {
-		if r, ok := conn.(upstream.Readier); ok {
-			if err := r.Ready(ctx); err != nil {
-				b.log.WarnContext(ctx, "not ready: upstream discovery not done", "connector", id, "err", err)
-				return fmt.Errorf("connector %q: discovery not done", id)
-			}
-		}
+	if err := b.upstreams.NotReady(ctx, b.log); err != nil {
+		return err
 	}
 	for _, use := range []keys.Use{keys.UseIDToken, keys.UseAccessToken} {
 		if _, err := b.keys.Signer(use, ""); err != nil {

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -83,7 +82,7 @@ const (
 const upstreamTokenLabel = "idbroker upstream refresh token"
 
 // derive returns the 32-byte key for purpose.
-func (s RootSecret) derive(purpose string) []byte {
+func (s RootSecret) derive(purpose string) keys.KeyedHash {
 	k, err := hkdf.Key(sha256.New, s.b, nil, purpose, 32)
 	if err != nil {
 		// Only reachable with an invalid length, which is a constant here.
@@ -152,17 +151,4 @@ func PreviousRootSecretsFromEnv(lookup func(string) (string, bool)) ([]RootSecre
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// keyedHash is an HMAC-SHA256 under a derived key, for low-entropy values
-// stored only as a hash (one-time codes) and for derived values.
-type keyedHash []byte
-
-func (k keyedHash) sum(parts ...string) []byte {
-	m := hmac.New(sha256.New, k)
-	for _, p := range parts {
-		// Length-prefixing keeps ("ab","c") and ("a","bc") apart.
-		fmt.Fprintf(m, "%d:%s", len(p), p)
-	}
-	return m.Sum(nil)
 }

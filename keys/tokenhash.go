@@ -1,7 +1,10 @@
 package keys
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 )
 
@@ -16,4 +19,27 @@ func TokenHash(kind, token string) []byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s:%s", kind, token)
 	return h.Sum(nil)
+}
+
+// KeyedHash is an HMAC-SHA256 under a derived key, for low-entropy values
+// stored only as a hash (one-time codes) and for derived values (CSRF
+// tokens, refresh-token successors).
+type KeyedHash []byte
+
+// Sum is the HMAC of parts, each length-prefixed so that ("ab","c") and
+// ("a","bc") stay apart.
+func (k KeyedHash) Sum(parts ...string) []byte {
+	m := hmac.New(sha256.New, k)
+	for _, p := range parts {
+		fmt.Fprintf(m, "%d:%s", len(p), p)
+	}
+	return m.Sum(nil)
+}
+
+// RandomID returns 256 random bits, base64url: for ids and tokens that
+// must not be guessed (auth requests, codes, refresh tokens, sessions).
+func RandomID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -11,6 +11,7 @@ import (
 // never the broker nor a connector.
 func TestImports(t *testing.T) {
 	importcheck.Only(t, []string{
+		"github.com/idbroker/broker/broker/edge",
 		"github.com/idbroker/broker/storage",
 		"github.com/idbroker/broker/web",
 		"github.com/zitadel/oidc/v3/pkg/oidc",

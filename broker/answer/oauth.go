@@ -1,10 +1,13 @@
 package answer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 
+	"github.com/idbroker/broker/broker/edge"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -41,4 +44,24 @@ func TemporarilyUnavailable() error {
 // (docs/design.md rule 8).
 func InvalidTextReason(what string) string {
 	return fmt.Sprintf("%s is not UTF-8 text or holds a control character", what)
+}
+
+// BasicChallenge is the WWW-Authenticate header of a 401 invalid_client
+// (RFC 6749 section 5.2, for clients that may use HTTP Basic).
+const BasicChallenge = `Basic realm="broker", charset="UTF-8"`
+
+// InvalidClient is a 401 invalid_client, the answer to a client that
+// failed to authenticate (RFC 6749 section 5.2). It sets the
+// WWW-Authenticate header that status needs on the response of ctx's
+// request (edge.WithResponseHeader), for the library writes the error.
+func InvalidClient(ctx context.Context, description string) error {
+	edge.SetResponseHeader(ctx, "WWW-Authenticate", BasicChallenge)
+	return op.NewStatusError(oidc.ErrInvalidClient().WithDescription("%s", description), http.StatusUnauthorized)
+}
+
+// InvalidGrant logs why a grant was refused and tells the client only
+// that it was, with reason (RFC 6749 section 5.2 invalid_grant).
+func InvalidGrant(ctx context.Context, log *slog.Logger, reason string, attrs ...any) error {
+	log.InfoContext(ctx, "grant refused", append([]any{"reason", reason}, attrs...)...)
+	return oidc.ErrInvalidGrant().WithDescription("%s", reason)
 }

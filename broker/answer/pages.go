@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/idbroker/broker/web"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // ErrorPages renders the error page a person sees, in the language of the
@@ -35,4 +36,28 @@ func (p ErrorPages) Unavailable(w http.ResponseWriter, r *http.Request) {
 func (p ErrorPages) invalidText(w http.ResponseWriter, r *http.Request) {
 	p.Render(w, r, http.StatusBadRequest, "Request not valid",
 		"The request holds characters the sign-in service cannot accept. Go back to the application and start again.")
+}
+
+// Refuse answers a browser endpoint's refusal err, an OAuth error that
+// cannot go back to a client (no redirect URI is trusted yet), with a page
+// a person can read: title and message blame the request, with the
+// error's description. An outage (temporarily_unavailable) gets the page
+// that says the service is unavailable instead, since the same request
+// will work later; anything that is not an OAuth error is the service's
+// fault (500).
+func (p ErrorPages) Refuse(w http.ResponseWriter, r *http.Request, err error, title, message string) {
+	e := oidc.DefaultToServerError(err, err.Error())
+	status := http.StatusBadRequest
+	switch e.ErrorType {
+	case "temporarily_unavailable":
+		status = http.StatusServiceUnavailable
+	case oidc.ServerError:
+		status = http.StatusInternalServerError
+	}
+	p.Log.InfoContext(r.Context(), "browser request refused", "path", r.URL.Path, "status", status, "reason", e.Description)
+	if status == http.StatusServiceUnavailable {
+		p.Unavailable(w, r)
+		return
+	}
+	p.Render(w, r, status, title, message+" ("+e.Description+"). Go back to the application and start again.")
 }

@@ -4,15 +4,15 @@
 // for the OpenID Connect library; the Directory that finds a client among
 // the configuration's, then storage's; redirect URI matching (RFC 8252
 // section 7.3 loopback URIs included); the audience a client may ask
-// for; and the parts of client authentication that need no request: the
-// constant-time secret check, the private_key_jwt key sets (RFC 7523,
-// registered inline or fetched from a client's jwksURI and cached) and
-// the memory of which clients recently authenticated from which address.
+// for; the rules every client follows wherever it is defined
+// (CheckRules); and client authentication at the token, introspection and
+// revocation endpoints (Authenticator): the constant-time secret check,
+// private_key_jwt (RFC 7523, keys registered inline or fetched from a
+// client's jwksURI and cached), the memory of which clients recently
+// authenticated from which address, and the failure limits, counted per
+// client and client address (docs/design.md rule 7).
 //
-// It does not decide whether a request's client authenticates, nor count
-// or limit failures, nor check a client against the client rules: the
-// broker does, with these parts.
-//
-// It imports storage and upstream/jwks, and must not import the broker
-// package, the admin package nor a connector package.
+// It imports the broker's answer, edge and ratelimit parts, storage,
+// upstream and upstream/jwks, and must not import the broker package, the
+// admin package nor a connector package.
 package clients

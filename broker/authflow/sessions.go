@@ -1,8 +1,9 @@
-package broker
+package authflow
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -20,8 +22,8 @@ import (
 // sessionCookie returns the name of the cookie that holds the browser's
 // single-sign-on session. With https the __Host- prefix pins it to this
 // origin, as for the binding cookie (binding.go).
-func (b *Broker) sessionCookie() string {
-	if b.secure {
+func (f *Flow) sessionCookie() string {
+	if f.secure {
 		return "__Host-broker_session"
 	}
 	return "broker_session"
@@ -35,8 +37,8 @@ func sessionIDFor(cookieValue string) string {
 }
 
 // sessionCookieValue returns the session cookie in request headers h, or "".
-func (b *Broker) sessionCookieValue(h http.Header) string {
-	c, err := (&http.Request{Header: h}).Cookie(b.sessionCookie())
+func (f *Flow) sessionCookieValue(h http.Header) string {
+	c, err := (&http.Request{Header: h}).Cookie(f.sessionCookie())
 	if err != nil {
 		return ""
 	}
@@ -44,14 +46,14 @@ func (b *Broker) sessionCookieValue(h http.Header) string {
 }
 
 // newSessionCookie makes the cookie for value; maxAge < 0 deletes it.
-func (b *Broker) newSessionCookie(value string, maxAge int) *http.Cookie {
+func (f *Flow) newSessionCookie(value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
-		Name:     b.sessionCookie(),
+		Name:     f.sessionCookie(),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   b.secure,
+		Secure:   f.secure,
 		// Lax: sent on the top-level navigations a client starts to
 		// /authorize and /end_session, never on cross-site posts.
 		SameSite: http.SameSiteLaxMode,
@@ -60,13 +62,13 @@ func (b *Broker) newSessionCookie(value string, maxAge int) *http.Cookie {
 
 // browserSession returns the live session the cookie in h names; ok is
 // false when there is none (no cookie, ended, expired).
-func (b *Broker) browserSession(ctx context.Context, h http.Header) (s storage.Session, ok bool, err error) {
-	value := b.sessionCookieValue(h)
+func (f *Flow) browserSession(ctx context.Context, h http.Header) (s storage.Session, ok bool, err error) {
+	value := f.sessionCookieValue(h)
 	if value == "" {
 		return storage.Session{}, false, nil
 	}
-	s, err = b.store.GetSession(ctx, sessionIDFor(value), b.now())
-	if isNotFound(err) {
+	s, err = f.store.GetSession(ctx, sessionIDFor(value), f.now())
+	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Session{}, false, nil
 	}
 	if err != nil {
@@ -81,9 +83,9 @@ func (b *Broker) browserSession(ctx context.Context, h http.Header) (s storage.S
 // logout still ends everything issued in it; its auth_time (which only
 // errs toward asking again), org and upstream token stay those of the
 // first login.
-func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, userID string, now time.Time, idp string, d loginDetails) (string, error) {
+func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, userID string, now time.Time, idp string, d loginDetails) (string, error) {
 	ctx := r.Context()
-	current, ok, err := b.browserSession(ctx, r.Header)
+	current, ok, err := f.browserSession(ctx, r.Header)
 	if err != nil {
 		return "", err
 	}
@@ -91,15 +93,15 @@ func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage
 	// the reverse: what single sign-on issues from a session must say
 	// whether it was an impersonation.
 	if ok && current.UserID == userID && current.Impersonator == d.impersonator() {
-		err := b.store.TouchSession(ctx, current.ID, ar.ClientID, now)
+		err := f.store.TouchSession(ctx, current.ID, ar.ClientID, now)
 		if err == nil {
 			return current.ID, nil
 		}
-		if !isNotFound(err) {
+		if !errors.Is(err, storage.ErrNotFound) {
 			return "", fmt.Errorf("touch session: %w", err)
 		}
 	}
-	value := randomID()
+	value := keys.RandomID()
 	s := storage.Session{
 		ID:         sessionIDFor(value),
 		UserID:     userID,
@@ -109,18 +111,18 @@ func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage
 		Clients:    []string{ar.ClientID},
 		CreatedAt:  now,
 		LastSeenAt: now,
-		ExpiresAt:  now.Add(b.cfg.Sessions.AbsoluteTTL),
-		IdleTTL:    b.cfg.Sessions.IdleTTL,
+		ExpiresAt:  now.Add(f.cfg.SessionAbsoluteTTL),
+		IdleTTL:    f.cfg.SessionIdleTTL,
 		// The same sealed bytes as the first family's: a re-check that
 		// rotates them finds the session's copy by them.
 		Org:                  d.org,
 		UpstreamRefreshToken: d.upstreamRefresh,
 		Impersonator:         d.impersonator(),
 	}
-	if err := b.store.CreateSession(ctx, s); err != nil {
+	if err := f.store.CreateSession(ctx, s); err != nil {
 		return "", fmt.Errorf("create session: %w", err)
 	}
-	http.SetCookie(w, b.newSessionCookie(value, int(b.cfg.Sessions.AbsoluteTTL/time.Second)))
+	http.SetCookie(w, f.newSessionCookie(value, int(f.cfg.SessionAbsoluteTTL/time.Second)))
 	return s.ID, nil
 }
 
@@ -132,12 +134,12 @@ func (b *Broker) startSession(w http.ResponseWriter, r *http.Request, ar storage
 // library has already turned prompt=login into max_age=0); login_hint and
 // id_token_hint naming someone else ask for theirs. A disabled user's
 // session answers nothing.
-func (b *Broker) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, clientID, idp, hintSubject string) (s storage.Session, refused string, err error) {
-	s, ok, err := b.browserSession(ctx, h)
+func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, clientID, idp, hintSubject string) (s storage.Session, refused string, err error) {
+	s, ok, err := f.browserSession(ctx, h)
 	if err != nil || !ok {
 		return storage.Session{}, "no session", err
 	}
-	now := b.now()
+	now := f.now()
 	switch {
 	case slices.Contains(req.Prompt, oidc.PromptLogin), slices.Contains(req.Prompt, oidc.PromptSelectAccount):
 		return s, "prompt asks for a login", nil
@@ -148,8 +150,8 @@ func (b *Broker) reusableSession(ctx context.Context, h http.Header, req *oidc.A
 	case hintSubject != "" && hintSubject != s.UserID:
 		return s, "id_token_hint names another user", nil
 	}
-	user, err := b.store.GetUser(ctx, s.UserID)
-	if isNotFound(err) {
+	user, err := f.store.GetUser(ctx, s.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
 		return s, "user no longer exists", nil
 	}
 	if err != nil {
@@ -161,8 +163,8 @@ func (b *Broker) reusableSession(ctx context.Context, h http.Header, req *oidc.A
 	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
 		return s, "login_hint names someone else", nil
 	}
-	err = b.store.TouchSession(ctx, s.ID, clientID, now)
-	if isNotFound(err) {
+	err = f.store.TouchSession(ctx, s.ID, clientID, now)
+	if errors.Is(err, storage.ErrNotFound) {
 		return s, "session ended", nil
 	}
 	if err != nil {
@@ -184,11 +186,11 @@ func hintNames(user storage.User, hint string) bool {
 
 // idTokenHintSubject verifies an id_token_hint as logout does and returns
 // the user it names; "" when there is no hint.
-func (b *Broker) idTokenHintSubject(raw string) (string, error) {
+func (f *Flow) idTokenHintSubject(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
 	}
-	c, err := b.verifyIDTokenHint(raw)
+	c, err := f.verifyIDTokenHint(raw)
 	if err != nil {
 		return "", oidc.ErrInvalidRequest().WithDescription("id_token_hint is not a token this service issued")
 	}
@@ -215,31 +217,31 @@ func completeFromSession(ar *storage.AuthRequest, s storage.Session) {
 // are revoked with it (one storage operation), its clients are told over
 // the back channel, and the cookie is cleared. The browser then goes to
 // dest, or to the signed-out page when dest is empty.
-func (b *Broker) logout(ctx context.Context, h http.Header, dest string) (*op.Redirect, error) {
-	value := b.sessionCookieValue(h)
+func (f *Flow) logout(ctx context.Context, h http.Header, dest string) (*op.Redirect, error) {
+	value := f.sessionCookieValue(h)
 	var idp string
 	if value != "" {
-		s, err := b.store.EndSession(ctx, sessionIDFor(value))
+		s, err := f.store.EndSession(ctx, sessionIDFor(value))
 		switch {
 		case err == nil:
 			idp = s.IDP
-			b.log.InfoContext(ctx, "session ended", "sid", s.ID, "user_id", s.UserID, "by", "logout")
-			b.backchannel.Notify(ctx, s)
-		case isNotFound(err):
+			f.log.InfoContext(ctx, "session ended", "sid", s.ID, "user_id", s.UserID, "by", "logout")
+			f.backchannel.Notify(ctx, s)
+		case errors.Is(err, storage.ErrNotFound):
 			// Already ended (another tab, the CLI) or expired and swept.
 		default:
-			return nil, b.failures.Store(ctx, "end session", err)
+			return nil, f.failures.Store(ctx, "end session", err)
 		}
 	}
 	if dest == "" {
-		dest = endSessionPath + "/done"
+		dest = EndSessionPath + "/done"
 		if idp != "" {
 			dest += "?idp=" + url.QueryEscape(idp)
 		}
 	}
 	red := op.NewRedirect(dest)
 	if value != "" {
-		red.Header.Add("Set-Cookie", b.newSessionCookie("", -1).String())
+		red.Header.Add("Set-Cookie", f.newSessionCookie("", -1).String())
 	}
 	return red, nil
 }
@@ -247,16 +249,16 @@ func (b *Broker) logout(ctx context.Context, h http.Header, dest string) (*op.Re
 // upstreamLogoutURL is where to sign out of connector idp too, coming
 // back to the signed-out page; "" when it publishes no such place. The
 // idp comes from the query, so only configured connectors are looked up.
-func (b *Broker) upstreamLogoutURL(ctx context.Context, idp string) string {
-	conn, ok := b.connectors[idp].(upstream.Logouter)
+func (f *Flow) upstreamLogoutURL(ctx context.Context, idp string) string {
+	conn, ok := f.upstreams.Get(idp).(upstream.Logouter)
 	if !ok {
 		return ""
 	}
-	upstreamCtx, cancel := b.upstreamContext(ctx, idp)
+	upstreamCtx, cancel := f.upstreams.Context(ctx, idp)
 	defer cancel()
-	u, err := conn.LogoutURL(upstreamCtx, b.issuer+endSessionPath+"/done")
+	u, err := conn.LogoutURL(upstreamCtx, f.issuer+EndSessionPath+"/done")
 	if err != nil {
-		b.log.WarnContext(ctx, "upstream logout URL unavailable", "connector", idp, "err", err)
+		f.log.WarnContext(ctx, "upstream logout URL unavailable", "connector", idp, "err", err)
 		return ""
 	}
 	return u

@@ -1,10 +1,6 @@
-package broker
+package exchange
 
-// Token exchange, RFC 8693: a confidential client trades a token it holds,
-// an upstream's (Auth0, Entra ID, WorkOS) or one of the broker's own
-// access tokens, for a broker access token whose sub is the platform
-// UUID. All of the grant lives in this file; section numbers are RFC
-// 8693's unless another RFC is named.
+// Section numbers are RFC 8693's unless another RFC is named.
 
 import (
 	"context"
@@ -19,6 +15,7 @@ import (
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/identity"
+	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
 	"github.com/idbroker/broker/upstream/jwks"
@@ -52,8 +49,8 @@ func unacceptable(format string, args ...any) error {
 // is 503 temporarily_unavailable.
 // Nothing is stored for the issued token: it names its grant in its jti,
 // and introspection and revocation answer for it from that
-// (accessTokenClaims.ref).
-func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
+// (tokens.AccessClaims.ref).
+func (x *Exchanger) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.TokenExchangeRequest]) (*op.Response, error) {
 	client := r.Client.(*clients.Client)
 	req, err := parseExchange(r.Form)
 	if err != nil {
@@ -62,12 +59,12 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	var named upstream.TokenVerifier
 	if req.connector != "" {
 		var ok bool
-		if named, ok = b.connectors[req.connector].(upstream.TokenVerifier); !ok {
+		if named, ok = x.upstreams.Get(req.connector).(upstream.TokenVerifier); !ok {
 			return nil, oidc.ErrInvalidRequest().WithDescription("connector %q does not verify tokens for exchange", req.connector)
 		}
 	}
 
-	subject, err := b.verifyExchangeToken(ctx, req.subjectToken, req.subjectTokenType, named)
+	subject, err := x.verifyExchangeToken(ctx, req.subjectToken, req.subjectTokenType, named)
 	if err == nil && subject.own != nil {
 		err = ownTokenHeldBy(subject.own, client)
 	}
@@ -76,31 +73,31 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 		// configured one: any other was refused above). A legacy
 		// connector always is named, and its traffic tells when the
 		// legacy validation can be retired (docs/migration.md).
-		b.metrics.exchanges.WithLabelValues(req.connector, exchangeOutcome(err)).Inc()
+		x.exchanges.WithLabelValues(req.connector, exchangeOutcome(err)).Inc()
 		if errors.Is(err, storage.ErrUserDisabled) {
 			// As for an upstream token of a disabled user: the token is
 			// sound, the grant is not.
-			return nil, b.invalidGrant(ctx, "the user is disabled", "client_id", client.GetID())
+			return nil, answer.InvalidGrant(ctx, x.log, "the user is disabled", "client_id", client.GetID())
 		}
-		return nil, b.tokenRefused(ctx, client.GetID(), "subject_token", err)
+		return nil, x.tokenRefused(ctx, client.GetID(), "subject_token", err)
 	}
 	audience, scopes, err := exchangeTarget(client, req, subject)
 	if err != nil {
 		return nil, err
 	}
-	act, err := b.exchangeActor(ctx, client, req, subject)
+	act, err := x.exchangeActor(ctx, client, req, subject)
 	if err != nil {
 		return nil, err
 	}
 	// The subject is resolved after every check of the request, so an
 	// exchange refused by policy provisions no subject.
-	g, token, err := b.exchangeIssue(ctx, client, subject, audience, scopes, act)
+	g, token, err := x.exchangeIssue(ctx, client, subject, audience, scopes, act)
 	if err != nil {
 		return nil, err
 	}
-	ttl := b.cfg.Tokens.AccessTokenTTL
-	b.metrics.exchanges.WithLabelValues(g.idp, "issued").Inc()
-	b.log.InfoContext(ctx, "token exchanged", "client_id", client.GetID(), "idp", g.idp, "user_id", g.user.ID,
+	ttl := x.accessTokenTTL
+	x.exchanges.WithLabelValues(g.IDP, "issued").Inc()
+	x.log.InfoContext(ctx, "token exchanged", "client_id", client.GetID(), "idp", g.IDP, "user_id", g.User.ID,
 		"audience", audience, "delegated", act != nil)
 	// Section 2.2.1. A "jwt" is asked for by clients that want to read
 	// it: the broker's access tokens are JWTs, so it is the same token.
@@ -109,7 +106,7 @@ func (b *Broker) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 		IssuedTokenType: req.requestedTokenType,
 		TokenType:       oidc.BearerToken,
 		ExpiresIn:       uint64(ttl / time.Second),
-		Scopes:          g.scopes,
+		Scopes:          g.Scopes,
 	}), nil
 }
 
@@ -201,7 +198,7 @@ type exchangeToken struct {
 	identity  upstream.Identity
 	raw       string // the upstream token, to ask its upstream more with
 	tokenType string
-	own       *accessTokenClaims
+	own       *tokens.AccessClaims
 	ownUser   storage.User // the user of own, active
 }
 
@@ -212,7 +209,7 @@ type exchangeToken struct {
 // verifies opaque tokens gets a token that is not a JWT. A refusal wraps
 // errUnacceptable; an unreachable upstream wraps upstream.ErrUnavailable;
 // anything else is the store failing.
-func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+func (x *Exchanger) verifyExchangeToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
 	// Section 3 defines a refresh_token type, but a refresh token is a
 	// credential of the client it was issued to, not an assertion about
 	// its user; the broker never exchanges one, of any client.
@@ -223,7 +220,7 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		// A session token has no issuer to read and no signature to
 		// pre-check: the client named its connector, which asks the
 		// service that issued it.
-		return b.verifyUpstreamToken(ctx, raw, tokenType, opaque)
+		return x.verifyUpstreamToken(ctx, raw, tokenType, opaque)
 	}
 	// The issuer is read before the signature is checked only to pick
 	// the verifier, which then checks everything, the issuer included.
@@ -241,12 +238,12 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified); err != nil {
 		return exchangeToken{}, unacceptable("claims: %v", err)
 	}
-	if conn == nil && unverified.Issuer == b.issuer {
+	if conn == nil && unverified.Issuer == x.issuer {
 		if tokenType != string(oidc.AccessTokenType) && tokenType != string(oidc.JWTTokenType) {
 			return exchangeToken{}, unacceptable("the broker's own tokens are exchanged only as access tokens, not %s", tokenType)
 		}
-		claims, user, err := b.verifyAccessToken(ctx, raw)
-		if errors.Is(err, errTokenInactive) {
+		claims, user, err := x.tokens.VerifyAccessToken(ctx, raw)
+		if errors.Is(err, tokens.ErrInactive) {
 			return exchangeToken{}, fmt.Errorf("%w: broker access token: %w", errUnacceptable, err)
 		}
 		if err != nil {
@@ -255,23 +252,23 @@ func (b *Broker) verifyExchangeToken(ctx context.Context, raw, tokenType string,
 		return exchangeToken{own: &claims, ownUser: user}, nil
 	}
 	if conn == nil {
-		if conn, err = b.connectorForIssuer(unverified.Issuer); err != nil {
-			return exchangeToken{}, err
+		if conn, err = x.upstreams.ForIssuer(unverified.Issuer); err != nil {
+			return exchangeToken{}, unacceptable("%v", err)
 		}
 	}
 	if parsed, ok := conn.(upstream.ParsedTokenVerifier); ok {
-		ctx, cancel := b.upstreamContext(ctx, conn.ID())
+		ctx, cancel := x.upstreams.Context(ctx, conn.ID())
 		defer cancel()
 		id, err := parsed.VerifyParsedToken(ctx, jws, tokenType)
 		return upstreamVerified(conn, raw, tokenType, id, err)
 	}
-	return b.verifyUpstreamToken(ctx, raw, tokenType, conn)
+	return x.verifyUpstreamToken(ctx, raw, tokenType, conn)
 }
 
 // verifyUpstreamToken has conn verify an upstream token, with the errors
 // of verifyExchangeToken.
-func (b *Broker) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
-	ctx, cancel := b.upstreamContext(ctx, conn.ID())
+func (x *Exchanger) verifyUpstreamToken(ctx context.Context, raw, tokenType string, conn upstream.TokenVerifier) (exchangeToken, error) {
+	ctx, cancel := x.upstreams.Context(ctx, conn.ID())
 	defer cancel()
 	id, err := conn.VerifyToken(ctx, raw, tokenType)
 	return upstreamVerified(conn, raw, tokenType, id, err)
@@ -294,32 +291,11 @@ func upstreamVerified(conn upstream.TokenVerifier, raw, tokenType string, id ups
 	return exchangeToken{conn: conn, identity: id, raw: raw, tokenType: tokenType}, nil
 }
 
-// connectorForIssuer finds the one connector that lists issuer among the
-// issuers whose tokens it verifies. A multi-tenant Entra ID connector open
-// to any tenant lists none: its tokens need the connector parameter.
-func (b *Broker) connectorForIssuer(issuer string) (upstream.TokenVerifier, error) {
-	var found upstream.TokenVerifier
-	for _, c := range b.connectors {
-		v, ok := c.(upstream.TokenVerifier)
-		if !ok || !slices.Contains(v.Issuers(), issuer) {
-			continue
-		}
-		if found != nil {
-			return nil, unacceptable("issuer %q is listed by connectors %q and %q; the client must name one", issuer, found.ID(), v.ID())
-		}
-		found = v
-	}
-	if found == nil {
-		return nil, unacceptable("no connector trusts issuer %q", issuer)
-	}
-	return found, nil
-}
-
 // ownTokenHeldBy refuses one of the broker's access tokens presented as a
 // subject token by a client it was neither issued to nor meant for: the
 // rule Revocation applies, so a token leaked to a third client cannot be
 // re-minted by it.
-func ownTokenHeldBy(claims *accessTokenClaims, client *clients.Client) error {
+func ownTokenHeldBy(claims *tokens.AccessClaims, client *clients.Client) error {
 	if claims.ClientID != client.GetID() && !slices.Contains(claims.Audience, client.GetID()) {
 		return unacceptable("broker access token of client %q presented by client %q", claims.ClientID, client.GetID())
 	}
@@ -328,20 +304,20 @@ func ownTokenHeldBy(claims *accessTokenClaims, client *clients.Client) error {
 
 // tokenRefused turns a verifyExchangeToken error about param
 // (subject_token or actor_token) into the client's error.
-func (b *Broker) tokenRefused(ctx context.Context, clientID, param string, err error) error {
+func (x *Exchanger) tokenRefused(ctx context.Context, clientID, param string, err error) error {
 	switch {
 	case errors.Is(err, errUnacceptable):
-		b.log.InfoContext(ctx, "token exchange refused", "client_id", clientID, "param", param, "reason", err.Error())
+		x.log.InfoContext(ctx, "token exchange refused", "client_id", clientID, "param", param, "reason", err.Error())
 		// Section 2.2.2: "If the request itself is not valid or if either
 		// the subject_token or actor_token are invalid for any reason, or
 		// are unacceptable based on policy, the invalid_request error code
 		// MUST be used."
 		return oidc.ErrInvalidRequest().WithDescription("%s is invalid or not acceptable", param)
 	case errors.Is(err, upstream.ErrUnavailable):
-		b.log.WarnContext(ctx, "token exchange: upstream unavailable", "client_id", clientID, "param", param, "err", err)
+		x.log.WarnContext(ctx, "token exchange: upstream unavailable", "client_id", clientID, "param", param, "err", err)
 		return answer.TemporarilyUnavailable()
 	}
-	return b.failures.Store(ctx, "verify "+param, err)
+	return x.failures.Store(ctx, "verify "+param, err)
 }
 
 // exchangeOutcome names a verifyExchangeToken error for the exchanges
@@ -404,21 +380,13 @@ func exchangeTarget(client *clients.Client, req exchangeRequest, subject exchang
 	return audience, req.scopes, nil
 }
 
-// actClaim is section 4.1's act: the party acting for the subject. A
-// prior actor is nested in Act, the least recent deepest.
-type actClaim struct {
-	Subject  string `json:"sub"`
-	ClientID string `json:"client_id,omitempty"` // set when the actor presented a broker token
-	Act      any    `json:"act,omitempty"`
-}
-
 // exchangeActor verifies the actor token, if any, and returns the act
 // claim of the issued token (nil for none). The actor must be one the
 // client's policy (ClientConfig.Actors) names; an upstream actor is
 // resolved to its platform user first, so act.sub, like sub, is always a
 // platform UUID. Without an actor token a narrowed broker token keeps its
 // act: dropping it would make a delegated token look direct.
-func (b *Broker) exchangeActor(ctx context.Context, client *clients.Client, req exchangeRequest, subject exchangeToken) (any, error) {
+func (x *Exchanger) exchangeActor(ctx context.Context, client *clients.Client, req exchangeRequest, subject exchangeToken) (any, error) {
 	var prior any
 	if subject.own != nil {
 		prior = subject.own.Act
@@ -426,44 +394,44 @@ func (b *Broker) exchangeActor(ctx context.Context, client *clients.Client, req 
 	if req.actorToken == "" {
 		return prior, nil
 	}
-	actor, err := b.verifyExchangeToken(ctx, req.actorToken, req.actorTokenType, nil)
+	actor, err := x.verifyExchangeToken(ctx, req.actorToken, req.actorTokenType, nil)
 	if err != nil {
-		return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", err)
+		return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", err)
 	}
-	var act actClaim
+	var act tokens.ActClaim
 	var names []string // how the policy may name this actor
 	if actor.own != nil {
 		// verifyExchangeToken refused it if its user is gone or disabled.
-		act = actClaim{Subject: actor.own.Subject, ClientID: actor.own.ClientID, Act: actor.own.Act}
+		act = tokens.ActClaim{Subject: actor.own.Subject, ClientID: actor.own.ClientID, Act: actor.own.Act}
 		names = []string{"client:" + actor.own.ClientID, "user:" + actor.own.Subject}
 	} else {
 		// Only a user entry can name an upstream actor, and resolving
 		// one may provision it: without such entries, refuse first.
 		if !slices.ContainsFunc(client.Actors(), func(n string) bool { return strings.HasPrefix(n, "user:") }) {
-			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.GetID()))
+			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.GetID()))
 		}
-		user, err := b.resolveExchanged(ctx, actor)
+		user, err := x.resolveExchanged(ctx, actor)
 		if errors.Is(err, storage.ErrUserDisabled) {
-			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
+			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
 		}
 		if errors.Is(err, errUnacceptable) || errors.Is(err, upstream.ErrUnavailable) {
-			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", err)
+			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", err)
 		}
 		if err != nil {
-			return nil, b.failures.Store(ctx, "resolve actor", err)
+			return nil, x.failures.Store(ctx, "resolve actor", err)
 		}
-		act = actClaim{Subject: user.ID}
+		act = tokens.ActClaim{Subject: user.ID}
 		names = []string{"user:" + user.ID}
 	}
 	if !slices.ContainsFunc(names, func(n string) bool { return slices.Contains(client.Actors(), n) }) {
-		return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("actor %q may not act for client %q's subjects", names, client.GetID()))
+		return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("actor %q may not act for client %q's subjects", names, client.GetID()))
 	}
 	// Section 4.1: "A chain of delegation can be expressed by nesting one
 	// act claim within another." The prior actor is the actor token's own
 	// or the subject token's; with both, the chain would be ambiguous.
 	if prior != nil {
 		if act.Act != nil {
-			return nil, b.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("subject and actor tokens both carry act"))
+			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("subject and actor tokens both carry act"))
 		}
 		act.Act = prior
 	}
@@ -479,41 +447,41 @@ func (b *Broker) exchangeActor(ctx context.Context, client *clients.Client, req 
 //
 // For a known, unchanged identity that is one store round trip, a read:
 // issuing the token writes nothing.
-func (b *Broker) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, audience, scopes []string, act any) (grant, string, error) {
-	g := grant{clientID: client.GetID(), audience: audience, scopes: scopes}
+func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, audience, scopes []string, act any) (tokens.Grant, string, error) {
+	g := tokens.Grant{ClientID: client.GetID(), Audience: audience, Scopes: scopes}
 	if own := subject.own; own != nil {
-		g.user, g.amr, g.idp, g.org = subject.ownUser, own.AMR, own.IDP, own.Org
+		g.User, g.AMR, g.IDP, g.Org = subject.ownUser, own.AMR, own.IDP, own.Org
 		// Revoking the subject token's grant (its refresh family)
 		// revokes what was narrowed from it too.
-		g.grantID = own.ref().GrantID
+		g.GrantID = own.Ref().GrantID
 		if own.AuthTime != 0 {
-			g.authTime = time.Unix(own.AuthTime, 0)
+			g.AuthTime = time.Unix(own.AuthTime, 0)
 		}
-		g.scopes = userScopes(client, g.user, g.scopes)
-		token, _, err := b.issueAccessToken(g, act)
+		g.Scopes = tokens.UserScopes(client, g.User, g.Scopes)
+		token, _, err := x.tokens.IssueAccessToken(g, act)
 		return g, token, err
 	}
 	conn, id := subject.conn, subject.identity
-	g.amr, g.idp, g.org = []string{"fed"}, conn.ID(), id.Organization
-	user, err := b.resolveExchanged(ctx, subject)
+	g.AMR, g.IDP, g.Org = []string{"fed"}, conn.ID(), id.Organization
+	user, err := x.resolveExchanged(ctx, subject)
 	switch {
 	case errors.Is(err, storage.ErrUserDisabled):
-		return grant{}, "", b.invalidGrant(ctx, "the user is disabled", "client_id", client.GetID(), "connector", conn.ID())
+		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "the user is disabled", "client_id", client.GetID(), "connector", conn.ID())
 	case errors.Is(err, storage.ErrAlreadyExists) && id.UserID != "":
 		// The upstream named a platform UUID (a legacy session service)
 		// that belongs to a user without this identity, and no trusted
 		// verified email linked them. Naming an id does not take a user
 		// over, and another id would be a guess: refuse, write nothing.
-		return grant{}, "", b.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable(
+		return tokens.Grant{}, "", x.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable(
 			"connector %q: user %s exists without this identity; import it as one of the user's identities", conn.ID(), id.UserID))
 	case errors.Is(err, errUnacceptable), errors.Is(err, upstream.ErrUnavailable):
-		return grant{}, "", b.tokenRefused(ctx, client.GetID(), "subject_token", err)
+		return tokens.Grant{}, "", x.tokenRefused(ctx, client.GetID(), "subject_token", err)
 	case err != nil:
-		return grant{}, "", b.failures.Store(ctx, "resolve identity", err)
+		return tokens.Grant{}, "", x.failures.Store(ctx, "resolve identity", err)
 	}
-	g.user = user
-	g.scopes = userScopes(client, g.user, g.scopes)
-	token, _, err := b.issueAccessToken(g, act)
+	g.User = user
+	g.Scopes = tokens.UserScopes(client, g.User, g.Scopes)
+	token, _, err := x.tokens.IssueAccessToken(g, act)
 	return g, token, err
 }
 
@@ -525,12 +493,12 @@ func (b *Broker) exchangeIssue(ctx context.Context, client *clients.Client, subj
 // answer fails the exchange (upstream.ErrUnavailable, 503) rather than
 // resolve without the email; an answer about someone else is
 // errUnacceptable.
-func (b *Broker) resolveExchanged(ctx context.Context, t exchangeToken) (storage.User, error) {
+func (x *Exchanger) resolveExchanged(ctx context.Context, t exchangeToken) (storage.User, error) {
 	var o identity.Options
 	if t.tokenType == string(oidc.AccessTokenType) {
-		o.AccessToken, o.UpstreamTimeout = t.raw, b.upstreamTimeout(t.conn.ID())
+		o.AccessToken, o.UpstreamTimeout = t.raw, x.upstreams.Timeout(t.conn.ID())
 	}
-	res, err := b.identities.Resolve(ctx, t.conn, t.identity, o)
+	res, err := x.identities.Resolve(ctx, t.conn, t.identity, o)
 	if errors.Is(err, identity.ErrRefused) {
 		return storage.User{}, fmt.Errorf("%w: %w", errUnacceptable, err)
 	}

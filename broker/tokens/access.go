@@ -1,4 +1,4 @@
-package broker
+package tokens
 
 import (
 	"context"
@@ -7,40 +7,41 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// errTokenInactive means a token is not one the broker would honour now:
+// ErrInactive means a token is not one the broker would honour now:
 // forged, expired, revoked, or its user disabled. Callers never learn which.
-var errTokenInactive = errors.New("token inactive")
+var ErrInactive = errors.New("token inactive")
 
-// verifyAccessToken checks an access token the broker issued: signature
+// VerifyAccessToken checks an access token the broker issued: signature
 // against the published keys, typ at+jwt, issuer, expiry, and that nothing
-// in storage revoked it (its jti, its grant, or its user's tokens) and its
+// in storage revoked it (its jti, its Grant, or its user's tokens) and its
 // user exists and is enabled; it returns that user. Every path that
 // accepts the broker's own access tokens goes through here.
-func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessTokenClaims, storage.User, error) {
-	var claims accessTokenClaims
-	payload, header, err := b.keys.Verify(raw)
+func (t *Issuer) VerifyAccessToken(ctx context.Context, raw string) (AccessClaims, storage.User, error) {
+	var claims AccessClaims
+	payload, header, err := t.keys.Verify(raw)
 	if err != nil {
-		return claims, storage.User{}, fmt.Errorf("%w: %v", errTokenInactive, err)
+		return claims, storage.User{}, fmt.Errorf("%w: %v", ErrInactive, err)
 	}
 	if typ, _ := header.ExtraHeaders["typ"].(string); typ != "at+jwt" {
-		return claims, storage.User{}, fmt.Errorf("%w: typ %q is not at+jwt", errTokenInactive, typ)
+		return claims, storage.User{}, fmt.Errorf("%w: typ %q is not at+jwt", ErrInactive, typ)
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return claims, storage.User{}, fmt.Errorf("%w: claims: %v", errTokenInactive, err)
+		return claims, storage.User{}, fmt.Errorf("%w: claims: %v", ErrInactive, err)
 	}
-	if claims.Issuer != b.issuer || claims.JTI == "" || claims.Subject == "" || b.now().Unix() >= claims.Expiry {
-		return claims, storage.User{}, fmt.Errorf("%w: wrong issuer, no jti or sub, or expired", errTokenInactive)
+	if claims.Issuer != t.issuer || claims.JTI == "" || claims.Subject == "" || t.now().Unix() >= claims.Expiry {
+		return claims, storage.User{}, fmt.Errorf("%w: wrong issuer, no jti or sub, or expired", ErrInactive)
 	}
-	user, err := b.store.AccessTokenUser(ctx, claims.ref())
+	user, err := t.store.AccessTokenUser(ctx, claims.Ref())
 	switch {
-	case errors.Is(err, storage.ErrRevoked), errors.Is(err, storage.ErrUserDisabled), isNotFound(err):
-		return claims, user, fmt.Errorf("%w: %w", errTokenInactive, err)
+	case errors.Is(err, storage.ErrRevoked), errors.Is(err, storage.ErrUserDisabled), errors.Is(err, storage.ErrNotFound):
+		return claims, user, fmt.Errorf("%w: %w", ErrInactive, err)
 	case err != nil:
 		return claims, user, err
 	}
@@ -53,19 +54,19 @@ func (b *Broker) verifyAccessToken(ctx context.Context, raw string) (accessToken
 // may not know about (Client.MayIntrospect), since section 4 would otherwise
 // let any client read the subject and scope of every other client's
 // tokens.
-func (b *Broker) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
-	client, err := b.authenticateClient(ctx, r.Data.ClientCredentials)
+func (t *Issuer) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	client, err := t.auth.Authenticate(ctx, r.Data.ClientCredentials)
 	if err != nil {
 		return nil, err
 	}
 	if client.Public() {
-		return nil, invalidClient("introspection needs a confidential client")
+		return nil, answer.InvalidClient(ctx, "introspection needs a confidential client")
 	}
 	// token_type_hint (section 2.1) is read from the form: the library's
 	// request type drops it. It only orders the search: a server that
 	// does not find the token by its hint "MUST extend its search across
 	// all of its supported token types".
-	lookups := []func(context.Context, *clients.Client, string) (*op.Response, error){b.introspectAccessToken, b.introspectRefreshToken}
+	lookups := []func(context.Context, *clients.Client, string) (*op.Response, error){t.introspectAccessToken, t.introspectRefreshToken}
 	if r.Form.Get("token_type_hint") == "refresh_token" {
 		slices.Reverse(lookups)
 	}
@@ -84,15 +85,15 @@ func inactiveToken() *op.Response { return op.NewResponse(map[string]any{"active
 
 // introspectAccessToken describes token to client if it is one of the
 // broker's access tokens; nil, nil if it is not one.
-func (b *Broker) introspectAccessToken(ctx context.Context, client *clients.Client, token string) (*op.Response, error) {
-	claims, _, err := b.verifyAccessToken(ctx, token)
+func (t *Issuer) introspectAccessToken(ctx context.Context, client *clients.Client, token string) (*op.Response, error) {
+	claims, _, err := t.VerifyAccessToken(ctx, token)
 	switch {
-	case errors.Is(err, errTokenInactive):
+	case errors.Is(err, ErrInactive):
 		return nil, nil
 	case err != nil:
-		return nil, b.failures.Store(ctx, "check access token", err)
+		return nil, t.failures.Store(ctx, "check access token", err)
 	case !client.MayIntrospect(claims.ClientID, claims.Audience):
-		b.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
+		t.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
 		return inactiveToken(), nil
 	}
 	return op.NewResponse(map[string]any{
@@ -114,27 +115,27 @@ func (b *Broker) introspectAccessToken(ctx context.Context, client *clients.Clie
 // token's audience does not widen who may know about it: the audience
 // names who its access tokens are for, and a refresh token is never sent
 // to them (RFC 6749 section 1.5).
-func (b *Broker) introspectRefreshToken(ctx context.Context, client *clients.Client, token string) (*op.Response, error) {
-	fam, user, err := b.store.GetRefreshGrant(ctx, b.refreshHash(token))
+func (t *Issuer) introspectRefreshToken(ctx context.Context, client *clients.Client, token string) (*op.Response, error) {
+	fam, user, err := t.store.GetRefreshGrant(ctx, t.refreshHash(token))
 	switch {
-	case isNotFound(err):
+	case errors.Is(err, storage.ErrNotFound):
 		return nil, nil
 	case errors.Is(err, storage.ErrRevoked):
 		return inactiveToken(), nil
 	case err != nil:
-		return nil, b.failures.Store(ctx, "get refresh family", err)
+		return nil, t.failures.Store(ctx, "get refresh family", err)
 	}
-	if fam.Revoked || !b.now().Before(fam.ExpiresAt) || user.Disabled {
+	if fam.Revoked || !t.now().Before(fam.ExpiresAt) || user.Disabled {
 		return inactiveToken(), nil
 	}
 	if !client.MayIntrospect(fam.ClientID, nil) {
-		b.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", fam.ClientID, "reason", "not the refresh token's client")
+		t.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", fam.ClientID, "reason", "not the refresh token's client")
 		return inactiveToken(), nil
 	}
 	return op.NewResponse(map[string]any{
 		"active":     true,
 		"token_type": "refresh_token",
-		"iss":        b.issuer,
+		"iss":        t.issuer,
 		"sub":        fam.UserID,
 		"client_id":  fam.ClientID,
 		"scope":      oidc.SpaceDelimitedArray(fam.Scopes).String(),
@@ -146,36 +147,36 @@ func (b *Broker) introspectRefreshToken(ctx context.Context, client *clients.Cli
 // token (RFC 7009). A token the broker does not know, or that is already
 // invalid, is answered with 200 as section 2.2 asks; another client's
 // token is refused.
-func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
+func (t *Issuer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
 	client := r.Client.(*clients.Client)
 	ok := op.NewResponse(struct{}{})
 	if r.Data.TokenTypeHint != "access_token" {
-		fam, err := b.store.GetRefreshFamilyByToken(ctx, b.refreshHash(r.Data.Token))
+		fam, err := t.store.GetRefreshFamilyByToken(ctx, t.refreshHash(r.Data.Token))
 		switch {
 		case err == nil:
 			if fam.ClientID != client.GetID() {
 				return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 			}
-			if err := b.revokeGrant(ctx, fam.ID); err != nil {
-				return nil, b.failures.Store(ctx, "revoke refresh family", err)
+			if err := t.RevokeGrant(ctx, fam.ID); err != nil {
+				return nil, t.failures.Store(ctx, "revoke refresh family", err)
 			}
 			return ok, nil
-		case !isNotFound(err) && !errors.Is(err, storage.ErrRevoked):
-			return nil, b.failures.Store(ctx, "get refresh family", err)
+		case !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrRevoked):
+			return nil, t.failures.Store(ctx, "get refresh family", err)
 		}
 	}
-	claims, _, err := b.verifyAccessToken(ctx, r.Data.Token)
-	if errors.Is(err, errTokenInactive) {
+	claims, _, err := t.VerifyAccessToken(ctx, r.Data.Token)
+	if errors.Is(err, ErrInactive) {
 		return ok, nil
 	}
 	if err != nil {
-		return nil, b.failures.Store(ctx, "check access token", err)
+		return nil, t.failures.Store(ctx, "check access token", err)
 	}
 	if claims.ClientID != client.GetID() && !slices.Contains(claims.Audience, client.GetID()) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
-	if err := b.store.RevokeAccessToken(ctx, claims.ref()); err != nil {
-		return nil, b.failures.Store(ctx, "revoke access token", err)
+	if err := t.store.RevokeAccessToken(ctx, claims.Ref()); err != nil {
+		return nil, t.failures.Store(ctx, "revoke access token", err)
 	}
 	return ok, nil
 }

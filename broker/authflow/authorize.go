@@ -1,9 +1,7 @@
-package broker
+package authflow
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -21,17 +20,17 @@ import (
 
 // VerifyAuthRequest finds the client of an authorization request. Errors
 // here cannot be sent to the client (its redirect URI is not trusted yet),
-// so htmlErrors renders them as a page.
-func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+// so serveAuthorize renders them as a page.
+func (f *Flow) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	if r.Data.ClientID == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the request names no client (client_id is missing)")
 	}
-	client, err := b.clients.Get(ctx, r.Data.ClientID)
+	client, err := f.clients.Get(ctx, r.Data.ClientID)
 	if errors.Is(err, clients.ErrUnknownClient) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", r.Data.ClientID)
 	}
 	if err != nil {
-		return nil, b.failures.Store(ctx, "get client", err)
+		return nil, f.failures.Store(ctx, "get client", err)
 	}
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.RequestView(r.Data.RedirectURI)}, nil
 }
@@ -41,7 +40,7 @@ func (b *Broker) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthR
 // bound to the browser (binding.go) and completes it from the browser's
 // session when that may answer it (reusableSession), or sends the browser
 // to the login page.
-func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	client := r.Client.(*clients.Client)
 	req := r.Data
 	if err := checkAuthorizeParams(r.Form); err != nil {
@@ -63,26 +62,26 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
 	if req.CodeChallenge != "" {
-		if err := checkCodeChallenge(req.CodeChallenge); err != nil {
+		if err := tokens.CheckCodeChallenge(req.CodeChallenge); err != nil {
 			return nil, oidc.ErrInvalidRequest().WithDescription("%s", err.Error())
 		}
 	}
-	if !client.AllowsGrant(GrantAuthorizationCode) {
+	if !client.AllowsGrant(clients.GrantAuthorizationCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
 	}
 	audience, err := client.AudienceFor(r.Form["resource"])
 	if err != nil {
 		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err.Error())
 	}
-	hintSubject, err := b.idTokenHintSubject(req.IDTokenHint)
+	hintSubject, err := f.idTokenHintSubject(req.IDTokenHint)
 	if err != nil {
 		return nil, err
 	}
 
-	now := b.now()
-	browser, setBrowser := b.bindBrowser(r.Header)
+	now := f.now()
+	browser, setBrowser := f.bindBrowser(r.Header)
 	ar := storage.AuthRequest{
-		ID:                  randomID(),
+		ID:                  keys.RandomID(),
 		ClientID:            client.GetID(),
 		RedirectURI:         req.RedirectURI,
 		Scopes:              req.Scopes,
@@ -97,7 +96,7 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		UILocales:           localeStrings(req.UILocales),
 		Audience:            audience,
 		CreatedAt:           now,
-		ExpiresAt:           now.Add(b.cfg.Tokens.AuthRequestTTL),
+		ExpiresAt:           now.Add(f.cfg.AuthRequestTTL),
 		BrowserHash:         browser,
 	}
 	if req.MaxAge != nil {
@@ -107,26 +106,26 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	// idp names the connector, skipping the login page.
 	var direct upstream.CallbackConnector
 	if idp := r.Form.Get("idp"); idp != "" {
-		conn, ok := b.connectors[idp]
-		if !ok {
+		conn := f.upstreams.Get(idp)
+		if conn == nil {
 			return nil, oidc.ErrInvalidRequest().WithDescription("idp %q is not a configured connector", idp)
 		}
 		direct, _ = conn.(upstream.CallbackConnector)
 	}
-	sess, refused, err := b.reusableSession(ctx, r.Header, req, client.GetID(), r.Form.Get("idp"), hintSubject)
+	sess, refused, err := f.reusableSession(ctx, r.Header, req, client.GetID(), r.Form.Get("idp"), hintSubject)
 	if err != nil {
-		return nil, b.failures.Store(ctx, "get session", err)
+		return nil, f.failures.Store(ctx, "get session", err)
 	}
 	if refused == "" {
 		completeFromSession(&ar, sess)
 	} else if slices.Contains(req.Prompt, oidc.PromptNone) {
 		// prompt=none: never a page, so no session that can answer it
 		// means the client hears login_required.
-		b.log.InfoContext(ctx, "prompt=none refused", "client_id", client.GetID(), "reason", refused)
+		f.log.InfoContext(ctx, "prompt=none refused", "client_id", client.GetID(), "reason", refused)
 		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
 	}
-	if err := b.store.CreateAuthRequest(ctx, ar); err != nil {
-		return nil, b.failures.Store(ctx, "create auth request", err)
+	if err := f.store.CreateAuthRequest(ctx, ar); err != nil {
+		return nil, f.failures.Store(ctx, "create auth request", err)
 	}
 	// Every way on from here is a step of this request, which only this
 	// browser may take: a browser that has no id yet gets it with the
@@ -139,20 +138,20 @@ func (b *Broker) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 		return red
 	}
 	if ar.Done {
-		b.loginOutcome(ctx, ar, ar.IDP, "session")
-		return redirect(callbackPath + "?id=" + url.QueryEscape(ar.ID)), nil
+		f.loginOutcome(ctx, ar, ar.IDP, "session")
+		return redirect(CallbackPath + "?id=" + url.QueryEscape(ar.ID)), nil
 	}
 	if direct != nil {
-		dest, err := b.upstreamRedirect(ctx, ar, direct, req.LoginHint)
+		dest, err := f.upstreamRedirect(ctx, ar, direct, req.LoginHint)
 		if errors.Is(err, upstream.ErrUnavailable) {
-			// htmlErrors shows the page saying the service is
+			// serveAuthorize shows the page saying the service is
 			// unavailable; the cause is for the log.
-			b.metrics.logins.WithLabelValues(direct.ID(), "upstream unavailable").Inc()
-			b.log.InfoContext(ctx, "login", "connector", direct.ID(), "outcome", "upstream unavailable", "err", err)
+			f.metrics.Logins.WithLabelValues(direct.ID(), "upstream unavailable").Inc()
+			f.log.InfoContext(ctx, "login", "connector", direct.ID(), "outcome", "upstream unavailable", "err", err)
 			return nil, answer.TemporarilyUnavailable()
 		}
 		if err != nil {
-			return nil, b.failures.Store(ctx, "start upstream login", err)
+			return nil, f.failures.Store(ctx, "start upstream login", err)
 		}
 		return redirect(dest), nil
 	}
@@ -171,19 +170,19 @@ func localeStrings(l oidc.Locales) []string {
 // and sends the browser back to the client with code, state and iss (RFC
 // 9207, so a client talking to several providers can tell whose code it
 // got).
-func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
+func (f *Flow) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, ok := b.liveAuthRequest(w, r, r.URL.Query().Get("id"))
+	ar, ok := f.liveAuthRequest(w, r, r.URL.Query().Get("id"))
 	if !ok {
 		return
 	}
 	if !ar.Done {
-		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
+		f.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
 		return
 	}
-	code := randomID()
-	err := b.store.CreateAuthCode(ctx, storage.AuthCode{
-		CodeHash:             b.codeHash(code),
+	code := keys.RandomID()
+	err := f.store.CreateAuthCode(ctx, storage.AuthCode{
+		CodeHash:             tokens.CodeHash(code),
 		ClientID:             ar.ClientID,
 		RedirectURI:          ar.RedirectURI,
 		UserID:               ar.UserID,
@@ -199,21 +198,21 @@ func (b *Broker) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		SessionID:            ar.SessionID,
 		UpstreamRefreshToken: ar.UpstreamRefreshToken,
 		Impersonator:         ar.Impersonator,
-		ExpiresAt:            b.now().Add(b.cfg.Tokens.CodeTTL),
+		ExpiresAt:            f.now().Add(f.cfg.CodeTTL),
 	}, ar.ID)
-	if isNotFound(err) {
+	if errors.Is(err, storage.ErrNotFound) {
 		// Another tab finished the same request first.
-		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in already used", "This sign-in was already completed. Go back to the application and start again.")
+		f.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in already used", "This sign-in was already completed. Go back to the application and start again.")
 		return
 	}
 	if err != nil {
-		b.failures.StorePage(w, r, "create auth code", err)
+		f.failures.StorePage(w, r, "create auth code", err)
 		return
 	}
 	http.Redirect(w, r, clientRedirect(ar.RedirectURI, url.Values{
 		"code":  {code},
 		"state": {ar.State},
-		"iss":   {b.issuer},
+		"iss":   {f.issuer},
 	}), http.StatusSeeOther)
 }
 
@@ -239,36 +238,26 @@ func clientRedirect(redirectURI string, params url.Values) string {
 // liveAuthRequest loads an auth request for a step of it, rendering the
 // page that says what happened when it cannot be used: unknown, expired,
 // or started in another browser (boundToBrowser).
-func (b *Broker) liveAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
+func (f *Flow) liveAuthRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
 	if id == "" {
-		b.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in link incomplete", "This page needs a sign-in request. Go back to the application and choose sign in again.")
+		f.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in link incomplete", "This page needs a sign-in request. Go back to the application and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
-	ar, err := b.store.GetAuthRequest(r.Context(), id)
-	if err == nil && !b.now().Before(ar.ExpiresAt) {
+	ar, err := f.store.GetAuthRequest(r.Context(), id)
+	if err == nil && !f.now().Before(ar.ExpiresAt) {
 		err = storage.ErrNotFound
 	}
-	if isNotFound(err) || errors.Is(err, storage.ErrExpired) {
-		b.errorPages.Render(w, r, http.StatusNotFound, "This sign-in has expired",
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
+		f.errorPages.Render(w, r, http.StatusNotFound, "This sign-in has expired",
 			"For your security a sign-in page works for a limited time, and this one has expired or was already used. Nothing was changed. Go back to the application you came from and choose sign in again.")
 		return storage.AuthRequest{}, false
 	}
 	if err != nil {
-		b.failures.StorePage(w, r, "get auth request", err)
+		f.failures.StorePage(w, r, "get auth request", err)
 		return storage.AuthRequest{}, false
 	}
-	if !b.boundToBrowser(w, r, ar) {
+	if !f.boundToBrowser(w, r, ar) {
 		return storage.AuthRequest{}, false
 	}
 	return ar, true
 }
-
-// randomID returns 256 random bits, base64url: for ids that must not be
-// guessed (auth requests, codes, refresh tokens, sessions).
-func randomID() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func (b *Broker) codeHash(code string) []byte { return keys.TokenHash("authorization code", code) }

@@ -1,9 +1,4 @@
-package broker
-
-// Checks on the parameters of an authorization request that the library
-// would get wrong: it decodes a repeated parameter as one of its values,
-// ignores request_uri, and calls a response_type it does not support
-// unauthorized_client. They run before the library reads the request.
+package authflow
 
 import (
 	"errors"
@@ -15,8 +10,12 @@ import (
 
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/edge"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
+
+// Checks on the parameters of an authorization request that run before
+// it is decoded.
 
 // authorizeParams are the authorization request parameters the broker or
 // the library reads, each of which may be sent once. resource is not
@@ -29,47 +28,39 @@ var authorizeParams = []string{
 	"request", "request_uri", "idp",
 }
 
-// checkAuthorizeParams refuses an authorization request that repeats a
+// refuseParams answers an authorization request that repeats a
 // parameter (RFC 6749 section 3.1: "Request and response parameters MUST
 // NOT be included more than once"), that sends a request_uri (OpenID
 // Connect Core section 6.2), or whose response_type is not code (RFC
-// 6749 section 4.1.2.1). The client hears of it at its redirect URI when
-// client_id and redirect_uri were each sent once and the URI is
-// registered for the client; otherwise no redirect can be trusted, and
-// the refusal goes to htmlErrors, which renders it as a page.
-func (b *Broker) checkAuthorizeParams(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			next.ServeHTTP(w, r) // the library refuses a form it cannot read
-			return
-		}
-		code, description := authorizeParamsRefusal(r.Form)
-		if code == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		ctx := r.Context()
-		b.log.InfoContext(ctx, "authorization request refused", "client_id", r.Form.Get("client_id"), "error", code, "reason", description)
-		client, err := b.clients.Get(ctx, r.Form.Get("client_id"))
-		switch {
-		case err != nil && !errors.Is(err, clients.ErrUnknownClient):
-			b.failures.WriteStore(ctx, w, "get client", err)
-			return
-		case err != nil, len(r.Form["client_id"]) != 1, len(r.Form["redirect_uri"]) != 1,
-			!client.RedirectURIAllowed(r.Form.Get("redirect_uri")):
-			answer.OAuthError(w, http.StatusBadRequest, code, description)
-			return
-		}
-		params := url.Values{"error": {code}, "error_description": {description}, "iss": {b.issuer}}
-		if state := r.Form["state"]; len(state) == 1 {
-			params["state"] = state
-		}
-		http.Redirect(w, r, authorizeErrorURL(r.Form, params), http.StatusFound)
-	})
+// 6749 section 4.1.2.1), all of which the library would get wrong: it
+// decodes a repeated parameter as one of its values, ignores request_uri,
+// and calls a response_type it does not support unauthorized_client. The
+// client hears of it at its redirect URI when client_id and redirect_uri
+// were each sent once and the URI is registered for the client;
+// otherwise no redirect can be trusted, and the person sees a page.
+func (f *Flow) refuseParams(w http.ResponseWriter, r *http.Request, code, description string) {
+	ctx := r.Context()
+	f.log.InfoContext(ctx, "authorization request refused", "client_id", r.Form.Get("client_id"), "error", code, "reason", description)
+	client, err := f.clients.Get(ctx, r.Form.Get("client_id"))
+	switch {
+	case err != nil && !errors.Is(err, clients.ErrUnknownClient):
+		f.refuseAuthorization(w, r, f.failures.Store(ctx, "get client", err))
+		return
+	case err != nil, len(r.Form["client_id"]) != 1, len(r.Form["redirect_uri"]) != 1,
+		!client.RedirectURIAllowed(r.Form.Get("redirect_uri")):
+		// A page shows the description; the code is for a client.
+		f.refuseAuthorization(w, r, oidc.ErrInvalidRequest().WithDescription("%s", description))
+		return
+	}
+	params := url.Values{"error": {code}, "error_description": {description}, "iss": {f.issuer}}
+	if state := r.Form["state"]; len(state) == 1 {
+		params["state"] = state
+	}
+	http.Redirect(w, r, authorizeErrorURL(r.Form, params), http.StatusFound)
 }
 
 // authorizeParamsRefusal returns the error code and description for a
-// request checkAuthorizeParams refuses, or "" for one it lets through.
+// request refuseParams refuses, or "" for one it lets through.
 func authorizeParamsRefusal(form url.Values) (code, description string) {
 	for _, p := range authorizeParams {
 		if len(form[p]) > 1 {
@@ -114,4 +105,15 @@ func authorizeErrorURL(form, params url.Values) string {
 	}
 	u.Fragment = ""
 	return u.String() + "#" + params.Encode()
+}
+
+// checkAuthorizeParams refuses an authorization request any of whose
+// parameters is not valid text. Authorize calls it once the redirect URI
+// is known to be the client's, so the refusal is an error redirect (RFC
+// 6749 section 4.1.2.1).
+func checkAuthorizeParams(form url.Values) error {
+	if name, bad := edge.BadParam(form); bad {
+		return oidc.ErrInvalidRequest().WithDescription("%s", answer.InvalidTextReason(name))
+	}
+	return nil
 }

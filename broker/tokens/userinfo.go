@@ -1,10 +1,4 @@
-package broker
-
-// The UserInfo endpoint, OpenID Connect Core section 5.3. It is an OAuth
-// 2.0 protected resource, so its refusals are RFC 6750's: a
-// WWW-Authenticate challenge saying what was wrong. The broker writes the
-// whole answer itself; the library's handler has no way to add the
-// challenge.
+package tokens
 
 import (
 	"encoding/json"
@@ -17,20 +11,26 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
+// The UserInfo endpoint, OpenID Connect Core section 5.3. It is an OAuth
+// 2.0 protected resource, so its refusals are RFC 6750's: a
+// WWW-Authenticate challenge saying what was wrong. The broker writes the
+// whole answer itself; the library's handler has no way to add the
+// challenge.
+
 // bearerRealm names the broker in every Bearer challenge it sends.
 const bearerRealm = "broker"
 
 // errTwoTokens is a request that sent its access token more than once.
 var errTwoTokens = errors.New("send the access token once, in one way")
 
-// userinfo returns claims about the user of a broker access token, as its
+// ServeUserinfo returns claims about the user of a broker access token, as its
 // scopes allow. A token not issued for OpenID Connect (one without the
 // openid scope: a machine client's, or one narrowed by token exchange)
 // is refused with insufficient_scope: section 5.3 releases claims about
 // "the authenticated End-User", and such a token authenticated nobody to
 // this client. No answer is cached (RFC 6750 section 5.3): each is about
 // a person, or about a credential.
-func (b *Broker) userinfo(w http.ResponseWriter, r *http.Request) {
+func (t *Issuer) ServeUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
@@ -52,26 +52,26 @@ func (b *Broker) userinfo(w http.ResponseWriter, r *http.Request) {
 		bearerChallenge(w, http.StatusUnauthorized, "", "", "")
 		return
 	}
-	claims, user, err := b.verifyAccessToken(ctx, raw)
-	if errors.Is(err, errTokenInactive) {
-		b.log.InfoContext(ctx, "userinfo refused", "reason", err.Error())
+	claims, user, err := t.VerifyAccessToken(ctx, raw)
+	if errors.Is(err, ErrInactive) {
+		t.log.InfoContext(ctx, "userinfo refused", "reason", err.Error())
 		bearerChallenge(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked", "")
 		return
 	}
 	if err != nil {
-		b.failures.WriteStore(ctx, w, "check access token", err)
+		t.failures.WriteStore(ctx, w, "check access token", err)
 		return
 	}
 	scopes := strings.Fields(claims.Scope)
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
-		b.log.InfoContext(ctx, "userinfo refused", "client_id", claims.ClientID, "reason", "no openid scope")
+		t.log.InfoContext(ctx, "userinfo refused", "client_id", claims.ClientID, "reason", "no openid scope")
 		bearerChallenge(w, http.StatusForbidden, "insufficient_scope", "the access token was not issued for OpenID Connect", oidc.ScopeOpenID)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(struct {
 		Subject string `json:"sub"`
-		userClaims
+		UserClaims
 	}{user.ID, claimsForScopes(user, scopes)})
 }
 

@@ -1,9 +1,10 @@
-package broker
+package authflow
 
 import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -29,8 +30,8 @@ import (
 // browserCookie returns the name of the binding cookie. With https the
 // __Host- prefix pins it to this origin: no sibling subdomain can plant
 // a browser id of its choosing.
-func (b *Broker) browserCookie() string {
-	if b.secure {
+func (f *Flow) browserCookie() string {
+	if f.secure {
 		return "__Host-broker_browser"
 	}
 	return "broker_browser"
@@ -53,8 +54,8 @@ func wellFormedBrowserID(v string) bool {
 
 // browserID returns the browser id in request headers h; ok is false when
 // there is none or it is not well-formed.
-func (b *Broker) browserID(h http.Header) (id string, ok bool) {
-	c, err := (&http.Request{Header: h}).Cookie(b.browserCookie())
+func (f *Flow) browserID(h http.Header) (id string, ok bool) {
+	c, err := (&http.Request{Header: h}).Cookie(f.browserCookie())
 	if err != nil || !wellFormedBrowserID(c.Value) {
 		return "", false
 	}
@@ -64,13 +65,13 @@ func (b *Broker) browserID(h http.Header) (id string, ok bool) {
 // newBrowserCookie makes the binding cookie for browser id. It has no
 // Max-Age, so it goes when the browser closes: it only has to outlive a
 // login, and a browser id that lasted would be a tracking id.
-func (b *Broker) newBrowserCookie(id string) *http.Cookie {
+func (f *Flow) newBrowserCookie(id string) *http.Cookie {
 	return &http.Cookie{
-		Name:     b.browserCookie(),
+		Name:     f.browserCookie(),
 		Value:    id,
 		Path:     "/",
 		HttpOnly: true,
-		Secure:   b.secure,
+		Secure:   f.secure,
 		// Lax, not Strict: the steps that must carry it include top-level
 		// GET navigations that another site starts (the client's redirect
 		// to /authorize, the upstream's redirect back to
@@ -85,11 +86,11 @@ func (b *Broker) newBrowserCookie(id string) *http.Cookie {
 // whose request headers are h: the hash to store, and the cookie to set
 // when the browser has no well-formed id yet (nil when it has one, which
 // is kept, so its other tabs' logins stay bound to it).
-func (b *Broker) bindBrowser(h http.Header) (hash []byte, set *http.Cookie) {
-	id, ok := b.browserID(h)
+func (f *Flow) bindBrowser(h http.Header) (hash []byte, set *http.Cookie) {
+	id, ok := f.browserID(h)
 	if !ok {
-		id = randomID()
-		set = b.newBrowserCookie(id)
+		id = keys.RandomID()
+		set = f.newBrowserCookie(id)
 	}
 	return browserHash(id), set
 }
@@ -109,11 +110,11 @@ const (
 // bindingRefusal returns why the browser that sent r may not take a step
 // of ar, or "" when it is the browser that started it. The hashes are
 // compared in constant time.
-func (b *Broker) bindingRefusal(r *http.Request, ar storage.AuthRequest) string {
+func (f *Flow) bindingRefusal(r *http.Request, ar storage.AuthRequest) string {
 	if len(ar.BrowserHash) == 0 {
 		return bindingUnbound
 	}
-	id, ok := b.browserID(r.Header)
+	id, ok := f.browserID(r.Header)
 	if !ok {
 		return bindingNoCookie
 	}
@@ -126,16 +127,29 @@ func (b *Broker) bindingRefusal(r *http.Request, ar storage.AuthRequest) string 
 // boundToBrowser reports whether the browser that sent r is the one that
 // started ar. If not, the refusal is counted and logged, and the browser
 // is shown a page saying to start again: never a code, never a session.
-func (b *Broker) boundToBrowser(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) bool {
-	reason := b.bindingRefusal(r, ar)
+func (f *Flow) boundToBrowser(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) bool {
+	reason := f.bindingRefusal(r, ar)
 	if reason == "" {
 		return true
 	}
-	step := endpointLabel(r.Pattern, r.URL.Path)
-	b.metrics.bindingRefusals.WithLabelValues(step, reason).Inc()
-	b.log.WarnContext(r.Context(), "sign-in refused: started in another browser",
-		"step", step, "reason", reason, "client_id", ar.ClientID, "ip", b.clientIP(r))
-	b.errorPages.Render(w, r, http.StatusForbidden, "Sign-in started in another browser",
+	step := stepLabel(r)
+	f.metrics.BindingRefusals.WithLabelValues(step, reason).Inc()
+	f.log.WarnContext(r.Context(), "sign-in refused: started in another browser",
+		"step", step, "reason", reason, "client_id", ar.ClientID, "ip", f.proxies.ClientIP(r))
+	f.errorPages.Render(w, r, http.StatusForbidden, "Sign-in started in another browser",
 		"This sign-in was started in another browser or a private window, or this browser did not keep the sign-in service's cookie. For your security it can only be finished where it was started. Nothing was changed. Go back to the application and start again.")
 	return false
+}
+
+// stepLabel names the step of the login r is, for metrics and logs: the
+// path of the route that served it, never what the request sent.
+func stepLabel(r *http.Request) string {
+	pattern := r.Pattern
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = pattern[i+1:]
+	}
+	if pattern == "" || pattern == "/" {
+		return "other"
+	}
+	return pattern
 }

@@ -1,4 +1,4 @@
-package broker
+package tokens
 
 import (
 	"context"
@@ -10,44 +10,45 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
-// grant is everything a token response is issued from, whichever grant
+// Grant is everything a token response is issued from, whichever grant
 // produced it.
-type grant struct {
-	user      storage.User
-	clientID  string
-	scopes    []string
-	audience  []string
-	authTime  time.Time
-	amr       []string
-	idp       string
-	org       string
-	nonce     string
-	grantID   string // refresh family and code grant; revokes together
-	sessionID string
-	// impersonator names whoever signed in as the user (upstream
+type Grant struct {
+	User      storage.User
+	ClientID  string
+	Scopes    []string
+	Audience  []string
+	AuthTime  time.Time
+	AMR       []string
+	IDP       string
+	Org       string
+	Nonce     string
+	GrantID   string // refresh family and code grant; revokes together
+	SessionID string
+	// Impersonator names whoever signed in as the user (upstream
 	// impersonation), "" for the user's own login.
-	impersonator string
+	Impersonator string
 }
 
 // act is the act claim of the grant's tokens (RFC 8693 section 4.1):
 // the impersonator, when the user did not sign in themselves; nil
 // otherwise.
-func (g grant) act() any {
-	if g.impersonator == "" {
+func (g Grant) act() any {
+	if g.Impersonator == "" {
 		return nil
 	}
-	return actClaim{Subject: g.impersonator}
+	return ActClaim{Subject: g.Impersonator}
 }
 
-// accessTokenClaims are an RFC 9068 JWT access token's claims.
-type accessTokenClaims struct {
+// AccessClaims are an RFC 9068 JWT access token's claims.
+type AccessClaims struct {
 	Issuer   string   `json:"iss"`
 	Subject  string   `json:"sub"`
 	Audience []string `json:"aud"`
@@ -63,8 +64,8 @@ type accessTokenClaims struct {
 	Act      any      `json:"act,omitempty"`
 }
 
-// idTokenClaims are an OpenID Connect ID token's claims.
-type idTokenClaims struct {
+// IDClaims are an OpenID Connect ID token's claims.
+type IDClaims struct {
 	Issuer          string   `json:"iss"`
 	Subject         string   `json:"sub"`
 	Audience        []string `json:"aud"`
@@ -83,18 +84,18 @@ type idTokenClaims struct {
 	// SessionID is the broker session the login belongs to: what a
 	// back-channel logout token names (Back-Channel Logout 1.0 section 2.1).
 	SessionID string `json:"sid,omitempty"`
-	userClaims
+	UserClaims
 }
 
-// userClaims are the claims about the user that scopes release.
-type userClaims struct {
+// UserClaims are the claims about the user that scopes release.
+type UserClaims struct {
 	Email         string `json:"email,omitempty"`
 	EmailVerified *bool  `json:"email_verified,omitempty"`
 	Name          string `json:"name,omitempty"`
 }
 
-func claimsForScopes(u storage.User, scopes []string) userClaims {
-	var c userClaims
+func claimsForScopes(u storage.User, scopes []string) UserClaims {
+	var c UserClaims
 	if slices.Contains(scopes, oidc.ScopeEmail) && u.Email != "" {
 		c.Email = u.Email
 		v := u.EmailVerified
@@ -106,37 +107,37 @@ func claimsForScopes(u storage.User, scopes []string) userClaims {
 	return c
 }
 
-// issueAccessToken signs an access token for g. Nothing is stored: the
+// IssueAccessToken signs an access token for g. Nothing is stored: the
 // token carries what introspection and revocation need to answer for it
-// (accessTokenClaims.ref).
-func (b *Broker) issueAccessToken(g grant, act any) (token string, expiresIn time.Duration, err error) {
-	now := b.now()
-	exp := now.Add(b.cfg.Tokens.AccessTokenTTL)
-	claims := accessTokenClaims{
-		Issuer:   b.issuer,
-		Subject:  g.user.ID,
-		Audience: g.audience,
+// (AccessClaims.ref).
+func (t *Issuer) IssueAccessToken(g Grant, act any) (token string, expiresIn time.Duration, err error) {
+	now := t.now()
+	exp := now.Add(t.cfg.AccessTokenTTL)
+	claims := AccessClaims{
+		Issuer:   t.issuer,
+		Subject:  g.User.ID,
+		Audience: g.Audience,
 		Expiry:   exp.Unix(),
 		IssuedAt: now.Unix(),
-		JTI:      newJTI(g.grantID),
-		ClientID: g.clientID,
-		Scope:    oidc.SpaceDelimitedArray(g.scopes).String(),
-		AMR:      g.amr,
-		IDP:      g.idp,
-		Org:      g.org,
+		JTI:      newJTI(g.GrantID),
+		ClientID: g.ClientID,
+		Scope:    oidc.SpaceDelimitedArray(g.Scopes).String(),
+		AMR:      g.AMR,
+		IDP:      g.IDP,
+		Org:      g.Org,
 		Act:      act,
 	}
-	if !g.authTime.IsZero() {
-		claims.AuthTime = g.authTime.Unix()
+	if !g.AuthTime.IsZero() {
+		claims.AuthTime = g.AuthTime.Unix()
 	}
-	if token, err = b.signAccessToken(claims); err != nil {
+	if token, err = t.signAccessToken(claims); err != nil {
 		return "", 0, err
 	}
-	return token, b.cfg.Tokens.AccessTokenTTL, nil
+	return token, t.cfg.AccessTokenTTL, nil
 }
 
-// newJTI returns a unique jti that names the token's grant, if it has one,
-// as "<grant id>.<random>": the broker keeps no record of access tokens,
+// newJTI returns a unique jti that names the token's Grant, if it has one,
+// as "<Grant id>.<random>": the broker keeps no record of access tokens,
 // so a token must say which grant's revocation revokes it. Downstream
 // services see what RFC 9068 promises, a unique identifier.
 func newJTI(grantID string) string {
@@ -147,7 +148,7 @@ func newJTI(grantID string) string {
 }
 
 // ref is what storage needs to tell whether the token was revoked.
-func (c accessTokenClaims) ref() storage.AccessTokenRef {
+func (c AccessClaims) Ref() storage.AccessTokenRef {
 	var grantID string
 	if i := strings.LastIndexByte(c.JTI, '.'); i > 0 {
 		grantID = c.JTI[:i]
@@ -162,14 +163,14 @@ func (c accessTokenClaims) ref() storage.AccessTokenRef {
 }
 
 // signAccessToken signs an access token with claims.
-func (b *Broker) signAccessToken(claims accessTokenClaims) (string, error) {
+func (t *Issuer) signAccessToken(claims AccessClaims) (string, error) {
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("marshal access token: %w", err)
 	}
 	// RFC 9068 section 2.1: typ "at+jwt", so an access token can never be
 	// mistaken for an ID token.
-	token, err := b.keys.Sign(keys.UseAccessToken, "", "at+jwt", payload)
+	token, err := t.keys.Sign(keys.UseAccessToken, "", "at+jwt", payload)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
 	}
@@ -177,17 +178,17 @@ func (b *Broker) signAccessToken(claims accessTokenClaims) (string, error) {
 }
 
 // issueIDToken signs an ID token for g, bound to accessToken by at_hash.
-func (b *Broker) issueIDToken(ctx context.Context, g grant, accessToken string) (string, error) {
-	now := b.now()
+func (t *Issuer) issueIDToken(ctx context.Context, g Grant, accessToken string) (string, error) {
+	now := t.now()
 	// The key that signs decides the at_hash hash (SHA-512 for EdDSA), so
 	// take the signer first: during an algorithm change the configured
 	// algorithm may still be pre-published and not yet signing.
-	c, err := b.clients.Get(ctx, g.clientID)
+	c, err := t.clients.Get(ctx, g.ClientID)
 	if err != nil {
 		return "", fmt.Errorf("id token: %w", err)
 	}
 	// c.idTokenAlg is "" for the configured default.
-	signer, err := b.keys.Signer(keys.UseIDToken, c.IDTokenAlg())
+	signer, err := t.keys.Signer(keys.UseIDToken, c.IDTokenAlg())
 	if err != nil {
 		return "", fmt.Errorf("id token signer: %w", err)
 	}
@@ -195,24 +196,24 @@ func (b *Broker) issueIDToken(ctx context.Context, g grant, accessToken string) 
 	if err != nil {
 		return "", fmt.Errorf("at_hash: %w", err)
 	}
-	claims := idTokenClaims{
-		Issuer:          b.issuer,
-		Subject:         g.user.ID,
-		Audience:        []string{g.clientID},
-		AuthorizedParty: g.clientID,
-		Expiry:          now.Add(b.cfg.Tokens.IDTokenTTL).Unix(),
+	claims := IDClaims{
+		Issuer:          t.issuer,
+		Subject:         g.User.ID,
+		Audience:        []string{g.ClientID},
+		AuthorizedParty: g.ClientID,
+		Expiry:          now.Add(t.cfg.IDTokenTTL).Unix(),
 		IssuedAt:        now.Unix(),
-		Nonce:           g.nonce,
-		AMR:             g.amr,
-		IDP:             g.idp,
-		Org:             g.org,
+		Nonce:           g.Nonce,
+		AMR:             g.AMR,
+		IDP:             g.IDP,
+		Org:             g.Org,
 		AccessTokenHash: atHash,
 		Act:             g.act(),
-		SessionID:       g.sessionID,
-		userClaims:      claimsForScopes(g.user, g.scopes),
+		SessionID:       g.SessionID,
+		UserClaims:      claimsForScopes(g.User, g.Scopes),
 	}
-	if !g.authTime.IsZero() {
-		claims.AuthTime = g.authTime.Unix()
+	if !g.AuthTime.IsZero() {
+		claims.AuthTime = g.AuthTime.Unix()
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -227,8 +228,8 @@ func (b *Broker) issueIDToken(ctx context.Context, g grant, accessToken string) 
 
 // tokenResponse issues the access token, the ID token when openid was
 // granted, and passes through the refresh token.
-func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
-	at, ttl, err := b.issueAccessToken(g, g.act())
+func (t *Issuer) tokenResponse(ctx context.Context, g Grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
+	at, ttl, err := t.IssueAccessToken(g, g.act())
 	if err != nil {
 		return nil, err
 	}
@@ -237,10 +238,10 @@ func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string
 		TokenType:    oidc.BearerToken,
 		ExpiresIn:    uint64(ttl / time.Second),
 		RefreshToken: refreshToken,
-		Scope:        g.scopes,
+		Scope:        g.Scopes,
 	}
-	if slices.Contains(g.scopes, oidc.ScopeOpenID) {
-		if resp.IDToken, err = b.issueIDToken(ctx, g, at); err != nil {
+	if slices.Contains(g.Scopes, oidc.ScopeOpenID) {
+		if resp.IDToken, err = t.issueIDToken(ctx, g, at); err != nil {
 			return nil, err
 		}
 	}
@@ -249,47 +250,50 @@ func (b *Broker) tokenResponse(ctx context.Context, g grant, refreshToken string
 
 // newRefreshFamily starts a refresh family for g and returns its first
 // token. Each login starts its own family, so a second device never logs
-// out the first. A grant revoked already (its code was replayed while this
+// out the first. A Grant revoked already (its code was replayed while this
 // redemption was slow), or whose session ended or user's tokens were
 // revoked meanwhile (a logout, a disabling), gets no family: invalid_grant.
-func (b *Broker) newRefreshFamily(ctx context.Context, g grant, upstreamRefresh []byte) (string, error) {
-	now := b.now()
-	token := randomID()
-	err := b.store.CreateRefreshFamily(ctx, storage.RefreshFamily{
-		ID:                   g.grantID,
-		ClientID:             g.clientID,
-		UserID:               g.user.ID,
-		Scopes:               g.scopes,
-		Audience:             g.audience,
-		AuthTime:             g.authTime,
-		AMR:                  g.amr,
-		IDP:                  g.idp,
-		Org:                  g.org,
-		SessionID:            g.sessionID,
+func (t *Issuer) newRefreshFamily(ctx context.Context, g Grant, upstreamRefresh []byte) (string, error) {
+	now := t.now()
+	token := keys.RandomID()
+	err := t.store.CreateRefreshFamily(ctx, storage.RefreshFamily{
+		ID:                   g.GrantID,
+		ClientID:             g.ClientID,
+		UserID:               g.User.ID,
+		Scopes:               g.Scopes,
+		Audience:             g.Audience,
+		AuthTime:             g.AuthTime,
+		AMR:                  g.AMR,
+		IDP:                  g.IDP,
+		Org:                  g.Org,
+		SessionID:            g.SessionID,
 		UpstreamRefreshToken: upstreamRefresh,
 		UpstreamCheckedAt:    now,
-		Impersonator:         g.impersonator,
+		Impersonator:         g.Impersonator,
 		CreatedAt:            now,
 		LastUsedAt:           now,
-		ExpiresAt:            now.Add(b.cfg.Tokens.RefreshTokenTTL),
-		IdleTimeout:          b.cfg.Tokens.RefreshIdleTTL,
-	}, b.refreshHash(token))
+		ExpiresAt:            now.Add(t.cfg.RefreshTokenTTL),
+		IdleTimeout:          t.cfg.RefreshIdleTTL,
+	}, t.refreshHash(token))
 	if errors.Is(err, storage.ErrRevoked) {
-		return "", b.invalidGrant(ctx, "the grant was revoked (its code used again, its session ended or its user's tokens revoked); sign in again",
-			"client_id", g.clientID, "sid", g.sessionID)
+		return "", answer.InvalidGrant(ctx, t.log, "the Grant was revoked (its code used again, its session ended or its user's tokens revoked); sign in again",
+			"client_id", g.ClientID, "sid", g.SessionID)
 	}
 	if err != nil {
-		return "", b.failures.Store(ctx, "create refresh family", err)
+		return "", t.failures.Store(ctx, "create refresh family", err)
 	}
 	return token, nil
 }
 
-func (b *Broker) refreshHash(token string) []byte { return keys.TokenHash("refresh token", token) }
+func (t *Issuer) refreshHash(token string) []byte { return keys.TokenHash("refresh token", token) }
 
 // refreshSuccessor derives the token that replaces token. Deriving it (an
 // HMAC under a key from the root secret) rather than drawing it at random
 // lets a client that lost the response retry with the old token and be
 // given the very same successor, while storage holds only hashes.
-func (b *Broker) refreshSuccessor(token string) string {
-	return base64.RawURLEncoding.EncodeToString(b.refreshKey.sum(token))
+func (t *Issuer) refreshSuccessor(token string) string {
+	return base64.RawURLEncoding.EncodeToString(t.refreshKey.Sum(token))
 }
+
+// CodeHash is what storage keeps of an authorization code.
+func CodeHash(code string) []byte { return keys.TokenHash("authorization code", code) }

@@ -1,8 +1,4 @@
-package broker
-
-// The client_credentials grant, RFC 6749 section 4.4: a confidential
-// client gets an access token for itself. Section numbers are RFC 6749's
-// unless another RFC is named.
+package tokens
 
 import (
 	"context"
@@ -11,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/storage"
@@ -19,24 +16,28 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
+// The client_credentials Grant, RFC 6749 section 4.4: a confidential
+// client gets an access token for itself. Section numbers are RFC 6749's
+// unless another RFC is named.
+
 // serviceConnector is the connector name under which each machine
 // client's service user is kept (identity.ServiceConnector).
 const serviceConnector = identity.ServiceConnector
 
 // ClientCredentialsExchange answers the client_credentials grant. The
 // library has authenticated the client (VerifyClient) and refused one
-// whose grant types lack client_credentials.
+// whose Grant types lack client_credentials.
 //
 // The token's sub is the client's service user, a platform user of its
 // own (docs/design.md rule 2: every sub is a UUID), and client_id names the
 // client. Audience (audience and resource, RFC 8707) and scope are limited
 // to what the client's configuration lists. Section 4.4.3: "A refresh
 // token SHOULD NOT be included", and there is no ID token: nobody logged in.
-func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+func (t *Issuer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
 	client := r.Client.(*clients.Client)
 	// Public clients never get here: VerifyClient refuses them this
-	// grant (authenticatedGrants).
-	if !client.AllowsGrant(GrantClientCredentials) {
+	// Grant (authenticatedGrants).
+	if !client.AllowsGrant(clients.GrantClientCredentials) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the client_credentials grant")
 	}
 	targets, err := requestTargets(r.Form)
@@ -45,7 +46,7 @@ func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	}
 	audience, err := client.AudienceFor(targets)
 	if err != nil {
-		b.log.InfoContext(ctx, "client credentials refused", "client_id", client.GetID(), "reason", err.Error())
+		t.log.InfoContext(ctx, "client credentials refused", "client_id", client.GetID(), "reason", err.Error())
 		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
 	}
 	scopes := slices.Clone(client.Scopes())
@@ -57,16 +58,16 @@ func (b *Broker) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 		}
 		scopes = r.Data.Scope
 	}
-	user, err := b.serviceUser(ctx, client)
+	user, err := t.ServiceUser(ctx, client)
 	if err != nil {
 		return nil, err
 	}
-	token, ttl, err := b.issueAccessToken(grant{user: user, clientID: client.GetID(), scopes: scopes, audience: audience}, nil)
+	token, ttl, err := t.IssueAccessToken(Grant{User: user, ClientID: client.GetID(), Scopes: scopes, Audience: audience}, nil)
 	if err != nil {
 		return nil, err
 	}
-	b.advertiseClientCredentials.Store(true)
-	b.log.InfoContext(ctx, "client credentials issued", "client_id", client.GetID(), "user_id", user.ID, "audience", audience)
+	t.advertiseClientCredentials.Store(true)
+	t.log.InfoContext(ctx, "client credentials issued", "client_id", client.GetID(), "user_id", user.ID, "audience", audience)
 	return op.NewResponse(&oidc.AccessTokenResponse{
 		AccessToken: token,
 		TokenType:   oidc.BearerToken,
@@ -100,22 +101,22 @@ func requestTargets(form url.Values) ([]string, error) {
 // replica, get one user. A stored client records the user's id; a config
 // client's is remembered in memory. A disabled service user is
 // invalid_grant: disabling it is how a machine client is stopped.
-func (b *Broker) serviceUser(ctx context.Context, client *clients.Client) (storage.User, error) {
+func (t *Issuer) ServiceUser(ctx context.Context, client *clients.Client) (storage.User, error) {
 	known := client.ServiceUserID()
 	if known == "" {
-		if v, ok := b.serviceUsers.Load(client.GetID()); ok {
+		if v, ok := t.serviceUsers.Load(client.GetID()); ok {
 			known = v.(string)
 		}
 	}
 	if known != "" {
-		user, err := b.store.GetUser(ctx, known)
+		user, err := t.store.GetUser(ctx, known)
 		switch {
 		case err == nil && user.Disabled:
-			return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.GetID(), "user_id", user.ID)
+			return storage.User{}, answer.InvalidGrant(ctx, t.log, "the client's service user is disabled", "client_id", client.GetID(), "user_id", user.ID)
 		case err == nil:
 			return user, nil
-		case !isNotFound(err):
-			return storage.User{}, b.failures.Store(ctx, "get service user", err)
+		case !errors.Is(err, storage.ErrNotFound):
+			return storage.User{}, t.failures.Store(ctx, "get service user", err)
 		}
 		// Deleted by an administrator: a new one is made below.
 	}
@@ -123,26 +124,26 @@ func (b *Broker) serviceUser(ctx context.Context, client *clients.Client) (stora
 	if name == "" {
 		name = client.GetID()
 	}
-	res, err := b.identities.Resolve(ctx, identity.Untrusted(serviceConnector), upstream.Identity{Subject: client.GetID(), Name: name}, identity.Options{})
+	res, err := t.identities.Resolve(ctx, identity.Untrusted(serviceConnector), upstream.Identity{Subject: client.GetID(), Name: name}, identity.Options{})
 	if errors.Is(err, storage.ErrUserDisabled) {
-		return storage.User{}, b.invalidGrant(ctx, "the client's service user is disabled", "client_id", client.GetID())
+		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the client's service user is disabled", "client_id", client.GetID())
 	}
 	if err != nil {
-		return storage.User{}, b.failures.Store(ctx, "resolve service user", err)
+		return storage.User{}, t.failures.Store(ctx, "resolve service user", err)
 	}
 	if res.Created {
-		b.log.InfoContext(ctx, "service user created", "client_id", client.GetID(), "user_id", res.User.ID)
+		t.log.InfoContext(ctx, "service user created", "client_id", client.GetID(), "user_id", res.User.ID)
 	}
-	b.serviceUsers.Store(client.GetID(), res.User.ID)
+	t.serviceUsers.Store(client.GetID(), res.User.ID)
 	if client.Stored() && client.ServiceUserID() != res.User.ID {
-		_, err := b.store.UpdateClient(ctx, client.GetID(), func(c storage.Client) (storage.Client, error) {
+		_, err := t.store.UpdateClient(ctx, client.GetID(), func(c storage.Client) (storage.Client, error) {
 			c.ServiceUserID = res.User.ID
 			return c, nil
 		})
 		// Recording is a convenience for administrators; the identity
 		// finds the user again without it.
 		if err != nil {
-			b.log.WarnContext(ctx, "could not record the service user of a client", "client_id", client.GetID(), "err", err)
+			t.log.WarnContext(ctx, "could not record the service user of a client", "client_id", client.GetID(), "err", err)
 		}
 	}
 	return res.User, nil

@@ -1,0 +1,44 @@
+package exchange
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/connectors"
+	"github.com/idbroker/broker/broker/identity"
+	"github.com/idbroker/broker/broker/tokens"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are what an Exchanger needs.
+type Options struct {
+	Issuer     string
+	Tokens     *tokens.Issuer
+	Identities *identity.Resolver
+	Upstreams  *connectors.Set
+	// AccessTokenTTL is the issued token's lifetime, as Tokens issues it.
+	AccessTokenTTL time.Duration
+	Failures       answer.Failures
+	Log            *slog.Logger
+	// Exchanges counts exchanges by connector and outcome.
+	Exchanges *prometheus.CounterVec
+}
+
+// Exchanger answers the token-exchange grant.
+type Exchanger struct {
+	issuer         string
+	tokens         *tokens.Issuer
+	identities     *identity.Resolver
+	upstreams      *connectors.Set
+	accessTokenTTL time.Duration
+	failures       answer.Failures
+	log            *slog.Logger
+	exchanges      *prometheus.CounterVec
+}
+
+// New returns an Exchanger.
+func New(o Options) *Exchanger {
+	return &Exchanger{issuer: o.Issuer, tokens: o.Tokens, identities: o.Identities, upstreams: o.Upstreams,
+		accessTokenTTL: o.AccessTokenTTL, failures: o.Failures, log: o.Log, exchanges: o.Exchanges}
+}
