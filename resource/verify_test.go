@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +25,9 @@ import (
 // issuer is an authorization server of the test's own, publishing the
 // keys it is given, for what a real broker never signs.
 type issuer struct {
-	url  string
-	keys []jose.JSONWebKey // published
+	url     string
+	keys    []jose.JSONWebKey // published
+	fetches atomic.Int64      // of the key set
 	// discoveryIssuer is the issuer discovery names; default url.
 	discoveryIssuer string
 }
@@ -42,6 +45,7 @@ func newIssuer(t *testing.T, keys ...jose.JSONWebKey) *issuer {
 			}
 			json.NewEncoder(w).Encode(map[string]string{"issuer": name, "jwks_uri": is.url + "/jwks"})
 		case "/jwks":
+			is.fetches.Add(1)
 			json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: is.keys})
 		default:
 			http.NotFound(w, r)
@@ -132,6 +136,30 @@ func TestVerify_SignatureAndClaimRules(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// TestVerify_ConcurrentRequestsShareOneFetch: the first requests of a
+// busy service wait for one fetch of the key set, not one each.
+func TestVerify_ConcurrentRequestsShareOneFetch(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	is := newIssuer(t, jose.JSONWebKey{Key: ec.Public(), KeyID: "ec", Algorithm: "ES256"})
+	v, err := resource.NewVerifier(context.Background(), resource.Config{Issuer: is.url, Audience: apiAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: ec, KeyID: "ec"}}, "at+jwt", is.claims())
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := v.Verify(context.Background(), raw); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := is.fetches.Load(); n != 1 {
+		t.Errorf("%d fetches of the key set, want 1", n)
 	}
 }
 
