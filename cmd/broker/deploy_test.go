@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/idbroker/broker/broker"
@@ -51,24 +50,5 @@ func TestDeploy_ComposeFileAndConfigAreValid(t *testing.T) {
 	}
 	if !slices.Contains(b.Volumes, "./deploy/compose.yaml:/etc/broker/config.yaml:ro") {
 		t.Errorf("broker volumes %v do not mount deploy/compose.yaml", b.Volumes)
-	}
-}
-
-// The README's example configuration must load: a newcomer copies it.
-func TestReadme_ExampleConfigurationLoads(t *testing.T) {
-	data, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(data)
-	start := strings.Index(text, "```yaml\n")
-	if start < 0 {
-		t.Fatal("README has no yaml block")
-	}
-	block := text[start+len("```yaml\n"):]
-	block = block[:strings.Index(block, "```")]
-	env := func(name string) (string, bool) { return "value-of-" + name, true }
-	if _, err := broker.ParseConfig([]byte(block), env); err != nil {
-		t.Fatalf("the README's example configuration does not load: %v", err)
 	}
 }

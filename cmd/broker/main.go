@@ -6,6 +6,7 @@
 //	broker users show --config FILE EMAIL|UUID
 //	broker users list|disable|enable|delete|link|unlink --config FILE ...
 //	broker users grant-admin|revoke-admin --config FILE EMAIL|UUID
+//	broker connectors list [--config FILE]
 //	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
 //	broker sessions list --config FILE --user EMAIL|UUID
 //	broker sessions revoke --config FILE ID
@@ -52,6 +53,7 @@ commands:
                    administer users (delete needs --yes)
   users grant-admin|revoke-admin
                    give or take a person's admin role (the admin scope)
+  connectors list  list the connectors with their callback URLs
   clients create|list|show|update|delete|rotate-secret
                    manage stored clients (a new secret is shown once)
   sessions list    list a user's single-sign-on sessions (--user EMAIL|UUID)
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return migrate(ctx, args[1:], stdout, stderr, env)
 	case "users":
 		return users(ctx, args[1:], stdout, stderr, env)
+	case "connectors":
+		return connectorsCommand(args[1:], stdout, stderr, env)
 	case "clients":
 		return clientsCommand(ctx, args[1:], stdout, stderr, env)
 	case "sessions":

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/idbroker/broker/broker"
@@ -86,21 +87,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 	}
 	defer store.Close()
 
-	b, err := broker.New(ctx, cfg, broker.Options{Storage: store, Secret: secret, PreviousSecrets: previous, Logger: log})
-	if err != nil {
-		return err
-	}
-	if *configPath == "" {
-		log.Warn("development instance: memory storage, codes written to this log, client \"dev\" accepts any loopback redirect URI; do not use in production",
-			"issuer", cfg.Issuer)
-	}
-
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The broker's handler takes over once the broker is built; the
+	// development upstream answers before that, so that its connector's
+	// discovery, at start, finds it on this very listener.
+	brokerHandler := newLateHandler()
+	handler := http.Handler(brokerHandler)
+	dev := *configPath == ""
+	if dev {
+		up, err := newDevUpstream(devListenBase(cfg.HTTP.Addr)+devUpstreamPath, cfg.Issuer)
+		if err != nil {
+			return err
+		}
+		handler = up.mount(handler)
+	}
 	srv := &http.Server{
-		Handler:           b.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second, // above broker.MaxUpstreamTimeout: a request that waits out a hung upstream still gets its 503
@@ -108,6 +113,31 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	errc := make(chan error, 2)
+	serving := false
+	if dev {
+		go func() { errc <- srv.Serve(ln) }()
+		serving = true
+	}
+	defer func() {
+		if serving {
+			srv.Close() // a no-op after a graceful shutdown
+		} else {
+			ln.Close()
+		}
+	}()
+
+	b, err := broker.New(ctx, cfg, broker.Options{Storage: store, Secret: secret, PreviousSecrets: previous, Logger: log})
+	if err != nil {
+		return err
+	}
+	brokerHandler.set(b.Handler())
+	if dev {
+		log.Warn("development instance: memory storage, codes written to this log, client \"dev\" accepts any loopback redirect URI, "+
+			"client \"dev-service\" has a published secret, and the upstream at "+devUpstreamPath+" signs in anyone; do not use in production",
+			"issuer", cfg.Issuer)
+	}
+	logConnectors(ctx, log, cfg)
 	// Background work outlives the signal until requests in flight are
 	// done (their back-channel logouts included), then stops and is
 	// waited for.
@@ -121,9 +151,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, env func(string
 		stopBackground()
 		<-ran
 	}()
-
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	if !serving {
+		go func() { errc <- srv.Serve(ln) }()
+		serving = true
+	}
 	log.Info("broker listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "storage", cfg.Storage.Type)
 	if *debugAddr != "" {
 		dln, err := net.Listen("tcp", *debugAddr)
@@ -181,7 +212,7 @@ func loadConfig(path, addr, issuer string, env func(string) (string, bool)) (bro
 		if issuer == "" {
 			issuer = "http://" + displayHost(addr)
 		}
-		cfg := broker.DevelopmentConfig(issuer, addr)
+		cfg := withDevExtras(broker.DevelopmentConfig(issuer, addr), devListenBase(addr))
 		return cfg, cfg.Validate()
 	}
 	cfg, err := broker.LoadConfig(path, env)
@@ -244,4 +275,30 @@ func pprofHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// lateHandler holds requests until set: the listener is open before the
+// broker is built (for the development upstream), and a request that
+// arrives meanwhile waits for the broker rather than failing.
+type lateHandler struct {
+	once  sync.Once
+	ready chan struct{}
+	h     http.Handler
+}
+
+func newLateHandler() *lateHandler { return &lateHandler{ready: make(chan struct{})} }
+
+func (l *lateHandler) set(h http.Handler) {
+	l.once.Do(func() {
+		l.h = h
+		close(l.ready)
+	})
+}
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-l.ready:
+		l.h.ServeHTTP(w, r)
+	case <-r.Context().Done():
+	}
 }
