@@ -233,7 +233,7 @@ func TestAdminAPI_ClientHoldsEveryField(t *testing.T) {
 	}
 
 	bad := spec
-	bad.ID, bad.IDTokenSignedResponseAlg = "eddsa", "EdDSA"
+	bad.ID, bad.IDTokenSignedResponseAlg = "ps256", "PS256"
 	refusal("an algorithm the broker does not sign with", "POST", "/clients", bad, "id_token_signed_response_alg")
 	bad = spec
 	bad.ID, bad.Introspector = "gateway", true

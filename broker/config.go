@@ -523,17 +523,17 @@ func (c *Config) Validate() error {
 var signingAlgorithms = []string{keys.RS256, keys.ES256, keys.EdDSA}
 
 // idTokenAlgorithms are the algorithms the broker keeps an ID-token key
-// for: keys.idTokenAlgorithm (RS256 when unset), then each other one a
-// client of the configuration file names. A stored client may name only
-// one of these, so every replica already signs with it.
+// for: keys.idTokenAlgorithm (RS256 when unset), the default, then every
+// other algorithm it signs with, so that any client, stored or
+// configured, may ask for any of them (idTokenSignedResponseAlg) and
+// every replica already signs with it. Discovery lists them all: a
+// relying party that verifies with the algorithms discovery lists for ID
+// tokens (go-oidc's default, and so oauth2-proxy's for bearer tokens)
+// then also accepts the access tokens, which keys.accessTokenAlgorithm
+// (ES256) signs.
 func (c Config) idTokenAlgorithms() []string {
-	algs := []string{cmp.Or(c.Keys.IDTokenAlgorithm, "RS256")}
-	for _, cl := range c.Clients {
-		if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains(algs, a) {
-			algs = append(algs, a)
-		}
-	}
-	return algs
+	def := cmp.Or(c.Keys.IDTokenAlgorithm, "RS256")
+	return append([]string{def}, slices.DeleteFunc(slices.Clone(signingAlgorithms), func(a string) bool { return a == def })...)
 }
 
 // settings returns the connector's own settings, the type's zero ones

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/idbroker/broker/broker/ratelimit"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
-	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/web"
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -55,7 +53,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: list stored clients: %w", err)
 	}
-	km, err := keys.New(ctx, o.Storage, keysConfig(cfg, o, stored))
+	km, err := keys.New(ctx, o.Storage, keysConfig(cfg, o))
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -190,32 +188,26 @@ func (b *Broker) Handler() http.Handler {
 	return b.observe(mux, edge.LimitBody(edge.WithResponseHeader(b.proxies.WithSource(b.checkInput(mux)))))
 }
 
-// keysConfig is the signing-key configuration: the configured algorithms,
-// and an ID-token key for each algorithm a client names, those of the
-// configuration's clients, which stored clients are held to, and any a
-// stored client kept after the configuration stopped naming it.
-func keysConfig(cfg Config, o Options, stored []storage.Client) keys.Config {
+// keysConfig is the signing-key configuration, on the broker's clock.
+func keysConfig(cfg Config, o Options) keys.Config {
 	kc := SigningKeysConfig(cfg, keks(o), o.Logger)
-	kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, cfg.idTokenAlgorithms()[1:]...)
-	for _, c := range stored {
-		if a := c.IDTokenSignedResponseAlg; a != "" && a != cfg.Keys.IDTokenAlgorithm && slices.Contains(signingAlgorithms, a) && !slices.Contains(kc.ExtraIDTokenAlgorithms, a) {
-			kc.ExtraIDTokenAlgorithms = append(kc.ExtraIDTokenAlgorithms, a)
-		}
-	}
 	kc.Clock = o.Clock
 	return kc
 }
 
-// SigningKeysConfig is the signing-key configuration of a broker configured with
-// cfg, whose key-encryption keys are keks (the current root secret's
-// first).
+// SigningKeysConfig is the signing-key configuration of a broker
+// configured with cfg, whose key-encryption keys are keks (the current
+// root secret's first): the configured algorithms, and an ID-token key
+// for each other algorithm a client may ask for (Config.idTokenAlgorithms).
 func SigningKeysConfig(cfg Config, keks [][]byte, log *slog.Logger) keys.Config {
 	return keys.Config{
 		IDTokenAlgorithm:     cfg.Keys.IDTokenAlgorithm,
 		AccessTokenAlgorithm: cfg.Keys.AccessTokenAlgorithm,
-		RotationPeriod:       cfg.Keys.RotationPeriod,
-		PrePublish:           cfg.Keys.PrePublish,
-		JWKSMaxAge:           jwksMaxAge,
+		// Every other algorithm a client may ask for its ID tokens.
+		ExtraIDTokenAlgorithms: cfg.idTokenAlgorithms()[1:],
+		RotationPeriod:         cfg.Keys.RotationPeriod,
+		PrePublish:             cfg.Keys.PrePublish,
+		JWKSMaxAge:             jwksMaxAge,
 		// A key stays published until every token it signed has expired.
 		RetireAfter: max(cfg.Tokens.AccessTokenTTL, cfg.Tokens.IDTokenTTL) + cfg.Tokens.ClockSkew,
 		KEKs:        keks,

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -102,7 +103,11 @@ func claimsForScopes(u storage.User, scopes []string) UserClaims {
 		c.EmailVerified = &v
 	}
 	if slices.Contains(scopes, oidc.ScopeProfile) {
-		c.Name = u.Name
+		// Relying parties take name for the display name and some
+		// require it (Dex's oidc connector by default); a user no
+		// upstream named (a one-time code's) is shown by email, as
+		// Auth0 does.
+		c.Name = cmp.Or(u.Name, u.Email)
 	}
 	return c
 }

@@ -221,8 +221,8 @@ func TestClients_CLISetsEveryFieldOfTheClientModel(t *testing.T) {
 	if out, err := cli("clients", "update", "--actor", "client:other", "agent"); err != nil || !strings.Contains(out, "client:other") || strings.Contains(out, "client:agent") {
 		t.Errorf("update --actor replaces the list: %v\n%s", err, out)
 	}
-	// The broker of this configuration signs ID tokens with RS256 alone.
-	if out, err := cli("clients", "update", "--id-token-alg", "EdDSA", "agent"); err == nil || !strings.Contains(err.Error(), "id_token_signed_response_alg") {
+	// The broker signs ID tokens with RS256, ES256 and EdDSA alone.
+	if out, err := cli("clients", "update", "--id-token-alg", "PS256", "agent"); err == nil || !strings.Contains(err.Error(), "id_token_signed_response_alg") {
 		t.Errorf("an algorithm the broker does not sign with: %v\n%s", err, out)
 	}
 }

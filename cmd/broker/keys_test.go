@@ -24,12 +24,14 @@ func TestKeys_ListRotateRevoke(t *testing.T) {
 		return out.String()
 	}
 	list := keys("list")
-	if strings.Count(list, "signing") != 2 || !strings.Contains(list, "RS256") || !strings.Contains(list, "ES256") {
+	// An ID-token key of each algorithm a client may ask for, and the
+	// access-token key.
+	if strings.Count(list, "signing") != 4 || !strings.Contains(list, "RS256") || !strings.Contains(list, "ES256") || !strings.Contains(list, "EdDSA") {
 		t.Fatalf("keys list on a fresh database:\n%s", list)
 	}
 	rotated := keys("rotate")
-	if strings.Count(rotated, "\n") != strings.Count(list, "\n")+2 || !strings.Contains(rotated, "published") {
-		t.Fatalf("keys rotate did not pre-publish a key per use:\n%s", rotated)
+	if strings.Count(rotated, "\n") != strings.Count(list, "\n")+4 || !strings.Contains(rotated, "published") {
+		t.Fatalf("keys rotate did not pre-publish a key per use and algorithm:\n%s", rotated)
 	}
 	// Revoke the signing ID-token key: it leaves at once and another signs.
 	var kid string
