@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 	"github.com/idbroker/broker/broker"
+	"golang.org/x/oauth2"
 )
 
 // TestInterop_RelyingPartyDefaults signs in with a one-time code, as a
