@@ -97,7 +97,7 @@ func TestLoad_EndToEnd(t *testing.T) {
 	for _, r := range results {
 		t.Run(r.name, func(t *testing.T) {
 			if strings.HasPrefix(r.name, "exchange") && exchangeUnsupported(r) {
-				t.Skip("the broker answers unsupported_grant_type: token exchange (broker/exchange.go) has not landed")
+				t.Skip("the broker answers unsupported_grant_type: token exchange (broker/exchange) has not landed")
 			}
 			if r.setupErr != nil {
 				t.Fatalf("setup: %v", r.setupErr)
@@ -107,6 +107,9 @@ func TestLoad_EndToEnd(t *testing.T) {
 			}
 			if int64(len(r.m.latencies)) != r.m.ok {
 				t.Errorf("%d latencies for %d requests", len(r.m.latencies), r.m.ok)
+			}
+			if r.cpu < 0 || r.cpuErr != nil {
+				t.Errorf("cpu = %v (%v), want this process's CPU time", r.cpu, r.cpuErr)
 			}
 			if r.rss.peak <= 0 || r.rss.first <= 0 || r.rss.last <= 0 {
 				t.Errorf("rss = %d, want this process's resident memory (%v)", r.rss, r.rssErr)

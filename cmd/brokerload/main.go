@@ -380,7 +380,9 @@ func load(ctx context.Context, o options) ([]result, string, floorResult, error)
 		}
 		o.say("%s: measuring", name)
 		rss := sampleRSS(ctx, o.brokerPID, rssInterval)
+		cpu := meterCPU(o.brokerPID)
 		r.m = drive(ctx, o.plan, s.do)
+		r.cpu, r.cpuErr = cpu.used()
 		r.rss, r.rssErr = rss.finish()
 		var problems []error
 		r.note, problems = s.verify(ctx)
