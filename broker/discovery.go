@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/upstream/jwks"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -116,6 +118,44 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 func (b *Broker) Discovery(context.Context, *op.Request[struct{}]) (*op.Response, error) {
 	d := b.discoveryDoc()
 	return cachedResponse(d.body, d.etag, discoveryMaxAge), nil
+}
+
+// metadataPath is where RFC 8414 authorization server metadata is served.
+const metadataPath = "/.well-known/oauth-authorization-server"
+
+// metadataPaths are the paths of the authorization server metadata: the
+// well-known path, and for an issuer with a path the path-inserted form
+// RFC 8414 section 3.1 defines (the well-known segment between the host
+// and the issuer's path), for a proxy that forwards it unchanged.
+func metadataPaths(issuer string) []string {
+	paths := []string{metadataPath}
+	if u, err := url.Parse(issuer); err == nil && strings.Trim(u.Path, "/") != "" {
+		paths = append(paths, metadataPath+"/"+strings.Trim(u.Path, "/"))
+	}
+	return paths
+}
+
+// serveMetadata serves RFC 8414 authorization server metadata, which OAuth
+// clients (MCP clients among them) fetch where OpenID Connect relying
+// parties fetch discovery. It is the discovery document itself: every
+// field RFC 8414 section 2 defines that the broker supports is in it,
+// with the same values, and the OpenID Connect fields are registered
+// metadata too (section 7.1.2), so the two never disagree.
+func (b *Broker) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		answer.OAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint answers only GET")
+		return
+	}
+	d := b.discoveryDoc()
+	w.Header().Set("ETag", d.etag)
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(discoveryMaxAge/time.Second)))
+	if slices.Contains(splitETags(r.Header.Get("If-None-Match")), d.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(d.body)
 }
 
 // Keys serves the pre-encoded JWKS.

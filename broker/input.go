@@ -99,7 +99,7 @@ func (b *Broker) refuseInput(w http.ResponseWriter, r *http.Request, reason stri
 // rather than to people.
 func programEndpoint(path string) bool {
 	switch path {
-	case tokenPath, introspectPath, revokePath, userinfoPath, jwksPath, discoveryPath,
+	case tokenPath, introspectPath, revokePath, userinfoPath, jwksPath, discoveryPath, metadataPath,
 		"/metrics", "/readyz", "/healthz", "/ready":
 		return true
 	}

@@ -171,6 +171,9 @@ func (b *Broker) Handler() http.Handler {
 	mux := http.NewServeMux()
 	b.flow.Register(mux)
 	mux.Handle(discoveryPath, notModified(func() string { return b.discoveryDoc().etag }, lib))
+	for _, p := range metadataPaths(b.issuer) {
+		mux.Handle(p, cors.New(corsOptions).Handler(http.HandlerFunc(b.serveMetadata)))
+	}
 	mux.Handle(jwksPath, notModified(func() string { _, tag := b.keys.JWKS(); return tag }, lib))
 	mux.Handle(tokenPath, clientEndpoint(lib))
 	mux.Handle(introspectPath, clientEndpoint(lib))
