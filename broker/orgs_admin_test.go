@@ -9,74 +9,20 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/broker/admin"
+	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
-	"github.com/miekg/dns"
 )
 
 // apiError is the admin API's error body.
 type apiError struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`
-}
-
-// txtServer is a DNS server on loopback answering TXT queries from a
-// table the test fills: the broker verifies domains through a real
-// resolver path, not a stub.
-type txtServer struct {
-	mu      sync.Mutex
-	records map[string][]string // absolute name → TXT values
-}
-
-// set publishes values as the TXT records of name ("" values: the name
-// exists with no TXT record).
-func (s *txtServer) set(name string, values ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.records[dns.Fqdn(strings.ToLower(name))] = values
-}
-
-func (s *txtServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(req)
-	s.mu.Lock()
-	values, ok := s.records[strings.ToLower(req.Question[0].Name)]
-	s.mu.Unlock()
-	switch {
-	case !ok:
-		m.Rcode = dns.RcodeNameError
-	case req.Question[0].Qtype == dns.TypeTXT:
-		for _, v := range values {
-			m.Answer = append(m.Answer, &dns.TXT{
-				Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
-				Txt: []string{v},
-			})
-		}
-	}
-	w.WriteMsg(m)
-}
-
-// startTXTServer serves DNS on 127.0.0.1 over UDP and returns the server
-// and its address.
-func startTXTServer(t *testing.T) (*txtServer, string) {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &txtServer{records: map[string][]string{}}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: func() { close(started) }}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return s, pc.LocalAddr().String()
 }
 
 func withDNS(addr string) envOption {
@@ -272,8 +218,8 @@ func (e *env) resolveUser(email string) string {
 }
 
 func TestOrgsAdmin_DomainVerifiedByDNS(t *testing.T) {
-	txt, addr := startTXTServer(t)
-	e, tok := orgEnv(t, withDNS(addr))
+	txt := testenv.NewDNS(t)
+	e, tok := orgEnv(t, withDNS(txt.Addr))
 	ctx := t.Context()
 	var acme, other admin.OrgInfo
 	wantStatus(t, "create", e.adminCall("POST", "/orgs", tok, map[string]any{"slug": "acme", "name": "Acme"}, &acme), http.StatusCreated)
@@ -318,11 +264,11 @@ func TestOrgsAdmin_DomainVerifiedByDNS(t *testing.T) {
 	verify("no record", http.StatusConflict, "no TXT record at _broker-challenge.acme.example", claim.TXTRecord.Value)
 	stillUnverified("no record")
 	// The name exists, with a wrong value.
-	txt.set("_broker-challenge.acme.example", "broker-domain-verification=wrong")
+	txt.SetTXT("_broker-challenge.acme.example", "broker-domain-verification=wrong")
 	verify("wrong value", http.StatusConflict, "broker-domain-verification=wrong", claim.TXTRecord.Value)
 	stillUnverified("wrong value")
 	// The value inside another.
-	txt.set("_broker-challenge.acme.example", claim.TXTRecord.Value+"x", "v=spf1 -all")
+	txt.SetTXT("_broker-challenge.acme.example", claim.TXTRecord.Value+"x", "v=spf1 -all")
 	verify("longer value", http.StatusConflict, "v=spf1 -all")
 	stillUnverified("longer value")
 	// An unverified domain stays so, whatever else is asked.
@@ -332,7 +278,7 @@ func TestOrgsAdmin_DomainVerifiedByDNS(t *testing.T) {
 		t.Errorf("domains: %+v", listed)
 	}
 
-	txt.set("_broker-challenge.acme.example", "v=spf1 -all", claim.TXTRecord.Value)
+	txt.SetTXT("_broker-challenge.acme.example", "v=spf1 -all", claim.TXTRecord.Value)
 	got := verify("right record", http.StatusOK)
 	if !got.Verified || got.VerifiedBy != "dns" || got.VerifiedAt == nil || got.TXTRecord != nil {
 		t.Errorf("verified: %+v", got)
@@ -348,7 +294,7 @@ func TestOrgsAdmin_DomainVerifiedByDNS(t *testing.T) {
 	if otherClaim.TXTRecord.Value == claim.TXTRecord.Value {
 		t.Error("two claims got one challenge")
 	}
-	txt.set("_broker-challenge.acme.example", otherClaim.TXTRecord.Value)
+	txt.SetTXT("_broker-challenge.acme.example", otherClaim.TXTRecord.Value)
 	wantStatus(t, "other verifies", e.adminCall("POST", "/orgs/other/domains/acme.example/verify", tok, map[string]any{}, nil), http.StatusConflict)
 	wantStatus(t, "other asserts", e.adminCall("POST", "/orgs/other/domains/acme.example/verify", tok, map[string]any{"assert": true, "reason": "ticket 12"}, nil), http.StatusConflict)
 	wantStatus(t, "verify unclaimed", e.adminCall("POST", "/orgs/other/domains/nobody.example/verify", tok, map[string]any{}, nil), http.StatusNotFound)
