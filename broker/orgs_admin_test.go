@@ -180,6 +180,9 @@ func TestOrgsAdmin_RefusesBadInputNamingTheField(t *testing.T) {
 		{"member: bad role", "POST", "/orgs/acme/members", map[string]string{"user_id": user, "role": "owner"}, "role"},
 		{"member: no user", "POST", "/orgs/acme/members", map[string]string{"role": "member"}, "user_id"},
 		{"member: unknown field", "POST", "/orgs/acme/members", map[string]string{"user_id": user, "team": "x"}, "team"},
+		{"verify: unknown field", "POST", "/orgs/acme/domains/acme.example/verify", map[string]any{"method": "dns"}, "method"},
+		{"role: unknown field", "PATCH", "/orgs/acme/members/" + user, map[string]string{"role": "admin", "why": "x"}, "why"},
+		{"members: bad limit", "GET", "/orgs/acme/members?limit=0", nil, "limit"},
 		{"members: bad after", "GET", "/orgs/acme/members?after=x", nil, "after"},
 	} {
 		var ae apiError

@@ -208,8 +208,12 @@ func (a *Admin) CreateOrganization(ctx context.Context, actor string, spec OrgSp
 	if err := checkOrg(o); err != nil {
 		return OrgInfo{}, err
 	}
-	if err := a.store.CreateOrganization(ctx, o); err != nil {
-		return OrgInfo{}, fmt.Errorf("create organization %q (its slug or an upstream id may be another's): %w", o.Slug, err)
+	err := a.store.CreateOrganization(ctx, o)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return OrgInfo{}, fmt.Errorf("create organization %q: its slug or one of its upstream ids is another organization's: %w", o.Slug, err)
+	}
+	if err != nil {
+		return OrgInfo{}, fmt.Errorf("create organization %q: %w", o.Slug, err)
 	}
 	return orgInfo(o), a.audit(ctx, actor, "org.create", orgTarget(o.ID), map[string]string{"slug": o.Slug})
 }
