@@ -226,7 +226,7 @@ func (a *Admin) GetOrganization(ctx context.Context, ref string) (OrgInfo, error
 
 func (a *Admin) org(ctx context.Context, ref string) (storage.Organization, error) {
 	if ref == "" || !validText(ref) {
-		return storage.Organization{}, invalidAdmin("an organization id or slug is required")
+		return storage.Organization{}, invalidAdmin("organization: an id or a slug is required")
 	}
 	o, err := a.store.GetOrganization(ctx, ref)
 	if err != nil {
