@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -50,6 +51,25 @@ func adminOptions(cfg Config, store storage.Storage, now func() time.Time) admin
 		CheckClient:       func(c storage.Client) error { return clients.CheckRules(c, algs) },
 		DefaultGrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken},
 		Now:               now,
+		Resolver:          dnsResolver(cfg.Organizations.DNSResolver),
+		TokenLifetime:     cfg.Tokens.AccessTokenTTL + cfg.Tokens.ClockSkew,
+	}
+}
+
+// dnsResolver is the resolver that verifies domains: the system's when
+// addr is empty, else one that asks the DNS server at addr alone.
+func dnsResolver(addr string) *net.Resolver {
+	if addr == "" {
+		return nil
+	}
+	return &net.Resolver{
+		// Go's own resolver: the cgo one would ask the system's
+		// servers, not addr.
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
 	}
 }
 

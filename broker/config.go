@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,9 @@ type Config struct {
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
+	// Organizations configures organisations (stored, and administered
+	// through the admin API and the CLI).
+	Organizations OrganizationsConfig `yaml:"organizations"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -82,6 +87,26 @@ type SessionsConfig struct {
 type OTPConfig struct {
 	CodeTTL     time.Duration `yaml:"codeTTL"`
 	MaxAttempts int           `yaml:"maxAttempts"`
+}
+
+// OrganizationsConfig configures organisations.
+type OrganizationsConfig struct {
+	// DNSResolver is the DNS server (host:port) asked for the TXT records
+	// that verify organisations' domains; empty asks the system's
+	// resolver. Name one whose answers you trust: a verified domain
+	// routes its users' logins.
+	DNSResolver string `yaml:"dnsResolver"`
+}
+
+func (o OrganizationsConfig) validate() error {
+	if o.DNSResolver == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(o.DNSResolver)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("config: organizations.dnsResolver %q must be host:port (e.g. 127.0.0.1:53)", o.DNSResolver)
+	}
+	return nil
 }
 
 // ConnectorConfig is one upstream: the settings every connector has, and
@@ -448,6 +473,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Admin.Validate(); err != nil {
+		return err
+	}
+	if err := c.Organizations.validate(); err != nil {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {

@@ -70,6 +70,7 @@ type Storage interface {
 	SigningKeys
 	Abuse
 	Audit
+	Organizations
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error

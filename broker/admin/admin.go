@@ -5,6 +5,7 @@ package admin
 // written once here. Every change is recorded in the audit log.
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -86,6 +88,11 @@ type Admin struct {
 	// a running broker sends its clients back-channel logout. The CLI
 	// has no such hook and says so.
 	sessionEnded func(ctx context.Context, s storage.Session)
+	// resolver answers domain verification's TXT lookups.
+	resolver *net.Resolver
+	// tokenLifetime is how long an access token issued now may be
+	// accepted (Options.TokenLifetime).
+	tokenLifetime time.Duration
 }
 
 // Options are what Admin needs: the store, and from the broker only its
@@ -107,6 +114,13 @@ type Options struct {
 	ClientChanged func(grantTypes []string)
 	// SessionEnded, when set, is told of every session an action ended.
 	SessionEnded func(ctx context.Context, s storage.Session)
+	// Resolver answers the TXT lookups that verify organisations'
+	// domains; nil is net.DefaultResolver.
+	Resolver *net.Resolver
+	// TokenLifetime is how long an access token issued now may still be
+	// accepted: the access-token lifetime and the clock skew allowed.
+	// Removing a member refuses their tokens of the organisation that long.
+	TokenLifetime time.Duration
 }
 
 // endedSession tells sessionEnded, if set, that s ended.
@@ -124,7 +138,8 @@ func New(o Options) *Admin {
 	}
 	a := &Admin{store: o.Store, static: map[string]bool{}, checkClient: o.CheckClient,
 		defaultGrantTypes: o.DefaultGrantTypes, now: now,
-		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded}
+		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded,
+		resolver: cmp.Or(o.Resolver, net.DefaultResolver), tokenLifetime: o.TokenLifetime}
 	for _, id := range o.StaticClients {
 		a.static[id] = true
 	}
