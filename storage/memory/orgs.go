@@ -258,6 +258,9 @@ func (s *Store) AddDomain(ctx context.Context, d storage.Domain) error {
 	if _, ok := s.domains[k]; ok {
 		return fmt.Errorf("memory: add domain %q: %w", d.Domain, storage.ErrAlreadyExists)
 	}
+	if holder, ok := s.verifiedDomains[d.Domain]; ok && holder != cid {
+		return fmt.Errorf("memory: add domain %q: verified by another organization: %w", d.Domain, storage.ErrAlreadyExists)
+	}
 	s.domains[k] = d
 	s.orgsGeneration++
 	return nil

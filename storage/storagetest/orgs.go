@@ -241,6 +241,8 @@ func testOrgDomains(t *testing.T, s storage.Storage) {
 	wantErr(t, "VerifyDomain(verified by another)", err, storage.ErrAlreadyExists)
 	_, err = s.VerifyDomain(ctx, orgA, "a.example", "dns", at)
 	wantErr(t, "VerifyDomain(again)", err, nil)
+	mustCreateOrg(t, s, organization(orgC, "contoso"))
+	wantErr(t, "AddDomain(verified by another)", s.AddDomain(ctx, d(orgC, "a.example")), storage.ErrAlreadyExists)
 
 	list, _ = s.ListVerifiedDomains(ctx)
 	wantEqual(t, "verified domains", list, []storage.Domain{want})
