@@ -19,8 +19,9 @@ type domainKey struct{ orgID, domain string }
 // memberKey names one membership.
 type memberKey struct{ orgID, userID string }
 
-// orgIndexes are the organisation fields of Store, kept apart for reading;
-// mu guards them all.
+// orgIndexes are Store's organisations, domains, members and stored
+// connectors, with the indexes that keep slugs, upstream ids and verified
+// domains unique; mu guards them all.
 type orgIndexes struct {
 	orgs            map[string]storage.Organization // by canonical id
 	orgSlugs        map[string]string               // slug → org id
@@ -44,8 +45,8 @@ func newOrgIndexes() orgIndexes {
 	}
 }
 
-// canonicalOrgID returns the canonical form of an organisation id, and false when
-// it is not a UUID: as in Postgres, whose column is a uuid, no
+// canonicalOrgID returns the canonical form of an organisation id, and
+// false when it is not a UUID: as in Postgres, whose column is a uuid, no
 // organisation has such an id.
 func canonicalOrgID(id string) (string, bool) {
 	u, err := uuid.Parse(id)
@@ -170,11 +171,14 @@ func (s *Store) UpdateOrganization(ctx context.Context, id string, update func(s
 	if !ok {
 		return storage.Organization{}, storage.ErrNotFound
 	}
-	o, err := s.GetOrganization(ctx, cid)
-	if err != nil {
-		return storage.Organization{}, err
+	// By id alone: GetOrganization would take a slug spelled like cid.
+	s.mu.Lock()
+	o, ok := s.orgs[cid]
+	s.mu.Unlock()
+	if !ok {
+		return storage.Organization{}, storage.ErrNotFound
 	}
-	o, err = update(o)
+	o, err := update(cloneOrganization(o))
 	if err != nil {
 		return storage.Organization{}, err
 	}
@@ -257,6 +261,9 @@ func (s *Store) AddDomain(ctx context.Context, d storage.Domain) error {
 	k := domainKey{cid, d.Domain}
 	if _, ok := s.domains[k]; ok {
 		return fmt.Errorf("memory: add domain %q: %w", d.Domain, storage.ErrAlreadyExists)
+	}
+	if holder, ok := s.verifiedDomains[d.Domain]; ok && holder != cid {
+		return fmt.Errorf("memory: add domain %q: verified by another organization: %w", d.Domain, storage.ErrAlreadyExists)
 	}
 	s.domains[k] = d
 	s.orgsGeneration++
