@@ -39,6 +39,7 @@ type Store struct {
 	rateLimits     map[string]rateWindow
 	jtis           map[string]time.Time // jti → expiry
 	audit          []storage.AuditEvent // oldest first
+	orgIndexes
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -63,6 +64,7 @@ func New() *Store {
 		clients:        make(map[string]storage.Client),
 		rateLimits:     make(map[string]rateWindow),
 		jtis:           make(map[string]time.Time),
+		orgIndexes:     newOrgIndexes(),
 	}
 }
 
