@@ -40,6 +40,17 @@ type Config struct {
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
+	// Organizations tunes the cache of organisations and stored
+	// connectors every replica keeps.
+	Organizations OrganizationsConfig `yaml:"organizations"`
+}
+
+// OrganizationsConfig tunes organisations.
+type OrganizationsConfig struct {
+	// PollInterval is how often each replica asks storage whether an
+	// organisation, a domain or a stored connector changed (default
+	// 2s): a change takes effect everywhere within it.
+	PollInterval time.Duration `yaml:"pollInterval"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -408,6 +419,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
 	setDefault(&c.OTP.MaxAttempts, 5)
 	setDefault(&c.Branding.ProductName, "Sign in")
+	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
@@ -463,6 +475,9 @@ func (c *Config) Validate() error {
 	// grant, and storage keeps it only this long past its lifetime.
 	if c.Tokens.AccessTokenTTL > storage.RevokedFamilyRetention {
 		return fmt.Errorf("config: tokens.accessTokenTTL %s is longer than %s", c.Tokens.AccessTokenTTL, storage.RevokedFamilyRetention)
+	}
+	if c.Organizations.PollInterval < 0 {
+		return fmt.Errorf("config: organizations.pollInterval %s is negative", c.Organizations.PollInterval)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)
