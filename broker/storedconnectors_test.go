@@ -289,3 +289,39 @@ func TestStoredConnector_SecretsRotateReseals(t *testing.T) {
 		t.Fatalf("after rotation: %s, %v", info.Settings, err)
 	}
 }
+
+func TestStoredConnector_TestSaysWhatIsWrong(t *testing.T) {
+	u := newUpstreams(t, nil, withAdmin, withPoll)
+	tok := u.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	wantStatus(t, "create", u.adminCall("POST", "/connectors", tok, auth0Connector(u, "acme-sso"), nil), http.StatusCreated)
+	var ok map[string]bool
+	wantStatus(t, "test", u.adminCall("POST", "/connectors/acme-sso/test", tok, nil, &ok), http.StatusOK)
+	if !ok["ok"] {
+		t.Errorf("test answered %v", ok)
+	}
+	u.auth0.FailWith(http.StatusBadGateway)
+	var body struct {
+		Description string `json:"error_description"`
+	}
+	wantStatus(t, "test of a failing upstream", u.adminCall("POST", "/connectors/acme-sso/test", tok, nil, &body), http.StatusBadRequest)
+	if !strings.Contains(body.Description, "settings.issuer") || !strings.Contains(body.Description, "502") {
+		t.Errorf("test said %q", body.Description)
+	}
+	for _, tc := range []struct {
+		name string
+		c    map[string]any
+		want string
+	}{
+		{"bad id", map[string]any{"id": "a/b", "type": "oidc", "settings": map[string]any{}}, `id "a/b"`},
+		{"unknown organisation", map[string]any{"id": "x", "type": "oidc", "org_id": "nope", "settings": map[string]any{}}, `org_id "nope"`},
+		{"no settings", map[string]any{"id": "x", "type": "oidc"}, "settings are required"},
+	} {
+		var body struct {
+			Description string `json:"error_description"`
+		}
+		wantStatus(t, tc.name, u.adminCall("POST", "/connectors", tok, tc.c, &body), http.StatusBadRequest)
+		if !strings.Contains(body.Description, tc.want) {
+			t.Errorf("%s: %q does not say %q", tc.name, body.Description, tc.want)
+		}
+	}
+}
