@@ -14,11 +14,7 @@ func TestConnectors_CLIManagesStoredConnectors(t *testing.T) {
 	auth0 := testenv.NewAuth0(t)
 	cfg := writeConfig(t, freeAddr(t), db.DSN)
 	env := envFrom(map[string]string{"DATABASE_URL": db.DSN, "BROKER_SECRET": secretForTest})
-	cli := func(args ...string) (string, error) {
-		var out testenv.SyncBuffer
-		err := run(context.Background(), append(args[:2:2], append([]string{"--config", cfg}, args[2:]...)...), &out, &out, env)
-		return out.String(), err
-	}
+	cli := cliWith(cfg, env)
 	settings := `{"issuer": "` + auth0.Issuer + `", "clientID": "` + auth0.ClientID + `", "clientSecret": "` + auth0.ClientSecret + `"}`
 	out, err := cli("connectors", "create", "--type", "auth0", "--name", "Acme", "--settings", settings, "acme")
 	if err != nil {
@@ -45,5 +41,15 @@ func TestConnectors_CLIManagesStoredConnectors(t *testing.T) {
 	}
 	if _, err := cli("connectors", "show", "acme"); err == nil {
 		t.Error("show after delete succeeded")
+	}
+}
+
+// cliWith runs `broker <command> <subcommand> --config cfg args...` with
+// env, and returns what it printed.
+func cliWith(cfg string, env func(string) (string, bool)) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		var out testenv.SyncBuffer
+		err := run(context.Background(), append(args[:2:2], append([]string{"--config", cfg}, args[2:]...)...), &out, &out, env)
+		return out.String(), err
 	}
 }
