@@ -307,6 +307,14 @@ func TestStoredConnector_SecretsRotateReseals(t *testing.T) {
 	if err != nil || !strings.Contains(string(info.Settings), u.auth0.ClientID) {
 		t.Fatalf("after rotation: %s, %v", info.Settings, err)
 	}
+	// Under the old secret alone they no longer open, and it says so.
+	stale, err := broker.NewConnectorAdmin(broker.Config{}, store, nil, old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stale.GetConnector(t.Context(), "acme-sso"); err != nil || info.SettingsError == "" || info.Settings != nil {
+		t.Errorf("settings under a dropped secret: %+v, %v", info, err)
+	}
 }
 
 func TestStoredConnector_TestSaysWhatIsWrong(t *testing.T) {
