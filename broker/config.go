@@ -42,8 +42,9 @@ type Config struct {
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
-	// Organizations configures organisations (stored, and administered
-	// through the admin API and the CLI).
+	// Organizations configures organisations: how each replica keeps up
+	// with them and the connectors stored at run time, and how domains
+	// are verified.
 	Organizations OrganizationsConfig `yaml:"organizations"`
 }
 
@@ -91,6 +92,10 @@ type OTPConfig struct {
 
 // OrganizationsConfig configures organisations.
 type OrganizationsConfig struct {
+	// PollInterval is how often each replica asks storage whether an
+	// organisation, a domain or a stored connector changed (default
+	// 2s): a change takes effect everywhere within it.
+	PollInterval time.Duration `yaml:"pollInterval"`
 	// DNSResolver is the DNS server (host:port) asked for the TXT records
 	// that verify organisations' domains; empty asks the system's
 	// resolver. Name one whose answers you trust: a verified domain
@@ -433,6 +438,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
 	setDefault(&c.OTP.MaxAttempts, 5)
 	setDefault(&c.Branding.ProductName, "Sign in")
+	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
@@ -491,6 +497,9 @@ func (c *Config) Validate() error {
 	// grant, and storage keeps it only this long past its lifetime.
 	if c.Tokens.AccessTokenTTL > storage.RevokedFamilyRetention {
 		return fmt.Errorf("config: tokens.accessTokenTTL %s is longer than %s", c.Tokens.AccessTokenTTL, storage.RevokedFamilyRetention)
+	}
+	if c.Organizations.PollInterval < 0 {
+		return fmt.Errorf("config: organizations.pollInterval %s is negative", c.Organizations.PollInterval)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)

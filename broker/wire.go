@@ -86,6 +86,13 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if b.upstreams, err = openConnectors(ctx, cfg, o); err != nil {
 		return nil, err
 	}
+	storedConns, err := newStoredConnectors(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.loadOrganizations(ctx, storedConns); err != nil {
+		return nil, err
+	}
 	// The library's provider reaches the broker only through its op.Server
 	// methods and opStorage; its decoder and encoder read and answer the
 	// browser's endpoints as the library would.
@@ -138,6 +145,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	})
 	ao := adminOptions(cfg, o.Storage, o.Clock)
 	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
+	ao.ConnectorSettings = storedConns
+	ao.ConfiguredConnectors = configuredConnectors(cfg, storedConns)
 	b.admin = admin.New(ao)
 
 	// The library serves the token endpoint's dispatch, discovery and the

@@ -93,6 +93,12 @@ type Admin struct {
 	// tokenLifetime is how long an access token issued now may be
 	// accepted (Options.TokenLifetime).
 	tokenLifetime time.Duration
+
+	// staticConnectors are the ids of the configuration's connectors,
+	// configuredConnectors how they are shown.
+	staticConnectors     map[string]bool
+	configuredConnectors []ConnectorInfo
+	connectorSettings    ConnectorSettings
 }
 
 // Options are what Admin needs: the store, and from the broker only its
@@ -121,6 +127,12 @@ type Options struct {
 	// accepted: the access-token lifetime and the clock skew allowed.
 	// Removing a member refuses their tokens of the organisation that long.
 	TokenLifetime time.Duration
+	// ConfiguredConnectors are the configuration file's connectors, as
+	// the API shows them: read-only, their ids never stored.
+	ConfiguredConnectors []ConnectorInfo
+	// ConnectorSettings seals and checks stored connectors' settings;
+	// nil refuses every change of a stored connector.
+	ConnectorSettings ConnectorSettings
 }
 
 // endedSession tells sessionEnded, if set, that s ended.
@@ -142,6 +154,10 @@ func New(o Options) *Admin {
 		resolver: cmp.Or(o.Resolver, net.DefaultResolver), tokenLifetime: o.TokenLifetime}
 	for _, id := range o.StaticClients {
 		a.static[id] = true
+	}
+	a.staticConnectors, a.configuredConnectors, a.connectorSettings = map[string]bool{}, o.ConfiguredConnectors, o.ConnectorSettings
+	for _, c := range o.ConfiguredConnectors {
+		a.staticConnectors[c.ID] = true
 	}
 	return a
 }
