@@ -385,7 +385,15 @@ func (a *Admin) AddDomain(ctx context.Context, actor, ref, domain string) (Domai
 		return DomainInfo{}, err
 	}
 	d := storage.Domain{Domain: domain, OrgID: o.ID, Challenge: newChallenge(), CreatedAt: a.now()}
-	if err := a.store.AddDomain(ctx, d); err != nil {
+	if err := a.store.AddDomain(ctx, d); errors.Is(err, storage.ErrAlreadyExists) {
+		// The organisation claims it already, or another holds it
+		// verified: say which.
+		why := "another organization holds it verified"
+		if ds, lerr := a.store.ListDomains(ctx, o.ID); lerr == nil && slices.ContainsFunc(ds, func(c storage.Domain) bool { return c.Domain == domain }) {
+			why = "this organization claims it already"
+		}
+		return DomainInfo{}, fmt.Errorf("domain %s: %s: %w", domain, why, err)
+	} else if err != nil {
 		return DomainInfo{}, fmt.Errorf("organization %s claims domain %s: %w", o.ID, domain, err)
 	}
 	return domainInfo(d), a.audit(ctx, actor, "org.domain.add", domainTarget(o.ID, domain), nil)
