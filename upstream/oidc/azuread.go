@@ -122,7 +122,7 @@ func (t tenants) issuer(tenant string) string {
 // issuer any token carries.
 func (t tenants) checkDiscovered(issuer string) error {
 	if want := t.issuer("{tenantid}"); issuer != want {
-		return fmt.Errorf("issuer %q, want %q", issuer, want)
+		return fmt.Errorf("issuer in discovery is %q, configured %q", issuer, want)
 	}
 	return nil
 }
