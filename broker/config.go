@@ -40,7 +40,25 @@ type Config struct {
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
+	// Organizations sets how organisations (issue 21) behave.
+	Organizations OrganizationsConfig `yaml:"organizations"`
 }
+
+// OrganizationsConfig is the organizations section.
+type OrganizationsConfig struct {
+	// UnknownUpstreamOrg says what becomes of an identity whose upstream
+	// names an organisation (an Auth0 org_id, an Entra tenant, a WorkOS
+	// organization) that no broker organisation maps: "ignore" (the
+	// default) signs it in to no organisation; "refuse" refuses it (a
+	// page at login, invalid_grant in token exchange).
+	UnknownUpstreamOrg string `yaml:"unknownUpstreamOrg"`
+}
+
+// Values of OrganizationsConfig.UnknownUpstreamOrg.
+const (
+	UnknownUpstreamOrgIgnore = "ignore"
+	UnknownUpstreamOrgRefuse = "refuse"
+)
 
 // HTTPConfig is where and how the broker listens.
 type HTTPConfig struct {
@@ -449,6 +467,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Admin.Validate(); err != nil {
 		return err
+	}
+	switch c.Organizations.UnknownUpstreamOrg {
+	case "", UnknownUpstreamOrgIgnore, UnknownUpstreamOrgRefuse:
+	default:
+		return fmt.Errorf("config: organizations.unknownUpstreamOrg %q is not one of ignore, refuse", c.Organizations.UnknownUpstreamOrg)
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err

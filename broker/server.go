@@ -22,6 +22,7 @@ import (
 	"github.com/idbroker/broker/broker/connectors"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/exchange"
+	"github.com/idbroker/broker/broker/orgs"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -84,6 +85,7 @@ type Broker struct {
 	clients     *clients.Directory     // configured, then stored clients
 	auth        *clients.Authenticator // clients of the token, introspection and revocation endpoints
 	upstreams   *connectors.Set
+	orgs        *orgs.Directory     // organisations, cached; Run keeps it current
 	tokens      *tokens.Issuer      // issues and verifies the broker's tokens
 	exchange    *exchange.Exchanger // RFC 8693, issuing through tokens
 	flow        *authflow.Flow      // the browser: authorize, login, sessions, logout
@@ -172,11 +174,13 @@ func (b *Broker) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
 
 // Run does the broker's background work until ctx is done: key refresh and
-// rotation, and sweeping expired rows. When ctx is done it stops
+// rotation, reloading organisations another replica changed, and sweeping
+// expired rows. When ctx is done it stops
 // back-channel logout deliveries still retrying and waits for them.
 func (b *Broker) Run(ctx context.Context) {
 	defer b.backchannel.Close()
 	go b.keys.Run(ctx)
+	go b.orgs.Run(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
