@@ -40,12 +40,18 @@ type Config struct {
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
-	// Organizations sets how organisations (issue 21) behave.
+	// Organizations sets how organisations behave: the cache every
+	// replica keeps of them and their stored connectors, and what becomes
+	// of an upstream organisation none maps.
 	Organizations OrganizationsConfig `yaml:"organizations"`
 }
 
 // OrganizationsConfig is the organizations section.
 type OrganizationsConfig struct {
+	// PollInterval is how often each replica asks storage whether an
+	// organisation, a domain or a stored connector changed (default
+	// 2s): a change takes effect everywhere within it.
+	PollInterval time.Duration `yaml:"pollInterval"`
 	// UnknownUpstreamOrg says what becomes of an identity whose upstream
 	// names an organisation (an Auth0 org_id, an Entra tenant, a WorkOS
 	// organization) that no broker organisation maps: "ignore" (the
@@ -426,6 +432,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
 	setDefault(&c.OTP.MaxAttempts, 5)
 	setDefault(&c.Branding.ProductName, "Sign in")
+	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
@@ -486,6 +493,9 @@ func (c *Config) Validate() error {
 	// grant, and storage keeps it only this long past its lifetime.
 	if c.Tokens.AccessTokenTTL > storage.RevokedFamilyRetention {
 		return fmt.Errorf("config: tokens.accessTokenTTL %s is longer than %s", c.Tokens.AccessTokenTTL, storage.RevokedFamilyRetention)
+	}
+	if c.Organizations.PollInterval < 0 {
+		return fmt.Errorf("config: organizations.pollInterval %s is negative", c.Organizations.PollInterval)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)

@@ -2,11 +2,13 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
@@ -322,8 +324,7 @@ func TestOrgs_ConcurrentFirstLoginsMakeOneMember(t *testing.T) {
 	acme := testOrg("acme", "org_acme")
 	secret := broker.NewEphemeralRootSecret()
 	a := newUpstreams(t, nil, withOrg(acme), func(c *broker.Config, o *broker.Options) { o.Secret = secret })
-	b := newUpstreams(t, func(u *upstreams) { u.auth0, u.azure, u.workos = a.auth0, a.azure, a.workos },
-		func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = a.store, secret })
+	b := newUpstreamsOf(t, a, func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = a.store, secret })
 	person := testenv.User{Sub: "auth0|newbie", Email: "newbie@corp.example.com", EmailVerified: true, OrgID: "org_acme"}
 	a.auth0.AddUser(person)
 	subs := make([]string, 20)
@@ -359,5 +360,100 @@ func TestOrgs_ConcurrentFirstLoginsMakeOneMember(t *testing.T) {
 	members, err := a.store.ListMembers(context.Background(), acme.ID, "", 100)
 	if err != nil || len(members) != 1 || members[0].UserID != subs[0] || members[0].Role != storage.OrgRoleMember {
 		t.Errorf("members of acme: %+v (%v)", members, err)
+	}
+}
+
+// withClaim stores org's unverified claim on domain before the broker
+// starts.
+func withClaim(org storage.Organization, domain string) envOption {
+	return func(c *broker.Config, o *broker.Options) {
+		if err := o.Storage.AddDomain(context.Background(), storage.Domain{Domain: domain, OrgID: org.ID, Challenge: "c", CreatedAt: time.Now()}); err != nil {
+			panic(fmt.Sprintf("add domain %s: %v", domain, err))
+		}
+	}
+}
+
+// orgConnector creates a stored connector of the fake Auth0 for org
+// through the admin API and waits until logins can use it.
+func (u *upstreams) orgConnector(t *testing.T, tok, id string, org storage.Organization) {
+	t.Helper()
+	body := auth0Connector(u, id)
+	body["org_id"], body["name"] = org.ID, "SSO "+id
+	wantStatus(t, "create "+id, u.adminCall("POST", "/connectors", tok, body, nil), http.StatusCreated)
+	waitUntil(t, "connector "+id+" live", func() bool {
+		// An unknown idp goes back to the client at once; a live one
+		// through the upstream, which refuses whom it does not know.
+		page, _ := u.idpLogin(id)
+		return page.Location == nil || page.Location.Query().Get("error") != "invalid_request"
+	})
+}
+
+// Home realm discovery by organisation: an address of a domain the
+// organisation holds verified goes to its connector (several: a button
+// each, and no other); organization= offers its connectors, going
+// straight to a lone one; an unverified claim never routes.
+func TestOrgs_HomeRealmDiscoveryByOrganisation(t *testing.T) {
+	acme, initech := testOrg("acme"), testOrg("initech")
+	u := newUpstreams(t, nil, withOrg(acme, "acme.example"), withOrg(initech), withClaim(initech, "initech.example"),
+		withAdmin, withPoll, withOrgScope)
+	running(t, u.env)
+	tok := u.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	u.orgConnector(t, tok, "acme-sso", acme)
+	u.orgConnector(t, tok, "initech-sso", initech)
+
+	// One connector: the page naming it, then the upstream, then the
+	// client; the login lands in acme.
+	u.auth0.SetNextUser(testenv.User{Sub: "auth0|ann", Email: "ann@acme.example", EmailVerified: true})
+	b := u.browser()
+	pkce := testenv.NewPKCE()
+	page := b.Get(u.authorizeURL(authRequest{pkce: pkce, state: "s", nonce: "n", scope: orgScopes}))
+	page = b.Submit(page, "/login", url.Values{"email": {"ann@acme.example"}})
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, `value="acme-sso"`) || !strings.Contains(page.Body, "Continue to SSO acme-sso") {
+		t.Fatalf("acme address: want the page naming acme-sso, got %d: %.400s", page.Status, page.Body)
+	}
+	page = b.Submit(page, "/login/connector", nil)
+	if !loggedIn(page) {
+		t.Fatalf("login through acme-sso: %d %.300s", page.Status, page.Body)
+	}
+	tr := u.redeem(loginResult{code: page.Location.Query().Get("code"), pkce: pkce, redirectURI: devRedirect, clientID: broker.DevClientID})
+	if id, slug := u.orgOf(tr.IDToken); id != acme.ID || slug != "acme" {
+		t.Errorf("login through acme's connector: org_id %q org_slug %q", id, slug)
+	}
+	if got := u.memberships(u.verifyIDToken(tr.IDToken, broker.DevClientID).Subject); got[acme.ID] != storage.OrgRoleMember {
+		t.Errorf("memberships: %v", got)
+	}
+
+	// An unverified claim routes nowhere: a code.
+	b = u.browser()
+	page = b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "s"}))
+	page = b.Submit(page, "/login", url.Values{"email": {"bob@initech.example"}})
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, `autocomplete="one-time-code"`) {
+		t.Errorf("unverified domain: want the code page, got %d: %.300s", page.Status, page.Body)
+	}
+
+	// organization= with one connector goes straight there (and back),
+	// by slug or id.
+	for _, name := range []string{"acme", acme.ID} {
+		u.auth0.SetNextUser(testenv.User{Sub: "auth0|ann", Email: "ann@acme.example", EmailVerified: true})
+		if page, _ := u.loginIdp("", "", url.Values{"organization": {name}, "idp": nil}); !loggedIn(page) {
+			t.Errorf("organization=%s with one connector: %d %v %.300s", name, page.Status, page.Location, page.Body)
+		}
+	}
+
+	// Several connectors: a button each, the organisation's only.
+	u.orgConnector(t, tok, "acme-sso-2", acme)
+	waitUntil(t, "acme's second connector routed", func() bool {
+		b = u.browser()
+		page = b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "s"}))
+		page = b.Submit(page, "/login", url.Values{"email": {"ann@acme.example"}})
+		return strings.Contains(page.Body, `value="acme-sso-2"`)
+	})
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, `value="acme-sso"`) || strings.Contains(page.Body, `value="auth0"`) ||
+		strings.Contains(page.Body, `value="initech-sso"`) {
+		t.Errorf("acme address with two connectors: %d %.600s", page.Status, page.Body)
+	}
+	page, _ = u.loginIdp("", "", url.Values{"organization": {"acme"}, "idp": nil})
+	if page.Status != http.StatusOK || !strings.Contains(page.Body, `value="acme-sso-2"`) || strings.Contains(page.Body, `value="auth0"`) {
+		t.Errorf("organization=acme with two connectors: %d %.600s", page.Status, page.Body)
 	}
 }

@@ -84,11 +84,11 @@ type Broker struct {
 
 	clients     *clients.Directory     // configured, then stored clients
 	auth        *clients.Authenticator // clients of the token, introspection and revocation endpoints
-	upstreams   *connectors.Set
-	orgs        *orgs.Directory     // organisations, cached; Run keeps it current
-	tokens      *tokens.Issuer      // issues and verifies the broker's tokens
-	exchange    *exchange.Exchanger // RFC 8693, issuing through tokens
-	flow        *authflow.Flow      // the browser: authorize, login, sessions, logout
+	upstreams   *connectors.Set        // configured, then stored connectors (orgs reloads them)
+	orgs        *orgs.Directory        // organisations, their domains and stored connectors, cached
+	tokens      *tokens.Issuer         // issues and verifies the broker's tokens
+	exchange    *exchange.Exchanger    // RFC 8693, issuing through tokens
+	flow        *authflow.Flow         // the browser: authorize, login, sessions, logout
 	admin       *admin.Admin
 	backchannel *backchannel.Notifier // its deliveries run past the request; Run closes it
 	errorPages  answer.ErrorPages

@@ -30,6 +30,13 @@ func newUpstreams(t *testing.T, prepare func(*upstreams), opts ...envOption) *up
 	if prepare != nil {
 		prepare(u)
 	}
+	return newUpstreamsOf(t, u, opts...)
+}
+
+// newUpstreamsOf starts another broker in front of other's fakes (a
+// second replica, given the same store and root secret in opts).
+func newUpstreamsOf(t *testing.T, other *upstreams, opts ...envOption) *upstreams {
+	u := &upstreams{auth0: other.auth0, azure: other.azure, workos: other.workos}
 	withConnectors := func(c *broker.Config, o *broker.Options) {
 		c.Connectors = append(c.Connectors,
 			broker.ConnectorConfig{ID: "auth0", Type: "auth0", Name: "Auth0", Domains: []string{"corp.example.com"},

@@ -17,7 +17,6 @@ import (
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/exchange"
 	"github.com/idbroker/broker/broker/identity"
-	"github.com/idbroker/broker/broker/orgs"
 	"github.com/idbroker/broker/broker/ratelimit"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
@@ -87,6 +86,13 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if b.upstreams, err = openConnectors(ctx, cfg, o); err != nil {
 		return nil, err
 	}
+	storedConns, err := newStoredConnectors(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.loadOrganizations(ctx, storedConns); err != nil {
+		return nil, err
+	}
 	// The library's provider reaches the broker only through its op.Server
 	// methods and opStorage; its decoder and encoder read and answer the
 	// browser's endpoints as the library would.
@@ -104,13 +110,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: provider: %w", err)
 	}
 
-	// Organisations are read on every login and exchange: from memory,
-	// loaded before serving (a broker that cannot know them would route
-	// logins wrongly) and kept current by Run.
-	b.orgs = orgs.New(o.Storage, o.Logger, 0)
-	if err := b.orgs.Load(ctx); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
+	// Organisations (b.orgs, loaded above) are read on every login and
+	// exchange, from memory.
 	identities := identity.New(o.Storage, o.Clock, o.Logger).WithOrganizations(identity.Organizations{
 		Directory: b.orgs, Members: o.Storage,
 		RefuseUnknownUpstream: cfg.Organizations.UnknownUpstreamOrg == UnknownUpstreamOrgRefuse,
@@ -151,6 +152,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	})
 	ao := adminOptions(cfg, o.Storage, o.Clock)
 	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
+	ao.ConnectorSettings = storedConns
+	ao.ConfiguredConnectors = configuredConnectors(cfg, storedConns)
 	b.admin = admin.New(ao)
 
 	// The library serves the token endpoint's dispatch, discovery and the

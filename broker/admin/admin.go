@@ -86,6 +86,12 @@ type Admin struct {
 	// a running broker sends its clients back-channel logout. The CLI
 	// has no such hook and says so.
 	sessionEnded func(ctx context.Context, s storage.Session)
+
+	// staticConnectors are the ids of the configuration's connectors,
+	// configuredConnectors how they are shown.
+	staticConnectors     map[string]bool
+	configuredConnectors []ConnectorInfo
+	connectorSettings    ConnectorSettings
 }
 
 // Options are what Admin needs: the store, and from the broker only its
@@ -107,6 +113,12 @@ type Options struct {
 	ClientChanged func(grantTypes []string)
 	// SessionEnded, when set, is told of every session an action ended.
 	SessionEnded func(ctx context.Context, s storage.Session)
+	// ConfiguredConnectors are the configuration file's connectors, as
+	// the API shows them: read-only, their ids never stored.
+	ConfiguredConnectors []ConnectorInfo
+	// ConnectorSettings seals and checks stored connectors' settings;
+	// nil refuses every change of a stored connector.
+	ConnectorSettings ConnectorSettings
 }
 
 // endedSession tells sessionEnded, if set, that s ended.
@@ -127,6 +139,10 @@ func New(o Options) *Admin {
 		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded}
 	for _, id := range o.StaticClients {
 		a.static[id] = true
+	}
+	a.staticConnectors, a.configuredConnectors, a.connectorSettings = map[string]bool{}, o.ConfiguredConnectors, o.ConnectorSettings
+	for _, c := range o.ConfiguredConnectors {
+		a.staticConnectors[c.ID] = true
 	}
 	return a
 }

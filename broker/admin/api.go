@@ -193,6 +193,7 @@ func (api API) Handler() http.Handler {
 		q := r.URL.Query()
 		api.adminReply(w, r, http.StatusNoContent, nil, a.UnlinkIdentity(r.Context(), adminActor(r), r.PathValue("id"), q.Get("connector"), q.Get("subject")))
 	})
+	api.connectorRoutes(mux, p)
 	var routed http.Handler = mux
 	if api.Routes != nil {
 		routed = api.Routes(mux)

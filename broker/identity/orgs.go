@@ -79,25 +79,25 @@ func emailDomain(email string) string {
 // upstream organisation nothing maps is no organisation, or
 // ErrUnknownUpstreamOrg under RefuseUnknownUpstream; an organisation's
 // own connector's identities are that organisation's, whatever upstream
-// organisation they name. ok is false for none.
-func (r *Resolver) OrgOfLogin(connectorID, upstreamOrg string) (org storage.Organization, ok bool, err error) {
+// organisation they name. The zero Organization is none.
+func (r *Resolver) OrgOfLogin(connectorID, upstreamOrg string) (storage.Organization, error) {
 	d := r.orgs.Directory
 	if d == nil {
-		return storage.Organization{}, false, nil
+		return storage.Organization{}, nil
 	}
 	if org, ok := d.OrgOfConnector(connectorID); ok {
-		return org, true, nil
+		return org, nil
 	}
 	if upstreamOrg == "" {
-		return storage.Organization{}, false, nil
+		return storage.Organization{}, nil
 	}
 	if org, ok := d.ForUpstream(upstreamOrg); ok {
-		return org, true, nil
+		return org, nil
 	}
 	if r.orgs.RefuseUnknownUpstream {
-		return storage.Organization{}, false, fmt.Errorf("%w: connector %q names %q", ErrUnknownUpstreamOrg, connectorID, upstreamOrg)
+		return storage.Organization{}, fmt.Errorf("%w: connector %q names %q", ErrUnknownUpstreamOrg, connectorID, upstreamOrg)
 	}
-	return storage.Organization{}, false, nil
+	return storage.Organization{}, nil
 }
 
 // SSORequired reports the organisation that refuses email signing in to

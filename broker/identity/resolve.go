@@ -95,7 +95,7 @@ type Options struct {
 //
 // Resolve does not verify id: the connector did.
 func (r *Resolver) Resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity, o Options) (Resolution, error) {
-	org, _, err := r.OrgOfLogin(conn.ID(), id.Organization)
+	org, err := r.OrgOfLogin(conn.ID(), id.Organization)
 	if err != nil {
 		return Resolution{}, err
 	}

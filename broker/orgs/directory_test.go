@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/idbroker/broker/broker/orgs"
 	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/memory"
 )
 
 // store is the part of storage.Organizations a Directory reads, held in
@@ -228,5 +230,71 @@ func TestLateSubscriberGetsCurrentView(t *testing.T) {
 	d.Subscribe(func(stored []storage.StoredConnector) { got = stored })
 	if len(got) != 3 {
 		t.Fatalf("late subscriber got %d connectors, want 3", len(got))
+	}
+}
+
+// outage is a store that fails every call the directory makes while
+// down.
+type outage struct {
+	storage.Organizations
+	down atomic.Bool
+}
+
+func (o *outage) OrgsGeneration(ctx context.Context) (int64, error) {
+	if o.down.Load() {
+		return 0, errDown
+	}
+	return o.Organizations.OrgsGeneration(ctx)
+}
+
+func (o *outage) ListOrganizations(ctx context.Context, after string, limit int) ([]storage.Organization, error) {
+	if o.down.Load() {
+		return nil, errDown
+	}
+	return o.Organizations.ListOrganizations(ctx, after, limit)
+}
+
+func TestMemoryStore(t *testing.T) {
+	ctx := t.Context()
+	mem := memory.New()
+	store := &outage{Organizations: mem}
+	if err := mem.CreateOrganization(ctx, storage.Organization{ID: acmeID, Slug: "acme", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	d := orgs.New(store, quiet(), 10*time.Millisecond)
+	if err := d.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go d.Run(runCtx)
+
+	// A domain routes once verified, after the next poll.
+	if err := mem.AddDomain(ctx, storage.Domain{Domain: "acme.example", OrgID: acmeID, Challenge: "c", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.VerifyDomain(ctx, acmeID, "acme.example", "admin", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the verified domain", func() bool { _, ok := d.ForDomain("acme.example"); return ok })
+	if err := mem.CreateConnector(ctx, storage.StoredConnector{ID: "acme-sso", Type: "oidc", OrgID: acmeID, Settings: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stored connector", func() bool { return slices.Equal(d.Connectors(acmeID), []string{"acme-sso"}) })
+
+	// An outage keeps the last view; the change made during it is seen
+	// once the store answers.
+	store.down.Store(true)
+	if err := mem.DeleteOrganization(ctx, acmeID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := d.Get("acme"); !ok {
+		t.Fatal("the last view was dropped during the outage")
+	}
+	store.down.Store(false)
+	waitFor(t, "the deleted organisation gone", func() bool { _, ok := d.Get("acme"); return !ok })
+	if _, ok := d.ForDomain("acme.example"); ok {
+		t.Error("a deleted organisation's domain still routes")
 	}
 }

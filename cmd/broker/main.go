@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	case "users":
 		return users(ctx, args[1:], stdout, stderr, env)
 	case "connectors":
-		return connectorsCommand(args[1:], stdout, stderr, env)
+		return connectorsCommand(ctx, args[1:], stdout, stderr, env)
 	case "clients":
 		return clientsCommand(ctx, args[1:], stdout, stderr, env)
 	case "sessions":

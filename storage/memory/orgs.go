@@ -170,11 +170,14 @@ func (s *Store) UpdateOrganization(ctx context.Context, id string, update func(s
 	if !ok {
 		return storage.Organization{}, storage.ErrNotFound
 	}
-	o, err := s.GetOrganization(ctx, cid)
-	if err != nil {
-		return storage.Organization{}, err
+	// By id alone: GetOrganization would take a slug spelled like cid.
+	s.mu.Lock()
+	o, ok := s.orgs[cid]
+	s.mu.Unlock()
+	if !ok {
+		return storage.Organization{}, storage.ErrNotFound
 	}
-	o, err = update(o)
+	o, err := update(cloneOrganization(o))
 	if err != nil {
 		return storage.Organization{}, err
 	}
@@ -257,6 +260,9 @@ func (s *Store) AddDomain(ctx context.Context, d storage.Domain) error {
 	k := domainKey{cid, d.Domain}
 	if _, ok := s.domains[k]; ok {
 		return fmt.Errorf("memory: add domain %q: %w", d.Domain, storage.ErrAlreadyExists)
+	}
+	if holder, ok := s.verifiedDomains[d.Domain]; ok && holder != cid {
+		return fmt.Errorf("memory: add domain %q: verified by another organization: %w", d.Domain, storage.ErrAlreadyExists)
 	}
 	s.domains[k] = d
 	s.orgsGeneration++

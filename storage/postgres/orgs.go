@@ -245,9 +245,13 @@ func (s *Store) AddDomain(ctx context.Context, d storage.Domain) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inOrgsTx(ctx, "add domain", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `
+		// A verification committing meanwhile leaves this claim beside
+		// it, unverifiable: the same as a claim made just before.
+		tag, err := tx.Exec(ctx, `
 			INSERT INTO organization_domains (org_id, domain, challenge, verified, verified_by, verified_at, created_at)
-			VALUES ($1, $2, $3, false, '', $4, $5)`, orgID, d.Domain, d.Challenge, time.Time{}, d.CreatedAt)
+			SELECT $1, $2, $3, false, '', $4, $5
+			WHERE NOT EXISTS (SELECT 1 FROM organization_domains WHERE domain = $2 AND verified AND org_id <> $1)`,
+			orgID, d.Domain, d.Challenge, time.Time{}, d.CreatedAt)
 		switch {
 		case isUniqueViolation(err):
 			return fmt.Errorf("postgres: add domain %q: %w", d.Domain, storage.ErrAlreadyExists)
@@ -255,6 +259,8 @@ func (s *Store) AddDomain(ctx context.Context, d storage.Domain) error {
 			return fmt.Errorf("postgres: add domain %q: organization: %w", d.Domain, storage.ErrNotFound)
 		case err != nil:
 			return fmt.Errorf("postgres: add domain: %w", err)
+		case tag.RowsAffected() == 0:
+			return fmt.Errorf("postgres: add domain %q: verified by another organization: %w", d.Domain, storage.ErrAlreadyExists)
 		}
 		return nil
 	})

@@ -147,10 +147,21 @@ func testOrgUpdate(t *testing.T, s storage.Storage) {
 		return storage.Organization{}, errUpdate
 	})
 	wantErr(t, "UpdateOrganization(update fails)", err, errUpdate)
-	_, err = s.UpdateOrganization(ctx, "0e000000-0000-4000-8000-00000000000e", func(o storage.Organization) (storage.Organization, error) {
+	// An id is never taken for a slug spelled like it.
+	const unknown = "0e000000-0000-4000-8000-00000000000e"
+	mustCreateOrg(t, s, organization("0d000000-0000-4000-8000-00000000000d", unknown))
+	mustCreateOrg(t, s, organization("0f000000-0000-4000-8000-00000000000f", orgB))
+	_, err = s.UpdateOrganization(ctx, unknown, func(o storage.Organization) (storage.Organization, error) {
+		t.Errorf("update called with %+v for an unknown id", o)
 		return o, nil
 	})
 	wantErr(t, "UpdateOrganization(unknown)", err, storage.ErrNotFound)
+	got, err = s.GetOrganization(ctx, orgB)
+	wantErr(t, "GetOrganization(an id that is also a slug)", err, nil)
+	wantEqual(t, "organisation by an id that is also another's slug", got.ID, orgB)
+	got, err = s.GetOrganization(ctx, unknown)
+	wantErr(t, "GetOrganization(a slug spelled like an id)", err, nil)
+	wantEqual(t, "organisation by a slug spelled like an id", got.ID, "0d000000-0000-4000-8000-00000000000d")
 	_, err = s.UpdateOrganization(ctx, "not-a-uuid", func(o storage.Organization) (storage.Organization, error) {
 		return o, nil
 	})
@@ -241,6 +252,8 @@ func testOrgDomains(t *testing.T, s storage.Storage) {
 	wantErr(t, "VerifyDomain(verified by another)", err, storage.ErrAlreadyExists)
 	_, err = s.VerifyDomain(ctx, orgA, "a.example", "dns", at)
 	wantErr(t, "VerifyDomain(again)", err, nil)
+	mustCreateOrg(t, s, organization(orgC, "contoso"))
+	wantErr(t, "AddDomain(verified by another)", s.AddDomain(ctx, d(orgC, "a.example")), storage.ErrAlreadyExists)
 
 	list, _ = s.ListVerifiedDomains(ctx)
 	wantEqual(t, "verified domains", list, []storage.Domain{want})
