@@ -11,8 +11,9 @@ import (
 // Store is an in-memory storage.Storage. The zero value is not usable; call
 // New.
 type Store struct {
-	// updateMu serializes UpdateAuthRequest and UpdateClient, so that their
-	// callbacks run outside mu and may read the store, as they may with
+	// updateMu serializes UpdateAuthRequest, UpdateClient,
+	// UpdateOrganization and UpdateConnector, so that their callbacks run
+	// outside mu and may read the store, as they may with
 	// Postgres, whose row locks do not block readers.
 	updateMu sync.Mutex
 	// keysMu serializes UpdateSigningKeys on its own: generating a key in

@@ -19,8 +19,9 @@ type domainKey struct{ orgID, domain string }
 // memberKey names one membership.
 type memberKey struct{ orgID, userID string }
 
-// orgIndexes are the organisation fields of Store, kept apart for reading;
-// mu guards them all.
+// orgIndexes are Store's organisations, domains, members and stored
+// connectors, with the indexes that keep slugs, upstream ids and verified
+// domains unique; mu guards them all.
 type orgIndexes struct {
 	orgs            map[string]storage.Organization // by canonical id
 	orgSlugs        map[string]string               // slug → org id
@@ -44,8 +45,8 @@ func newOrgIndexes() orgIndexes {
 	}
 }
 
-// canonicalOrgID returns the canonical form of an organisation id, and false when
-// it is not a UUID: as in Postgres, whose column is a uuid, no
+// canonicalOrgID returns the canonical form of an organisation id, and
+// false when it is not a UUID: as in Postgres, whose column is a uuid, no
 // organisation has such an id.
 func canonicalOrgID(id string) (string, bool) {
 	u, err := uuid.Parse(id)
