@@ -173,9 +173,13 @@ func (b *Broker) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 // SigningKeys returns the broker's signing keys.
 func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
 
+// Organizations returns the broker's cached directory of organisations,
+// which Run keeps current.
+func (b *Broker) Organizations() *orgs.Directory { return b.orgs }
+
 // Run does the broker's background work until ctx is done: key refresh and
-// rotation, reloading organisations another replica changed, and sweeping
-// expired rows. When ctx is done it stops
+// rotation, reloading organisations and stored connectors when storage
+// says they changed, and sweeping expired rows. When ctx is done it stops
 // back-channel logout deliveries still retrying and waits for them.
 func (b *Broker) Run(ctx context.Context) {
 	defer b.backchannel.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
+	"github.com/idbroker/broker/storage/postgres/pgtest"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
@@ -237,8 +238,21 @@ func TestStoredConnector_UpdateKeepsSecretsAndDisableStopsLogins(t *testing.T) {
 }
 
 func TestStoredConnector_SeenByTheOtherReplica(t *testing.T) {
-	store, secret := memory.New(), broker.NewEphemeralRootSecret()
-	shared := func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = store, secret }
+	store := memory.New()
+	seenByTheOtherReplica(t, func() storage.Storage { return store })
+}
+
+func TestStoredConnector_SeenByTheOtherReplicaOnPostgres(t *testing.T) {
+	db := pgtest.New(t)
+	seenByTheOtherReplica(t, func() storage.Storage { return db.Open(t) })
+}
+
+// seenByTheOtherReplica runs two brokers, each over open's store (one
+// store, or one database), with one root secret: a connector created
+// through one serves logins through the other within the poll interval.
+func seenByTheOtherReplica(t *testing.T, open func() storage.Storage) {
+	secret := broker.NewEphemeralRootSecret()
+	shared := func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = open(), secret }
 	one := newUpstreams(t, nil, withAdmin, withPoll, shared)
 	two := newUpstreamsOf(t, one, withAdmin, withPoll, shared)
 	running(t, one.env)
@@ -249,6 +263,11 @@ func TestStoredConnector_SeenByTheOtherReplica(t *testing.T) {
 		one.auth0.SetNextUser(testenv.User{Sub: "auth0|cy", Email: "cy@acme.example", EmailVerified: true})
 		page, _ := two.idpLogin("acme-sso")
 		return loggedIn(page)
+	})
+	wantStatus(t, "delete", one.adminCall("DELETE", "/connectors/acme-sso", tok, nil, nil), http.StatusNoContent)
+	waitUntil(t, "the delete seen by replica two", func() bool {
+		page, _ := two.idpLogin("acme-sso")
+		return page.Location != nil && page.Location.Query().Get("error") == "invalid_request"
 	})
 }
 
@@ -287,6 +306,14 @@ func TestStoredConnector_SecretsRotateReseals(t *testing.T) {
 	info, err := adm.GetConnector(t.Context(), "acme-sso")
 	if err != nil || !strings.Contains(string(info.Settings), u.auth0.ClientID) {
 		t.Fatalf("after rotation: %s, %v", info.Settings, err)
+	}
+	// Under the old secret alone they no longer open, and it says so.
+	stale, err := broker.NewConnectorAdmin(broker.Config{}, store, nil, old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stale.GetConnector(t.Context(), "acme-sso"); err != nil || info.SettingsError == "" || info.Settings != nil {
+		t.Errorf("settings under a dropped secret: %+v, %v", info, err)
 	}
 }
 

@@ -89,13 +89,16 @@ type ConnectorInfo struct {
 	OrgID  string `json:"org_id,omitempty"`
 	Source string `json:"source"` // SourceStorage or SourceConfig
 	// CallbackURL is the redirect URI to register at the upstream.
-	CallbackURL     string          `json:"callback_url,omitempty"`
-	Settings        json.RawMessage `json:"settings,omitempty"` // secrets as SecretShown
-	Timeout         string          `json:"timeout,omitempty"`
-	RecheckInterval string          `json:"recheck_interval,omitempty"`
-	Disabled        bool            `json:"disabled,omitempty"`
-	CreatedAt       *time.Time      `json:"created_at,omitempty"`
-	UpdatedAt       *time.Time      `json:"updated_at,omitempty"`
+	CallbackURL string          `json:"callback_url,omitempty"`
+	Settings    json.RawMessage `json:"settings,omitempty"` // secrets as SecretShown
+	// SettingsError says why the settings cannot be shown; the
+	// connector is then left out of logins too.
+	SettingsError   string     `json:"settings_error,omitempty"`
+	Timeout         string     `json:"timeout,omitempty"`
+	RecheckInterval string     `json:"recheck_interval,omitempty"`
+	Disabled        bool       `json:"disabled,omitempty"`
+	CreatedAt       *time.Time `json:"created_at,omitempty"`
+	UpdatedAt       *time.Time `json:"updated_at,omitempty"`
 }
 
 // storableTypes are the connector types that may be stored: those that
@@ -120,9 +123,12 @@ func (a *Admin) connectorInfo(c storage.StoredConnector) (ConnectorInfo, error) 
 		return info, errNoConnectorSettings
 	}
 	info.CallbackURL = a.connectorSettings.CallbackURL(c.ID, c.Type)
+	// Settings that do not open (sealed under a root secret since
+	// dropped) are said so, and the rest is still shown: the
+	// administrator must be able to find and replace them.
 	settings, err := a.connectorSettings.Show(c)
 	if err != nil {
-		return info, fmt.Errorf("admin: connector %q: %w", c.ID, err)
+		info.SettingsError = err.Error()
 	}
 	info.Settings = settings
 	return info, nil

@@ -138,7 +138,7 @@ func (s *Set) Replace(ctx context.Context, stored []Spec) {
 		}
 		if !reused {
 			var err error
-			if conn, err = s.open(ctx, sp); err != nil {
+			if conn, err = s.openStored(ctx, sp); err != nil {
 				s.deps.Logger.ErrorContext(ctx, "stored connector left out: it does not open", "connector", sp.ID, "err", err)
 				continue
 			}
@@ -151,6 +151,18 @@ func (s *Set) Replace(ctx context.Context, stored []Spec) {
 		next.byID[sp.ID], next.spec[sp.ID] = conn, sp
 	}
 	s.snap.Store(next)
+}
+
+// storedOpenWait is how long Replace waits for a stored connector's
+// first discovery. Discovery goes on past it, detached, for the first
+// login to find done; a hung upstream holds a reload up this long at most.
+const storedOpenWait = time.Second
+
+// openStored opens a stored connector, waiting at most storedOpenWait.
+func (s *Set) openStored(ctx context.Context, sp Spec) (upstream.Connector, error) {
+	ctx, cancel := context.WithTimeout(ctx, storedOpenWait)
+	defer cancel()
+	return s.open(ctx, sp)
 }
 
 // sameSettings says whether an open connector of was serves sp as well:
