@@ -13,6 +13,8 @@ import (
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
+	"github.com/idbroker/broker/storage/memory"
+	"github.com/idbroker/broker/storage/postgres/pgtest"
 )
 
 // loginIdp signs in through connector idp in a new browser, with scope
@@ -319,17 +321,31 @@ func TestOrgs_IdentityDoesNotLinkAcrossOrganisations(t *testing.T) {
 }
 
 // Twenty concurrent first logins of one new member, on two brokers
-// sharing one store, make one user and one membership.
+// sharing one store (memory; Postgres with a pool each), make one user
+// and one membership.
 func TestOrgs_ConcurrentFirstLoginsMakeOneMember(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		s := memory.New()
+		concurrentFirstLogins(t, s, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.New(t)
+		concurrentFirstLogins(t, db.Open(t), db.Open(t))
+	})
+}
+
+// concurrentFirstLogins runs the first logins on a broker over store a
+// and one over store b, both of one database.
+func concurrentFirstLogins(t *testing.T, storeA, storeB storage.Storage) {
 	acme := testOrg("acme", "org_acme")
 	secret := broker.NewEphemeralRootSecret()
-	a := newUpstreams(t, nil, withOrg(acme), func(c *broker.Config, o *broker.Options) { o.Secret = secret })
-	b := newUpstreamsOf(t, a, func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = a.store, secret })
+	a := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = storeA, secret }, withOrg(acme))
+	b := newUpstreamsOf(t, a, func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = storeB, secret })
 	person := testenv.User{Sub: "auth0|newbie", Email: "newbie@corp.example.com", EmailVerified: true, OrgID: "org_acme"}
 	a.auth0.AddUser(person)
-	subs := make([]string, 20)
+	idTokens := make([]string, 20)
 	var wg sync.WaitGroup
-	for i := range subs {
+	for i := range idTokens {
 		u := []*upstreams{a, b}[i%2]
 		wg.Go(func() {
 			page, pkce := u.loginIdp("auth0", "", url.Values{"login_hint": {person.Email}})
@@ -342,23 +358,22 @@ func TestOrgs_ConcurrentFirstLoginsMakeOneMember(t *testing.T) {
 				t.Errorf("login %d: redeem %s", i, tr.Description)
 				return
 			}
-			subs[i] = tr.IDToken
+			idTokens[i] = tr.IDToken
 		})
 	}
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
 	}
-	for i := range subs {
-		subs[i] = []*upstreams{a, b}[i%2].verifyIDToken(subs[i], broker.DevClientID).Subject
+	users := map[string]bool{}
+	for i, tok := range idTokens {
+		users[[]*upstreams{a, b}[i%2].verifyIDToken(tok, broker.DevClientID).Subject] = true
 	}
-	for _, s := range subs[1:] {
-		if s != subs[0] {
-			t.Fatalf("concurrent first logins made several users: %v", subs)
-		}
+	if len(users) != 1 {
+		t.Fatalf("concurrent first logins made %d users", len(users))
 	}
-	members, err := a.store.ListMembers(context.Background(), acme.ID, "", 100)
-	if err != nil || len(members) != 1 || members[0].UserID != subs[0] || members[0].Role != storage.OrgRoleMember {
+	members, err := storeA.ListMembers(context.Background(), acme.ID, "", 100)
+	if err != nil || len(members) != 1 || !users[members[0].UserID] || members[0].Role != storage.OrgRoleMember {
 		t.Errorf("members of acme: %+v (%v)", members, err)
 	}
 }
@@ -455,5 +470,37 @@ func TestOrgs_HomeRealmDiscoveryByOrganisation(t *testing.T) {
 	page, _ = u.loginIdp("", "", url.Values{"organization": {"acme"}, "idp": nil})
 	if page.Status != http.StatusOK || !strings.Contains(page.Body, `value="acme-sso-2"`) || strings.Contains(page.Body, `value="auth0"`) {
 		t.Errorf("organization=acme with two connectors: %d %.600s", page.Status, page.Body)
+	}
+}
+
+// Once an organisation requires SSO, a browser session an address of its
+// domain started with a one-time code no longer signs in by single
+// sign-on, and a new code is refused: the offboarding hole closed.
+func TestOrgs_RequireSSOEndsOtherSessionsSingleSignOn(t *testing.T) {
+	globex := testOrg("globex")
+	e := newEnv(t, withOrg(globex, "globex.example"), withPoll)
+	running(t, e)
+	b := e.browser()
+	e.redeem(e.login(b, "hank@globex.example", authRequest{}))
+	sso := b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "s"}))
+	if sso.Location == nil || sso.Location.Query().Get("code") == "" {
+		t.Fatalf("single sign-on before SSO is required: %d %v", sso.Status, sso.Location)
+	}
+
+	_, err := e.store.UpdateOrganization(context.Background(), globex.ID, func(o storage.Organization) (storage.Organization, error) {
+		o.RequireSSO = true
+		return o, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page *testenv.Page
+	waitUntil(t, "single sign-on refused", func() bool {
+		page = b.Get(e.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "s"}))
+		return page.Location == nil
+	})
+	page = b.Submit(page, "/login", url.Values{"email": {"hank@globex.example"}})
+	if page.Status != http.StatusForbidden || !strings.Contains(page.Body, "company login") {
+		t.Errorf("a code after SSO is required: %d %.300s", page.Status, page.Body)
 	}
 }

@@ -164,6 +164,12 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 	if user.Disabled {
 		return s, "user disabled", nil
 	}
+	// A session from before the address's organisation required SSO (a
+	// one-time code's, another connector's) answers nothing more: the
+	// person signs in again, through the organisation.
+	if _, ok := f.identities.SSORequired(user.Email, storage.Organization{ID: s.Org}); ok {
+		return s, "organisation requires its own sign-in", nil
+	}
 	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
 		return s, "login_hint names someone else", nil
 	}
