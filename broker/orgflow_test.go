@@ -504,3 +504,15 @@ func TestOrgs_RequireSSOEndsOtherSessionsSingleSignOn(t *testing.T) {
 		t.Errorf("a code after SSO is required: %d %.300s", page.Status, page.Body)
 	}
 }
+
+// An Entra ID tenant is an upstream organisation: a token of a tenant an
+// organisation names lands in that organisation.
+func TestOrgs_EntraTenantMapsToTheOrganisation(t *testing.T) {
+	contoso := testOrg("contoso", "11111111-2222-4333-8444-555555555555")
+	u := newExchange(t, withOrg(contoso), withOrgScope)
+	tok := u.azure.AccessToken(testenv.User{ObjectID: "oid-1", Sub: "per-app", TenantID: contoso.UpstreamIDs[0]}, azureAPI)
+	er := u.mustExchange(tok, url.Values{"connector": {"entra"}})
+	if id, slug := u.orgOf(er.AccessToken); id != contoso.ID || slug != "contoso" {
+		t.Errorf("Entra exchange: org_id %q org_slug %q, want %s contoso", id, slug, contoso.ID)
+	}
+}
