@@ -43,8 +43,8 @@ type Config struct {
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
 	// Organizations configures organisations: how each replica keeps up
-	// with them and the connectors stored at run time, and how domains
-	// are verified.
+	// with them and the connectors stored at run time, how domains are
+	// verified, and what becomes of an upstream organisation none maps.
 	Organizations OrganizationsConfig `yaml:"organizations"`
 }
 
@@ -96,6 +96,12 @@ type OrganizationsConfig struct {
 	// organisation, a domain or a stored connector changed (default
 	// 2s): a change takes effect everywhere within it.
 	PollInterval time.Duration `yaml:"pollInterval"`
+	// UnknownUpstreamOrg says what becomes of an identity whose upstream
+	// names an organisation (an Auth0 org_id, an Entra tenant, a WorkOS
+	// organization) that no broker organisation maps: "ignore" (the
+	// default) signs it in to no organisation; "refuse" refuses it (a
+	// page at login, invalid_grant in token exchange).
+	UnknownUpstreamOrg string `yaml:"unknownUpstreamOrg"`
 	// DNSResolver is the DNS server (host:port) asked for the TXT records
 	// that verify organisations' domains; empty asks the system's
 	// resolver. Name one whose answers you trust: a verified domain
@@ -103,7 +109,18 @@ type OrganizationsConfig struct {
 	DNSResolver string `yaml:"dnsResolver"`
 }
 
+// Values of OrganizationsConfig.UnknownUpstreamOrg.
+const (
+	UnknownUpstreamOrgIgnore = "ignore"
+	UnknownUpstreamOrgRefuse = "refuse"
+)
+
 func (o OrganizationsConfig) validate() error {
+	switch o.UnknownUpstreamOrg {
+	case "", UnknownUpstreamOrgIgnore, UnknownUpstreamOrgRefuse:
+	default:
+		return fmt.Errorf("config: organizations.unknownUpstreamOrg %q is not one of ignore, refuse", o.UnknownUpstreamOrg)
+	}
 	if o.DNSResolver == "" {
 		return nil
 	}

@@ -190,6 +190,9 @@ func azureIdentity(claims map[string]any, id *upstream.Identity) error {
 		return fmt.Errorf("oidc: azuread token lacks tid %q or oid %q: %w", tid, oid, upstream.ErrInvalidToken)
 	}
 	id.Subject = tid + ":" + oid
+	// The tenant is the upstream organisation: a broker organisation that
+	// names it (its UpstreamIDs) is where the login lands.
+	id.Organization = tid
 	email := normalizeEmail(stringClaim(claims, "email"))
 	id.Email = email
 	id.EmailVerified = email != "" && boolClaim(claims, "xms_edov")
