@@ -115,6 +115,43 @@ func TestStoredConnector_CreateLoginDelete(t *testing.T) {
 		t.Errorf("callback of a deleted connector: %d %s", back.Status, back.Body)
 	}
 	wantStatus(t, "get after delete", u.adminCall("GET", "/connectors/acme-sso", tok, nil, nil), http.StatusNotFound)
+
+	// What the connector signed in before is signed out: its refresh
+	// family is revoked at its next use.
+	if tr.RefreshToken == "" {
+		t.Fatal("the login got no refresh token")
+	}
+	if r := u.refresh(broker.DevClientID, tr.RefreshToken); r.Status != http.StatusBadRequest || r.Error != "invalid_grant" {
+		t.Errorf("refresh after the connector's delete: %d %s %s", r.Status, r.Error, r.Description)
+	}
+}
+
+// TestStoredConnector_DeleteEndsSingleSignOn: a browser signed in through
+// a connector deleted since is asked to sign in again, not answered from
+// its session.
+func TestStoredConnector_DeleteEndsSingleSignOn(t *testing.T) {
+	u := newUpstreams(t, nil, withAdmin, withPoll)
+	running(t, u.env)
+	tok := u.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	wantStatus(t, "create", u.adminCall("POST", "/connectors", tok, auth0Connector(u, "acme-sso"), nil), http.StatusCreated)
+	b := u.browser()
+	var page *testenv.Page
+	waitUntil(t, "a login through the new connector", func() bool {
+		u.auth0.SetNextUser(testenv.User{Sub: "auth0|ann", Email: "ann@acme.example", EmailVerified: true})
+		page = b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "st", nonce: "nn", extra: url.Values{"idp": {"acme-sso"}}}))
+		return loggedIn(page)
+	})
+	sso := func() *testenv.Page {
+		return b.Get(u.authorizeURL(authRequest{pkce: testenv.NewPKCE(), state: "st2", nonce: "nn2"}))
+	}
+	if p := sso(); !loggedIn(p) {
+		t.Fatalf("single sign-on before the delete: %d %v", p.Status, p.Location)
+	}
+	wantStatus(t, "delete", u.adminCall("DELETE", "/connectors/acme-sso", tok, nil, nil), http.StatusNoContent)
+	waitUntil(t, "single sign-on refused", func() bool {
+		p := sso()
+		return !loggedIn(p) && p.Status == http.StatusOK && strings.Contains(p.Body, `name="email"`)
+	})
 }
 
 func TestStoredConnector_RefusedSettingsStoreNothing(t *testing.T) {

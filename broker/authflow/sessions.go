@@ -149,6 +149,9 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 		return s, "max_age exceeded", nil
 	case idp != "" && idp != s.IDP:
 		return s, "idp names another connector", nil
+	case s.IDP != "" && f.upstreams.Get(s.IDP) == nil:
+		// Deleted or disabled since: it signs nobody in, now or again.
+		return s, "its sign-in provider is no longer configured", nil
 	case org != "" && org != s.Org:
 		return s, "organization names another organisation", nil
 	case hintSubject != "" && hintSubject != s.UserID:
