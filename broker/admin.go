@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -31,9 +33,26 @@ const adminPathPrefix = admin.PathPrefix
 // NewAdmin returns the administration of store for a broker configured
 // with cfg: the configuration's clients are read-only, and a stored
 // client is held to the rules of a configured one (clients.CheckRules).
-// now is time.Now when nil.
+// now is time.Now when nil. It cannot change stored connectors, whose
+// settings are sealed under the root secret: NewConnectorAdmin can.
 func NewAdmin(cfg Config, store storage.Storage, now func() time.Time) *admin.Admin {
 	return admin.New(adminOptions(cfg, store, now))
+}
+
+// NewConnectorAdmin is NewAdmin able to change stored connectors too,
+// whose settings it seals under secret and opens under secret or any of
+// previous. Checking an upstream uses the default HTTP client.
+func NewConnectorAdmin(cfg Config, store storage.Storage, now func() time.Time, secret RootSecret, previous []RootSecret) (*admin.Admin, error) {
+	o := adminOptions(cfg, store, now)
+	if now == nil {
+		now = time.Now
+	}
+	sc, err := newStoredConnectors(cfg, Options{Secret: secret, PreviousSecrets: previous, Logger: slog.Default(), Clock: now})
+	if err != nil {
+		return nil, err
+	}
+	o.ConnectorSettings, o.ConfiguredConnectors = sc, configuredConnectors(cfg, sc)
+	return admin.New(o), nil
 }
 
 func adminOptions(cfg Config, store storage.Storage, now func() time.Time) admin.Options {
@@ -50,6 +69,25 @@ func adminOptions(cfg Config, store storage.Storage, now func() time.Time) admin
 		CheckClient:       func(c storage.Client) error { return clients.CheckRules(c, algs) },
 		DefaultGrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken},
 		Now:               now,
+		Resolver:          dnsResolver(cfg.Organizations.DNSResolver),
+		TokenLifetime:     cfg.Tokens.AccessTokenTTL + cfg.Tokens.ClockSkew,
+	}
+}
+
+// dnsResolver is the resolver that verifies domains: the system's when
+// addr is empty, else one that asks the DNS server at addr alone.
+func dnsResolver(addr string) *net.Resolver {
+	if addr == "" {
+		return nil
+	}
+	return &net.Resolver{
+		// Go's own resolver: the cgo one would ask the system's
+		// servers, not addr.
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,10 @@ type Config struct {
 	Branding   BrandingConfig    `yaml:"branding"`
 	Limits     LimitsConfig      `yaml:"limits"`
 	Admin      admin.Config      `yaml:"admin"`
+	// Organizations configures organisations: how each replica keeps up
+	// with them and the connectors stored at run time, how domains are
+	// verified, and what becomes of an upstream organisation none maps.
+	Organizations OrganizationsConfig `yaml:"organizations"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -82,6 +88,47 @@ type SessionsConfig struct {
 type OTPConfig struct {
 	CodeTTL     time.Duration `yaml:"codeTTL"`
 	MaxAttempts int           `yaml:"maxAttempts"`
+}
+
+// OrganizationsConfig configures organisations.
+type OrganizationsConfig struct {
+	// PollInterval is how often each replica asks storage whether an
+	// organisation, a domain or a stored connector changed (default
+	// 2s): a change takes effect everywhere within it.
+	PollInterval time.Duration `yaml:"pollInterval"`
+	// UnknownUpstreamOrg says what becomes of an identity whose upstream
+	// names an organisation (an Auth0 org_id, an Entra tenant, a WorkOS
+	// organization) that no broker organisation maps: "ignore" (the
+	// default) signs it in to no organisation; "refuse" refuses it (a
+	// page at login, invalid_grant in token exchange).
+	UnknownUpstreamOrg string `yaml:"unknownUpstreamOrg"`
+	// DNSResolver is the DNS server (host:port) asked for the TXT records
+	// that verify organisations' domains; empty asks the system's
+	// resolver. Name one whose answers you trust: a verified domain
+	// routes its users' logins.
+	DNSResolver string `yaml:"dnsResolver"`
+}
+
+// Values of OrganizationsConfig.UnknownUpstreamOrg.
+const (
+	UnknownUpstreamOrgIgnore = "ignore"
+	UnknownUpstreamOrgRefuse = "refuse"
+)
+
+func (o OrganizationsConfig) validate() error {
+	switch o.UnknownUpstreamOrg {
+	case "", UnknownUpstreamOrgIgnore, UnknownUpstreamOrgRefuse:
+	default:
+		return fmt.Errorf("config: organizations.unknownUpstreamOrg %q is not one of ignore, refuse", o.UnknownUpstreamOrg)
+	}
+	if o.DNSResolver == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(o.DNSResolver)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("config: organizations.dnsResolver %q must be host:port (e.g. 127.0.0.1:53)", o.DNSResolver)
+	}
+	return nil
 }
 
 // ConnectorConfig is one upstream: the settings every connector has, and
@@ -408,6 +455,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.OTP.CodeTTL, 10*time.Minute)
 	setDefault(&c.OTP.MaxAttempts, 5)
 	setDefault(&c.Branding.ProductName, "Sign in")
+	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
@@ -450,6 +498,9 @@ func (c *Config) Validate() error {
 	if err := c.Admin.Validate(); err != nil {
 		return err
 	}
+	if err := c.Organizations.validate(); err != nil {
+		return err
+	}
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
@@ -463,6 +514,9 @@ func (c *Config) Validate() error {
 	// grant, and storage keeps it only this long past its lifetime.
 	if c.Tokens.AccessTokenTTL > storage.RevokedFamilyRetention {
 		return fmt.Errorf("config: tokens.accessTokenTTL %s is longer than %s", c.Tokens.AccessTokenTTL, storage.RevokedFamilyRetention)
+	}
+	if c.Organizations.PollInterval < 0 {
+		return fmt.Errorf("config: organizations.pollInterval %s is negative", c.Organizations.PollInterval)
 	}
 	if c.OTP.MaxAttempts < 1 {
 		return fmt.Errorf("config: otp.maxAttempts %d must be at least 1", c.OTP.MaxAttempts)

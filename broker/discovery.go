@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/upstream/jwks"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -95,7 +96,7 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 		RevocationEndpoint:                         b.issuer + revokePath,
 		EndSessionEndpoint:                         b.issuer + endSessionPath,
 		JwksURI:                                    b.issuer + jwksPath,
-		ScopesSupported:                            []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess},
+		ScopesSupported:                            []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess, tokens.ScopeOrganization},
 		ResponseTypesSupported:                     []string{string(oidc.ResponseTypeCode)},
 		ResponseModesSupported:                     []string{string(oidc.ResponseModeQuery)},
 		GrantTypesSupported:                        grants,
@@ -106,7 +107,7 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 		IntrospectionEndpointAuthMethodsSupported:  []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodPrivateKeyJWT},
 		RevocationEndpointAuthMethodsSupported:     []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone},
 		CodeChallengeMethodsSupported:              []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256},
-		ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "idp", "azp", "at_hash", "sid", "email", "email_verified", "name"},
+		ClaimsSupported:                            []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "idp", "azp", "at_hash", "sid", "email", "email_verified", "name", "org_id", "org_slug"},
 		BackChannelLogoutSupported:                 true,
 		BackChannelLogoutSessionSupported:          true,
 		RequestParameterSupported:                  false,

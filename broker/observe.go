@@ -77,6 +77,7 @@ type metrics struct {
 	storageErrors   *prometheus.CounterVec   // op
 	rateLimited     *prometheus.CounterVec   // limit
 	bindingRefusals *prometheus.CounterVec   // step, reason
+	ssoEnforced     *prometheus.CounterVec   // path: otp, connector, exchange
 }
 
 func newMetrics(keysCreated func() uint64) *metrics {
@@ -115,9 +116,13 @@ func newMetrics(keysCreated func() uint64) *metrics {
 			Name: "broker_login_binding_refusals_total",
 			Help: "Sign-in steps refused because the browser is not the one that started the sign-in, by step and reason (no cookie, other browser, unbound).",
 		}, []string{"step", "reason"}),
+		ssoEnforced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_sso_enforced_total",
+			Help: "Sign-ins and exchanges refused because the address's organisation requires its own identity provider, by path (otp, connector, exchange).",
+		}, []string{"path"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.logins, m.exchanges, m.otpCodes,
-		m.upstreamLatency, m.upstreamErrors, m.storageErrors, m.rateLimited, m.bindingRefusals,
+		m.upstreamLatency, m.upstreamErrors, m.storageErrors, m.rateLimited, m.bindingRefusals, m.ssoEnforced,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "broker_signing_keys_created_total", Help: "Signing keys this replica created (first keys, rotations, revocations).",
 		}, func() float64 { return float64(keysCreated()) }),

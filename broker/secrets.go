@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -75,11 +76,19 @@ const (
 	purposeRefresh      = "broker refresh successor v1"
 	purposeLibraryCrypt = "broker zitadel crypto v1"
 	purposeUpstreamSeal = "broker upstream token seal v1"
+	// purposeConnectorSeal keys the envelope of stored connectors'
+	// settings, which hold their client secrets and API keys.
+	purposeConnectorSeal = "broker connector settings seal v1"
 )
 
 // upstreamTokenLabel is what the envelope of upstream refresh tokens binds
 // each ciphertext to (keys.Envelope).
 const upstreamTokenLabel = "idbroker upstream refresh token"
+
+// connectorSettingsLabel is what the envelope of stored connectors'
+// settings binds each ciphertext to: settings cannot be passed off as an
+// upstream token, nor the reverse.
+const connectorSettingsLabel = "idbroker stored connector settings"
 
 // derive returns the 32-byte key for purpose.
 func (s RootSecret) derive(purpose string) keys.KeyedHash {
@@ -99,6 +108,63 @@ func (s RootSecret) KEK() []byte { return s.derive(purposeKEK) }
 // secret and opens under any of them (secrets rotate re-seals with it).
 func UpstreamTokenEnvelope(secret RootSecret, previous []RootSecret) (*keys.Envelope, error) {
 	return keys.NewEnvelope(upstreamTokenLabel, derived(Options{Secret: secret, PreviousSecrets: previous}, purposeUpstreamSeal))
+}
+
+// ConnectorSettingsEnvelope is the envelope the broker seals stored
+// connectors' settings in (storage.StoredConnector.Settings), given its
+// root secret and the previous ones: it seals under secret and opens
+// under any of them.
+func ConnectorSettingsEnvelope(secret RootSecret, previous []RootSecret) (*keys.Envelope, error) {
+	return keys.NewEnvelope(connectorSettingsLabel, derived(Options{Secret: secret, PreviousSecrets: previous}, purposeConnectorSeal))
+}
+
+// ResealConnectorSettings re-seals every stored connector's settings
+// under secret, opening them under secret or any of previous (secrets
+// rotate), each with an atomic update that re-seals what the row holds
+// then, so a concurrent change is never overwritten. It returns how many
+// it re-sealed; settings that open under none of the secrets are left
+// as they are, and the first such error is returned after the others are
+// done.
+func ResealConnectorSettings(ctx context.Context, store storage.Organizations, secret RootSecret, previous []RootSecret) (int, error) {
+	env, err := ConnectorSettingsEnvelope(secret, previous)
+	if err != nil {
+		return 0, err
+	}
+	list, err := store.ListConnectors(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("secrets: list connectors: %w", err)
+	}
+	var n int
+	var unreadable error
+	for _, c := range list {
+		// A row already sealed under secret is not written: a write
+		// makes every replica reload its connectors.
+		if _, changed, err := env.Reseal(c.Settings); err == nil && !changed {
+			continue
+		}
+		changed := false
+		_, err := store.UpdateConnector(ctx, c.ID, func(c storage.StoredConnector) (storage.StoredConnector, error) {
+			next, ch, err := env.Reseal(c.Settings)
+			if err != nil {
+				return c, fmt.Errorf("%w: connector %q: %w", storage.ErrUnreadable, c.ID, err)
+			}
+			if changed = ch; ch {
+				c.Settings = next
+			}
+			return c, nil
+		})
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			// Deleted meanwhile: nothing left to protect.
+		case errors.Is(err, storage.ErrUnreadable):
+			unreadable = cmp.Or(unreadable, err)
+		case err != nil:
+			return n, fmt.Errorf("secrets: connector %q: %w", c.ID, err)
+		case changed:
+			n++
+		}
+	}
+	return n, unreadable
 }
 
 // ResealUpstreamTokens re-seals every upstream refresh token kept with a

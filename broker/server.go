@@ -22,6 +22,7 @@ import (
 	"github.com/idbroker/broker/broker/connectors"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/exchange"
+	"github.com/idbroker/broker/broker/orgs"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -83,10 +84,11 @@ type Broker struct {
 
 	clients     *clients.Directory     // configured, then stored clients
 	auth        *clients.Authenticator // clients of the token, introspection and revocation endpoints
-	upstreams   *connectors.Set
-	tokens      *tokens.Issuer      // issues and verifies the broker's tokens
-	exchange    *exchange.Exchanger // RFC 8693, issuing through tokens
-	flow        *authflow.Flow      // the browser: authorize, login, sessions, logout
+	upstreams   *connectors.Set        // configured, then stored connectors (orgs reloads them)
+	orgs        *orgs.Directory        // organisations, their domains and stored connectors, cached
+	tokens      *tokens.Issuer         // issues and verifies the broker's tokens
+	exchange    *exchange.Exchanger    // RFC 8693, issuing through tokens
+	flow        *authflow.Flow         // the browser: authorize, login, sessions, logout
 	admin       *admin.Admin
 	backchannel *backchannel.Notifier // its deliveries run past the request; Run closes it
 	errorPages  answer.ErrorPages
@@ -171,12 +173,18 @@ func (b *Broker) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.Devic
 // SigningKeys returns the broker's signing keys.
 func (b *Broker) SigningKeys() *keys.Manager { return b.keys }
 
+// Organizations returns the broker's cached directory of organisations,
+// which Run keeps current.
+func (b *Broker) Organizations() *orgs.Directory { return b.orgs }
+
 // Run does the broker's background work until ctx is done: key refresh and
-// rotation, and sweeping expired rows. When ctx is done it stops
+// rotation, reloading organisations and stored connectors when storage
+// says they changed, and sweeping expired rows. When ctx is done it stops
 // back-channel logout deliveries still retrying and waits for them.
 func (b *Broker) Run(ctx context.Context) {
 	defer b.backchannel.Close()
 	go b.keys.Run(ctx)
+	go b.orgs.Run(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

@@ -638,23 +638,26 @@ func (e *env) orgClaim(token string) string {
 }
 
 func TestSession_SingleSignOnKeepsOrgAndIsRecheckedUpstream(t *testing.T) {
-	u := newUpstreams(t, nil)
+	// The upstream's org_acme is the broker organisation acme: org_id is
+	// acme's UUID, for clients that ask for the organization scope.
+	acme := testOrg("acme", "org_acme")
+	u := newUpstreams(t, nil, withOrg(acme), withOrgScope)
 	u.auth0.SetNextUser(testenv.User{Sub: "auth0|org", Email: "org@corp.example.com", EmailVerified: true, OrgID: "org_acme"})
 	b := u.browser()
 	pkce := testenv.NewPKCE()
-	page := b.Get(u.authorizeURL(authRequest{pkce: pkce, state: "s", nonce: "n", extra: url.Values{"idp": {"auth0"}}}))
+	page := b.Get(u.authorizeURL(authRequest{pkce: pkce, state: "s", nonce: "n", scope: orgScopes, extra: url.Values{"idp": {"auth0"}}}))
 	if page.Location == nil || page.Location.Query().Get("code") == "" {
 		t.Fatalf("login via auth0: %d %.300s", page.Status, page.Body)
 	}
 	first := u.redeem(loginResult{code: page.Location.Query().Get("code"), pkce: pkce, redirectURI: devRedirect, clientID: broker.DevClientID})
-	if got := u.orgClaim(first.IDToken); got != "org_acme" {
-		t.Fatalf("first login's org_id %q", got)
+	if got := u.orgClaim(first.IDToken); got != acme.ID {
+		t.Fatalf("first login's org_id %q, want %s", got, acme.ID)
 	}
 
-	page, pkce = u.authorizeBackend(b, nil)
+	page, pkce = u.authorizeBackend(b, url.Values{"scope": {orgScopes}})
 	sso := u.redeemBackend(page, pkce)
-	if got, at := u.orgClaim(sso.IDToken), u.orgClaim(sso.AccessToken); got != "org_acme" || at != "org_acme" {
-		t.Errorf("single sign-on tokens: org_id %q (ID token) %q (access token), want org_acme", got, at)
+	if got, at := u.orgClaim(sso.IDToken), u.orgClaim(sso.AccessToken); got != acme.ID || at != acme.ID {
+		t.Errorf("single sign-on tokens: org_id %q (ID token) %q (access token), want %s", got, at, acme.ID)
 	}
 	if r := u.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {sso.RefreshToken}}, backendID, backendSecret); r.Status != http.StatusOK {
 		t.Fatalf("refresh of the single sign-on family within the recheck interval: %s", r.Description)

@@ -86,6 +86,13 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if b.upstreams, err = openConnectors(ctx, cfg, o); err != nil {
 		return nil, err
 	}
+	storedConns, err := newStoredConnectors(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.loadOrganizations(ctx, storedConns); err != nil {
+		return nil, err
+	}
 	// The library's provider reaches the broker only through its op.Server
 	// methods and opStorage; its decoder and encoder read and answer the
 	// browser's endpoints as the library would.
@@ -103,7 +110,12 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: provider: %w", err)
 	}
 
-	identities := identity.New(o.Storage, o.Clock, o.Logger)
+	// Organisations (b.orgs, loaded above) are read on every login and
+	// exchange, from memory.
+	identities := identity.New(o.Storage, o.Clock, o.Logger).WithOrganizations(identity.Organizations{
+		Directory: b.orgs, Members: o.Storage,
+		RefuseUnknownUpstream: cfg.Organizations.UnknownUpstreamOrg == UnknownUpstreamOrgRefuse,
+	})
 	limiter := &ratelimit.Limiter{Store: o.Storage, Now: o.Clock, Log: o.Logger, Refused: m.rateLimited}
 	b.backchannel = backchannel.New(backchannel.Options{Issuer: cfg.Issuer, Keys: km,
 		LogoutURI: b.backchannelLogoutURI, Now: o.Clock, Log: o.Logger})
@@ -115,20 +127,22 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	}
 	b.tokens = tokens.New(tokens.Options{
 		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Clients: b.clients, Auth: b.auth,
-		Identities: identities, Upstreams: b.upstreams, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),
+		Identities: identities, Upstreams: b.upstreams, Orgs: b.orgs, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),
 		Failures: b.failures, Log: o.Logger, Now: o.Clock, ClientCredentialsUsed: &b.advertiseClientCredentials,
 	})
 	b.exchange = exchange.New(exchange.Options{
 		Issuer: cfg.Issuer, Tokens: b.tokens, Identities: identities, Upstreams: b.upstreams,
 		AccessTokenTTL: cfg.Tokens.AccessTokenTTL, Failures: b.failures, Log: o.Logger, Exchanges: m.exchanges,
+		SSOEnforced: m.ssoEnforced,
 	})
 	b.flow = authflow.New(authflow.Options{
-		Issuer: cfg.Issuer, Store: o.Storage, Clients: b.clients, Upstreams: b.upstreams, Identities: identities,
+		Issuer: cfg.Issuer, Store: o.Storage, Clients: b.clients, Upstreams: b.upstreams, Identities: identities, Orgs: b.orgs,
 		Keys: km, Sealer: sealer, Limiter: limiter, Proxies: proxies, Backchannel: b.backchannel,
 		OTPHash: o.Secret.derive(purposeOTP), CSRFKey: o.Secret.derive(purposeCSRF),
 		Pages: pages, Branding: branding, ErrorPages: errorPages, Failures: b.failures, Log: o.Logger, Now: o.Clock,
 		Decoder: provider.Decoder(), Encoder: provider.Encoder(),
-		Metrics: authflow.Metrics{Logins: m.logins, OTPCodes: m.otpCodes, BindingRefusals: m.bindingRefusals},
+		Metrics: authflow.Metrics{Logins: m.logins, OTPCodes: m.otpCodes, BindingRefusals: m.bindingRefusals,
+			SSOEnforced: m.ssoEnforced},
 		Config: authflow.Config{
 			AuthRequestTTL: cfg.Tokens.AuthRequestTTL, CodeTTL: cfg.Tokens.CodeTTL,
 			OTPCodeTTL: cfg.OTP.CodeTTL, OTPMaxAttempts: cfg.OTP.MaxAttempts,
@@ -138,6 +152,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	})
 	ao := adminOptions(cfg, o.Storage, o.Clock)
 	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
+	ao.ConnectorSettings = storedConns
+	ao.ConfiguredConnectors = configuredConnectors(cfg, storedConns)
 	b.admin = admin.New(ao)
 
 	// The library serves the token endpoint's dispatch, discovery and the

@@ -70,6 +70,7 @@ type Storage interface {
 	SigningKeys
 	Abuse
 	Audit
+	Organizations
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error
@@ -288,11 +289,15 @@ type AuthRequest struct {
 	UpstreamVerifier string
 
 	// Set once the user has authenticated.
-	UserID    string
-	AuthTime  time.Time
-	AMR       []string
-	IDP       string
-	Org       string // the upstream's organisation, for the org_id claim
+	UserID   string
+	AuthTime time.Time
+	AMR      []string
+	IDP      string
+	// Org is the broker organisation (its UUID) the login is in, for the
+	// org_id claim: the one organization= chose until the login ends,
+	// then the login's (the connector's, or the upstream organisation's
+	// mapping); "" for none.
+	Org       string
 	SessionID string
 	Done      bool
 	// UpstreamRefreshToken is the encrypted upstream refresh token, kept
@@ -523,9 +528,10 @@ type Session struct {
 	LastSeenAt time.Time
 	ExpiresAt  time.Time // absolute lifetime
 	IdleTTL    time.Duration
-	// Org and UpstreamRefreshToken (encrypted) are the first login's, so
-	// tokens issued by single sign-on carry the org_id and their refresh
-	// families are re-checked upstream like the first login's.
+	// Org (a broker organisation's UUID, or "") and UpstreamRefreshToken
+	// (encrypted) are the first login's, so tokens issued by single
+	// sign-on carry its org_id and their refresh families are re-checked
+	// upstream like the first login's.
 	Org                  string
 	UpstreamRefreshToken []byte
 	// Impersonator is the first login's (AuthRequest.Impersonator): the

@@ -5,6 +5,7 @@ package admin
 // written once here. Every change is recorded in the audit log.
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -86,6 +88,17 @@ type Admin struct {
 	// a running broker sends its clients back-channel logout. The CLI
 	// has no such hook and says so.
 	sessionEnded func(ctx context.Context, s storage.Session)
+	// resolver answers domain verification's TXT lookups.
+	resolver *net.Resolver
+	// tokenLifetime is how long an access token issued now may be
+	// accepted (Options.TokenLifetime).
+	tokenLifetime time.Duration
+
+	// staticConnectors are the ids of the configuration's connectors,
+	// configuredConnectors how they are shown.
+	staticConnectors     map[string]bool
+	configuredConnectors []ConnectorInfo
+	connectorSettings    ConnectorSettings
 }
 
 // Options are what Admin needs: the store, and from the broker only its
@@ -107,6 +120,19 @@ type Options struct {
 	ClientChanged func(grantTypes []string)
 	// SessionEnded, when set, is told of every session an action ended.
 	SessionEnded func(ctx context.Context, s storage.Session)
+	// Resolver answers the TXT lookups that verify organisations'
+	// domains; nil is net.DefaultResolver.
+	Resolver *net.Resolver
+	// TokenLifetime is how long an access token issued now may still be
+	// accepted: the access-token lifetime and the clock skew allowed.
+	// Removing a member refuses their tokens of the organisation that long.
+	TokenLifetime time.Duration
+	// ConfiguredConnectors are the configuration file's connectors, as
+	// the API shows them: read-only, their ids never stored.
+	ConfiguredConnectors []ConnectorInfo
+	// ConnectorSettings seals and checks stored connectors' settings;
+	// nil refuses every change of a stored connector.
+	ConnectorSettings ConnectorSettings
 }
 
 // endedSession tells sessionEnded, if set, that s ended.
@@ -124,9 +150,14 @@ func New(o Options) *Admin {
 	}
 	a := &Admin{store: o.Store, static: map[string]bool{}, checkClient: o.CheckClient,
 		defaultGrantTypes: o.DefaultGrantTypes, now: now,
-		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded}
+		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded,
+		resolver: cmp.Or(o.Resolver, net.DefaultResolver), tokenLifetime: o.TokenLifetime}
 	for _, id := range o.StaticClients {
 		a.static[id] = true
+	}
+	a.staticConnectors, a.configuredConnectors, a.connectorSettings = map[string]bool{}, o.ConfiguredConnectors, o.ConnectorSettings
+	for _, c := range o.ConfiguredConnectors {
+		a.staticConnectors[c.ID] = true
 	}
 	return a
 }

@@ -193,6 +193,8 @@ func (api API) Handler() http.Handler {
 		q := r.URL.Query()
 		api.adminReply(w, r, http.StatusNoContent, nil, a.UnlinkIdentity(r.Context(), adminActor(r), r.PathValue("id"), q.Get("connector"), q.Get("subject")))
 	})
+	api.orgRoutes(mux, p)
+	api.connectorRoutes(mux, p)
 	var routed http.Handler = mux
 	if api.Routes != nil {
 		routed = api.Routes(mux)

@@ -2,7 +2,11 @@
 // the admin HTTP API over it (/admin/v1/): creating, changing, rotating
 // and deleting stored clients; listing, showing, disabling, enabling and
 // deleting users; linking and unlinking their upstream identities;
-// granting and revoking the admin role; the audit event of every change;
+// granting and revoking the admin role; organisations, the domains they
+// claim (verified by a DNS TXT record or asserted by an administrator) and
+// their members; creating, changing, disabling, enabling, deleting and
+// testing connectors stored at run time (whose settings the broker seals
+// and checks upstream: ConnectorSettings); the audit event of every change;
 // and who holds admin rights on each API request (docs/design.md rule 6).
 // The command-line tools (cmd/broker) and the running broker share it.
 //

@@ -103,6 +103,18 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 		d := time.Duration(*req.MaxAge) * time.Second
 		ar.MaxAge = &d
 	}
+	// organization (Auth0's parameter) starts the login in an
+	// organisation, by slug or id: its connectors are offered, one is
+	// gone to directly, and the tokens name it. The auth request keeps
+	// its id in Org until the login is done (loginOrg).
+	var orgConns []upstream.CallbackConnector
+	if v := r.Form.Get("organization"); v != "" {
+		org, ok := f.orgByParam(v)
+		if !ok {
+			return nil, oidc.ErrInvalidRequest().WithDescription("organization %q is not known", v)
+		}
+		ar.Org, orgConns = org.ID, f.orgConnectors(org.ID)
+	}
 	// idp names the connector, skipping the login page.
 	var direct upstream.CallbackConnector
 	if idp := r.Form.Get("idp"); idp != "" {
@@ -111,8 +123,10 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 			return nil, oidc.ErrInvalidRequest().WithDescription("idp %q is not a configured connector", idp)
 		}
 		direct, _ = conn.(upstream.CallbackConnector)
+	} else if len(orgConns) == 1 {
+		direct = orgConns[0]
 	}
-	sess, refused, err := f.reusableSession(ctx, r.Header, req, client.GetID(), r.Form.Get("idp"), hintSubject)
+	sess, refused, err := f.reusableSession(ctx, r.Header, req, client.GetID(), r.Form.Get("idp"), ar.Org, hintSubject)
 	if err != nil {
 		return nil, f.failures.Store(ctx, "get session", err)
 	}

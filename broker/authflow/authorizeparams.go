@@ -25,7 +25,7 @@ var authorizeParams = []string{
 	"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
 	"response_mode", "display", "prompt", "max_age", "ui_locales", "id_token_hint",
 	"login_hint", "acr_values", "code_challenge", "code_challenge_method",
-	"request", "request_uri", "idp",
+	"request", "request_uri", "idp", "organization",
 }
 
 // refuseParams answers an authorization request that repeats a

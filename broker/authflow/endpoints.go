@@ -12,6 +12,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+
+	"github.com/idbroker/broker/broker/tokens"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -87,6 +90,11 @@ func (f *Flow) authorizeValid(ctx context.Context, cr *op.ClientRequest[oidc.Aut
 	req := cr.Data
 	if req.MaxAge, err = op.ValidateAuthReqPrompt(req.Prompt, req.MaxAge); err != nil {
 		return nil, err
+	}
+	// organization asks for the organisation in the tokens, as the
+	// organization scope does, which the client must be allowed.
+	if cr.Form.Get("organization") != "" && !slices.Contains(req.Scopes, tokens.ScopeOrganization) {
+		req.Scopes = append(req.Scopes, tokens.ScopeOrganization)
 	}
 	if req.Scopes, err = op.ValidateAuthReqScopes(cr.Client, req.Scopes); err != nil {
 		return nil, err

@@ -53,6 +53,7 @@ type Metrics struct {
 	Logins          *prometheus.CounterVec // connector, outcome
 	OTPCodes        *prometheus.CounterVec // result
 	BindingRefusals *prometheus.CounterVec // step, reason
+	SSOEnforced     *prometheus.CounterVec // path: otp, connector
 }
 
 // Options are what a Flow needs.
@@ -67,6 +68,9 @@ type Options struct {
 	Sealer     *keys.Envelope // seals upstream refresh tokens
 	Limiter    *ratelimit.Limiter
 	Proxies    edge.Proxies
+	// Orgs finds organisations for home realm discovery and the
+	// organization parameter; nil: there are none.
+	Orgs Orgs
 	// Backchannel tells clients about ended sessions.
 	Backchannel *backchannel.Notifier
 	// OTPHash hashes one-time codes; CSRFKey makes CSRF tokens.
@@ -93,6 +97,7 @@ type Flow struct {
 	clients     *clients.Directory
 	upstreams   *connectors.Set
 	identities  *identity.Resolver
+	orgs        Orgs
 	keys        *keys.Manager
 	sealer      *keys.Envelope
 	limiter     *ratelimit.Limiter
@@ -115,7 +120,7 @@ type Flow struct {
 func New(o Options) *Flow {
 	return &Flow{
 		issuer: o.Issuer, secure: strings.HasPrefix(o.Issuer, "https://"), cfg: o.Config, store: o.Store,
-		clients: o.Clients, upstreams: o.Upstreams, identities: o.Identities, keys: o.Keys, sealer: o.Sealer,
+		clients: o.Clients, upstreams: o.Upstreams, identities: o.Identities, orgs: o.Orgs, keys: o.Keys, sealer: o.Sealer,
 		limiter: o.Limiter, proxies: o.Proxies, backchannel: o.Backchannel, otpHash: o.OTPHash, csrfKey: o.CSRFKey,
 		pages: o.Pages, branding: o.Branding, errorPages: o.ErrorPages, failures: o.Failures, metrics: o.Metrics,
 		log: o.Log, now: o.Now, decoder: o.Decoder, encoder: o.Encoder,

@@ -96,9 +96,26 @@ func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	// Home realm discovery: an organisation's domain goes to its
 	// identity provider, named on a page before the browser is sent
-	// there; everyone else gets a code.
+	// there (several: a button each); everyone else gets a code. A
+	// domain an organisation holds verified routes before one a
+	// configured connector lists.
+	if org, ok := f.orgOfEmail(email); ok {
+		switch conns := f.orgConnectors(org.ID); len(conns) {
+		case 0:
+		case 1:
+			f.renderConnector(w, r, ar, conns[0], email)
+			return
+		default:
+			f.renderLoginWith(w, r, ar, http.StatusOK, email, "", f.buttons(conns))
+			return
+		}
+	}
 	if conn := f.upstreams.ForEmail(email); conn != nil {
 		f.renderConnector(w, r, ar, conn, email)
+		return
+	}
+	if org, ok := f.identities.SSORequired(email, storage.Organization{}); ok {
+		f.refuseSSO(w, r, ar, org, email, "otp")
 		return
 	}
 	if f.upstreams.OTP() == nil {
@@ -123,14 +140,25 @@ func (f *Flow) loginPage(w http.ResponseWriter, r *http.Request) {
 // resendCooldown is the least time between codes for one auth request.
 const resendCooldown = 30 * time.Second
 
+// renderLogin shows the login page with the buttons of every connector,
+// or, for a login in an organisation (organization=), of the
+// organisation's connectors.
 func (f *Flow) renderLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, email, fieldError string) {
+	buttons := f.upstreams.Buttons()
+	if ar.Org != "" && !ar.Done {
+		buttons = f.buttons(f.orgConnectors(ar.Org))
+	}
+	f.renderLoginWith(w, r, ar, status, email, fieldError, buttons)
+}
+
+func (f *Flow) renderLoginWith(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, status int, email, fieldError string, buttons []web.Connector) {
 	page := web.LoginPage{
 		Branding:      f.branding,
 		AuthRequestID: ar.ID,
 		CSRF:          f.csrfToken(w, r, ar.ID),
 		Email:         email,
 		Error:         fieldError,
-		Connectors:    f.upstreams.Buttons(),
+		Connectors:    buttons,
 	}
 	if err := f.pages.RenderIn(w, status, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		f.log.ErrorContext(r.Context(), "render login page", "err", err)
@@ -207,6 +235,11 @@ func (f *Flow) codeLimits(source string, ar storage.AuthRequest) []namedLimit {
 // challenge the browser holds, if any, is left as it was.
 func (f *Flow) sendCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, resend bool) bool {
 	ctx := r.Context()
+	// The organisation may have required SSO since the first code.
+	if org, ok := f.identities.SSORequired(ar.LoginHint, storage.Organization{}); ok {
+		f.refuseSSO(w, r, ar, org, ar.LoginHint, "otp")
+		return false
+	}
 	source := f.proxies.ClientIP(r)
 	for _, lim := range f.codeLimits(source, ar) {
 		allowed, wait, err := f.limiter.Take(ctx, lim.name, lim.key, lim.limit)
@@ -366,7 +399,7 @@ func (f *Flow) loginOutcome(ctx context.Context, ar storage.AuthRequest, connect
 // loginDetails are what a login adds to the auth request besides the user.
 type loginDetails struct {
 	amr             string // "otp" or "fed"
-	org             string
+	org             string // the broker organisation's id (loginOrg), "" for none
 	upstreamRefresh []byte // sealed
 	// impersonation is set when the upstream let someone sign in as the
 	// user; every token of the login then names them in act.
@@ -388,13 +421,41 @@ func (d loginDetails) impersonator() string {
 func (f *Flow) completeLogin(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, conn upstream.Connector, id upstream.Identity, d loginDetails) {
 	ctx := r.Context()
 	res, err := f.identities.Resolve(ctx, conn, id, identity.Options{})
-	if errors.Is(err, storage.ErrUserDisabled) {
+	var sso *identity.SSORequiredError
+	switch {
+	case errors.As(err, &sso):
+		// A code sent before the organisation required SSO, or another
+		// connector: the address signs in through its organisation's.
+		path := "connector"
+		if d.amr == "otp" {
+			path = "otp"
+		}
+		f.loginOutcome(ctx, ar, conn.ID(), "sso required")
+		f.metrics.SSOEnforced.WithLabelValues(path).Inc()
+		f.errorPages.Render(w, r, http.StatusForbidden, "Use your company login",
+			"Your organisation requires you to sign in with its company login, so this sign-in was not completed. Go back to the application, choose sign in again and continue with your company login.")
+		return
+	case errors.Is(err, identity.ErrUnknownUpstreamOrg):
+		f.loginOutcome(ctx, ar, conn.ID(), "unknown upstream organisation")
+		f.errorPages.Render(w, r, http.StatusForbidden, "Organisation not recognised",
+			"Your identity provider signed you in for an organisation this service does not know, so you were not signed in. Contact your administrator.")
+		return
+	case errors.Is(err, storage.ErrUserDisabled):
 		f.loginOutcome(ctx, ar, conn.ID(), "user disabled")
 		f.errorPages.Render(w, r, http.StatusForbidden, "Account disabled", "This account has been disabled. Contact your administrator.")
 		return
-	}
-	if err != nil {
+	case err != nil:
 		f.failures.StorePage(w, r, "resolve identity", err)
+		return
+	}
+	if d.org, err = f.loginOrg(ctx, ar, res); errors.Is(err, errNotMember) {
+		f.loginOutcome(ctx, ar, conn.ID(), "not a member")
+		f.log.InfoContext(ctx, "login refused", "client_id", ar.ClientID, "user_id", res.User.ID, "reason", err.Error())
+		f.errorPages.Render(w, r, http.StatusForbidden, "Not a member of this organisation",
+			"This account does not belong to the organisation the application asked for. Go back to the application and sign in with an account of that organisation.")
+		return
+	} else if err != nil {
+		f.failures.StorePage(w, r, "organisation of the login", err)
 		return
 	}
 	user, now := res.User, f.now()

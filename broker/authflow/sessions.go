@@ -132,9 +132,11 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 // 3.1.2.1: prompt=login and select_account ask for a login; max_age asks
 // for one when the session's login is older (max_age=0: always; the
 // library has already turned prompt=login into max_age=0); login_hint and
-// id_token_hint naming someone else ask for theirs. A disabled user's
+// id_token_hint naming someone else ask for theirs; so do idp and
+// organization naming another connector or organisation than the
+// session's login. A disabled user's
 // session answers nothing.
-func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, clientID, idp, hintSubject string) (s storage.Session, refused string, err error) {
+func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, clientID, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
 	s, ok, err := f.browserSession(ctx, h)
 	if err != nil || !ok {
 		return storage.Session{}, "no session", err
@@ -147,6 +149,11 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 		return s, "max_age exceeded", nil
 	case idp != "" && idp != s.IDP:
 		return s, "idp names another connector", nil
+	case s.IDP != "" && f.upstreams.Get(s.IDP) == nil:
+		// Deleted or disabled since: it signs nobody in, now or again.
+		return s, "its sign-in provider is no longer configured", nil
+	case org != "" && org != s.Org:
+		return s, "organization names another organisation", nil
 	case hintSubject != "" && hintSubject != s.UserID:
 		return s, "id_token_hint names another user", nil
 	}
@@ -159,6 +166,12 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 	}
 	if user.Disabled {
 		return s, "user disabled", nil
+	}
+	// A session from before the address's organisation required SSO (a
+	// one-time code's, another connector's) answers nothing more: the
+	// person signs in again, through the organisation.
+	if _, ok := f.identities.SSORequired(user.Email, storage.Organization{ID: s.Org}); ok {
+		return s, "organisation requires its own sign-in", nil
 	}
 	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
 		return s, "login_hint names someone else", nil

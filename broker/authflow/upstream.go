@@ -79,6 +79,9 @@ func (f *Flow) loginConnector(w http.ResponseWriter, r *http.Request) {
 		if c := f.upstreams.ForEmail(email); c != nil && c.ID() == conn.ID() {
 			hint = email
 		}
+		if org, ok := f.orgOfEmail(email); ok && f.isOrgConnector(org, conn.ID()) {
+			hint = email
+		}
 	}
 	f.startUpstream(w, r, ar, conn, hint)
 }
@@ -139,7 +142,7 @@ func (f *Flow) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", org: identity.Organization, upstreamRefresh: sealed,
+	f.completeLogin(w, r, ar, conn, identity, loginDetails{amr: "fed", upstreamRefresh: sealed,
 		impersonation: identity.Impersonation})
 }
 

@@ -1,6 +1,7 @@
-// Package connectors owns the broker's configured upstreams as one Set:
-// each connector opened through its type's registered Config, in the
-// order the configuration lists them, with the settings the broker
+// Package connectors owns the broker's upstreams as one Set: those of the
+// configuration file, fixed, each opened through its type's registered
+// Config in the order the file lists them, and those stored at run time,
+// swapped in whole (Replace) when storage changes, with the settings the broker
 // applies around every connector (its display name, its email domains
 // for home realm discovery, its timeout, how often its users are
 // re-checked), and the lookups the login flow, token exchange and refresh

@@ -410,7 +410,16 @@ func (x *Exchanger) exchangeActor(ctx context.Context, client *clients.Client, r
 		if !slices.ContainsFunc(client.Actors(), func(n string) bool { return strings.HasPrefix(n, "user:") }) {
 			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: client %q names no user actors", actor.conn.ID(), client.GetID()))
 		}
-		user, err := x.resolveExchanged(ctx, actor)
+		res, err := x.resolveExchanged(ctx, actor)
+		user := res.User
+		// An actor is held to the organisation rules as a subject is.
+		var sso *identity.SSORequiredError
+		if errors.As(err, &sso) {
+			x.ssoEnforced.WithLabelValues("exchange").Inc()
+		}
+		if sso != nil || errors.Is(err, identity.ErrUnknownUpstreamOrg) {
+			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", fmt.Errorf("%w: connector %q: %w", errUnacceptable, actor.conn.ID(), err))
+		}
 		if errors.Is(err, storage.ErrUserDisabled) {
 			return nil, x.tokenRefused(ctx, client.GetID(), "actor_token", unacceptable("connector %q: actor is disabled", actor.conn.ID()))
 		}
@@ -462,9 +471,20 @@ func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, s
 		return g, token, err
 	}
 	conn, id := subject.conn, subject.identity
-	g.AMR, g.IDP, g.Org = []string{"fed"}, conn.ID(), id.Organization
-	user, err := x.resolveExchanged(ctx, subject)
+	g.AMR, g.IDP = []string{"fed"}, conn.ID()
+	res, err := x.resolveExchanged(ctx, subject)
+	var sso *identity.SSORequiredError
 	switch {
+	case errors.As(err, &sso):
+		// The organisation's members sign in through its own identity
+		// provider only: a token from another connector would keep a
+		// removed employee's access alive.
+		x.ssoEnforced.WithLabelValues("exchange").Inc()
+		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "this address must sign in through its organisation's own identity provider",
+			"client_id", client.GetID(), "connector", conn.ID(), "org_id", sso.Org.ID)
+	case errors.Is(err, identity.ErrUnknownUpstreamOrg):
+		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "the token's upstream organisation is not an organisation of this service",
+			"client_id", client.GetID(), "connector", conn.ID())
 	case errors.Is(err, storage.ErrUserDisabled):
 		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "the user is disabled", "client_id", client.GetID(), "connector", conn.ID())
 	case errors.Is(err, storage.ErrAlreadyExists) && id.UserID != "":
@@ -479,7 +499,7 @@ func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, s
 	case err != nil:
 		return tokens.Grant{}, "", x.failures.Store(ctx, "resolve identity", err)
 	}
-	g.User = user
+	g.User, g.Org = res.User, res.Org.ID
 	g.Scopes = tokens.UserScopes(client, g.User, g.Scopes)
 	token, _, err := x.tokens.IssueAccessToken(g, act)
 	return g, token, err
@@ -493,14 +513,14 @@ func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, s
 // answer fails the exchange (upstream.ErrUnavailable, 503) rather than
 // resolve without the email; an answer about someone else is
 // errUnacceptable.
-func (x *Exchanger) resolveExchanged(ctx context.Context, t exchangeToken) (storage.User, error) {
+func (x *Exchanger) resolveExchanged(ctx context.Context, t exchangeToken) (identity.Resolution, error) {
 	var o identity.Options
 	if t.tokenType == string(oidc.AccessTokenType) {
 		o.AccessToken, o.UpstreamTimeout = t.raw, x.upstreams.Timeout(t.conn.ID())
 	}
 	res, err := x.identities.Resolve(ctx, t.conn, t.identity, o)
 	if errors.Is(err, identity.ErrRefused) {
-		return storage.User{}, fmt.Errorf("%w: %w", errUnacceptable, err)
+		return identity.Resolution{}, fmt.Errorf("%w: %w", errUnacceptable, err)
 	}
-	return res.User, err
+	return res, err
 }

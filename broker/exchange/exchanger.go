@@ -23,6 +23,9 @@ type Options struct {
 	Log            *slog.Logger
 	// Exchanges counts exchanges by connector and outcome.
 	Exchanges *prometheus.CounterVec
+	// SSOEnforced counts exchanges refused by an organisation's SSO
+	// rule, by path ("exchange").
+	SSOEnforced *prometheus.CounterVec
 }
 
 // Exchanger answers the token-exchange grant.
@@ -35,10 +38,12 @@ type Exchanger struct {
 	failures       answer.Failures
 	log            *slog.Logger
 	exchanges      *prometheus.CounterVec
+	ssoEnforced    *prometheus.CounterVec
 }
 
 // New returns an Exchanger.
 func New(o Options) *Exchanger {
 	return &Exchanger{issuer: o.Issuer, tokens: o.Tokens, identities: o.Identities, upstreams: o.Upstreams,
-		accessTokenTTL: o.AccessTokenTTL, failures: o.Failures, log: o.Log, exchanges: o.Exchanges}
+		accessTokenTTL: o.AccessTokenTTL, failures: o.Failures, log: o.Log, exchanges: o.Exchanges,
+		ssoEnforced: o.SSOEnforced}
 }

@@ -36,6 +36,15 @@ type Resolver struct {
 	store Store
 	now   func() time.Time
 	log   *slog.Logger
+	orgs  Organizations
+}
+
+// Resolution is what Resolve found: the store's resolution, and the
+// organisation the identity signed in to (zero for none), of which the
+// user is now a member.
+type Resolution struct {
+	storage.Resolution
+	Org storage.Organization
 }
 
 // New returns a Resolver over store, dating what it writes by now and
@@ -77,22 +86,45 @@ type Options struct {
 // answer is upstream.ErrUnavailable: the identity is not resolved
 // without the email. Any other error is the store failing.
 //
+// With Organizations, the identity lands in an organisation
+// (OrgOfLogin; ErrUnknownUpstreamOrg when refused), an address whose
+// organisation requires its own sign-in is *SSORequiredError before
+// anything is written, an email of a domain another organisation holds
+// verified never links, and the user becomes a member of the
+// organisation it landed in (just in time, role member).
+//
 // Resolve does not verify id: the connector did.
-func (r *Resolver) Resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity, o Options) (storage.Resolution, error) {
-	req := r.request(conn, id)
+func (r *Resolver) Resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity, o Options) (Resolution, error) {
+	org, err := r.OrgOfLogin(conn.ID(), id.Organization)
+	if err != nil {
+		return Resolution{}, err
+	}
+	if sso, ok := r.SSORequired(id.Email, org); ok {
+		return Resolution{}, &SSORequiredError{Org: sso}
+	}
+	req := r.request(conn, id, org)
 	completer, ok := conn.(upstream.IdentityCompleter)
 	// A verified email links already; an untrusted one never would.
 	complete := ok && o.AccessToken != "" && conn.TrustEmail() && !req.LinkByEmail
 	req.KnownOnly = o.KnownOnly || complete
 	res, err := r.resolved(ctx, conn, req)
-	if o.KnownOnly || !complete || !errors.Is(err, storage.ErrNotFound) {
-		return res, err
+	if !o.KnownOnly && complete && errors.Is(err, storage.ErrNotFound) {
+		if id, err = r.complete(ctx, completer, id, o); err != nil {
+			return Resolution{}, err
+		}
+		// The completed email is checked as the first was.
+		if sso, ok := r.SSORequired(id.Email, org); ok {
+			return Resolution{}, &SSORequiredError{Org: sso}
+		}
+		res, err = r.resolved(ctx, conn, r.request(conn, id, org))
 	}
-	id, err = r.complete(ctx, completer, id, o)
 	if err != nil {
-		return storage.Resolution{}, err
+		return Resolution{Resolution: res}, err
 	}
-	return r.resolved(ctx, conn, r.request(conn, id))
+	if org, err = r.ensureMember(ctx, org, res.User.ID); err != nil {
+		return Resolution{}, err
+	}
+	return Resolution{Resolution: res, Org: org}, nil
 }
 
 // complete asks the upstream of conn about the first contact id, verified
@@ -132,13 +164,15 @@ func (r *Resolver) resolved(ctx context.Context, conn upstream.Connector, req st
 	return res, nil
 }
 
-// request is what Resolve asks the store to resolve id, from conn, to.
-func (r *Resolver) request(conn upstream.Connector, id upstream.Identity) storage.ResolveRequest {
+// request is what Resolve asks the store to resolve id, from conn,
+// landing in org, to.
+func (r *Resolver) request(conn upstream.Connector, id upstream.Identity, org storage.Organization) storage.ResolveRequest {
 	// An untrusted connector's "verified" is not stored as verified:
 	// a verified email is what a later trusted login links by, so an
 	// untrusted upstream could otherwise plant an address and have the
-	// real owner's login land in its account.
-	verified := conn.TrustEmail() && id.EmailVerified && id.Email != ""
+	// real owner's login land in its account. An organisation's identity
+	// provider is not trusted with another organisation's addresses.
+	verified := conn.TrustEmail() && id.EmailVerified && id.Email != "" && !r.foreignDomain(id.Email, org)
 	return storage.ResolveRequest{
 		Connector:     conn.ID(),
 		Subject:       id.Subject,

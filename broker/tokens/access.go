@@ -96,7 +96,7 @@ func (t *Issuer) introspectAccessToken(ctx context.Context, client *clients.Clie
 		t.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", claims.ClientID, "reason", "neither the token's client nor in its audience")
 		return inactiveToken(), nil
 	}
-	return op.NewResponse(map[string]any{
+	resp := map[string]any{
 		"active":     true,
 		"token_type": "access_token",
 		"iss":        claims.Issuer,
@@ -107,7 +107,9 @@ func (t *Issuer) introspectAccessToken(ctx context.Context, client *clients.Clie
 		"exp":        claims.Expiry,
 		"iat":        claims.IssuedAt,
 		"jti":        claims.JTI,
-	}), nil
+	}
+	withOrg(resp, claims.Org, claims.OrgSlug)
+	return op.NewResponse(resp), nil
 }
 
 // introspectRefreshToken describes token to client if it is a broker
@@ -132,7 +134,7 @@ func (t *Issuer) introspectRefreshToken(ctx context.Context, client *clients.Cli
 		t.log.InfoContext(ctx, "introspection refused", "client_id", client.GetID(), "token_client_id", fam.ClientID, "reason", "not the refresh token's client")
 		return inactiveToken(), nil
 	}
-	return op.NewResponse(map[string]any{
+	resp := map[string]any{
 		"active":     true,
 		"token_type": "refresh_token",
 		"iss":        t.issuer,
@@ -140,7 +142,19 @@ func (t *Issuer) introspectRefreshToken(ctx context.Context, client *clients.Cli
 		"client_id":  fam.ClientID,
 		"scope":      oidc.SpaceDelimitedArray(fam.Scopes).String(),
 		"exp":        fam.ExpiresAt.Unix(),
-	}), nil
+	}
+	// As the family's next tokens will say.
+	id, slug := t.orgClaims(fam.Org, fam.Scopes)
+	withOrg(resp, id, slug)
+	return op.NewResponse(resp), nil
+}
+
+// withOrg adds a token's organisation to its introspection answer, when
+// it has one: what the token itself says, so the two agree.
+func withOrg(resp map[string]any, id, slug string) {
+	if id != "" {
+		resp["org_id"], resp["org_slug"] = id, slug
+	}
 }
 
 // Revocation revokes a refresh token (with its whole family) or an access

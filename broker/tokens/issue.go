@@ -22,13 +22,15 @@ import (
 // Grant is everything a token response is issued from, whichever grant
 // produced it.
 type Grant struct {
-	User      storage.User
-	ClientID  string
-	Scopes    []string
-	Audience  []string
-	AuthTime  time.Time
-	AMR       []string
-	IDP       string
+	User     storage.User
+	ClientID string
+	Scopes   []string
+	Audience []string
+	AuthTime time.Time
+	AMR      []string
+	IDP      string
+	// Org is the broker organisation the login chose (its UUID), ""
+	// for none; the tokens name it only with ScopeOrganization.
 	Org       string
 	Nonce     string
 	GrantID   string // refresh family and code grant; revokes together
@@ -62,6 +64,7 @@ type AccessClaims struct {
 	AMR      []string `json:"amr,omitempty"`
 	IDP      string   `json:"idp,omitempty"`
 	Org      string   `json:"org_id,omitempty"`
+	OrgSlug  string   `json:"org_slug,omitempty"`
 	Act      any      `json:"act,omitempty"`
 }
 
@@ -78,6 +81,7 @@ type IDClaims struct {
 	AMR             []string `json:"amr,omitempty"`
 	IDP             string   `json:"idp,omitempty"`
 	Org             string   `json:"org_id,omitempty"`
+	OrgSlug         string   `json:"org_slug,omitempty"`
 	AccessTokenHash string   `json:"at_hash,omitempty"`
 	// Act names an impersonator (RFC 8693 section 4.1), as in the access
 	// token: a relying party must not take the session for the user's.
@@ -129,9 +133,9 @@ func (t *Issuer) IssueAccessToken(g Grant, act any) (token string, expiresIn tim
 		Scope:    oidc.SpaceDelimitedArray(g.Scopes).String(),
 		AMR:      g.AMR,
 		IDP:      g.IDP,
-		Org:      g.Org,
 		Act:      act,
 	}
+	claims.Org, claims.OrgSlug = t.orgClaims(g.Org, g.Scopes)
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
 	}
@@ -211,12 +215,12 @@ func (t *Issuer) issueIDToken(ctx context.Context, g Grant, accessToken string) 
 		Nonce:           g.Nonce,
 		AMR:             g.AMR,
 		IDP:             g.IDP,
-		Org:             g.Org,
 		AccessTokenHash: atHash,
 		Act:             g.act(),
 		SessionID:       g.SessionID,
 		UserClaims:      claimsForScopes(g.User, g.Scopes),
 	}
+	claims.Org, claims.OrgSlug = t.orgClaims(g.Org, g.Scopes)
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
 	}

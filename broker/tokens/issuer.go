@@ -42,6 +42,9 @@ type Options struct {
 	Auth       *clients.Authenticator // introspection authenticates its caller
 	Identities *identity.Resolver     // machine clients' service users
 	Upstreams  *connectors.Set        // re-checks a family's user upstream
+	// Orgs names the organisations of org_slug; nil: tokens carry no
+	// organisation.
+	Orgs Orgs
 	// Sealer opens and seals upstream refresh tokens.
 	Sealer *keys.Envelope
 	// RefreshKey derives refresh-token successors.
@@ -64,6 +67,7 @@ type Issuer struct {
 	auth       *clients.Authenticator
 	identities *identity.Resolver
 	upstreams  *connectors.Set
+	orgs       Orgs
 	sealer     *keys.Envelope
 	refreshKey keys.KeyedHash
 	failures   answer.Failures
@@ -78,7 +82,7 @@ type Issuer struct {
 func New(o Options) *Issuer {
 	return &Issuer{
 		issuer: o.Issuer, cfg: o.Config, store: o.Store, keys: o.Keys, clients: o.Clients, auth: o.Auth,
-		identities: o.Identities, upstreams: o.Upstreams, sealer: o.Sealer, refreshKey: o.RefreshKey,
+		identities: o.Identities, upstreams: o.Upstreams, orgs: o.Orgs, sealer: o.Sealer, refreshKey: o.RefreshKey,
 		failures: o.Failures, log: o.Log, now: o.Now, advertiseClientCredentials: o.ClientCredentialsUsed,
 	}
 }

@@ -15,7 +15,18 @@ import (
 // upstream refresh token kept (sealed) with the family. A refusal there
 // (user blocked or deleted) revokes the family; an unreachable upstream
 // fails the refresh without deciding anything.
+//
+// A family whose connector is gone (deleted or disabled at run time, or
+// taken out of the configuration) is revoked: nobody could sign in through
+// it now, and an organisation that removes its identity provider means its
+// people to be signed out, not to keep refreshing until the family expires.
 func (t *Issuer) recheck(ctx context.Context, fam storage.RefreshFamily) error {
+	if fam.IDP != "" && t.upstreams.Get(fam.IDP) == nil {
+		if err := t.RevokeGrant(ctx, fam.ID); err != nil {
+			return t.failures.Store(ctx, "revoke family of a removed connector", err)
+		}
+		return answer.InvalidGrant(ctx, t.log, "the sign-in provider of this login is no longer configured; sign in again", "connector", fam.IDP)
+	}
 	if len(fam.UpstreamRefreshToken) == 0 {
 		return nil
 	}

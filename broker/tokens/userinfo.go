@@ -69,10 +69,14 @@ func (t *Issuer) ServeUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	// The organisation is the token's, as issued: the login chose it, and
+	// the user's memberships now cannot say which.
 	json.NewEncoder(w).Encode(struct {
 		Subject string `json:"sub"`
+		Org     string `json:"org_id,omitempty"`
+		OrgSlug string `json:"org_slug,omitempty"`
 		UserClaims
-	}{user.ID, claimsForScopes(user, scopes)})
+	}{user.ID, claims.Org, claims.OrgSlug, claimsForScopes(user, scopes)})
 }
 
 // bearerToken returns the access token a request carries in its

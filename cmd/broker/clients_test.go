@@ -203,11 +203,7 @@ func TestClients_CLISetsEveryFieldOfTheClientModel(t *testing.T) {
 	db := pgtest.New(t)
 	cfg := writeConfig(t, freeAddr(t), db.DSN)
 	env := envFrom(map[string]string{"DATABASE_URL": db.DSN, "BROKER_SECRET": secretForTest})
-	cli := func(args ...string) (string, error) {
-		var out testenv.SyncBuffer
-		err := run(context.Background(), append(args[:2:2], append([]string{"--config", cfg}, args[2:]...)...), &out, &out, env)
-		return out.String(), err
-	}
+	cli := cliWith(cfg, env)
 	out, err := cli("clients", "create", "--grant", "token-exchange", "--audience", "https://api.example.com",
 		"--actor", "client:agent", "--backchannel-logout-uri", "https://agent.example.com/bc", "--id-token-alg", "RS256", "agent")
 	if err != nil {

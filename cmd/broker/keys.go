@@ -136,8 +136,16 @@ func secretsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	connectorsResealed, err := broker.ResealConnectorSettings(ctx, store, secret, previous)
+	if errors.Is(err, storage.ErrUnreadable) {
+		// The others are re-sealed; this one stays as it was.
+		fmt.Fprintf(stdout, "warning: %v\n", err)
+	} else if err != nil {
+		return err
+	}
 	if err := auditCLI(ctx, store, "secrets.rotate", "keys", map[string]string{
 		"reencrypted":         fmt.Sprint(n),
+		"connectors_resealed": fmt.Sprint(connectorsResealed),
 		"upstream_resealed":   fmt.Sprint(counts.Resealed),
 		"upstream_current":    fmt.Sprint(counts.Current),
 		"upstream_unreadable": fmt.Sprint(counts.Unreadable),
@@ -147,6 +155,7 @@ func secretsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "%d signing keys re-encrypted under the new root secret\n", n)
 	fmt.Fprintf(stdout, "upstream refresh tokens: %d re-sealed under the new root secret, %d already current, %d unreadable under either secret (left as they are)\n",
 		counts.Resealed, counts.Current, counts.Unreadable)
+	fmt.Fprintf(stdout, "stored connectors: %d re-sealed under the new root secret\n", connectorsResealed)
 	fmt.Fprintln(stdout, "BROKER_PREVIOUS_SECRET can be removed once every replica runs with the new BROKER_SECRET")
 	return nil
 }

@@ -8,6 +8,9 @@
 //	broker users grant-admin|revoke-admin --config FILE EMAIL|UUID
 //	broker connectors list [--config FILE]
 //	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
+//	broker orgs create|list|show|update|delete --config FILE ...
+//	broker orgs domains add|list|verify|remove --config FILE ORG ...
+//	broker orgs members add|list|role|remove --config FILE ORG ...
 //	broker sessions list --config FILE --user EMAIL|UUID
 //	broker sessions revoke --config FILE ID
 //	broker keys list|rotate [--now]|revoke KID --config FILE
@@ -56,6 +59,12 @@ commands:
   connectors list  list the connectors with their callback URLs
   clients create|list|show|update|delete|rotate-secret
                    manage stored clients (a new secret is shown once)
+  orgs create|list|show|update|delete
+                   manage organisations (delete needs --yes)
+  orgs domains add|list|verify|remove
+                   claim a domain, verify it by DNS TXT (or --assert --reason)
+  orgs members add|list|role|remove
+                   manage an organisation's members
   sessions list    list a user's single-sign-on sessions (--user EMAIL|UUID)
   sessions revoke  end a session and revoke its refresh tokens
   keys list        list signing keys
@@ -79,9 +88,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	case "users":
 		return users(ctx, args[1:], stdout, stderr, env)
 	case "connectors":
-		return connectorsCommand(args[1:], stdout, stderr, env)
+		return connectorsCommand(ctx, args[1:], stdout, stderr, env)
 	case "clients":
 		return clientsCommand(ctx, args[1:], stdout, stderr, env)
+	case "orgs":
+		return orgsCommand(ctx, args[1:], stdout, stderr, env)
 	case "sessions":
 		return sessionsCommand(ctx, args[1:], stdout, stderr, env)
 	case "keys":

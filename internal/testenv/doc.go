@@ -17,6 +17,6 @@
 // TCPProxy that a test can cut to take a dependency away mid-request, and
 // a SyncBuffer for logs written by one goroutine and read by another.
 //
-// testenv imports only upstream/otp (for the Mailer's message type), so
-// any other package's tests can use it.
+// testenv imports only upstream/otp (for the Mailer's message type) of the
+// project's packages, so any other package's tests can use it.
 package testenv

@@ -91,3 +91,13 @@ func cloneAudit(e storage.AuditEvent) storage.AuditEvent {
 	e.Details = maps.Clone(e.Details)
 	return e
 }
+
+func cloneOrganization(o storage.Organization) storage.Organization {
+	o.UpstreamIDs = slices.Clone(o.UpstreamIDs)
+	return o
+}
+
+func cloneStoredConnector(c storage.StoredConnector) storage.StoredConnector {
+	c.Settings = slices.Clone(c.Settings)
+	return c
+}

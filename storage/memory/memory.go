@@ -11,8 +11,9 @@ import (
 // Store is an in-memory storage.Storage. The zero value is not usable; call
 // New.
 type Store struct {
-	// updateMu serializes UpdateAuthRequest and UpdateClient, so that their
-	// callbacks run outside mu and may read the store, as they may with
+	// updateMu serializes UpdateAuthRequest, UpdateClient,
+	// UpdateOrganization and UpdateConnector, so that their callbacks run
+	// outside mu and may read the store, as they may with
 	// Postgres, whose row locks do not block readers.
 	updateMu sync.Mutex
 	// keysMu serializes UpdateSigningKeys on its own: generating a key in
@@ -39,6 +40,7 @@ type Store struct {
 	rateLimits     map[string]rateWindow
 	jtis           map[string]time.Time // jti → expiry
 	audit          []storage.AuditEvent // oldest first
+	orgIndexes
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -63,6 +65,7 @@ func New() *Store {
 		clients:        make(map[string]storage.Client),
 		rateLimits:     make(map[string]rateWindow),
 		jtis:           make(map[string]time.Time),
+		orgIndexes:     newOrgIndexes(),
 	}
 }
 

@@ -66,6 +66,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 	}
 	delete(s.userRevokedAt, id)
+	for k := range s.members {
+		if k.userID == id {
+			delete(s.members, k)
+		}
+	}
 	return nil
 }
 

@@ -351,22 +351,36 @@ func (s *Store) RevokeGrant(ctx context.Context, grantID string, until time.Time
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	return s.inTx(ctx, "revoke grant", func(tx pgx.Tx) error {
-		// The grant's lock first: a family being created for it is
-		// waited for, and then seen (CreateRefreshFamily).
-		if _, err := tx.Exec(ctx, lockGrant, grantLockClass, grantID); err != nil {
-			return fmt.Errorf("postgres: revoke grant: %w", err)
-		}
-		if err := revokeFamily(ctx, tx, grantID); err != nil {
-			return fmt.Errorf("postgres: revoke grant: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO revoked_grants (id, expires_at) VALUES ($1, $2)
-			ON CONFLICT (id) DO UPDATE SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)`,
-			grantID, until); err != nil {
+		if err := revokeGrantIn(ctx, tx, grantID, until); err != nil {
 			return fmt.Errorf("postgres: revoke grant: %w", err)
 		}
 		return nil
 	})
+}
+
+// revokeGrantIn is RevokeGrant in the caller's transaction tx.
+func revokeGrantIn(ctx context.Context, tx pgx.Tx, grantID string, until time.Time) error {
+	// The grant's lock first: a family being created for it is waited
+	// for, and then seen (CreateRefreshFamily).
+	if _, err := tx.Exec(ctx, lockGrant, grantLockClass, grantID); err != nil {
+		return err
+	}
+	return revokeGrantRows(ctx, tx, grantID, until)
+}
+
+// revokeGrantRows revokes the family of a grant and records the grant's
+// revocation until until, for a caller that has made sure no family of
+// the grant is being created meanwhile: RevokeGrant by the grant's lock,
+// RemoveMember by the user's.
+func revokeGrantRows(ctx context.Context, tx pgx.Tx, grantID string, until time.Time) error {
+	if err := revokeFamily(ctx, tx, grantID); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO revoked_grants (id, expires_at) VALUES ($1, $2)
+		ON CONFLICT (id) DO UPDATE SET expires_at = GREATEST(revoked_grants.expires_at, EXCLUDED.expires_at)`,
+		grantID, until)
+	return err
 }
 
 // RevokeUserTokens implements storage.Tokens in one transaction. An

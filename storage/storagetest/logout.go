@@ -101,6 +101,19 @@ var enders = []ender{
 	{"DeleteUser", func(t *testing.T, s storage.Storage, u storage.User, sid string) error {
 		return s.DeleteUser(t.Context(), u.ID)
 	}},
+	{"RemoveMember", func(t *testing.T, s storage.Storage, u storage.User, sid string) error {
+		// The session and its families are in orgA's context (session,
+		// family); the user was made a member at login.
+		err := s.CreateOrganization(t.Context(), organization(orgA, "acme"))
+		if err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+			return err
+		}
+		if _, _, err := s.EnsureMember(t.Context(), member(orgA, u.ID, storage.OrgRoleMember)); err != nil {
+			return err
+		}
+		_, err = s.RemoveMember(t.Context(), orgA, u.ID, t0.Add(time.Hour))
+		return err
+	}},
 }
 
 // Codes of one login redeemed while the login's session is ended (a

@@ -12,7 +12,7 @@ func session(id, userID string, created time.Time) storage.Session {
 		ID: id, UserID: userID, AuthTime: created, AMR: []string{"otp"}, IDP: "otp",
 		Clients: []string{"web"}, CreatedAt: created, LastSeenAt: created,
 		ExpiresAt: created.Add(12 * time.Hour), IdleTTL: time.Hour,
-		Org: "org_1", UpstreamRefreshToken: []byte("enc-upstream"),
+		Org: orgA, UpstreamRefreshToken: []byte("enc-upstream"),
 		Impersonator: "workos-impersonator:support@example.com",
 	}
 }

@@ -110,6 +110,18 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Audit/AppendList", testAudit},
 		{"DeleteExpired", testDeleteExpired},
 		{"BadText", testBadText},
+
+		{"Orgs/CRUD", testOrgCRUD},
+		{"Orgs/Update", testOrgUpdate},
+		{"Orgs/DeleteCascades", testOrgDeleteCascades},
+		{"Orgs/Domains", testOrgDomains},
+		{"Orgs/ConcurrentVerifyDomainOneWins", testOrgVerifyDomainRace},
+		{"Orgs/Members", testOrgMembers},
+		{"Orgs/ConcurrentEnsureMemberMakesOne", testOrgEnsureMemberRace},
+		{"Orgs/RemoveMemberEndsItsContext", testOrgRemoveMember},
+		{"Orgs/Connectors", testOrgConnectors},
+		{"Orgs/Generation", testOrgGeneration},
+		{"Orgs/BadText", testOrgBadText},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,7 +18,7 @@ func family(id, userID, sessionID string) storage.RefreshFamily {
 		AuthTime:             t0,
 		AMR:                  []string{"fed"},
 		IDP:                  "auth0",
-		Org:                  "org_1",
+		Org:                  orgA,
 		SessionID:            sessionID,
 		UpstreamRefreshToken: []byte("enc-upstream"),
 		UpstreamCheckedAt:    t0,

@@ -122,7 +122,7 @@ func (t tenants) issuer(tenant string) string {
 // issuer any token carries.
 func (t tenants) checkDiscovered(issuer string) error {
 	if want := t.issuer("{tenantid}"); issuer != want {
-		return fmt.Errorf("issuer %q, want %q", issuer, want)
+		return fmt.Errorf("issuer in discovery is %q, configured %q", issuer, want)
 	}
 	return nil
 }
@@ -190,6 +190,9 @@ func azureIdentity(claims map[string]any, id *upstream.Identity) error {
 		return fmt.Errorf("oidc: azuread token lacks tid %q or oid %q: %w", tid, oid, upstream.ErrInvalidToken)
 	}
 	id.Subject = tid + ":" + oid
+	// The tenant is the upstream organisation: a broker organisation that
+	// names it (its UpstreamIDs) is where the login lands.
+	id.Organization = tid
 	email := normalizeEmail(stringClaim(claims, "email"))
 	id.Email = email
 	id.EmailVerified = email != "" && boolClaim(claims, "xms_edov")

@@ -301,7 +301,7 @@ func (c *Connector) discover(ctx context.Context) (*provider, error) {
 			return nil, unusable("%v", err)
 		}
 	} else if d.Issuer != c.cfg.Issuer {
-		return nil, unusable("issuer %q, want %q", d.Issuer, c.cfg.Issuer)
+		return nil, unusable("issuer in discovery is %q, configured %q", d.Issuer, c.cfg.Issuer)
 	}
 	if d.AuthURL == "" || d.TokenURL == "" || d.JWKSURL == "" {
 		return nil, unusable("authorization_endpoint, token_endpoint or jwks_uri missing")

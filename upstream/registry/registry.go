@@ -21,15 +21,40 @@ import (
 
 // types lists every connector type, in the order error messages name them.
 var types = []struct {
-	name string
-	new  func() upstream.Config // a pointer to the zero typed Config
+	name    string
+	new     func() upstream.Config // a pointer to the zero typed Config
+	secrets []Secret
 }{
-	{"otp", func() upstream.Config { return new(otp.Config) }},
-	{"oidc", func() upstream.Config { return new(oidc.Config) }},
-	{"auth0", func() upstream.Config { return new(oidc.Auth0Config) }},
-	{"azuread", func() upstream.Config { return new(oidc.AzureConfig) }},
-	{"workos", func() upstream.Config { return new(workos.Config) }},
-	{"legacy", func() upstream.Config { return new(legacy.Config) }},
+	{"otp", func() upstream.Config { return new(otp.Config) }, []Secret{{Path: "mailer.password"}}},
+	{"oidc", func() upstream.Config { return new(oidc.Config) }, []Secret{{Path: "clientSecret", Required: true}}},
+	{"auth0", func() upstream.Config { return new(oidc.Auth0Config) }, []Secret{{Path: "clientSecret", Required: true}}},
+	{"azuread", func() upstream.Config { return new(oidc.AzureConfig) }, []Secret{{Path: "clientSecret", Required: true}}},
+	{"workos", func() upstream.Config { return new(workos.Config) }, []Secret{{Path: "apiKey", Required: true}}},
+	{"legacy", func() upstream.Config { return new(legacy.Config) }, []Secret{{Path: "clientSecret"}}},
+}
+
+// Secret is a setting of a connector type that holds a secret (a client
+// secret, an API key, a password): what the broker keeps sealed at rest
+// and never shows back.
+type Secret struct {
+	// Path is the setting's name, dotted for a nested one
+	// ("mailer.password"), as YAML and JSON spell it.
+	Path string
+	// Required: a connector of the type cannot sign anyone in without it
+	// (a connector stored at run time is always a confidential client of
+	// its upstream).
+	Required bool
+}
+
+// Secrets returns the settings of connector type typ that hold secrets;
+// none for an unknown type.
+func Secrets(typ string) []Secret {
+	for _, t := range types {
+		if t.name == typ {
+			return slices.Clone(t.secrets)
+		}
+	}
+	return nil
 }
 
 // Types returns the connector type names.

@@ -151,3 +151,31 @@ func TestRegistry_AliasesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// Every secret a type lists is one of its string settings, so the
+// broker's sealing and masking find it where the JSON has it.
+func TestRegistry_SecretsAreStringSettings(t *testing.T) {
+	for _, typ := range registry.Types() {
+		cfg, err := registry.New(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range registry.Secrets(typ) {
+			var node any
+			if err := json.Unmarshal(data, &node); err != nil {
+				t.Fatal(err)
+			}
+			for _, part := range strings.Split(sec.Path, ".") {
+				m, _ := node.(map[string]any)
+				node = m[part]
+			}
+			if _, ok := node.(string); !ok {
+				t.Errorf("%s: secret %q is not a string setting (%T)", typ, sec.Path, node)
+			}
+		}
+	}
+}
