@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -388,4 +389,37 @@ func TestStoredConnector_TestSaysWhatIsWrong(t *testing.T) {
 			t.Errorf("%s: %q does not say %q", tc.name, body.Description, tc.want)
 		}
 	}
+}
+
+// TestStoredConnector_UnderItsOrganisation creates and lists connectors
+// under /orgs/{org}/connectors: the path names the organisation, and a
+// body naming another is refused.
+func TestStoredConnector_UnderItsOrganisation(t *testing.T) {
+	u := newUpstreams(t, nil, withAdmin, withPoll)
+	tok := u.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	var acme, other admin.OrgInfo
+	wantStatus(t, "create acme", u.adminCall("POST", "/orgs", tok, map[string]any{"slug": "acme", "name": "Acme"}, &acme), http.StatusCreated)
+	wantStatus(t, "create other", u.adminCall("POST", "/orgs", tok, map[string]any{"slug": "other", "name": "Other"}, &other), http.StatusCreated)
+
+	var info admin.ConnectorInfo
+	wantStatus(t, "create under acme", u.adminCall("POST", "/orgs/acme/connectors", tok, auth0Connector(u, "acme-sso"), &info), http.StatusCreated)
+	if info.OrgID != acme.ID || info.CallbackURL != u.issuer+"/callback/acme-sso" {
+		t.Errorf("created: org_id %q callback_url %q", info.OrgID, info.CallbackURL)
+	}
+	elsewhere := auth0Connector(u, "stray")
+	elsewhere["org_id"] = other.ID
+	wantStatus(t, "another org in the body", u.adminCall("POST", "/orgs/acme/connectors", tok, elsewhere, nil), http.StatusBadRequest)
+	if _, err := u.store.GetConnector(t.Context(), "stray"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a refused connector was stored: %v", err)
+	}
+	for org, want := range map[string]int{"acme": 1, other.ID: 0} {
+		var list struct {
+			Connectors []admin.ConnectorInfo `json:"connectors"`
+		}
+		wantStatus(t, "list "+org, u.adminCall("GET", "/orgs/"+org+"/connectors", tok, nil, &list), http.StatusOK)
+		if len(list.Connectors) != want {
+			t.Errorf("connectors of %s: %+v, want %d", org, list.Connectors, want)
+		}
+	}
+	wantStatus(t, "unknown org", u.adminCall("GET", "/orgs/nobody/connectors", tok, nil, nil), http.StatusNotFound)
 }

@@ -618,3 +618,41 @@ func (a *Admin) RemoveMember(ctx context.Context, actor, ref, userRef string) (i
 	}
 	return len(sessions), a.audit(ctx, actor, "org.member.remove", memberTarget(o.ID, u.ID), map[string]string{"sessions_ended": fmt.Sprint(len(sessions))})
 }
+
+// OrgConnectors returns the connectors stored for an organisation.
+func (a *Admin) OrgConnectors(ctx context.Context, ref string) ([]ConnectorInfo, error) {
+	o, err := a.org(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	all, err := a.store.ListConnectors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connectors of organization %s: %w", o.ID, err)
+	}
+	out := []ConnectorInfo{}
+	for _, c := range all {
+		if c.OrgID != o.ID {
+			continue
+		}
+		info, err := a.connectorInfo(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// CreateOrgConnector creates a connector of an organisation: spec, whose
+// org_id may only name that organisation.
+func (a *Admin) CreateOrgConnector(ctx context.Context, actor, ref string, spec ConnectorSpec) (ConnectorInfo, error) {
+	o, err := a.org(ctx, ref)
+	if err != nil {
+		return ConnectorInfo{}, err
+	}
+	if spec.OrgID != "" && spec.OrgID != o.ID {
+		return ConnectorInfo{}, invalidAdmin("org_id: %q is not the organization of the path", truncate(spec.OrgID))
+	}
+	spec.OrgID = o.ID
+	return a.CreateConnector(ctx, actor, spec)
+}

@@ -52,6 +52,19 @@ func (api API) orgRoutes(mux *http.ServeMux, p string) {
 		api.orgReply(w, r, http.StatusNoContent, nil, a.DeleteOrganization(r.Context(), adminActor(r), r.PathValue("org")))
 	})
 
+	mux.HandleFunc("GET "+org+"/connectors", func(w http.ResponseWriter, r *http.Request) {
+		list, err := a.OrgConnectors(r.Context(), r.PathValue("org"))
+		api.orgReply(w, r, http.StatusOK, map[string]any{"connectors": list}, err)
+	})
+	mux.HandleFunc("POST "+org+"/connectors", func(w http.ResponseWriter, r *http.Request) {
+		var spec ConnectorSpec
+		if !api.adminDecode(w, r, &spec) {
+			return
+		}
+		info, err := a.CreateOrgConnector(r.Context(), adminActor(r), r.PathValue("org"), spec)
+		api.orgReply(w, r, http.StatusCreated, info, err)
+	})
+
 	mux.HandleFunc("GET "+org+"/domains", func(w http.ResponseWriter, r *http.Request) {
 		list, err := a.ListDomains(r.Context(), r.PathValue("org"))
 		api.orgReply(w, r, http.StatusOK, map[string]any{"domains": list}, err)
