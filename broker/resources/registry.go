@@ -144,7 +144,7 @@ func (r *Registry) Choose(ctx context.Context, client *clients.Client, requested
 			continue
 		}
 		if found != nil {
-			return nil, nil, oidc.ErrInvalidTarget().WithDescription("several resources were granted; name one with the resource parameter")
+			return nil, nil, oidc.ErrInvalidTarget().WithDescription("a registered resource is asked for alone; name one resource (%s, ...)", values[0])
 		}
 		found = &res
 	}
