@@ -99,6 +99,11 @@ type Admin struct {
 	staticConnectors     map[string]bool
 	configuredConnectors []ConnectorInfo
 	connectorSettings    ConnectorSettings
+
+	// configuredResources are the configuration file's resources,
+	// read-only; checkRes is the broker's rules for a resource.
+	configuredResources []storage.Resource
+	checkRes            func(storage.Resource) error
 }
 
 // Options are what Admin needs: the store, and from the broker only its
@@ -133,6 +138,13 @@ type Options struct {
 	// ConnectorSettings seals and checks stored connectors' settings;
 	// nil refuses every change of a stored connector.
 	ConnectorSettings ConnectorSettings
+	// ConfiguredResources are the configuration file's resources, shown
+	// read-only, their ids never stored.
+	ConfiguredResources []storage.Resource
+	// CheckResource checks a resource about to be stored with the rules
+	// of the configuration's resources, its error naming the field; nil
+	// checks nothing.
+	CheckResource func(storage.Resource) error
 }
 
 // endedSession tells sessionEnded, if set, that s ended.
@@ -159,6 +171,7 @@ func New(o Options) *Admin {
 	for _, c := range o.ConfiguredConnectors {
 		a.staticConnectors[c.ID] = true
 	}
+	a.configuredResources, a.checkRes = o.ConfiguredResources, o.CheckResource
 	return a
 }
 
