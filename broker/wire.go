@@ -86,7 +86,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	}
 	// A resource both configured and stored stops the broker: which of
 	// the two governs its tokens would be unclear.
-	targets, err := resources.NewRegistry(cfg.configuredResources(), o.Storage)
+	targets, err := resources.NewRegistry(cfg.configuredResources(), o.Storage, o.Clock)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		},
 	})
 	ao := adminOptions(cfg, o.Storage, o.Clock)
-	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
+	ao.ClientChanged, ao.SessionEnded, ao.ResourceChanged = b.noteClient, b.backchannel.Notify, targets.Forget
 	ao.ConnectorSettings = storedConns
 	ao.ConfiguredConnectors = configuredConnectors(cfg, storedConns)
 	b.admin = admin.New(ao)

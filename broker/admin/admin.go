@@ -81,6 +81,9 @@ type Admin struct {
 	checkClient       func(storage.Client) error
 	defaultGrantTypes []string
 	now               func() time.Time
+	// resourceChanged, when set, is told of every change of a stored
+	// resource (Options.ResourceChanged).
+	resourceChanged func()
 	// clientChanged, when set, is told the grant types of every client
 	// created or updated (the broker advertises client_credentials).
 	clientChanged func(grantTypes []string)
@@ -123,6 +126,9 @@ type Options struct {
 	// ClientChanged, when set, is told the grant types of every client
 	// created or updated.
 	ClientChanged func(grantTypes []string)
+	// ResourceChanged, when set, is called after every change of a
+	// stored resource, for the broker to drop its copy of them.
+	ResourceChanged func()
 	// SessionEnded, when set, is told of every session an action ended.
 	SessionEnded func(ctx context.Context, s storage.Session)
 	// Resolver answers the TXT lookups that verify organisations'
@@ -162,7 +168,7 @@ func New(o Options) *Admin {
 	}
 	a := &Admin{store: o.Store, static: map[string]bool{}, checkClient: o.CheckClient,
 		defaultGrantTypes: o.DefaultGrantTypes, now: now,
-		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded,
+		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded, resourceChanged: o.ResourceChanged,
 		resolver: cmp.Or(o.Resolver, net.DefaultResolver), tokenLifetime: o.TokenLifetime}
 	for _, id := range o.StaticClients {
 		a.static[id] = true

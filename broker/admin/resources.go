@@ -102,8 +102,8 @@ func (a *Admin) resourceReadOnly(id string) error {
 }
 
 // CreateResource stores a new resource once it passes the broker's
-// rules; nothing is stored otherwise. Every replica serves it from its
-// next request.
+// rules; nothing is stored otherwise. This replica serves it from its
+// next request, every other within resources.StoredTTL.
 func (a *Admin) CreateResource(ctx context.Context, actor string, spec ResourceSpec) (ResourceInfo, error) {
 	r := storage.Resource{ID: spec.ID, Scopes: spec.Scopes, ThirdParty: spec.ThirdParty}
 	var err error
@@ -120,6 +120,7 @@ func (a *Admin) CreateResource(ctx context.Context, actor string, spec ResourceS
 	if err := a.store.CreateResource(ctx, r); err != nil {
 		return ResourceInfo{}, fmt.Errorf("resource %q: %w", r.ID, err)
 	}
+	a.noteResource()
 	return resourceInfo(r, SourceStorage), a.audit(ctx, actor, "resource.create", r.ID, resourceDetails(r))
 }
 
@@ -189,6 +190,7 @@ func (a *Admin) UpdateResource(ctx context.Context, actor, id string, u Resource
 	if err != nil {
 		return ResourceInfo{}, fmt.Errorf("resource %q: %w", id, err)
 	}
+	a.noteResource()
 	details := resourceDetails(stored)
 	details["changed"] = strings.Join(changed, ",")
 	return resourceInfo(stored, SourceStorage), a.audit(ctx, actor, "resource.update", id, details)
@@ -204,7 +206,15 @@ func (a *Admin) DeleteResource(ctx context.Context, actor, id string) error {
 	if err := a.store.DeleteResource(ctx, id); err != nil {
 		return fmt.Errorf("resource %q: %w", id, err)
 	}
+	a.noteResource()
 	return a.audit(ctx, actor, "resource.delete", id, nil)
+}
+
+// noteResource tells the broker a stored resource changed.
+func (a *Admin) noteResource() {
+	if a.resourceChanged != nil {
+		a.resourceChanged()
+	}
 }
 
 // resourceRoutes mounts /resources under prefix p. A resource id is a

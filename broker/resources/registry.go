@@ -2,10 +2,11 @@ package resources
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/storage"
@@ -13,17 +14,29 @@ import (
 )
 
 // Registry finds registered resources: the configuration file's, then
-// those stored. It keeps no copy of the stored ones, so a change made on
-// any replica holds from the next request.
+// those stored. It keeps a copy of the stored ones for at most StoredTTL,
+// so that a token request costs no store read, and a change made on any
+// replica holds within StoredTTL; a change made through this replica's
+// admin API drops the copy at once (Forget).
 type Registry struct {
 	configured map[string]storage.Resource
 	store      storage.Resources
+	now        func() time.Time
+
+	mu       sync.Mutex // serializes reloads: one store read however many requests wait
+	stored   map[string]storage.Resource
+	loadedAt time.Time
 }
+
+// StoredTTL is how long the registry serves its copy of the stored
+// resources: as long as a stored connector or organisation may take to
+// reach every replica (organizations.pollInterval's default).
+const StoredTTL = 2 * time.Second
 
 // NewRegistry returns the registry of the configured resources, which
 // must each pass Check and be listed once, and of those in store.
-func NewRegistry(configured []storage.Resource, store storage.Resources) (*Registry, error) {
-	r := &Registry{configured: make(map[string]storage.Resource, len(configured)), store: store}
+func NewRegistry(configured []storage.Resource, store storage.Resources, now func() time.Time) (*Registry, error) {
+	r := &Registry{configured: make(map[string]storage.Resource, len(configured)), store: store, now: now}
 	for _, res := range configured {
 		if _, ok := r.configured[res.ID]; ok {
 			return nil, fmt.Errorf("resources: %q is configured twice", res.ID)
@@ -31,6 +44,35 @@ func NewRegistry(configured []storage.Resource, store storage.Resources) (*Regis
 		r.configured[res.ID] = res
 	}
 	return r, nil
+}
+
+// Forget drops the copy of the stored resources: the next lookup reads
+// them again. The admin API calls it after every change.
+func (r *Registry) Forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stored = nil
+}
+
+// storedResources returns the copy of the stored resources, read again
+// when it is older than StoredTTL. A store that cannot answer fails the
+// lookup (docs/design.md rule 2).
+func (r *Registry) storedResources(ctx context.Context) (map[string]storage.Resource, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stored != nil && r.now().Sub(r.loadedAt) < StoredTTL {
+		return r.stored, nil
+	}
+	list, err := r.store.ListResources(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("resources: list stored: %w", err)
+	}
+	stored := make(map[string]storage.Resource, len(list))
+	for _, res := range list {
+		stored[res.ID] = res
+	}
+	r.stored, r.loadedAt = stored, r.now()
+	return stored, nil
 }
 
 // CheckStored refuses a stored resource whose id the configuration file
@@ -60,14 +102,12 @@ func (r *Registry) Lookup(ctx context.Context, id string) (res storage.Resource,
 	if r.store == nil || !strings.HasPrefix(id, "https://") || checkID(id) != nil {
 		return storage.Resource{}, false, nil
 	}
-	res, err = r.store.GetResource(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Resource{}, false, nil
-	}
+	stored, err := r.storedResources(ctx)
 	if err != nil {
-		return storage.Resource{}, false, fmt.Errorf("resources: get %q: %w", id, err)
+		return storage.Resource{}, false, err
 	}
-	return res, true, nil
+	res, ok = stored[id]
+	return res, ok, nil
 }
 
 // Errors of Granted and Choose that refuse the request are *oidc.Error
