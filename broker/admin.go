@@ -16,6 +16,7 @@ import (
 
 	"github.com/idbroker/broker/broker/admin"
 	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/resources"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/storage"
 )
@@ -71,6 +72,10 @@ func adminOptions(cfg Config, store storage.Storage, now func() time.Time) admin
 		Now:               now,
 		Resolver:          dnsResolver(cfg.Organizations.DNSResolver),
 		TokenLifetime:     cfg.Tokens.AccessTokenTTL + cfg.Tokens.ClockSkew,
+		// A resource's tokens live at most as long as the broker's:
+		// revocations are kept that long (resources.Check).
+		ConfiguredResources: cfg.configuredResources(),
+		CheckResource:       func(r storage.Resource) error { return resources.Check(r, cfg.Tokens.AccessTokenTTL) },
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/identity"
+	"github.com/idbroker/broker/broker/resources"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -39,9 +40,12 @@ type Config struct {
 	Sessions   SessionsConfig    `yaml:"sessions"`
 	Connectors []ConnectorConfig `yaml:"connectors"`
 	Clients    []ClientConfig    `yaml:"clients"`
-	Branding   BrandingConfig    `yaml:"branding"`
-	Limits     LimitsConfig      `yaml:"limits"`
-	Admin      admin.Config      `yaml:"admin"`
+	// Resources are the protected resources (RFC 8707) tokens may be
+	// asked for alone; the admin API and the CLI store more.
+	Resources []ResourceConfig `yaml:"resources"`
+	Branding  BrandingConfig   `yaml:"branding"`
+	Limits    LimitsConfig     `yaml:"limits"`
+	Admin     admin.Config     `yaml:"admin"`
 	// Organizations configures organisations: how each replica keeps up
 	// with them and the connectors stored at run time, how domains are
 	// verified, and what becomes of an upstream organisation none maps.
@@ -570,8 +574,61 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: client %q: %w", cl.ID, err)
 		}
 	}
+	return c.validateResources()
+}
+
+// ResourceConfig is a protected resource of the configuration file:
+// read-only at run time, its id never stored.
+type ResourceConfig struct {
+	// ID is the resource indicator, an absolute https URL without a
+	// fragment: the aud of its access tokens.
+	ID string `yaml:"id"`
+	// Scopes are those its access tokens may carry.
+	Scopes []string `yaml:"scopes"`
+	// AccessTokenTTL is its access tokens' lifetime, at most
+	// tokens.accessTokenTTL; 0 for that.
+	AccessTokenTTL time.Duration `yaml:"accessTokenTTL"`
+	// ThirdParty lets third-party clients ask for it.
+	ThirdParty bool `yaml:"thirdParty"`
+}
+
+// resource is the resource as storage and the registry hold one.
+func (rc ResourceConfig) resource() storage.Resource {
+	return storage.Resource{ID: rc.ID, Scopes: rc.Scopes, AccessTokenTTL: rc.AccessTokenTTL, ThirdParty: rc.ThirdParty}
+}
+
+// configuredResources are the configuration file's resources.
+func (c Config) configuredResources() []storage.Resource {
+	out := make([]storage.Resource, len(c.Resources))
+	for i, rc := range c.Resources {
+		out[i] = rc.resource()
+	}
+	return out
+}
+
+// validateResources holds each resource to resources.Check, with the
+// broker's access-token lifetime as the bound of its own.
+func (c Config) validateResources() error {
+	seen := map[string]bool{}
+	for i, rc := range c.Resources {
+		if err := resources.Check(rc.resource(), c.Tokens.AccessTokenTTL); err != nil {
+			var fe *resources.FieldError
+			if errors.As(err, &fe) {
+				return fmt.Errorf("config: resources[%d]: %s: %s", i, resourceYAMLNames[fe.Field], fe.Reason)
+			}
+			return fmt.Errorf("config: resources[%d]: %w", i, err)
+		}
+		if seen[rc.ID] {
+			return fmt.Errorf("config: resource %q is listed twice", rc.ID)
+		}
+		seen[rc.ID] = true
+	}
 	return nil
 }
+
+// resourceYAMLNames are the configuration's names of resources.FieldError
+// fields.
+var resourceYAMLNames = map[string]string{"id": "id", "scopes": "scopes", "access_token_ttl": "accessTokenTTL"}
 
 // signingAlgorithms are the algorithms the broker signs tokens with.
 var signingAlgorithms = []string{keys.RS256, keys.ES256, keys.EdDSA}

@@ -18,6 +18,7 @@ import (
 	"github.com/idbroker/broker/broker/exchange"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/broker/ratelimit"
+	"github.com/idbroker/broker/broker/resources"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/web"
@@ -83,6 +84,15 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	if err := b.checkStoredClients(stored); err != nil {
 		return nil, err
 	}
+	// A resource both configured and stored stops the broker: which of
+	// the two governs its tokens would be unclear.
+	targets, err := resources.NewRegistry(cfg.configuredResources(), o.Storage, o.Clock)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if err := targets.CheckStored(ctx); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	if b.upstreams, err = openConnectors(ctx, cfg, o); err != nil {
 		return nil, err
 	}
@@ -127,7 +137,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	}
 	b.tokens = tokens.New(tokens.Options{
 		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Clients: b.clients, Auth: b.auth,
-		Identities: identities, Upstreams: b.upstreams, Orgs: b.orgs, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),
+		Identities: identities, Upstreams: b.upstreams, Orgs: b.orgs, Targets: targets, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),
 		Failures: b.failures, Log: o.Logger, Now: o.Clock, ClientCredentialsUsed: &b.advertiseClientCredentials,
 	})
 	b.exchange = exchange.New(exchange.Options{
@@ -137,7 +147,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	})
 	b.flow = authflow.New(authflow.Options{
 		Issuer: cfg.Issuer, Store: o.Storage, Clients: b.clients, Upstreams: b.upstreams, Identities: identities, Orgs: b.orgs,
-		Keys: km, Sealer: sealer, Limiter: limiter, Proxies: proxies, Backchannel: b.backchannel,
+		Keys: km, Sealer: sealer, Limiter: limiter, Proxies: proxies, Backchannel: b.backchannel, Targets: targets,
 		OTPHash: o.Secret.derive(purposeOTP), CSRFKey: o.Secret.derive(purposeCSRF),
 		Pages: pages, Branding: branding, ErrorPages: errorPages, Failures: b.failures, Log: o.Logger, Now: o.Clock,
 		Decoder: provider.Decoder(), Encoder: provider.Encoder(),
@@ -151,7 +161,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		},
 	})
 	ao := adminOptions(cfg, o.Storage, o.Clock)
-	ao.ClientChanged, ao.SessionEnded = b.noteClient, b.backchannel.Notify
+	ao.ClientChanged, ao.SessionEnded, ao.ResourceChanged = b.noteClient, b.backchannel.Notify, targets.Forget
 	ao.ConnectorSettings = storedConns
 	ao.ConfiguredConnectors = configuredConnectors(cfg, storedConns)
 	b.admin = admin.New(ao)

@@ -71,6 +71,7 @@ type Storage interface {
 	Abuse
 	Audit
 	Organizations
+	Resources
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error

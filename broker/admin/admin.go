@@ -81,6 +81,9 @@ type Admin struct {
 	checkClient       func(storage.Client) error
 	defaultGrantTypes []string
 	now               func() time.Time
+	// resourceChanged, when set, is told of every change of a stored
+	// resource (Options.ResourceChanged).
+	resourceChanged func()
 	// clientChanged, when set, is told the grant types of every client
 	// created or updated (the broker advertises client_credentials).
 	clientChanged func(grantTypes []string)
@@ -99,6 +102,11 @@ type Admin struct {
 	staticConnectors     map[string]bool
 	configuredConnectors []ConnectorInfo
 	connectorSettings    ConnectorSettings
+
+	// configuredResources are the configuration file's resources,
+	// read-only; checkRes is the broker's rules for a resource.
+	configuredResources []storage.Resource
+	checkRes            func(storage.Resource) error
 }
 
 // Options are what Admin needs: the store, and from the broker only its
@@ -118,6 +126,9 @@ type Options struct {
 	// ClientChanged, when set, is told the grant types of every client
 	// created or updated.
 	ClientChanged func(grantTypes []string)
+	// ResourceChanged, when set, is called after every change of a
+	// stored resource, for the broker to drop its copy of them.
+	ResourceChanged func()
 	// SessionEnded, when set, is told of every session an action ended.
 	SessionEnded func(ctx context.Context, s storage.Session)
 	// Resolver answers the TXT lookups that verify organisations'
@@ -133,6 +144,13 @@ type Options struct {
 	// ConnectorSettings seals and checks stored connectors' settings;
 	// nil refuses every change of a stored connector.
 	ConnectorSettings ConnectorSettings
+	// ConfiguredResources are the configuration file's resources, shown
+	// read-only, their ids never stored.
+	ConfiguredResources []storage.Resource
+	// CheckResource checks a resource about to be stored with the rules
+	// of the configuration's resources, its error naming the field; nil
+	// checks nothing.
+	CheckResource func(storage.Resource) error
 }
 
 // endedSession tells sessionEnded, if set, that s ended.
@@ -150,7 +168,7 @@ func New(o Options) *Admin {
 	}
 	a := &Admin{store: o.Store, static: map[string]bool{}, checkClient: o.CheckClient,
 		defaultGrantTypes: o.DefaultGrantTypes, now: now,
-		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded,
+		clientChanged: o.ClientChanged, sessionEnded: o.SessionEnded, resourceChanged: o.ResourceChanged,
 		resolver: cmp.Or(o.Resolver, net.DefaultResolver), tokenLifetime: o.TokenLifetime}
 	for _, id := range o.StaticClients {
 		a.static[id] = true
@@ -159,6 +177,7 @@ func New(o Options) *Admin {
 	for _, c := range o.ConfiguredConnectors {
 		a.staticConnectors[c.ID] = true
 	}
+	a.configuredResources, a.checkRes = o.ConfiguredResources, o.CheckResource
 	return a
 }
 

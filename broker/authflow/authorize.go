@@ -69,9 +69,15 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 	if !client.AllowsGrant(clients.GrantAuthorizationCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("this client may not use the authorization code flow")
 	}
-	audience, err := client.AudienceFor(r.Form["resource"])
+	// RFC 8707: registered resources and the client's audiences;
+	// anything else is invalid_target, sent back to the client.
+	audience, err := f.targets.Granted(ctx, client, r.Form["resource"])
+	var refusal *oidc.Error
+	if err != nil && !errors.As(err, &refusal) {
+		return nil, f.failures.Store(ctx, "look up resource", err)
+	}
 	if err != nil {
-		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err.Error())
+		return nil, err
 	}
 	hintSubject, err := f.idTokenHintSubject(req.IDTokenHint)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/broker/ratelimit"
+	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/web"
@@ -73,6 +74,8 @@ type Options struct {
 	Orgs Orgs
 	// Backchannel tells clients about ended sessions.
 	Backchannel *backchannel.Notifier
+	// Targets checks the resources an authorization request names.
+	Targets tokens.Targets
 	// OTPHash hashes one-time codes; CSRFKey makes CSRF tokens.
 	OTPHash, CSRFKey keys.KeyedHash
 	Pages            *web.Renderer
@@ -103,6 +106,7 @@ type Flow struct {
 	limiter     *ratelimit.Limiter
 	proxies     edge.Proxies
 	backchannel *backchannel.Notifier
+	targets     tokens.Targets
 	otpHash     keys.KeyedHash
 	csrfKey     keys.KeyedHash
 	pages       *web.Renderer
@@ -121,7 +125,7 @@ func New(o Options) *Flow {
 	return &Flow{
 		issuer: o.Issuer, secure: strings.HasPrefix(o.Issuer, "https://"), cfg: o.Config, store: o.Store,
 		clients: o.Clients, upstreams: o.Upstreams, identities: o.Identities, orgs: o.Orgs, keys: o.Keys, sealer: o.Sealer,
-		limiter: o.Limiter, proxies: o.Proxies, backchannel: o.Backchannel, otpHash: o.OTPHash, csrfKey: o.CSRFKey,
+		limiter: o.Limiter, proxies: o.Proxies, backchannel: o.Backchannel, targets: o.Targets, otpHash: o.OTPHash, csrfKey: o.CSRFKey,
 		pages: o.Pages, branding: o.Branding, errorPages: o.ErrorPages, failures: o.Failures, metrics: o.Metrics,
 		log: o.Log, now: o.Now, decoder: o.Decoder, encoder: o.Encoder,
 	}

@@ -81,7 +81,7 @@ func (x *Exchanger) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.
 		}
 		return nil, x.tokenRefused(ctx, client.GetID(), "subject_token", err)
 	}
-	audience, scopes, err := exchangeTarget(client, req, subject)
+	audience, scopes, res, err := x.exchangeTarget(ctx, client, req, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -91,11 +91,11 @@ func (x *Exchanger) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.
 	}
 	// The subject is resolved after every check of the request, so an
 	// exchange refused by policy provisions no subject.
-	g, token, err := x.exchangeIssue(ctx, client, subject, audience, scopes, act)
+	g, token, err := x.exchangeIssue(ctx, client, subject, tokens.Grant{ClientID: client.GetID(), Audience: audience, Scopes: scopes, Resource: res}, act)
 	if err != nil {
 		return nil, err
 	}
-	ttl := x.accessTokenTTL
+	ttl := g.AccessTTL(x.accessTokenTTL)
 	x.exchanges.WithLabelValues(g.IDP, "issued").Inc()
 	x.log.InfoContext(ctx, "token exchanged", "client_id", client.GetID(), "idp", g.IDP, "user_id", g.User.ID,
 		"audience", audience, "delegated", act != nil)
@@ -106,7 +106,7 @@ func (x *Exchanger) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.
 		IssuedTokenType: req.requestedTokenType,
 		TokenType:       oidc.BearerToken,
 		ExpiresIn:       uint64(ttl / time.Second),
-		Scopes:          g.Scopes,
+		Scopes:          g.AccessScopes(),
 	}), nil
 }
 
@@ -339,45 +339,45 @@ func defaultExchangeScopes() []string {
 }
 
 // exchangeTarget picks the issued token's audience and scope (section 2.1
-// audience, resource and scope). Each target must be one the client may
-// name (invalid_target otherwise, section 2.2.2); with none, the client's
-// default audience. For one of the broker's own tokens the targets must
+// audience, resource and scope). Each target must be a registered
+// resource, asked for alone, or one the client may name (invalid_target
+// otherwise, section 2.2.2); with none, the client's default audience.
+// A registered resource bounds the scope too (tokens.CheckResourceScopes). For one of the broker's own tokens the targets must
 // also be in its audience, the subject token's whole audience by default:
 // an exchange narrows, never widens. Scope likewise can only narrow, from
 // the subject token's scope or, for an upstream token, from the client's
 // scopes (openid email profile when it lists none). offline_access is
 // never granted: an exchange issues no refresh token.
-func exchangeTarget(client *clients.Client, req exchangeRequest, subject exchangeToken) (audience, scopes []string, err error) {
-	targets, granted := req.targets, client.Scopes()
+func (x *Exchanger) exchangeTarget(ctx context.Context, client *clients.Client, req exchangeRequest, subject exchangeToken) (audience, scopes []string, res *storage.Resource, err error) {
+	granted := client.Scopes()
+	var grantedAudience []string // nil: whatever the client may name
 	if subject.own != nil {
-		if len(targets) == 0 {
-			targets = subject.own.Audience
-		}
-		for _, t := range targets {
-			if !slices.Contains(subject.own.Audience, t) {
-				return nil, nil, oidc.ErrInvalidTarget().WithDescription("audience %q is not in the subject token's audience; an exchange can only narrow it", t)
-			}
-		}
+		grantedAudience = subject.own.Audience
 		granted = strings.Fields(subject.own.Scope)
 	} else if len(granted) == 0 {
 		granted = defaultExchangeScopes()
 	}
-	audience, err = client.AudienceFor(targets)
+	// A registered resource (RFC 8707) is asked for alone and bounds the
+	// scope: scopes named explicitly must be the resource's.
+	audience, res, err = x.tokens.ChooseTarget(ctx, client, req.targets, grantedAudience)
 	if err != nil {
-		return nil, nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
+		return nil, nil, nil, err
 	}
 	granted = slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return s == oidc.ScopeOfflineAccess })
 	if req.scopes == nil {
-		return audience, granted, nil
+		return audience, granted, res, nil
 	}
 	for _, s := range req.scopes {
 		if !slices.Contains(granted, s) {
 			// RFC 6749 section 5.2: invalid_scope is a scope that
 			// "exceeds the scope granted by the resource owner".
-			return nil, nil, oidc.ErrInvalidScope().WithDescription("scope %q exceeds what this exchange may grant; scope can only be narrowed", s)
+			return nil, nil, nil, oidc.ErrInvalidScope().WithDescription("scope %q exceeds what this exchange may grant; scope can only be narrowed", s)
 		}
 	}
-	return audience, req.scopes, nil
+	if err := tokens.CheckResourceScopes(res, req.scopes); err != nil {
+		return nil, nil, nil, err
+	}
+	return audience, req.scopes, res, nil
 }
 
 // exchangeActor verifies the actor token, if any, and returns the act
@@ -456,8 +456,7 @@ func (x *Exchanger) exchangeActor(ctx context.Context, client *clients.Client, r
 //
 // For a known, unchanged identity that is one store round trip, a read:
 // issuing the token writes nothing.
-func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, audience, scopes []string, act any) (tokens.Grant, string, error) {
-	g := tokens.Grant{ClientID: client.GetID(), Audience: audience, Scopes: scopes}
+func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, g tokens.Grant, act any) (tokens.Grant, string, error) {
 	if own := subject.own; own != nil {
 		g.User, g.AMR, g.IDP, g.Org = subject.ownUser, own.AMR, own.IDP, own.Org
 		// Revoking the subject token's grant (its refresh family)

@@ -44,10 +44,10 @@ func (t *Issuer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 	if err != nil {
 		return nil, err
 	}
-	audience, err := client.AudienceFor(targets)
+	audience, res, err := t.ChooseTarget(ctx, client, targets, nil)
 	if err != nil {
 		t.log.InfoContext(ctx, "client credentials refused", "client_id", client.GetID(), "reason", err.Error())
-		return nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
+		return nil, err
 	}
 	scopes := slices.Clone(client.Scopes())
 	if len(r.Data.Scope) > 0 {
@@ -56,13 +56,17 @@ func (t *Issuer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 				return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", s)
 			}
 		}
+		if err := CheckResourceScopes(res, r.Data.Scope); err != nil {
+			return nil, err
+		}
 		scopes = r.Data.Scope
 	}
 	user, err := t.ServiceUser(ctx, client)
 	if err != nil {
 		return nil, err
 	}
-	token, ttl, err := t.IssueAccessToken(Grant{User: user, ClientID: client.GetID(), Scopes: scopes, Audience: audience}, nil)
+	g := Grant{User: user, ClientID: client.GetID(), Scopes: scopes, Audience: audience, Resource: res}
+	token, ttl, err := t.IssueAccessToken(g, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +76,7 @@ func (t *Issuer) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 		AccessToken: token,
 		TokenType:   oidc.BearerToken,
 		ExpiresIn:   uint64(ttl / time.Second),
-		Scope:       scopes,
+		Scope:       g.AccessScopes(),
 	}), nil
 }
 

@@ -48,11 +48,23 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err != nil {
 		return nil, err
 	}
+	// RFC 8707 section 2.2: resource at the token endpoint picks among
+	// what the authorization granted.
+	requested, err := requestTargets(r.Form)
+	if err != nil {
+		return nil, err
+	}
+	audience, res, err := t.ChooseTarget(ctx, client, requested, code.Audience)
+	if err != nil {
+		return nil, err
+	}
 	g := Grant{
 		User:         user,
 		ClientID:     client.GetID(),
 		Scopes:       UserScopes(client, user, code.Scopes),
-		Audience:     code.Audience,
+		Audience:     audience,
+		Granted:      code.Audience,
+		Resource:     res,
 		AuthTime:     code.AuthTime,
 		AMR:          code.AMR,
 		IDP:          code.IDP,
@@ -189,6 +201,16 @@ func (t *Issuer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	// The family keeps what was granted at login; whether admin still
 	// may be is the user's role now.
 	scopes = UserScopes(client, user, scopes)
+	// A refresh may narrow the audience to one granted resource, never
+	// widen it (RFC 8707 section 2.2).
+	requested, err := requestTargets(r.Form)
+	if err != nil {
+		return nil, err
+	}
+	audience, res, err := t.ChooseTarget(ctx, client, requested, fam.Audience)
+	if err != nil {
+		return nil, err
+	}
 	if err := t.recheck(ctx, fam); err != nil {
 		return nil, err
 	}
@@ -210,7 +232,9 @@ func (t *Issuer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		User:         user,
 		ClientID:     client.GetID(),
 		Scopes:       scopes,
-		Audience:     fam.Audience,
+		Audience:     audience,
+		Granted:      fam.Audience,
+		Resource:     res,
 		AuthTime:     fam.AuthTime,
 		AMR:          fam.AMR,
 		IDP:          fam.IDP,

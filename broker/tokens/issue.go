@@ -38,6 +38,40 @@ type Grant struct {
 	// Impersonator names whoever signed in as the user (upstream
 	// impersonation), "" for the user's own login.
 	Impersonator string
+	// Granted is the audience the grant holds, which its refresh family
+	// keeps for later requests to narrow; nil when it is Audience.
+	Granted []string
+	// Resource is the registered resource (RFC 8707) Audience names
+	// alone, nil for none: the access token carries only the granted
+	// scopes the resource defines and lives as long as the resource says.
+	Resource *storage.Resource
+}
+
+// AccessScopes are the scope of g's access token: the granted scopes, or
+// for a registered resource those of them it defines. The ID token and
+// the refresh family keep all of Scopes.
+func (g Grant) AccessScopes() []string {
+	if g.Resource == nil {
+		return g.Scopes
+	}
+	return slices.DeleteFunc(slices.Clone(g.Scopes), func(s string) bool { return !slices.Contains(g.Resource.Scopes, s) })
+}
+
+// granted is the audience g's refresh family keeps.
+func (g Grant) granted() []string {
+	if g.Granted != nil {
+		return g.Granted
+	}
+	return g.Audience
+}
+
+// AccessTTL is the lifetime of g's access token: the resource's, when it
+// sets one (never longer than ttl, Check), else ttl.
+func (g Grant) AccessTTL(ttl time.Duration) time.Duration {
+	if g.Resource != nil && g.Resource.AccessTokenTTL > 0 {
+		return min(g.Resource.AccessTokenTTL, ttl)
+	}
+	return ttl
 }
 
 // act is the act claim of the grant's tokens (RFC 8693 section 4.1):
@@ -121,7 +155,9 @@ func claimsForScopes(u storage.User, scopes []string) UserClaims {
 // (AccessClaims.ref).
 func (t *Issuer) IssueAccessToken(g Grant, act any) (token string, expiresIn time.Duration, err error) {
 	now := t.now()
-	exp := now.Add(t.cfg.AccessTokenTTL)
+	ttl := g.AccessTTL(t.cfg.AccessTokenTTL)
+	exp := now.Add(ttl)
+	scopes := g.AccessScopes()
 	claims := AccessClaims{
 		Issuer:   t.issuer,
 		Subject:  g.User.ID,
@@ -130,19 +166,19 @@ func (t *Issuer) IssueAccessToken(g Grant, act any) (token string, expiresIn tim
 		IssuedAt: now.Unix(),
 		JTI:      newJTI(g.GrantID),
 		ClientID: g.ClientID,
-		Scope:    oidc.SpaceDelimitedArray(g.Scopes).String(),
+		Scope:    oidc.SpaceDelimitedArray(scopes).String(),
 		AMR:      g.AMR,
 		IDP:      g.IDP,
 		Act:      act,
 	}
-	claims.Org, claims.OrgSlug = t.orgClaims(g.Org, g.Scopes)
+	claims.Org, claims.OrgSlug = t.orgClaims(g.Org, scopes)
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
 	}
 	if token, err = t.signAccessToken(claims); err != nil {
 		return "", 0, err
 	}
-	return token, t.cfg.AccessTokenTTL, nil
+	return token, ttl, nil
 }
 
 // newJTI returns a unique jti that names the token's Grant, if it has one,
@@ -247,7 +283,7 @@ func (t *Issuer) tokenResponse(ctx context.Context, g Grant, refreshToken string
 		TokenType:    oidc.BearerToken,
 		ExpiresIn:    uint64(ttl / time.Second),
 		RefreshToken: refreshToken,
-		Scope:        g.Scopes,
+		Scope:        g.AccessScopes(),
 	}
 	if slices.Contains(g.Scopes, oidc.ScopeOpenID) {
 		if resp.IDToken, err = t.issueIDToken(ctx, g, at); err != nil {
@@ -270,7 +306,7 @@ func (t *Issuer) newRefreshFamily(ctx context.Context, g Grant, upstreamRefresh 
 		ClientID:             g.ClientID,
 		UserID:               g.User.ID,
 		Scopes:               g.Scopes,
-		Audience:             g.Audience,
+		Audience:             g.granted(),
 		AuthTime:             g.AuthTime,
 		AMR:                  g.AMR,
 		IDP:                  g.IDP,

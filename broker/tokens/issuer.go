@@ -45,6 +45,9 @@ type Options struct {
 	// Orgs names the organisations of org_slug; nil: tokens carry no
 	// organisation.
 	Orgs Orgs
+	// Targets decides the audience of tokens: registered resources and
+	// the clients' audiences.
+	Targets Targets
 	// Sealer opens and seals upstream refresh tokens.
 	Sealer *keys.Envelope
 	// RefreshKey derives refresh-token successors.
@@ -68,6 +71,7 @@ type Issuer struct {
 	identities *identity.Resolver
 	upstreams  *connectors.Set
 	orgs       Orgs
+	targets    Targets
 	sealer     *keys.Envelope
 	refreshKey keys.KeyedHash
 	failures   answer.Failures
@@ -82,7 +86,7 @@ type Issuer struct {
 func New(o Options) *Issuer {
 	return &Issuer{
 		issuer: o.Issuer, cfg: o.Config, store: o.Store, keys: o.Keys, clients: o.Clients, auth: o.Auth,
-		identities: o.Identities, upstreams: o.Upstreams, orgs: o.Orgs, sealer: o.Sealer, refreshKey: o.RefreshKey,
+		identities: o.Identities, upstreams: o.Upstreams, orgs: o.Orgs, targets: o.Targets, sealer: o.Sealer, refreshKey: o.RefreshKey,
 		failures: o.Failures, log: o.Log, now: o.Now, advertiseClientCredentials: o.ClientCredentialsUsed,
 	}
 }

@@ -8,6 +8,7 @@
 //	broker users grant-admin|revoke-admin --config FILE EMAIL|UUID
 //	broker connectors list [--config FILE]
 //	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
+//	broker resources create|list|show|update|delete --config FILE ...
 //	broker orgs create|list|show|update|delete --config FILE ...
 //	broker orgs domains add|list|verify|remove --config FILE ORG ...
 //	broker orgs members add|list|role|remove --config FILE ORG ...
@@ -59,6 +60,8 @@ commands:
   connectors list  list the connectors with their callback URLs
   clients create|list|show|update|delete|rotate-secret
                    manage stored clients (a new secret is shown once)
+  resources create|list|show|update|delete
+                   manage protected resources (RFC 8707) tokens are issued for
   orgs create|list|show|update|delete
                    manage organisations (delete needs --yes)
   orgs domains add|list|verify|remove
@@ -91,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return connectorsCommand(ctx, args[1:], stdout, stderr, env)
 	case "clients":
 		return clientsCommand(ctx, args[1:], stdout, stderr, env)
+	case "resources":
+		return resourcesCommand(ctx, args[1:], stdout, stderr, env)
 	case "orgs":
 		return orgsCommand(ctx, args[1:], stdout, stderr, env)
 	case "sessions":

@@ -12,7 +12,7 @@ import (
 // New.
 type Store struct {
 	// updateMu serializes UpdateAuthRequest, UpdateClient,
-	// UpdateOrganization and UpdateConnector, so that their callbacks run
+	// UpdateOrganization, UpdateConnector and UpdateResource, so that their callbacks run
 	// outside mu and may read the store, as they may with
 	// Postgres, whose row locks do not block readers.
 	updateMu sync.Mutex
@@ -36,6 +36,7 @@ type Store struct {
 	userRevokedAt  map[string]time.Time    // user id → latest RevokeUserTokens moment
 	sessions       map[string]storage.Session
 	clients        map[string]storage.Client
+	resources      map[string]storage.Resource
 	signingKeys    []storage.SigningKey // ordered by CreatedAt, then ID
 	rateLimits     map[string]rateWindow
 	jtis           map[string]time.Time // jti → expiry
@@ -63,6 +64,7 @@ func New() *Store {
 		userRevokedAt:  make(map[string]time.Time),
 		sessions:       make(map[string]storage.Session),
 		clients:        make(map[string]storage.Client),
+		resources:      make(map[string]storage.Resource),
 		rateLimits:     make(map[string]rateWindow),
 		jtis:           make(map[string]time.Time),
 		orgIndexes:     newOrgIndexes(),

@@ -101,6 +101,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Session/ResealUpstreamTokens", testResealUpstreamTokens},
 
 		{"Client/CRUD", testClientCRUD},
+		{"Resource/CRUD", testResourceCRUD},
+		{"Resource/ConcurrentCreate", testResourceConcurrentCreate},
 		{"SigningKeys/Update", testSigningKeys},
 		{"SigningKeys/ConcurrentUpdatesSerialize", testSigningKeysConcurrent},
 
