@@ -9,8 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/idbroker/broker/broker/edge"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -144,11 +144,7 @@ func (b *Broker) MetricsHandler() http.Handler {
 // "/" that the broker does not route itself; its endpoints are named from
 // a fixed set, and any other path is "other".
 func endpointLabel(pattern, path string) string {
-	// A pattern may start with a method ("GET /readyz"); the label is the
-	// path alone, as it was before routes had methods.
-	if i := strings.IndexByte(pattern, ' '); i >= 0 {
-		pattern = pattern[i+1:]
-	}
+	pattern = edge.RoutePath(pattern)
 	if pattern != "/" && pattern != "" {
 		return pattern
 	}

@@ -17,6 +17,7 @@
 // Options.CheckClient) and the hooks it listens on (Options.ClientChanged,
 // Options.SessionEnded).
 //
-// It imports storage, upstream, broker/identity and broker/answer, and
+// It imports storage, upstream, broker/identity, broker/answer and
+// broker/edge (for the text rule), and
 // must not import the broker package, keys, nor a connector package.
 package admin

@@ -15,6 +15,7 @@ func TestImports(t *testing.T) {
 		"github.com/idbroker/broker/upstream",
 		"github.com/idbroker/broker/broker/identity",
 		"github.com/idbroker/broker/broker/answer",
+		"github.com/idbroker/broker/broker/edge",
 		"github.com/google/uuid",
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -130,13 +131,6 @@ func memberInfo(m storage.Membership) MemberInfo {
 	return MemberInfo{OrgID: m.OrgID, UserID: m.UserID, Role: m.Role, CreatedAt: m.CreatedAt}
 }
 
-// validText reports whether s is UTF-8 without control characters: the
-// API's edge refuses other text before it gets here, the command line
-// does not.
-func validText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
-}
-
 // checkOrg checks the settings of an organisation about to be stored,
 // naming the field at fault.
 func checkOrg(o storage.Organization) error {
@@ -148,7 +142,7 @@ func checkOrg(o storage.Organization) error {
 		return invalidAdmin("name: required")
 	case utf8.RuneCountInString(o.Name) > maxOrgName:
 		return invalidAdmin("name: longer than %d characters", maxOrgName)
-	case !validText(o.Name):
+	case !edge.ValidName(o.Name):
 		return invalidAdmin("name: not UTF-8 text, or holds a control character")
 	}
 	seen := map[string]bool{}
@@ -158,7 +152,7 @@ func checkOrg(o storage.Organization) error {
 			return invalidAdmin("upstream_ids: an empty id")
 		case len(id) > maxUpstreamID:
 			return invalidAdmin("upstream_ids: %q is longer than %d bytes", truncate(id), maxUpstreamID)
-		case !validText(id):
+		case !edge.ValidName(id):
 			return invalidAdmin("upstream_ids: an id that is not UTF-8 text, or holds a control character")
 		case seen[id]:
 			return invalidAdmin("upstream_ids: %q is listed twice", id)
@@ -225,7 +219,7 @@ func (a *Admin) GetOrganization(ctx context.Context, ref string) (OrgInfo, error
 }
 
 func (a *Admin) org(ctx context.Context, ref string) (storage.Organization, error) {
-	if ref == "" || !validText(ref) {
+	if ref == "" || !edge.ValidName(ref) {
 		return storage.Organization{}, invalidAdmin("organization: an id or a slug is required")
 	}
 	o, err := a.store.GetOrganization(ctx, ref)
@@ -478,7 +472,7 @@ func (a *Admin) AssertDomain(ctx context.Context, actor, ref, domain, reason str
 	switch {
 	case strings.TrimSpace(reason) == "":
 		return DomainInfo{}, invalidAdmin("reason: required to assert a domain verified")
-	case len(reason) > 1000 || !validText(reason):
+	case len(reason) > 1000 || !edge.ValidName(reason):
 		return DomainInfo{}, invalidAdmin("reason: at most 1000 bytes of text without control characters")
 	}
 	o, d, err := a.claim(ctx, ref, domain)

@@ -4,8 +4,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
-	"strings"
 
+	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 )
@@ -144,10 +144,7 @@ func (f *Flow) boundToBrowser(w http.ResponseWriter, r *http.Request, ar storage
 // stepLabel names the step of the login r is, for metrics and logs: the
 // path of the route that served it, never what the request sent.
 func stepLabel(r *http.Request) string {
-	pattern := r.Pattern
-	if i := strings.IndexByte(pattern, ' '); i >= 0 {
-		pattern = pattern[i+1:]
-	}
+	pattern := edge.RoutePath(r.Pattern)
 	if pattern == "" || pattern == "/" {
 		return "other"
 	}

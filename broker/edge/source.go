@@ -104,6 +104,16 @@ func SetResponseHeader(ctx context.Context, key, value string) {
 	}
 }
 
+// RoutePath is the path of a ServeMux pattern, without the method a
+// pattern may start with ("GET /readyz"): what metrics and logs name an
+// endpoint by, so that what a request sends never becomes a label.
+func RoutePath(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return pattern[i+1:]
+	}
+	return pattern
+}
+
 // MaxBody bounds every request body; forms and JSON here are small.
 const MaxBody = 64 << 10
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -27,6 +28,11 @@ func ValidText(s string) bool {
 	}
 	return utf8.ValidString(s)
 }
+
+// ValidName reports whether s is text an administrator may give as a
+// name or identifier: ValidText, and without DEL either, the one control
+// character above C0, which no name has a use for.
+func ValidName(s string) bool { return ValidText(s) && !strings.ContainsRune(s, 0x7f) }
 
 // BadParam returns the name of a parameter in v whose name or a value is
 // not valid text, and whether there is one. The name is one the request

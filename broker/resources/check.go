@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -33,7 +33,7 @@ func Check(r storage.Resource, maxTTL time.Duration) error {
 	}
 	seen := map[string]bool{}
 	for _, s := range r.Scopes {
-		if s == "" || strings.ContainsAny(s, " \"\\") || !utf8.ValidString(s) || hasControl(s) {
+		if s == "" || strings.ContainsAny(s, " \"\\") || !edge.ValidName(s) {
 			return &FieldError{"scopes", fmt.Sprintf("%q is not a scope (RFC 6749 section 3.3)", s)}
 		}
 		if seen[s] {
@@ -57,7 +57,7 @@ func checkID(id string) error {
 	if len(id) > MaxIDLength {
 		return &FieldError{"id", fmt.Sprintf("is %d bytes long, longer than %d", len(id), MaxIDLength)}
 	}
-	if !utf8.ValidString(id) || hasControl(id) {
+	if !edge.ValidName(id) {
 		return &FieldError{"id", "is not UTF-8 text without control characters"}
 	}
 	u, err := url.Parse(id)
@@ -76,8 +76,4 @@ func checkID(id string) error {
 		return &FieldError{"id", fmt.Sprintf("%q holds user information", id)}
 	}
 	return nil
-}
-
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

@@ -8,7 +8,7 @@
 // lifetime the resource's; any other value is a client's audience, as
 // clients.Client.AudienceFor decides.
 //
-// It serves no endpoint. Of the project it imports storage and the
-// client model; never the broker, the token issuer nor the admin package
+// It serves no endpoint. Of the project it imports storage, the client
+// model and edge (the text rule); never the broker, the token issuer nor the admin package
 // (imports_test.go holds it to that).
 package resources

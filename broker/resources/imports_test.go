@@ -11,6 +11,7 @@ import (
 func TestImports(t *testing.T) {
 	importcheck.Only(t, []string{
 		"github.com/idbroker/broker/broker/clients",
+		"github.com/idbroker/broker/broker/edge",
 		"github.com/idbroker/broker/storage",
 		"github.com/zitadel/oidc/v3/pkg/oidc",
 	})

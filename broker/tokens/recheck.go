@@ -21,7 +21,8 @@ import (
 // it now, and an organisation that removes its identity provider means its
 // people to be signed out, not to keep refreshing until the family expires.
 func (t *Issuer) recheck(ctx context.Context, fam storage.RefreshFamily) error {
-	if fam.IDP != "" && t.upstreams.Get(fam.IDP) == nil {
+	conn := t.upstreams.Get(fam.IDP)
+	if fam.IDP != "" && conn == nil {
 		if err := t.RevokeGrant(ctx, fam.ID); err != nil {
 			return t.failures.Store(ctx, "revoke family of a removed connector", err)
 		}
@@ -30,7 +31,7 @@ func (t *Issuer) recheck(ctx context.Context, fam storage.RefreshFamily) error {
 	if len(fam.UpstreamRefreshToken) == 0 {
 		return nil
 	}
-	conn, ok := t.upstreams.Get(fam.IDP).(upstream.Refresher)
+	refresher, ok := conn.(upstream.Refresher)
 	if !ok || t.now().Sub(fam.UpstreamCheckedAt) < t.upstreams.RecheckInterval(fam.IDP) {
 		return nil
 	}
@@ -38,7 +39,7 @@ func (t *Issuer) recheck(ctx context.Context, fam storage.RefreshFamily) error {
 	if err == nil {
 		var id upstream.Identity
 		upstreamCtx, cancel := t.upstreams.Context(ctx, fam.IDP)
-		id, err = conn.Refresh(upstreamCtx, string(token))
+		id, err = refresher.Refresh(upstreamCtx, string(token))
 		cancel()
 		if err == nil {
 			next := fam.UpstreamRefreshToken

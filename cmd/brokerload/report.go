@@ -10,14 +10,14 @@ import (
 
 // result is one scenario's outcome.
 type result struct {
-	name     string
-	m        measurement
-	rss      rssUse // the broker's resident memory while measuring
-	rssErr   error
+	name   string
+	m      measurement
+	rss    rssUse // the broker's resident memory while measuring
+	rssErr error
 	// cpu is the CPU time the broker used while measuring (-1: not
 	// measured), which the report divides by the requests answered.
-	cpu    time.Duration
-	cpuErr error
+	cpu      time.Duration
+	cpuErr   error
 	note     string
 	setupErr error // prepare failed: nothing was measured
 }
