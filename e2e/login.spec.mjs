@@ -59,7 +59,15 @@ async function axe(page, name) {
   assert.deepEqual(bad.map((v) => v.id), [], `serious or critical axe violations on ${name}`);
 }
 
+// focusedId names the focused element once the page's autofocus has
+// been applied: Chromium applies it after the page loads, as a task of
+// its own, so a page just shown may still have its body focused. If
+// nothing takes focus within five seconds, the body is named and the
+// caller's assertion fails as it would have.
 async function focusedId(page) {
+  await page
+    .waitForFunction(() => document.activeElement && document.activeElement !== document.body, null, { timeout: 5000 })
+    .catch(() => {});
   return page.evaluate(() => document.activeElement?.id || document.activeElement?.textContent?.trim());
 }
 
