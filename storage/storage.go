@@ -609,7 +609,18 @@ type Client struct {
 	// ("client:<id>" or "user:<UUID>").
 	Actors []string
 	// Introspector lets the client introspect every client's tokens.
-	Introspector  bool
+	Introspector bool
+	// ThirdParty marks a client its users must consent to (docs/design.md):
+	// one registered through /register, or not run by the platform.
+	// Third-party clients may only ask for resources that accept them.
+	ThirdParty bool
+	// RegistrationTokenHash is the SHA-256 of the registration access
+	// token of a client registered through /register (RFC 7592); nil for
+	// every other client.
+	RegistrationTokenHash []byte
+	// LastUsedAt is when the client last obtained a token, recorded
+	// coarsely; registered clients unused for too long expire.
+	LastUsedAt    time.Time
 	ServiceUserID string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time

@@ -66,6 +66,9 @@ type Client struct {
 	// (serviceUserID); config clients cannot, and find it again.
 	stored        bool
 	serviceUserID string
+	// thirdParty clients ask their users' consent and may only ask for
+	// resources that accept them (storage.Client.ThirdParty).
+	thirdParty bool
 }
 
 // New builds the client the broker serves from c; stored says whether c
@@ -98,8 +101,13 @@ func New(c storage.Client, stored bool) *Client {
 		jwks:                   keys,
 		stored:                 stored,
 		serviceUserID:          c.ServiceUserID,
+		thirdParty:             c.ThirdParty,
 	}
 }
+
+// ThirdParty reports whether the client is third-party: its users consent
+// to it, and it may only ask for resources that accept third parties.
+func (c *Client) ThirdParty() bool { return c.thirdParty }
 
 // Name is the client's display name, "" when it has none.
 func (c *Client) Name() string { return c.name }

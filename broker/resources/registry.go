@@ -123,13 +123,13 @@ func (r *Registry) Granted(ctx context.Context, client *clients.Client, values [
 	var others []string
 	registered := 0
 	for _, v := range dedupe(values) {
-		_, ok, err := r.Lookup(ctx, v)
+		res, ok, err := r.Lookup(ctx, v)
 		if err != nil {
 			return nil, err
 		}
-		// Every client of the broker is first-party (none is marked
-		// otherwise), so each may ask for every resource: ThirdParty
-		// has nothing to refuse yet.
+		if ok && client.ThirdParty() && !res.ThirdParty {
+			return nil, thirdPartyRefused(res.ID)
+		}
 		if ok {
 			registered++
 		} else {
@@ -188,6 +188,9 @@ func (r *Registry) Choose(ctx context.Context, client *clients.Client, requested
 		}
 		found = &res
 	}
+	if found != nil && client.ThirdParty() && !found.ThirdParty {
+		return nil, nil, thirdPartyRefused(found.ID)
+	}
 	if found != nil && len(others) > 0 {
 		return nil, nil, oidc.ErrInvalidTarget().WithDescription("resource %q is asked for alone; name it with the resource parameter", found.ID)
 	}
@@ -198,6 +201,12 @@ func (r *Registry) Choose(ctx context.Context, client *clients.Client, requested
 		return nil, nil, oidc.ErrInvalidTarget().WithDescription("%s", err)
 	}
 	return audience, nil, nil
+}
+
+// thirdPartyRefused is the answer to a third-party client asking for a
+// resource that does not accept third parties.
+func thirdPartyRefused(id string) error {
+	return oidc.ErrInvalidTarget().WithDescription("resource %q does not accept third-party clients", id)
 }
 
 // dedupe returns values without empty and repeated ones, in order.

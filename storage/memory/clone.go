@@ -70,6 +70,7 @@ func cloneClient(c storage.Client) storage.Client {
 	c.AllowedOrigins = slices.Clone(c.AllowedOrigins)
 	c.JWKS = slices.Clone(c.JWKS)
 	c.Actors = slices.Clone(c.Actors)
+	c.RegistrationTokenHash = slices.Clone(c.RegistrationTokenHash)
 	return c
 }
 

@@ -26,6 +26,9 @@ func client(id string) storage.Client {
 		IDTokenSignedResponseAlg: "ES256",
 		Actors:                   []string{"client:agent", "user:00000000-0000-4000-8000-00000000000d"},
 		Introspector:             true,
+		ThirdParty:               true,
+		RegistrationTokenHash:    hash("registration"),
+		LastUsedAt:               t0.Add(-time.Minute),
 		ServiceUserID:            "00000000-0000-4000-8000-00000000000c",
 		CreatedAt:                t0,
 		UpdatedAt:                t0,
@@ -61,6 +64,7 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 		c.SecretHashes = c.SecretHashes[:1]
 		c.Actors = []string{"client:other"}
 		c.IDTokenSignedResponseAlg, c.Introspector = "", false
+		c.ThirdParty, c.RegistrationTokenHash, c.LastUsedAt = false, nil, t0
 		c.UpdatedAt = t0.Add(time.Hour)
 		return c, nil
 	})
@@ -70,6 +74,7 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 	want.SecretHashes = want.SecretHashes[:1]
 	want.Actors = []string{"client:other"}
 	want.IDTokenSignedResponseAlg, want.Introspector = "", false
+	want.ThirdParty, want.RegistrationTokenHash, want.LastUsedAt = false, nil, t0
 	want.UpdatedAt = t0.Add(time.Hour)
 	wantEqual(t, "updated client", got, want)
 	got, _ = s.GetClient(ctx, "b")
