@@ -69,6 +69,11 @@ type Client struct {
 	// thirdParty clients ask their users' consent and may only ask for
 	// resources that accept them (storage.Client.ThirdParty).
 	thirdParty bool
+	// documentHost is the host of a client identified by the URL of its
+	// client ID metadata document, "" for every other client; verified
+	// says the host is on the operator's list of trusted client domains.
+	documentHost string
+	verified     bool
 }
 
 // New builds the client the broker serves from c; stored says whether c
@@ -108,6 +113,15 @@ func New(c storage.Client, stored bool) *Client {
 // ThirdParty reports whether the client is third-party: its users consent
 // to it, and it may only ask for resources that accept third parties.
 func (c *Client) ThirdParty() bool { return c.thirdParty }
+
+// DocumentHost is the host serving the client's ID metadata document, ""
+// for a client not identified by one. The consent page names it, since
+// the document's own name is the client's claim about itself.
+func (c *Client) DocumentHost() string { return c.documentHost }
+
+// Verified reports whether a metadata-document client's host is one the
+// operator trusts; the consent page marks other such clients unverified.
+func (c *Client) Verified() bool { return c.verified }
 
 // Name is the client's display name, "" when it has none.
 func (c *Client) Name() string { return c.name }
