@@ -175,6 +175,15 @@ type loginResult struct {
 // what the client receives.
 func (e *env) login(b *testenv.Browser, email string, a authRequest) loginResult {
 	e.t.Helper()
+	page, a := e.signIn(b, email, a)
+	return e.landed(page, a)
+}
+
+// signIn runs authorize → email → code in browser b and returns where
+// the browser landed after the code, and the request with its defaults
+// filled in.
+func (e *env) signIn(b *testenv.Browser, email string, a authRequest) (*testenv.Page, authRequest) {
+	e.t.Helper()
 	if a.pkce == (testenv.PKCE{}) && !a.noPKCE {
 		a.pkce = testenv.NewPKCE()
 	}
@@ -196,7 +205,13 @@ func (e *env) login(b *testenv.Browser, email string, a authRequest) loginResult
 	if code == "" {
 		e.t.Fatalf("no code mailed to %s", email)
 	}
-	page = b.Submit(page, "/login/code", url.Values{"code": {code}})
+	return b.Submit(page, "/login/code", url.Values{"code": {code}}), a
+}
+
+// landed is what the client receives from a sign-in of a that ended on
+// page: the redirect to it, with a code.
+func (e *env) landed(page *testenv.Page, a authRequest) loginResult {
+	e.t.Helper()
 	if page.Location == nil {
 		e.t.Fatalf("code: want a redirect to the client, got %d: %s", page.Status, page.Body)
 	}

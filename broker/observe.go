@@ -78,6 +78,7 @@ type metrics struct {
 	rateLimited     *prometheus.CounterVec   // limit
 	bindingRefusals *prometheus.CounterVec   // step, reason
 	ssoEnforced     *prometheus.CounterVec   // path: otp, connector, exchange
+	consents        *prometheus.CounterVec   // decision: allow, deny, remembered, revoke
 }
 
 func newMetrics(keysCreated func() uint64) *metrics {
@@ -120,9 +121,13 @@ func newMetrics(keysCreated func() uint64) *metrics {
 			Name: "broker_sso_enforced_total",
 			Help: "Sign-ins and exchanges refused because the address's organisation requires its own identity provider, by path (otp, connector, exchange).",
 		}, []string{"path"}),
+		consents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_consent_decisions_total",
+			Help: "Consents to third-party clients by decision: allow, deny, remembered (a remembered consent covered the request), revoke (by the user; an administrator's is audited).",
+		}, []string{"decision"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.logins, m.exchanges, m.otpCodes,
-		m.upstreamLatency, m.upstreamErrors, m.storageErrors, m.rateLimited, m.bindingRefusals, m.ssoEnforced,
+		m.upstreamLatency, m.upstreamErrors, m.storageErrors, m.rateLimited, m.bindingRefusals, m.ssoEnforced, m.consents,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "broker_signing_keys_created_total", Help: "Signing keys this replica created (first keys, rotations, revocations).",
 		}, func() float64 { return float64(keysCreated()) }),

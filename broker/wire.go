@@ -152,12 +152,13 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		Pages: pages, Branding: branding, ErrorPages: errorPages, Failures: b.failures, Log: o.Logger, Now: o.Clock,
 		Decoder: provider.Decoder(), Encoder: provider.Encoder(),
 		Metrics: authflow.Metrics{Logins: m.logins, OTPCodes: m.otpCodes, BindingRefusals: m.bindingRefusals,
-			SSOEnforced: m.ssoEnforced},
+			SSOEnforced: m.ssoEnforced, ConsentDecisions: m.consents},
 		Config: authflow.Config{
 			AuthRequestTTL: cfg.Tokens.AuthRequestTTL, CodeTTL: cfg.Tokens.CodeTTL,
 			OTPCodeTTL: cfg.OTP.CodeTTL, OTPMaxAttempts: cfg.OTP.MaxAttempts,
 			OTPPerEmail: cfg.Limits.OTPPerEmail, OTPPerEmailCeiling: cfg.Limits.otpPerEmailCeiling(), OTPPerIP: cfg.Limits.OTPPerIP,
 			SessionIdleTTL: cfg.Sessions.IdleTTL, SessionAbsoluteTTL: cfg.Sessions.AbsoluteTTL,
+			AccessTokenTTL: cfg.Tokens.AccessTokenTTL,
 		},
 	})
 	ao := adminOptions(cfg, o.Storage, o.Clock)

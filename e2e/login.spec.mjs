@@ -276,3 +276,88 @@ test("dark mode on a phone", async (t) => {
   await axe(page, "interstitial (dark, phone)");
   await shot(page, "15-interstitial-dark-phone");
 });
+
+// signInAs signs email in with a one-time code from the test client's
+// /start (query: which client, which language) and waits for url.
+async function signInAs(page, email, query, url) {
+  await page.goto(`${CLIENT_URL}/start?${query}`);
+  await page.waitForURL(`${BROKER_URL}/login?**`);
+  await page.fill("#email", email);
+  await page.press("#email", "Enter");
+  await page.waitForURL(`${BROKER_URL}/login/code?**`);
+  await page.fill("#code", await mailbox(email)); // six digits submit on their own
+  await page.waitForURL(url);
+}
+
+test("a third-party client asks for consent; connected apps takes it back", async (t) => {
+  const page = await newPage(t);
+  await signInAs(page, "cora@example.com", "client=third-party", `${BROKER_URL}/consent?**`);
+  assert.equal(await page.textContent("h1"), "Allow Helpful Agent to act for you?");
+  assert.match(await page.textContent(".facts"), /agent/);
+  assert.match(await page.textContent("main"), /See your email address/);
+  await axe(page, "consent");
+  await shot(page, "17-consent");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await axe(page, "consent (dark)");
+  await shot(page, "18-consent-dark");
+  await page.emulateMedia({ colorScheme: "light" });
+
+  await page.click("button[value=allow]");
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent("h1"), "Signed in");
+
+  // Remembered: signing in again asks nothing.
+  await page.goto(`${CLIENT_URL}/start?client=third-party`);
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent("h1"), "Signed in");
+
+  await page.goto(`${BROKER_URL}/account/apps`);
+  assert.equal(await page.textContent("h1"), "Connected apps");
+  assert.match(await page.textContent(".app h2"), /Helpful Agent/);
+  await axe(page, "connected apps");
+  await shot(page, "19-apps");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await axe(page, "connected apps (dark)");
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.click("button:has-text('Revoke access')");
+  await page.waitForURL(`${BROKER_URL}/account/apps?revoked=1`);
+  assert.match(await page.textContent(".notice"), /Access revoked/);
+  assert.match(await page.textContent("main"), /No application has access/);
+  await axe(page, "connected apps after revoking");
+  await shot(page, "20-apps-revoked");
+
+  // Taken back: the client must ask again.
+  await page.goto(`${CLIENT_URL}/start?client=third-party`);
+  await page.waitForURL(`${BROKER_URL}/consent?**`);
+});
+
+test("consent and connected apps in German, dark and light; deny tells the client", async (t) => {
+  const page = await newPage(t, { locale: "de-DE", colorScheme: "dark" });
+  const signedOut = await page.goto(`${BROKER_URL}/account/apps`);
+  assert.equal(signedOut.status(), 200);
+  assert.match(await page.textContent(".lead"), /nicht angemeldet/);
+  await axe(page, "connected apps signed out (de, dark)");
+  await shot(page, "21-apps-signed-out-de-dark");
+
+  await signInAs(page, "dora@example.com", "client=third-party", `${BROKER_URL}/consent?**`);
+  assert.equal(await page.getAttribute("html", "lang"), "de");
+  assert.equal(await page.textContent("h1"), "Helpful Agent erlauben, in Ihrem Namen zu handeln?");
+  await axe(page, "consent (de, dark)");
+  await shot(page, "22-consent-de-dark");
+  await page.emulateMedia({ colorScheme: "light" });
+  await axe(page, "consent (de)");
+  await shot(page, "23-consent-de");
+
+  await page.click("button[value=deny]");
+  await page.waitForURL(`${CLIENT_URL}/callback?**`);
+  assert.equal(await page.textContent("h1"), "Sign-in failed");
+  assert.match(await page.textContent("#error"), /^access_denied/);
+
+  await page.goto(`${BROKER_URL}/account/apps`);
+  assert.equal(await page.textContent("h1"), "Verbundene Apps");
+  assert.match(await page.textContent("main"), /Keine Anwendung hat Zugriff/);
+  await axe(page, "connected apps (de)");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await axe(page, "connected apps (de, dark)");
+  await shot(page, "24-apps-de-dark");
+});

@@ -1,5 +1,6 @@
 // Package web renders the broker's pages: email-first login, code entry,
-// the connector interstitial, errors, logout confirmation and signed-out.
+// the connector interstitial, errors, logout confirmation, signed-out,
+// consent to a third-party client and the connected apps.
 // Templates, message files and static assets are embedded in the binary;
 // pages work without JavaScript (one small external script adds
 // auto-submit and a resend countdown). A page renders what it is given
@@ -110,7 +111,7 @@ type Renderer struct {
 	pages map[string]map[string]*template.Template // language → page → template
 }
 
-var pageNames = []string{"login", "code", "connector", "error", "signedout", "logout"}
+var pageNames = []string{"login", "code", "connector", "error", "signedout", "logout", "consent", "apps"}
 
 // NewRenderer parses the embedded templates once per language.
 func NewRenderer() (*Renderer, error) {
@@ -134,13 +135,15 @@ func NewRenderer() (*Renderer, error) {
 // funcs are the template functions bound to one language: t (a message
 // by key, arguments HTML-escaped), ts (the same as plain text, for
 // attributes), text (a caller's English sentence, translated when the
-// catalog knows it), lang and brandCSS.
+// catalog knows it), scope (what a scope lets a client do), lang and
+// brandCSS.
 func funcs(lang string) template.FuncMap {
 	return template.FuncMap{
 		"t":        func(key string, args ...any) template.HTML { return template.HTML(message(lang, key, true, args...)) },
 		"ts":       func(key string, args ...any) string { return message(lang, key, false, args...) },
 		"text":     func(english string) string { return translateText(lang, english) },
 		"lang":     func() string { return lang },
+		"scope":    func(name string) template.HTML { return template.HTML(scopeText(lang, name)) },
 		"brandCSS": brandCSS,
 	}
 }
@@ -211,6 +214,10 @@ func (r *Renderer) RenderIn(w http.ResponseWriter, status int, lang string, page
 		name = "signedout"
 	case LogoutPage, *LogoutPage:
 		name = "logout"
+	case ConsentPage, *ConsentPage:
+		name = "consent"
+	case AppsPage, *AppsPage:
+		name = "apps"
 	default:
 		return fmt.Errorf("web: no template for %T", page)
 	}

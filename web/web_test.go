@@ -91,6 +91,12 @@ func TestRender_EveryPageInEveryLanguage(t *testing.T) {
 		ErrorPage{Branding: b, Title: "This sign-in has expired", Message: "Something only in English.", Status: 404},
 		SignedOutPage{Branding: b},
 		LogoutPage{Branding: b, Action: "/end_session/confirm", CSRF: "c", ClientID: "web", PostLogoutRedirectURI: "https://app.example.com/bye", State: "s"},
+		ConsentPage{Branding: b, AuthRequestID: "id", CSRF: "c", UserEmail: "a@example.com",
+			Client:    ConsentClient{ID: "https://agent.example/client.json", Name: "Corp <SSO>", DocumentHost: "agent.example", Unverified: true},
+			Resources: []string{"https://mcp.example.com/mcp"}, Scopes: []string{"openid", "email", "tools:<call>"}},
+		AppsPage{Branding: b, SignedIn: true, CSRF: "c", Notice: "Access revoked. The application has been signed out.", Apps: []App{
+			{ClientID: "agent", Name: "Corp <SSO>", Grants: []AppGrant{{Resource: "", Scopes: []string{"openid", "x<y"}, GrantedAt: "2030-03-04"}}}}},
+		AppsPage{Branding: b},
 	}
 	for _, lang := range Languages() {
 		for _, p := range pages {
@@ -141,5 +147,47 @@ func TestRender_BrandColourIsAllowedByHashAndNothingElse(t *testing.T) {
 		if strings.Contains(w.Body.String(), "<style>") || strings.Contains(w.Header().Get("Content-Security-Policy"), "sha256") {
 			t.Errorf("colour %q reached the page", bad)
 		}
+	}
+}
+
+func TestRender_ConsentPageNamesTheClientAsTheBrokerKnowsIt(t *testing.T) {
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := ConsentPage{AuthRequestID: "req", CSRF: "tok",
+		Client:    ConsentClient{ID: "https://agent.example/client.json", Name: "Agent", DocumentHost: "agent.example", Unverified: true},
+		Resources: []string{"https://mcp.example.com/mcp"}, Scopes: []string{"email", "tools:call"}}
+	w := httptest.NewRecorder()
+	if err := r.RenderIn(w, 200, "en", page); err != nil {
+		t.Fatal(err)
+	}
+	body := w.Body.String()
+	for _, want := range []string{"Allow Agent to act for you?", "https://agent.example/client.json", "agent.example is not verified",
+		"https://mcp.example.com/mcp", "See your email address", "Use the permission “tools:call”",
+		`name="decision" value="allow"`, `name="decision" value="deny"`, `name="csrf" value="tok"`, `name="id" value="req"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("consent page lacks %q:\n%s", want, body)
+		}
+	}
+	page.Client.Unverified = false
+	w = httptest.NewRecorder()
+	r.RenderIn(w, 200, "de", page)
+	if body := w.Body.String(); strings.Contains(body, "nicht verifiziert") || !strings.Contains(body, "Ihre E-Mail-Adresse sehen") {
+		t.Errorf("a verified client is marked unverified, or the page is not in German:\n%s", body)
+	}
+}
+
+func TestRender_AppsPageWithoutSessionShowsNoData(t *testing.T) {
+	r, err := NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if err := r.RenderIn(w, 200, "en", AppsPage{Apps: []App{{ClientID: "secret-app"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if body := w.Body.String(); strings.Contains(body, "secret-app") || strings.Contains(body, "<form") || !strings.Contains(body, "You are not signed in") {
+		t.Errorf("apps page without a session:\n%s", body)
 	}
 }

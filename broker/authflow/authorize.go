@@ -191,7 +191,6 @@ func localeStrings(l oidc.Locales) []string {
 // 9207, so a client talking to several providers can tell whose code it
 // got).
 func (f *Flow) authorizeCallback(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	ar, ok := f.liveAuthRequest(w, r, r.URL.Query().Get("id"))
 	if !ok {
 		return
@@ -200,6 +199,17 @@ func (f *Flow) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		f.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
 		return
 	}
+	if !f.askConsent(w, r, ar) {
+		return
+	}
+	f.issueCode(w, r, ar)
+}
+
+// issueCode turns the finished auth request ar into a code, atomically
+// (one request yields one code), and sends the browser back to the
+// client with it.
+func (f *Flow) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) {
+	ctx := r.Context()
 	code := keys.RandomID()
 	err := f.store.CreateAuthCode(ctx, storage.AuthCode{
 		CodeHash:             tokens.CodeHash(code),

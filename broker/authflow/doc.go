@@ -4,8 +4,9 @@
 // login page with home realm discovery, one-time codes and their limits,
 // the redirect to an upstream and its callback, the binding of every step
 // to the browser that started the login (docs/design.md rule 6), single
-// sign-on sessions, and logout (RP-initiated, with back-channel logout of
-// the session's clients).
+// sign-on sessions, consent to third-party clients and the connected apps
+// page where it is taken back, and logout (RP-initiated, with
+// back-channel logout of the session's clients).
 //
 // It writes every answer of its endpoints itself, pages included. It
 // receives what it needs (a store, the client directory, the connector

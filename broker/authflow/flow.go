@@ -47,6 +47,9 @@ type Config struct {
 	// codes sent (the configuration's limits section).
 	OTPPerEmail, OTPPerEmailCeiling, OTPPerIP ratelimit.Limit
 	SessionIdleTTL, SessionAbsoluteTTL        time.Duration
+	// AccessTokenTTL bounds the access tokens of a grant a revoked
+	// consent revokes: the revocation is kept that long.
+	AccessTokenTTL time.Duration
 }
 
 // Metrics are the counters the flow keeps.
@@ -55,6 +58,8 @@ type Metrics struct {
 	OTPCodes        *prometheus.CounterVec // result
 	BindingRefusals *prometheus.CounterVec // step, reason
 	SSOEnforced     *prometheus.CounterVec // path: otp, connector
+	// ConsentDecisions counts consents: allow, deny, remembered, revoke.
+	ConsentDecisions *prometheus.CounterVec
 }
 
 // Options are what a Flow needs.
@@ -132,8 +137,8 @@ func New(o Options) *Flow {
 }
 
 // Register mounts the flow's endpoints on mux: authorization, the login
-// pages, the upstream callback, the finished login's callback, and
-// logout.
+// pages, the upstream callback, the finished login's callback, consent,
+// the connected apps page, and logout.
 func (f *Flow) Register(mux *http.ServeMux) {
 	mux.HandleFunc(AuthorizePath, f.serveAuthorize)
 	mux.HandleFunc(CallbackPath, f.authorizeCallback)
@@ -145,4 +150,6 @@ func (f *Flow) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+connectors.CallbackPrefix+"{connector}", f.upstreamCallback)
 	mux.HandleFunc(SignedOutPath, f.signedOut)
 	mux.HandleFunc(LogoutConfirmPath, f.confirmLogout)
+	mux.HandleFunc(ConsentPath, f.consentPage)
+	mux.HandleFunc(AppsPath, f.appsPage)
 }

@@ -53,6 +53,12 @@ func (f *Flow) csrfValid(r *http.Request, purpose string) bool {
 // so; the token then proves the form was one this broker rendered for
 // this browser and request.
 func (f *Flow) formAuthRequest(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
+	return f.boundForm(w, r, func(authRequestID string) string { return authRequestID })
+}
+
+// boundForm is formAuthRequest for a form whose CSRF token is made for
+// purpose(auth request id).
+func (f *Flow) boundForm(w http.ResponseWriter, r *http.Request, purpose func(authRequestID string) string) (storage.AuthRequest, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		f.errorPages.Render(w, r, http.StatusMethodNotAllowed, "Not allowed", "This address only accepts the sign-in form.")
@@ -66,7 +72,7 @@ func (f *Flow) formAuthRequest(w http.ResponseWriter, r *http.Request) (storage.
 	if !ok {
 		return storage.AuthRequest{}, false
 	}
-	if !f.csrfValid(r, ar.ID) {
+	if !f.csrfValid(r, purpose(ar.ID)) {
 		f.log.InfoContext(r.Context(), "login form refused", "reason", "csrf token missing or wrong")
 		f.errorPages.Render(w, r, http.StatusForbidden, "Form expired",
 			"This form could not be verified, perhaps because it was opened in another browser or cookies are blocked. Go back to the application and choose sign in again.")

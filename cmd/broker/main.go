@@ -6,6 +6,8 @@
 //	broker users show --config FILE EMAIL|UUID
 //	broker users list|disable|enable|delete|link|unlink --config FILE ...
 //	broker users grant-admin|revoke-admin --config FILE EMAIL|UUID
+//	broker users consents --config FILE EMAIL|UUID
+//	broker users revoke-consent --config FILE EMAIL|UUID CLIENT_ID
 //	broker connectors list [--config FILE]
 //	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
 //	broker resources create|list|show|update|delete --config FILE ...
@@ -57,6 +59,8 @@ commands:
                    administer users (delete needs --yes)
   users grant-admin|revoke-admin
                    give or take a person's admin role (the admin scope)
+  users consents|revoke-consent
+                   list or take back what a person allowed third-party clients
   connectors list  list the connectors with their callback URLs
   clients create|list|show|update|delete|rotate-secret
                    manage stored clients (a new secret is shown once)

@@ -21,17 +21,17 @@ import (
 
 func users(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink|grant-admin|revoke-admin --config FILE [args]")
+		return errors.New("usage: broker users import|show|list|disable|enable|delete|link|unlink|grant-admin|revoke-admin|consents|revoke-consent --config FILE [args]")
 	}
 	switch args[0] {
 	case "import":
 		return usersImport(ctx, args[1:], stdout, stderr, env)
 	case "show":
 		return usersShow(ctx, args[1:], stdout, stderr, env)
-	case "list", "disable", "enable", "delete", "link", "unlink", "grant-admin", "revoke-admin":
+	case "list", "disable", "enable", "delete", "link", "unlink", "grant-admin", "revoke-admin", "consents", "revoke-consent":
 		return usersAdmin(ctx, args[0], args[1:], stdout, stderr, env)
 	default:
-		return fmt.Errorf("unknown users command %q (want import, show, list, disable, enable, delete, link, unlink, grant-admin or revoke-admin)", args[0])
+		return fmt.Errorf("unknown users command %q (want import, show, list, disable, enable, delete, link, unlink, grant-admin, revoke-admin, consents or revoke-consent)", args[0])
 	}
 }
 
@@ -49,6 +49,10 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 		// admin rights are its scopes, set with broker clients.
 		"grant-admin":  "broker users grant-admin --config FILE EMAIL|UUID",
 		"revoke-admin": "broker users revoke-admin --config FILE EMAIL|UUID",
+		// What a person allowed third-party clients; revoking it revokes
+		// the client's refresh tokens for them too.
+		"consents":       "broker users consents --config FILE EMAIL|UUID",
+		"revoke-consent": "broker users revoke-consent --config FILE EMAIL|UUID CLIENT_ID",
 	}[cmd]
 	f := newAdminFlags("users "+cmd, stderr)
 	after := f.fs.String("after", "", "list: start after this user id (the last of the previous page)")
@@ -57,7 +61,7 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	want := map[string]int{"list": 0, "disable": 1, "enable": 1, "delete": 1, "link": 3, "unlink": 3, "grant-admin": 1, "revoke-admin": 1}[cmd]
+	want := map[string]int{"list": 0, "disable": 1, "enable": 1, "delete": 1, "link": 3, "unlink": 3, "grant-admin": 1, "revoke-admin": 1, "consents": 1, "revoke-consent": 2}[cmd]
 	if f.fs.NArg() != want {
 		return errors.New("usage: " + usage)
 	}
@@ -105,6 +109,21 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 		err = adm.GrantAdmin(ctx, admin.ActorCLI, ref)
 	case "revoke-admin":
 		err = adm.RevokeAdmin(ctx, admin.ActorCLI, ref)
+	case "consents":
+		list, err := adm.Consents(ctx, ref)
+		if err != nil {
+			return err
+		}
+		for _, c := range list {
+			resource := c.Resource
+			if resource == "" {
+				resource = "(the client's own)"
+			}
+			fmt.Fprintf(stdout, "%s  %s  %s  %s\n", c.ClientID, resource, strings.Join(c.Scopes, " "), c.GrantedAt.UTC().Format(time.RFC3339))
+		}
+		return nil
+	case "revoke-consent":
+		err = adm.RevokeConsent(ctx, admin.ActorCLI, ref, f.fs.Arg(1))
 	}
 	if err != nil {
 		return err
@@ -113,7 +132,8 @@ func usersAdmin(ctx context.Context, cmd string, args []string, stdout, stderr i
 	// admin API sends it for the sessions these end, this command does not.
 	const untold = " (its clients were not notified over the back channel; the admin API does that)"
 	done := map[string]string{"disable": "disabled; refresh tokens and sessions revoked" + untold, "enable": "enabled", "delete": "deleted" + untold, "link": "linked", "unlink": "unlinked",
-		"grant-admin": "granted the admin role", "revoke-admin": "no longer holds the admin role; the admin API refuses their tokens from now on"}[cmd]
+		"grant-admin": "granted the admin role", "revoke-admin": "no longer holds the admin role; the admin API refuses their tokens from now on",
+		"revoke-consent": "no longer allows " + f.fs.Arg(1) + "; its refresh tokens for them are revoked"}[cmd]
 	fmt.Fprintf(stdout, "user %s %s\n", ref, done)
 	return nil
 }

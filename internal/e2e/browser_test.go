@@ -22,6 +22,7 @@ import (
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
+	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
@@ -30,7 +31,8 @@ import (
 // client → broker → email → code from the mailbox → client with tokens;
 // the same through the fake Auth0 chosen by email domain (with the
 // interstitial); the resend cool-down, errors, German, dark mode, a phone
-// screen; an axe-core check of every page; screenshots of each.
+// screen; consent to a third-party client and the connected apps page; an
+// axe-core check of every page; screenshots of each.
 //
 // It needs Chromium and `npm ci` in e2e/. Without them it skips, except
 // under CI=true, where it fails.
@@ -70,8 +72,9 @@ func TestBrowser_LoginPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testenv.SyncBuffer{}
+	store := memory.New()
 	b, err := broker.New(context.Background(), cfg, broker.Options{
-		Storage: memory.New(),
+		Storage: store,
 		Secret:  broker.NewEphemeralRootSecret(),
 		Mailer:  mailer,
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
@@ -84,12 +87,24 @@ func TestBrowser_LoginPages(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	client := newClientApp(t, issuer, mailer)
+	// A third-party client of the test client's address, for the consent
+	// pages: stored, as /register would store it.
+	now := time.Now()
+	err = store.CreateClient(context.Background(), storage.Client{
+		ID: thirdPartyClientID, Name: "Helpful Agent", Public: true, ThirdParty: true,
+		RedirectURIs: []string{client.URL + "/callback"},
+		GrantTypes:   []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken},
+		CreatedAt:    now, UpdatedAt: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	shots := os.Getenv("BROKER_E2E_SCREENSHOTS")
 	if shots == "" {
 		shots = filepath.Join(root, "e2e", "screenshots")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "login.spec.mjs")
 	cmd.Dir = filepath.Join(root, "e2e")
@@ -130,20 +145,32 @@ func lookPath(name string) string {
 	return p
 }
 
+// thirdPartyClientID is the third-party client the test client signs in
+// as with /start?client=third-party.
+const thirdPartyClientID = "agent"
+
 // clientApp is a small relying party: /start sends the browser to the
-// broker with PKCE, /callback redeems the code and shows what came back,
-// /mailbox?to=EMAIL is the test inbox (the newest code sent there).
+// broker with PKCE (as the first-party development client, or with
+// ?client=third-party as thirdPartyClientID), /callback redeems the code
+// and shows what came back, /mailbox?to=EMAIL is the test inbox (the
+// newest code sent there).
 type clientApp struct {
 	*httptest.Server
 	issuer string
 	mailer *testenv.Mailer
 
 	mu      sync.Mutex // guards pending
-	pending map[string]testenv.PKCE
+	pending map[string]pendingLogin
+}
+
+// pendingLogin is a sign-in the client started: its client id and PKCE.
+type pendingLogin struct {
+	clientID string
+	pkce     testenv.PKCE
 }
 
 func newClientApp(t *testing.T, issuer string, mailer *testenv.Mailer) *clientApp {
-	c := &clientApp{issuer: issuer, mailer: mailer, pending: map[string]testenv.PKCE{}}
+	c := &clientApp{issuer: issuer, mailer: mailer, pending: map[string]pendingLogin{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", c.home)
 	mux.HandleFunc("GET /start", c.start)
@@ -181,11 +208,15 @@ func (c *clientApp) home(w http.ResponseWriter, r *http.Request) {
 func (c *clientApp) start(w http.ResponseWriter, r *http.Request) {
 	pkce := testenv.NewPKCE()
 	state := testenv.NewPKCE().Verifier[:16]
+	clientID := broker.DevClientID
+	if r.URL.Query().Get("client") == "third-party" {
+		clientID = thirdPartyClientID
+	}
 	c.mu.Lock()
-	c.pending[state] = pkce
+	c.pending[state] = pendingLogin{clientID: clientID, pkce: pkce}
 	c.mu.Unlock()
 	q := url.Values{
-		"client_id":             {broker.DevClientID},
+		"client_id":             {clientID},
 		"redirect_uri":          {c.URL + "/callback"},
 		"response_type":         {"code"},
 		"scope":                 {"openid email profile offline_access"},
@@ -203,7 +234,7 @@ func (c *clientApp) start(w http.ResponseWriter, r *http.Request) {
 func (c *clientApp) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c.mu.Lock()
-	pkce, ok := c.pending[q.Get("state")]
+	login, ok := c.pending[q.Get("state")]
 	delete(c.pending, q.Get("state"))
 	c.mu.Unlock()
 	fail := func(msg string) {
@@ -223,10 +254,10 @@ func (c *clientApp) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := http.PostForm(c.issuer+"/token", url.Values{
 		"grant_type":    {"authorization_code"},
-		"client_id":     {broker.DevClientID},
+		"client_id":     {login.clientID},
 		"redirect_uri":  {c.URL + "/callback"},
 		"code":          {q.Get("code")},
-		"code_verifier": {pkce.Verifier},
+		"code_verifier": {login.pkce.Verifier},
 	})
 	if err != nil {
 		fail(err.Error())

@@ -84,5 +84,6 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 		return storage.ErrNotFound
 	}
 	delete(s.clients, id)
+	s.deleteConsents(func(k consentKey) bool { return k.clientID == id })
 	return nil
 }

@@ -66,6 +66,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 	}
 	delete(s.userRevokedAt, id)
+	s.deleteConsents(func(k consentKey) bool { return k.userID == id })
 	for k := range s.members {
 		if k.userID == id {
 			delete(s.members, k)

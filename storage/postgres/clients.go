@@ -165,7 +165,11 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(storage
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+	// The client's consents go in the same statement: a client
+	// registered again under the id starts with none.
+	tag, err := s.pool.Exec(ctx, `
+		WITH consents AS (DELETE FROM consents WHERE client_id = $1)
+		DELETE FROM clients WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("postgres: delete client: %w", err)
 	}

@@ -125,6 +125,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Orgs/Generation", testOrgGeneration},
 		{"Orgs/BadText", testOrgBadText},
 	}
+	tests = append(tests, consentTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newStore(t))
