@@ -72,6 +72,7 @@ type Storage interface {
 	Audit
 	Organizations
 	Resources
+	Registrations
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error

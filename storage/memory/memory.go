@@ -37,6 +37,7 @@ type Store struct {
 	sessions       map[string]storage.Session
 	clients        map[string]storage.Client
 	resources      map[string]storage.Resource
+	regTokens      map[string]storage.RegistrationToken
 	signingKeys    []storage.SigningKey // ordered by CreatedAt, then ID
 	rateLimits     map[string]rateWindow
 	jtis           map[string]time.Time // jti → expiry
@@ -65,6 +66,7 @@ func New() *Store {
 		sessions:       make(map[string]storage.Session),
 		clients:        make(map[string]storage.Client),
 		resources:      make(map[string]storage.Resource),
+		regTokens:      make(map[string]storage.RegistrationToken),
 		rateLimits:     make(map[string]rateWindow),
 		jtis:           make(map[string]time.Time),
 		orgIndexes:     newOrgIndexes(),
