@@ -196,6 +196,7 @@ func (api API) Handler() http.Handler {
 	api.orgRoutes(mux, p)
 	api.connectorRoutes(mux, p)
 	api.resourceRoutes(mux, p)
+	api.registrationTokenRoutes(mux, p)
 	var routed http.Handler = mux
 	if api.Routes != nil {
 		routed = api.Routes(mux)
