@@ -7,9 +7,6 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -75,12 +72,11 @@ func (a *Admin) CreateRegistrationToken(ctx context.Context, actor string, spec 
 	if spec.MaxUses < 0 {
 		return RegistrationTokenInfo{}, "", invalidAdmin("max_uses: %d is negative (0 allows any number)", spec.MaxUses)
 	}
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	token := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(token))
+	// A token is a secret as a client's is: 256 random bits, kept as
+	// its SHA-256.
+	token, h := newClientSecret()
 	now := a.now()
-	t := storage.RegistrationToken{ID: uuid.NewString(), Hash: sum[:], Note: spec.Note, MaxUses: spec.MaxUses,
+	t := storage.RegistrationToken{ID: uuid.NewString(), Hash: h.Hash, Note: spec.Note, MaxUses: spec.MaxUses,
 		CreatedAt: now, ExpiresAt: now.Add(lifetime)}
 	if err := a.store.CreateRegistrationToken(ctx, t); err != nil {
 		return RegistrationTokenInfo{}, "", fmt.Errorf("create registration token: %w", err)

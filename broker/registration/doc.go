@@ -10,8 +10,8 @@
 // registration access token; the initial access tokens of the token
 // policy are created by administrators (broker/admin).
 //
-// It imports the broker's answer, clients, edge and ratelimit parts and
-// storage, and must not import the broker, the admin API, nor the parts
+// It imports the broker's answer, clients, edge and ratelimit parts, keys
+// (random ids and token hashes) and storage, and must not import the broker, the admin API, nor the parts
 // that issue tokens or serve the login flow (imports_test.go holds it to
 // that).
 package registration

@@ -13,6 +13,7 @@ func TestImports(t *testing.T) {
 		"github.com/idbroker/broker/broker/clients",
 		"github.com/idbroker/broker/broker/edge",
 		"github.com/idbroker/broker/broker/ratelimit",
+		"github.com/idbroker/broker/keys",
 		"github.com/idbroker/broker/storage",
 	})
 }

@@ -6,10 +6,8 @@ package registration
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/ratelimit"
+	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -181,7 +180,7 @@ func (g *Registrar) register(w http.ResponseWriter, r *http.Request, c storage.C
 	now := g.now()
 	resp := Response{Metadata: m}
 	if m.usesSecret() {
-		secret := randomToken()
+		secret := keys.RandomID()
 		resp.ClientSecret, resp.ClientSecretExpiresAt = secret, new(int64)
 		c.SecretHashes = []storage.SecretHash{{Hash: hash(secret)}}
 	}
@@ -191,8 +190,8 @@ func (g *Registrar) register(w http.ResponseWriter, r *http.Request, c storage.C
 		return
 	}
 	c.ID = g.newClientID()
-	resp.RegistrationAccessToken = randomToken()
-	c.RegistrationTokenHash = hash(resp.RegistrationAccessToken)
+	resp.RegistrationAccessToken = keys.RandomID()
+	c.RegistrationTokenHash = registrationTokenHash(resp.RegistrationAccessToken)
 	c.CreatedAt, c.UpdatedAt = now, now
 	err := g.store.RegisterClient(ctx, c, initial.Hash, now)
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
@@ -286,7 +285,7 @@ func (g *Registrar) authorized(w http.ResponseWriter, r *http.Request) (storage.
 	if len(stored) != sha256.Size {
 		stored = make([]byte, sha256.Size) // no client, or not a registered one: compared all the same
 	}
-	if subtle.ConstantTimeCompare(hash(raw), stored) != 1 || c.RegistrationTokenHash == nil {
+	if subtle.ConstantTimeCompare(registrationTokenHash(raw), stored) != 1 || c.RegistrationTokenHash == nil {
 		g.log.InfoContext(ctx, "registration access refused", "source", edge.Source(ctx))
 		refuseRegistrationToken(w)
 		return storage.Client{}, false
@@ -344,7 +343,7 @@ func (g *Registrar) audit(ctx context.Context, action, clientID string, details 
 // newClientID returns a fresh client id, none of the configuration's.
 func (g *Registrar) newClientID() string {
 	for {
-		id := "reg-" + randomToken()[:22]
+		id := "reg-" + keys.RandomID()[:22] // 132 random bits
 		if !g.configured(id) {
 			return id
 		}
@@ -358,17 +357,18 @@ func bearer(r *http.Request) (string, bool) {
 	return raw, strings.EqualFold(scheme, "Bearer") && raw != ""
 }
 
-// randomToken returns 256 random bits, base64url: a secret nobody guesses.
-func randomToken() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// hash is the SHA-256 storage keeps of a secret or token.
+// hash is the SHA-256 storage keeps of a client secret or an initial
+// access token, as the client model and the admin API that creates
+// initial access tokens keep them.
 func hash(s string) []byte {
 	sum := sha256.Sum256([]byte(s))
 	return sum[:]
+}
+
+// registrationTokenHash is how a registration access token is kept
+// (keys.TokenHash), of a kind no other token shares.
+func registrationTokenHash(token string) []byte {
+	return keys.TokenHash("registration access token", token)
 }
 
 func reply(w http.ResponseWriter, status int, v any) {
