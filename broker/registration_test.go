@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -406,7 +407,8 @@ func TestRegistration_ReadAndDeleteNeedTheClientsOwnRegistrationToken(t *testing
 	path := "/register/" + a.ClientID
 	got := e.dcrCall(http.MethodGet, path, a.RegistrationAccessToken, nil, nil)
 	if got.Status != http.StatusOK || got.ClientID != a.ClientID || got.ClientName != "Desktop agent" ||
-		!slices.Equal(got.RedirectURIs, a.RedirectURIs) || got.TokenEndpointAuthMethod != "none" || got.RegistrationClientURI != e.issuer+path {
+		!slices.Equal(got.RedirectURIs, a.RedirectURIs) || got.TokenEndpointAuthMethod != "none" || got.RegistrationClientURI != e.issuer+path ||
+		got.RegistrationAccessToken != a.RegistrationAccessToken {
 		t.Fatalf("read with its token: %d %+v", got.Status, got)
 	}
 	// Another client's token, none, or a wrong one: the same 401, and
@@ -551,5 +553,32 @@ func TestRegistration_ConfigNamesTheBadSetting(t *testing.T) {
 	}
 	if cfg.Registration.Policy != registration.PolicyDisabled || cfg.Registration.UnusedClientLifetime != 30*24*time.Hour {
 		t.Errorf("defaults: %+v", cfg.Registration)
+	}
+}
+
+func TestRegistration_ASingleUseTokenRegistersOneClientHoweverManyTryAtOnce(t *testing.T) {
+	e := newEnv(t, withAdmin, withRegistration(registration.PolicyToken))
+	admin := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	once, _ := e.createRegistrationToken(admin, map[string]any{"max_uses": 1})
+	const n = 8
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { statuses[i] = e.register(publicClient(), once).Status })
+	}
+	wg.Wait()
+	created := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusCreated:
+			created++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("statuses %v: want 201 or 401 each", statuses)
+		}
+	}
+	list, _ := e.store.ListClients(t.Context())
+	if created != 1 || len(list) != 1 {
+		t.Fatalf("%d registrations succeeded and %d clients stored, want 1 and 1 (statuses %v)", created, len(list), statuses)
 	}
 }

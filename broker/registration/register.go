@@ -225,17 +225,19 @@ func (g *Registrar) refuseInitialToken(w http.ResponseWriter, r *http.Request, e
 }
 
 // serveRead is RFC 7592 section 2.1: the client reads its registration
-// with its registration access token. The secret is not shown again: the
-// broker keeps only its hash. Nor is the registration access token,
-// which the client already holds and the broker keeps only as a hash.
+// with its registration access token. Section 3 requires the token in
+// the answer: it is the one presented, which stays valid (the broker
+// keeps only its hash and does not rotate it). The secret is not shown
+// again: the broker keeps only its hash.
 func (g *Registrar) serveRead(w http.ResponseWriter, r *http.Request) {
 	c, ok := g.authorized(w, r)
 	if !ok {
 		return
 	}
+	token, _ := bearer(r)
 	reply(w, http.StatusOK, Response{
-		ClientID: c.ID, ClientIDIssuedAt: c.CreatedAt.Unix(), RegistrationClientURI: g.issuer + Path + "/" + c.ID,
-		Metadata: metadataOf(c),
+		ClientID: c.ID, ClientIDIssuedAt: c.CreatedAt.Unix(), RegistrationAccessToken: token,
+		RegistrationClientURI: g.issuer + Path + "/" + c.ID, Metadata: metadataOf(c),
 	})
 }
 
