@@ -582,3 +582,27 @@ func TestRegistration_ASingleUseTokenRegistersOneClientHoweverManyTryAtOnce(t *t
 		t.Fatalf("%d registrations succeeded and %d clients stored, want 1 and 1 (statuses %v)", created, len(list), statuses)
 	}
 }
+
+func TestRegistration_ARegisteredClientGetsOnlyResourcesThatAcceptThirdParties(t *testing.T) {
+	e := newEnv(t, withResources, withRegistration(registration.PolicyOpen))
+	m := publicClient()
+	m["scope"] = "openid tools:read"
+	r := e.register(m, "")
+	wantRefused(t, "a scope of a first-party resource", r, http.StatusBadRequest, "invalid_client_metadata")
+	if !strings.Contains(r.Description, `"tools:read"`) {
+		t.Errorf("description %q does not name the scope", r.Description)
+	}
+	m["scope"] = "openid offline_access files:read"
+	r = e.register(m, "")
+	if r.Status != http.StatusCreated || r.Scope != "openid offline_access files:read" {
+		t.Fatalf("register with a third-party resource's scope: %d %s %s", r.Status, r.Error, r.Description)
+	}
+	l := e.login(e.browser(), "mcp-user@example.com", authRequest{clientID: r.ClientID, redirectURI: dcrRedirect,
+		scope: "openid offline_access files:read", extra: url.Values{"resource": {mcpB}}})
+	wantToken(t, "code for the third-party resource", e.redeem(l), mcpB, "files:read", 15*time.Minute)
+	page := e.browser().Get(e.authorizeURL(authRequest{clientID: r.ClientID, redirectURI: dcrRedirect, pkce: l.pkce, state: "s",
+		extra: url.Values{"resource": {mcpA}}}))
+	if page.Location == nil || page.Location.Query().Get("error") != "invalid_target" {
+		t.Errorf("authorize for a first-party resource: %d %v, want an invalid_target redirect", page.Status, page.Location)
+	}
+}

@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	b.admin = admin.New(ao)
 	b.registrar = registration.New(registration.Options{
 		Config: cfg.Registration, Issuer: cfg.Issuer, Store: o.Storage, Limiter: limiter,
-		Scopes: supportedScopes, Configured: b.clients.Configured,
+		Scopes: supportedScopes, ResourceScopes: targets.ThirdPartyScopes, Configured: b.clients.Configured,
 		Failures: b.failures, Log: o.Logger, Now: o.Clock,
 	})
 

@@ -161,7 +161,7 @@ func (m Metadata) check(policy string, scopes []string) (storage.Client, Metadat
 
 	for _, s := range strings.Fields(m.Scope) {
 		if !slices.Contains(scopes, s) {
-			return storage.Client{}, m, invalidMetadata("scope: %q is not a scope the broker supports (%s)", s, strings.Join(scopes, " "))
+			return storage.Client{}, m, invalidMetadata("scope: %q is neither the broker's nor one of a resource that accepts third-party clients (%s)", s, strings.Join(scopes, " "))
 		}
 		if !slices.Contains(c.Scopes, s) {
 			c.Scopes = append(c.Scopes, s)

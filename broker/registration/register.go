@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,9 +39,12 @@ type Options struct {
 	Store  storage.Storage
 	// Limiter counts open registrations per client address.
 	Limiter *ratelimit.Limiter
-	// Scopes are the scopes a registered client may name: those the
-	// broker supports.
+	// Scopes are the broker's own scopes, which a registered client may
+	// name.
 	Scopes []string
+	// ResourceScopes returns the scopes of the resources that accept
+	// third-party clients, which a registered client may name too.
+	ResourceScopes func(ctx context.Context) ([]string, error)
 	// Configured reports whether an id is a client of the configuration
 	// file, which no registered client may take.
 	Configured func(id string) bool
@@ -57,6 +61,7 @@ type Registrar struct {
 	store      storage.Storage
 	limiter    *ratelimit.Limiter
 	scopes     []string
+	resScopes  func(context.Context) ([]string, error)
 	configured func(string) bool
 	failures   answer.Failures
 	log        *slog.Logger
@@ -66,7 +71,7 @@ type Registrar struct {
 // New returns the registrar o describes.
 func New(o Options) *Registrar {
 	return &Registrar{cfg: o.Config, issuer: o.Issuer, store: o.Store, limiter: o.Limiter, scopes: o.Scopes,
-		configured: o.Configured, failures: o.Failures, log: o.Log, now: o.Now}
+		resScopes: o.ResourceScopes, configured: o.Configured, failures: o.Failures, log: o.Log, now: o.Now}
 }
 
 // Enabled reports whether the registration endpoint is served, for
@@ -161,8 +166,13 @@ func (g *Registrar) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	m, ref := decodeMetadata(body)
 	if ref == nil {
+		scopes, err := g.allowedScopes(ctx, m)
+		if err != nil {
+			g.failures.WriteStore(ctx, w, "list resource scopes", err)
+			return
+		}
 		var c storage.Client
-		c, m, ref = m.check(g.cfg.Policy, g.scopes)
+		c, m, ref = m.check(g.cfg.Policy, scopes)
 		if ref == nil {
 			g.register(w, r, c, m, initial)
 			return
@@ -170,6 +180,24 @@ func (g *Registrar) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	g.log.InfoContext(ctx, "registration refused", "source", source, "error", ref.code, "reason", ref.description)
 	answer.OAuthError(w, http.StatusBadRequest, ref.code, ref.description)
+}
+
+// allowedScopes are the scopes a client registering m may name: the
+// broker's, and when m names others, those of the resources that accept
+// third parties (read only then).
+func (g *Registrar) allowedScopes(ctx context.Context, m Metadata) ([]string, error) {
+	own := true
+	for _, s := range strings.Fields(m.Scope) {
+		own = own && slices.Contains(g.scopes, s)
+	}
+	if own {
+		return g.scopes, nil
+	}
+	res, err := g.resScopes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(slices.Clip(g.scopes), res...), nil
 }
 
 // register completes a registration whose metadata passed: it gives the
