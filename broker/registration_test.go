@@ -606,3 +606,32 @@ func TestRegistration_ARegisteredClientGetsOnlyResourcesThatAcceptThirdParties(t
 		t.Errorf("authorize for a first-party resource: %d %v, want an invalid_target redirect", page.Status, page.Location)
 	}
 }
+
+func TestRegistration_TokenPolicyRegistersAPrivateKeyJWTClient(t *testing.T) {
+	e := newEnv(t, withAdmin, withRegistration(registration.PolicyToken))
+	admin := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	token, _ := e.createRegistrationToken(admin, map[string]any{"max_uses": 3})
+	key := newClientKey(t, "agent-key")
+	m := publicClient()
+	m["token_endpoint_auth_method"] = "private_key_jwt"
+	wantRefused(t, "private_key_jwt without keys", e.register(m, token), http.StatusBadRequest, "invalid_client_metadata")
+	m["jwks_uri"] = "http://127.0.0.1:9/jwks"
+	wantRefused(t, "a jwks_uri over http", e.register(m, token), http.StatusBadRequest, "invalid_client_metadata")
+	delete(m, "jwks_uri")
+	m["jwks"] = json.RawMessage(key.jwks)
+	r := e.register(m, token)
+	if r.Status != http.StatusCreated || r.ClientSecret != "" || r.TokenEndpointAuthMethod != "private_key_jwt" {
+		t.Fatalf("register: %d %s %s %+v", r.Status, r.Error, r.Description, r)
+	}
+	// Its assertions authenticate it at the token endpoint (the code is
+	// then refused), and another key's do not.
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {"no-such-code"}, "redirect_uri": {dcrRedirect},
+		"client_assertion_type": {assertionType}, "client_assertion": {key.assertion(t, r.ClientID, e.issuer+"/token", time.Minute)}}
+	if tr := e.token(form, "", ""); tr.Error != "invalid_grant" {
+		t.Errorf("with its key: %d %s %s, want invalid_grant", tr.Status, tr.Error, tr.Description)
+	}
+	form.Set("client_assertion", newClientKey(t, "agent-key").assertion(t, r.ClientID, e.issuer+"/token", time.Minute))
+	if tr := e.token(form, "", ""); tr.Error != "invalid_client" {
+		t.Errorf("with another key: %d %s, want invalid_client", tr.Status, tr.Error)
+	}
+}
