@@ -18,6 +18,7 @@ import (
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/identity"
+	"github.com/idbroker/broker/broker/registration"
 	"github.com/idbroker/broker/broker/resources"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
@@ -50,6 +51,8 @@ type Config struct {
 	// with them and the connectors stored at run time, how domains are
 	// verified, and what becomes of an upstream organisation none maps.
 	Organizations OrganizationsConfig `yaml:"organizations"`
+	// Registration configures dynamic client registration (RFC 7591).
+	Registration registration.Config `yaml:"registration"`
 }
 
 // HTTPConfig is where and how the broker listens.
@@ -461,6 +464,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Branding.ProductName, "Sign in")
 	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
+	c.Registration.SetDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
 			c.Clients[i].GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
@@ -506,6 +510,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Registration.Validate(); err != nil {
 		return err
 	}
 	if _, err := edge.ParseProxies(c.HTTP.TrustedProxies); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/registration"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/upstream/jwks"
@@ -78,6 +79,10 @@ type discoveryDocument struct {
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
+// supportedScopes are the scopes the broker supports: discovery lists
+// them, and a registered client may name them alone.
+var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess, tokens.ScopeOrganization}
+
 // discoveryConfig lists exactly what works.
 func (b *Broker) discoveryConfig() discoveryDocument {
 	grants := []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
@@ -87,6 +92,12 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 	if b.advertiseClientCredentials.Load() {
 		grants = append(grants, oidc.GrantTypeClientCredentials)
 	}
+	// RFC 8414 section 2 and OpenID Connect Dynamic Client Registration:
+	// named only where clients may register.
+	var registrationEndpoint string
+	if b.registrar.Enabled() {
+		registrationEndpoint = b.issuer + registration.Path
+	}
 	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
 		Issuer:                                     b.issuer,
 		AuthorizationEndpoint:                      b.issuer + authorizePath,
@@ -95,8 +106,9 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 		IntrospectionEndpoint:                      b.issuer + introspectPath,
 		RevocationEndpoint:                         b.issuer + revokePath,
 		EndSessionEndpoint:                         b.issuer + endSessionPath,
+		RegistrationEndpoint:                       registrationEndpoint,
 		JwksURI:                                    b.issuer + jwksPath,
-		ScopesSupported:                            []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeProfile, oidc.ScopeOfflineAccess, tokens.ScopeOrganization},
+		ScopesSupported:                            supportedScopes,
 		ResponseTypesSupported:                     []string{string(oidc.ResponseTypeCode)},
 		ResponseModesSupported:                     []string{string(oidc.ResponseModeQuery)},
 		GrantTypesSupported:                        grants,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/edge"
+	"github.com/idbroker/broker/broker/registration"
 )
 
 // checkInput refuses a request whose path, query, form, Basic client
@@ -103,5 +104,5 @@ func programEndpoint(path string) bool {
 		"/metrics", "/readyz", "/healthz", "/ready":
 		return true
 	}
-	return strings.HasPrefix(path, adminPathPrefix)
+	return strings.HasPrefix(path, adminPathPrefix) || path == registration.Path || strings.HasPrefix(path, registration.Path+"/")
 }

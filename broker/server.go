@@ -23,6 +23,7 @@ import (
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/exchange"
 	"github.com/idbroker/broker/broker/orgs"
+	"github.com/idbroker/broker/broker/registration"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
@@ -93,6 +94,7 @@ type Broker struct {
 	backchannel *backchannel.Notifier // its deliveries run past the request; Run closes it
 	errorPages  answer.ErrorPages
 	failures    answer.Failures
+	registrar   *registration.Registrar // RFC 7591 and 7592, and registered clients' expiry
 
 	discovery     preEncoded
 	corsOrigins   map[string]bool // of clients in the configuration
@@ -179,7 +181,8 @@ func (b *Broker) Organizations() *orgs.Directory { return b.orgs }
 
 // Run does the broker's background work until ctx is done: key refresh and
 // rotation, reloading organisations and stored connectors when storage
-// says they changed, and sweeping expired rows. When ctx is done it stops
+// says they changed, and sweeping expired rows and unused registered
+// clients (Sweep). When ctx is done it stops
 // back-channel logout deliveries still retrying and waits for them.
 func (b *Broker) Run(ctx context.Context) {
 	defer b.backchannel.Close()
@@ -192,11 +195,23 @@ func (b *Broker) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := b.store.DeleteExpired(ctx, b.now()); err != nil {
-				b.log.WarnContext(ctx, "sweeping expired rows failed", "err", err)
-			} else if n > 0 {
-				b.log.DebugContext(ctx, "swept expired rows", "rows", n)
-			}
+			b.Sweep(ctx)
 		}
+	}
+}
+
+// Sweep does once what Run does every minute against storage: it
+// removes expired rows, and registered clients unused for
+// registration.unusedClientLifetime (each audited).
+func (b *Broker) Sweep(ctx context.Context) {
+	if n, err := b.store.DeleteExpired(ctx, b.now()); err != nil {
+		b.log.WarnContext(ctx, "sweeping expired rows failed", "err", err)
+	} else if n > 0 {
+		b.log.DebugContext(ctx, "swept expired rows", "rows", n)
+	}
+	if n, err := b.registrar.ExpireUnused(ctx); err != nil {
+		b.log.WarnContext(ctx, "deleting unused registered clients failed", "err", err)
+	} else if n > 0 {
+		b.log.InfoContext(ctx, "deleted unused registered clients", "clients", n)
 	}
 }

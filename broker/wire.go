@@ -18,6 +18,7 @@ import (
 	"github.com/idbroker/broker/broker/exchange"
 	"github.com/idbroker/broker/broker/identity"
 	"github.com/idbroker/broker/broker/ratelimit"
+	"github.com/idbroker/broker/broker/registration"
 	"github.com/idbroker/broker/broker/resources"
 	"github.com/idbroker/broker/broker/tokens"
 	"github.com/idbroker/broker/keys"
@@ -166,6 +167,11 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	ao.ConnectorSettings = storedConns
 	ao.ConfiguredConnectors = configuredConnectors(cfg, storedConns)
 	b.admin = admin.New(ao)
+	b.registrar = registration.New(registration.Options{
+		Config: cfg.Registration, Issuer: cfg.Issuer, Store: o.Storage, Limiter: limiter,
+		Scopes: supportedScopes, ResourceScopes: targets.ThirdPartyScopes, Configured: b.clients.Configured,
+		Failures: b.failures, Log: o.Logger, Now: o.Clock,
+	})
 
 	// The library serves the token endpoint's dispatch, discovery and the
 	// key set; /userinfo, /authorize and /end_session are the broker's
@@ -197,6 +203,7 @@ func (b *Broker) Handler() http.Handler {
 	lib := op.RegisterLegacyServer(b, http.NotFound, op.WithServerCORSOptions(&corsOptions))
 	mux := http.NewServeMux()
 	b.flow.Register(mux)
+	b.registrar.Register(mux)
 	mux.Handle(discoveryPath, notModified(func() string { return b.discoveryDoc().etag }, lib))
 	for _, p := range metadataPaths(b.issuer) {
 		mux.Handle(p, cors.New(corsOptions).Handler(http.HandlerFunc(b.serveMetadata)))

@@ -73,6 +73,7 @@ type Storage interface {
 	Organizations
 	Resources
 	Consents
+	Registrations
 
 	// Ping reports whether the store can be reached.
 	Ping(ctx context.Context) error

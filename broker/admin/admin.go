@@ -213,6 +213,9 @@ type ClientSpec struct {
 	IDTokenSignedResponseAlg string          `json:"id_token_signed_response_alg,omitempty"`
 	Actors                   []string        `json:"actors,omitempty"`
 	Introspector             bool            `json:"introspector,omitempty"`
+	// ThirdParty marks a client not run by the platform: its users
+	// consent to it, and it may ask only for resources that accept it.
+	ThirdParty bool `json:"third_party"`
 }
 
 // ClientUpdate changes the fields of a stored client that are not nil.
@@ -230,6 +233,7 @@ type ClientUpdate struct {
 	IDTokenSignedResponseAlg *string          `json:"id_token_signed_response_alg"`
 	Actors                   *[]string        `json:"actors"`
 	Introspector             *bool            `json:"introspector"`
+	ThirdParty               *bool            `json:"third_party"`
 }
 
 // ClientInfo is a stored client as administrators see it: its settings,
@@ -240,6 +244,12 @@ type ClientInfo struct {
 	Secrets       []SecretInfo `json:"secrets,omitempty"`
 	CreatedAt     time.Time    `json:"created_at"`
 	UpdatedAt     time.Time    `json:"updated_at"`
+	// Registered says the client registered itself through /register
+	// (RFC 7591); deleting it revokes that registration.
+	Registered bool `json:"registered"`
+	// LastUsedAt is when a registered client last obtained a token,
+	// recorded coarsely (hourly); nil before its first.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // SecretInfo describes one of a client's secrets without revealing it.
@@ -254,7 +264,7 @@ func (spec ClientSpec) client() storage.Client {
 		PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs, GrantTypes: spec.GrantTypes, Audiences: spec.Audiences,
 		Scopes: spec.Scopes, AllowedOrigins: spec.AllowedOrigins, JWKSURL: spec.JWKSURI, JWKS: spec.JWKS,
 		BackchannelLogoutURI: spec.BackchannelLogoutURI, IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg,
-		Actors: spec.Actors, Introspector: spec.Introspector,
+		Actors: spec.Actors, Introspector: spec.Introspector, ThirdParty: spec.ThirdParty,
 	}
 }
 
@@ -265,11 +275,16 @@ func clientInfo(c storage.Client) ClientInfo {
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Audiences: c.Audiences,
 			Scopes: c.Scopes, AllowedOrigins: c.AllowedOrigins, JWKSURI: c.JWKSURL, JWKS: c.JWKS,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
-			Actors: c.Actors, Introspector: c.Introspector,
+			Actors: c.Actors, Introspector: c.Introspector, ThirdParty: c.ThirdParty,
 		},
 		ServiceUserID: c.ServiceUserID,
 		CreatedAt:     c.CreatedAt,
 		UpdatedAt:     c.UpdatedAt,
+		Registered:    c.RegistrationTokenHash != nil,
+	}
+	if !c.LastUsedAt.IsZero() {
+		t := c.LastUsedAt
+		info.LastUsedAt = &t
 	}
 	for _, s := range c.SecretHashes {
 		si := SecretInfo{}
@@ -319,6 +334,10 @@ func (u ClientUpdate) apply(c *storage.Client) []string {
 		c.Introspector = *u.Introspector
 		changed = append(changed, "introspector")
 	}
+	if u.ThirdParty != nil {
+		c.ThirdParty = *u.ThirdParty
+		changed = append(changed, "third_party")
+	}
 	return changed
 }
 
@@ -333,6 +352,9 @@ func (a *Admin) validateClient(c storage.Client, was storage.Client) error {
 	}
 	if c.Introspector && !was.Introspector {
 		return invalidAdmin("client %q: introspector: only the configuration file makes a client an introspector", c.ID)
+	}
+	if was.RegistrationTokenHash != nil && !c.ThirdParty {
+		return invalidAdmin("client %q: third_party: a client that registered itself (RFC 7591) stays third-party", c.ID)
 	}
 	if a.checkClient == nil {
 		return nil
@@ -437,6 +459,9 @@ func (a *Admin) DeleteClient(ctx context.Context, actor, id string) error {
 		return fmt.Errorf("delete client %q: %w", id, err)
 	}
 	details := map[string]string{}
+	if c.RegistrationTokenHash != nil {
+		details["registered"] = "true"
+	}
 	if c.ServiceUserID != "" {
 		if err := a.store.DeleteUser(ctx, c.ServiceUserID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("client %q deleted, but not its service user %s: %w", id, c.ServiceUserID, err)

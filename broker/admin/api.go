@@ -197,6 +197,7 @@ func (api API) Handler() http.Handler {
 	api.connectorRoutes(mux, p)
 	api.resourceRoutes(mux, p)
 	api.consentRoutes(mux, p)
+	api.registrationTokenRoutes(mux, p)
 	var routed http.Handler = mux
 	if api.Routes != nil {
 		routed = api.Routes(mux)

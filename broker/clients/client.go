@@ -74,6 +74,10 @@ type Client struct {
 	// says the host is on the operator's list of trusted client domains.
 	documentHost string
 	verified     bool
+	// registered clients came through /register (RFC 7591); they expire
+	// when unused, and lastUsedAt is when storage last recorded a use.
+	registered bool
+	lastUsedAt time.Time
 }
 
 // New builds the client the broker serves from c; stored says whether c
@@ -107,12 +111,22 @@ func New(c storage.Client, stored bool) *Client {
 		stored:                 stored,
 		serviceUserID:          c.ServiceUserID,
 		thirdParty:             c.ThirdParty,
+		registered:             c.RegistrationTokenHash != nil,
+		lastUsedAt:             c.LastUsedAt,
 	}
 }
 
 // ThirdParty reports whether the client is third-party: its users consent
 // to it, and it may only ask for resources that accept third parties.
 func (c *Client) ThirdParty() bool { return c.thirdParty }
+
+// Registered reports whether the client registered itself through
+// /register (RFC 7591).
+func (c *Client) Registered() bool { return c.registered }
+
+// LastUsedAt is when storage last recorded that a registered client
+// obtained a token (coarsely: storage.ClientUseGranularity).
+func (c *Client) LastUsedAt() time.Time { return c.lastUsedAt }
 
 // DocumentHost is the host serving the client's ID metadata document, ""
 // for a client not identified by one. The consent page names it, since

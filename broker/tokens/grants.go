@@ -84,6 +84,7 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err != nil {
 		return nil, err
 	}
+	t.noteClientUse(ctx, client)
 	return op.NewResponse(resp), nil
 }
 
@@ -266,6 +267,7 @@ func (t *Issuer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	case err != nil:
 		return nil, t.failures.Store(ctx, "rotate refresh token", err)
 	}
+	t.noteClientUse(ctx, client)
 	return op.NewResponse(resp), nil
 }
 

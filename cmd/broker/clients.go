@@ -25,7 +25,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // clientFlags are the settings of a client, as create and update take them.
 type clientFlags struct {
 	name, jwksURI, jwksFile, backchannel, idTokenAlg               *string
-	public                                                         *bool
+	public, thirdParty                                             *bool
 	grants, audiences, scopes, redirects, logouts, origins, actors listFlag
 }
 
@@ -35,6 +35,7 @@ func newClientFlags(fs *flag.FlagSet) *clientFlags {
 		jwksURI:     fs.String("jwks-uri", "", "URL of the client's JWKS, for private_key_jwt"),
 		jwksFile:    fs.String("jwks", "", "file holding the client's JWKS (JSON), for private_key_jwt"),
 		public:      fs.Bool("public", false, "create: a public client (PKCE, no secret)"),
+		thirdParty:  fs.Bool("third-party", false, "a client the platform does not run: its users consent to it, and it gets only resources that accept third parties"),
 		backchannel: fs.String("backchannel-logout-uri", "", "where the client receives back-channel logout tokens"),
 		idTokenAlg:  fs.String("id-token-alg", "", "algorithm of the client's ID tokens (id_token_signed_response_alg): one the broker signs ID tokens with"),
 	}
@@ -98,7 +99,7 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 			ID: id, Name: *cf.name, Public: *cf.public, RedirectURIs: cf.redirects, PostLogoutRedirectURIs: cf.logouts,
 			GrantTypes: cf.grants, Audiences: cf.audiences, Scopes: cf.scopes, AllowedOrigins: cf.origins,
 			JWKSURI: *cf.jwksURI, JWKS: jwks, BackchannelLogoutURI: *cf.backchannel,
-			IDTokenSignedResponseAlg: *cf.idTokenAlg, Actors: cf.actors,
+			IDTokenSignedResponseAlg: *cf.idTokenAlg, Actors: cf.actors, ThirdParty: *cf.thirdParty,
 		})
 		if err != nil {
 			return err
@@ -114,9 +115,10 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLIENT_ID\tNAME\tPUBLIC\tGRANTS\tAUDIENCES")
+		fmt.Fprintln(tw, "CLIENT_ID\tNAME\tPUBLIC\tGRANTS\tAUDIENCES\tTHIRD PARTY\tREGISTERED")
 		for _, c := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\n", c.ID, c.Name, c.Public, strings.Join(c.GrantTypes, ","), strings.Join(c.Audiences, ","))
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\t%s\t%t\t%t\n", c.ID, c.Name, c.Public, strings.Join(c.GrantTypes, ","), strings.Join(c.Audiences, ","),
+				c.ThirdParty, c.Registered)
 		}
 		fmt.Fprintf(tw, "(%d stored clients; clients of the configuration file are not listed)\n", len(list))
 		return tw.Flush()
@@ -161,6 +163,8 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 				u.BackchannelLogoutURI = cf.backchannel
 			case "id-token-alg":
 				u.IDTokenSignedResponseAlg = cf.idTokenAlg
+			case "third-party":
+				u.ThirdParty = cf.thirdParty
 			case "public":
 				err = errors.New("--public cannot be changed; create a new client")
 			}
@@ -216,6 +220,13 @@ func printClient(w io.Writer, c admin.ClientInfo) {
 	opt("actors", c.Actors...)
 	if c.Introspector {
 		row("introspector", true)
+	}
+	row("third_party", c.ThirdParty)
+	if c.Registered {
+		row("registered", "through /register (RFC 7591)")
+	}
+	if c.LastUsedAt != nil {
+		row("last_used", c.LastUsedAt.Format(time.RFC3339))
 	}
 	if c.JWKSURI != "" {
 		row("jwks_uri", c.JWKSURI)

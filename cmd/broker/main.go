@@ -11,6 +11,7 @@
 //	broker connectors list [--config FILE]
 //	broker clients create|list|show|update|delete|rotate-secret --config FILE ...
 //	broker resources create|list|show|update|delete --config FILE ...
+//	broker registration-tokens create|list|revoke --config FILE ...
 //	broker orgs create|list|show|update|delete --config FILE ...
 //	broker orgs domains add|list|verify|remove --config FILE ORG ...
 //	broker orgs members add|list|role|remove --config FILE ORG ...
@@ -66,6 +67,8 @@ commands:
                    manage stored clients (a new secret is shown once)
   resources create|list|show|update|delete
                    manage protected resources (RFC 8707) tokens are issued for
+  registration-tokens create|list|revoke
+                   manage initial access tokens for client registration (RFC 7591)
   orgs create|list|show|update|delete
                    manage organisations (delete needs --yes)
   orgs domains add|list|verify|remove
@@ -100,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return clientsCommand(ctx, args[1:], stdout, stderr, env)
 	case "resources":
 		return resourcesCommand(ctx, args[1:], stdout, stderr, env)
+	case "registration-tokens":
+		return registrationTokensCommand(ctx, args[1:], stdout, stderr, env)
 	case "orgs":
 		return orgsCommand(ctx, args[1:], stdout, stderr, env)
 	case "sessions":

@@ -38,6 +38,7 @@ type Store struct {
 	clients        map[string]storage.Client
 	resources      map[string]storage.Resource
 	consents       map[consentKey]storage.Consent
+	regTokens      map[string]storage.RegistrationToken
 	signingKeys    []storage.SigningKey // ordered by CreatedAt, then ID
 	rateLimits     map[string]rateWindow
 	jtis           map[string]time.Time // jti → expiry
@@ -67,6 +68,7 @@ func New() *Store {
 		clients:        make(map[string]storage.Client),
 		resources:      make(map[string]storage.Resource),
 		consents:       make(map[consentKey]storage.Consent),
+		regTokens:      make(map[string]storage.RegistrationToken),
 		rateLimits:     make(map[string]rateWindow),
 		jtis:           make(map[string]time.Time),
 		orgIndexes:     newOrgIndexes(),

@@ -49,6 +49,10 @@ const clientColumns = `id, name, public, secret_hashes, redirect_uris, post_logo
 	scopes, allowed_origins, jwks_url, jwks, backchannel_logout_uri, service_user_id, created_at, updated_at,
 	id_token_signed_response_alg, actors, introspector, third_party, registration_token_hash, last_used_at`
 
+// insertClient stores a new client, given clientArgs.
+const insertClient = `INSERT INTO clients (` + clientColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`
+
 func scanClient(row pgx.Row) (storage.Client, error) {
 	var c storage.Client
 	var secrets []byte
@@ -85,8 +89,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`, args...)
+	_, err = s.pool.Exec(ctx, insertClient, args...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create client %q: %w", c.ID, storage.ErrAlreadyExists)
 	}

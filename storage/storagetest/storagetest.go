@@ -102,6 +102,10 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 
 		{"Client/CRUD", testClientCRUD},
 		{"Resource/CRUD", testResourceCRUD},
+		{"Registration/Tokens", testRegistrationTokens},
+		{"Registration/RegisterClient", testRegisterClient},
+		{"Registration/ConcurrentLastUseRegistersOne", testRegisterClientConcurrentLastUse},
+		{"Registration/ClientUseAndExpiry", testRegisteredClientUse},
 		{"Resource/ConcurrentCreate", testResourceConcurrentCreate},
 		{"SigningKeys/Update", testSigningKeys},
 		{"SigningKeys/ConcurrentUpdatesSerialize", testSigningKeysConcurrent},
