@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/admin"
+	"github.com/idbroker/broker/broker/clientdoc"
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/identity"
@@ -50,7 +51,13 @@ type Config struct {
 	// with them and the connectors stored at run time, how domains are
 	// verified, and what becomes of an upstream organisation none maps.
 	Organizations OrganizationsConfig `yaml:"organizations"`
+	// ClientMetadataDocuments lets a client_id that is an https URL name
+	// the client's metadata document (broker/clientdoc).
+	ClientMetadataDocuments ClientMetadataDocumentsConfig `yaml:"clientMetadataDocuments"`
 }
+
+// ClientMetadataDocumentsConfig configures client ID metadata documents.
+type ClientMetadataDocumentsConfig = clientdoc.Config
 
 // HTTPConfig is where and how the broker listens.
 type HTTPConfig struct {
@@ -461,6 +468,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Branding.ProductName, "Sign in")
 	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
+	c.ClientMetadataDocuments.SetDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
 			c.Clients[i].GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
@@ -506,6 +514,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.ClientMetadataDocuments.Validate(); err != nil {
 		return err
 	}
 	if _, err := edge.ParseProxies(c.HTTP.TrustedProxies); err != nil {

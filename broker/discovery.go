@@ -76,6 +76,9 @@ type discoveryDocument struct {
 	*oidc.DiscoveryConfiguration
 	// RFC 9207 section 3: the authorization response carries iss.
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// draft-ietf-oauth-client-id-metadata-document section 5: a client_id
+	// may be the URL of the client's metadata document.
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // discoveryConfig lists exactly what works.
@@ -87,7 +90,7 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 	if b.advertiseClientCredentials.Load() {
 		grants = append(grants, oidc.GrantTypeClientCredentials)
 	}
-	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
+	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, ClientIDMetadataDocumentSupported: b.cfg.ClientMetadataDocuments.Enabled, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
 		Issuer:                                     b.issuer,
 		AuthorizationEndpoint:                      b.issuer + authorizePath,
 		TokenEndpoint:                              b.issuer + tokenPath,

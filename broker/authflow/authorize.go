@@ -26,11 +26,19 @@ func (f *Flow) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("the request names no client (client_id is missing)")
 	}
 	client, err := f.clients.Get(ctx, r.Data.ClientID)
+	if errors.Is(err, clients.ErrUnusableDocument) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q could not be verified: its metadata document could not be used", r.Data.ClientID)
+	}
 	if errors.Is(err, clients.ErrUnknownClient) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", r.Data.ClientID)
 	}
 	if err != nil {
 		return nil, f.failures.Store(ctx, "get client", err)
+	}
+	// The broker's redirect URI rule before the library's, which lets a
+	// native client's loopback URI take any port, for every client.
+	if r.Data.RedirectURI != "" && !client.RedirectURIAllowed(r.Data.RedirectURI) {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("the redirect_uri is not one registered for this application")
 	}
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.RequestView(r.Data.RedirectURI)}, nil
 }
