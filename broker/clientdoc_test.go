@@ -325,3 +325,186 @@ func TestClientDocument_PrivateAddressesAreNotDialled(t *testing.T) {
 		t.Error("the log does not say why the address was refused")
 	}
 }
+
+// A document is fetched again only when its caching headers say so:
+// max-age keeps it (within the configured bounds), no-store keeps it for
+// no time, concurrent logins share one fetch, and a refusal is the
+// answer for a few seconds only.
+func TestClientDocument_CachedAsItsHeadersSay(t *testing.T) {
+	d := newDocEnv(t)
+	docs := d.docs
+	docs.serve("/cached.json", docs.publicDoc("/cached.json"), "Cache-Control", "public, max-age=600")
+	docs.serve("/nostore.json", docs.publicDoc("/nostore.json"), "Cache-Control", "no-store")
+	docs.serve("/forever.json", docs.publicDoc("/forever.json"), "Cache-Control", "max-age=31536000")
+	authorize := func(path string) {
+		t.Helper()
+		if p := d.authorizeAs(docs.url(path), docRedirect); p.Status != http.StatusOK {
+			t.Fatalf("%s: authorize answered %d: %.300s", path, p.Status, p.Body)
+		}
+	}
+
+	authorize("/cached.json")
+	authorize("/cached.json")
+	if n := docs.hitsOf("/cached.json"); n != 1 {
+		t.Errorf("max-age=600: fetched %d times within it, want 1", n)
+	}
+	d.clock.Advance(601 * time.Second)
+	authorize("/cached.json")
+	if n := docs.hitsOf("/cached.json"); n != 2 {
+		t.Errorf("max-age=600: fetched %d times once it passed, want 2", n)
+	}
+
+	authorize("/nostore.json")
+	authorize("/nostore.json")
+	if n := docs.hitsOf("/nostore.json"); n != 2 {
+		t.Errorf("no-store: fetched %d times for two logins, want 2", n)
+	}
+
+	// A year's max-age is held to maxCacheAge (24h).
+	authorize("/forever.json")
+	d.clock.Advance(24*time.Hour + time.Second)
+	authorize("/forever.json")
+	if n := docs.hitsOf("/forever.json"); n != 2 {
+		t.Errorf("max-age of a year: fetched %d times over a day, want 2", n)
+	}
+
+	// Logins that ask while a fetch runs wait for it and share it.
+	release := make(chan struct{})
+	body, _ := json.Marshal(docs.publicDoc("/held.json"))
+	docs.handle("/held.json", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	var wg sync.WaitGroup
+	statuses := make(chan int, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- d.authorizeAs(docs.url("/held.json"), docRedirect).Status
+		}()
+	}
+	for docs.hitsOf("/held.json") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the others arrive meanwhile
+	close(release)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusOK {
+			t.Errorf("a login sharing the fetch got %d", s)
+		}
+	}
+	if n := docs.hitsOf("/held.json"); n != 1 {
+		t.Errorf("8 concurrent logins fetched the document %d times, want 1", n)
+	}
+
+	// A refused document is fetched again after a few seconds, not
+	// before, and not kept refused once it is fixed.
+	bad := docs.publicDoc("/fixed.json")
+	bad["client_id"] = docs.url("/other.json")
+	docs.serve("/fixed.json", bad, "Cache-Control", "max-age=3600")
+	before := d.store.created.Load()
+	d.assertRefusedPage(d.authorizeAs(docs.url("/fixed.json"), docRedirect), before)
+	docs.serve("/fixed.json", docs.publicDoc("/fixed.json"))
+	d.assertRefusedPage(d.authorizeAs(docs.url("/fixed.json"), docRedirect), before)
+	if n := docs.hitsOf("/fixed.json"); n != 1 {
+		t.Errorf("a refused document was fetched %d times within seconds, want 1", n)
+	}
+	d.clock.Advance(6 * time.Second)
+	authorize("/fixed.json")
+}
+
+// At the token endpoint a client whose document cannot be used is
+// invalid_client (RFC 6749 section 5.2), 401 with a challenge, and the
+// code it would have redeemed issues nothing.
+func TestClientDocument_UnusableDocumentAtTokenIsInvalidClient(t *testing.T) {
+	d := newDocEnv(t)
+	docs := d.docs
+	id := docs.url("/changing.json")
+	docs.serve("/changing.json", docs.publicDoc("/changing.json"), "Cache-Control", "max-age=60")
+	l := d.login(d.browser(), "grace@example.com", authRequest{clientID: id, redirectURI: docRedirect})
+
+	// The document goes bad before the code is redeemed.
+	bad := docs.publicDoc("/changing.json")
+	bad["token_endpoint_auth_method"] = "client_secret_basic"
+	docs.serve("/changing.json", bad)
+	d.clock.Advance(61 * time.Second)
+	tr := d.redeem(l)
+	if tr.Status != http.StatusUnauthorized || tr.Error != "invalid_client" || tr.Header.Get("WWW-Authenticate") == "" || tr.AccessToken != "" {
+		t.Fatalf("redeem with a bad document: %d %q %q (challenge %q)", tr.Status, tr.Error, tr.Description, tr.Header.Get("WWW-Authenticate"))
+	}
+
+	// A client id whose document was never there, at every endpoint
+	// that authenticates clients.
+	missing := docs.url("/missing.json")
+	for _, path := range []string{"/token", "/revoke"} {
+		resp := d.postForm(path, map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "token": {"x"}, "client_id": {missing}}, "", "")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s with an unusable document: %d, want 401", path, resp.StatusCode)
+		}
+	}
+}
+
+// A document client that names private_key_jwt and a jwks_uri
+// authenticates at the token endpoint with an assertion signed by a key
+// from there, fetched as safely as its document; without one, or with
+// another key, it is invalid_client, and so is a jwks_uri at a private
+// address (the client's failure, not the broker's: never a 503).
+func TestClientDocument_PrivateKeyJWTWithJWKSURI(t *testing.T) {
+	d := newDocEnv(t)
+	docs := d.docs
+	key, other := newClientKey(t, "doc-key-1"), newClientKey(t, "doc-key-1")
+	docs.handle("/keys.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(key.jwks)
+	})
+	confidential := func(path, jwksURI string) string {
+		doc := docs.publicDoc(path)
+		doc["token_endpoint_auth_method"] = "private_key_jwt"
+		doc["jwks_uri"] = jwksURI
+		docs.serve(path, doc)
+		return docs.url(path)
+	}
+	id := confidential("/service.json", docs.url("/keys.json"))
+	redeem := func(l loginResult, assertion string) tokenResponse {
+		t.Helper()
+		form := map[string][]string{"grant_type": {"authorization_code"}, "code": {l.code}, "redirect_uri": {l.redirectURI},
+			"code_verifier": {l.pkce.Verifier}, "client_id": {l.clientID}}
+		if assertion != "" {
+			form["client_assertion_type"] = []string{assertionType}
+			form["client_assertion"] = []string{assertion}
+		}
+		return d.token(form, "", "")
+	}
+
+	l := d.login(d.browser(), "hopper@example.com", authRequest{clientID: id, redirectURI: docRedirect})
+	for name, assertion := range map[string]string{
+		"no assertion":     "",
+		"another key":      other.assertion(t, id, d.issuer, time.Minute),
+		"another audience": key.assertion(t, id, "https://elsewhere.example.com", time.Minute),
+	} {
+		if tr := redeem(l, assertion); tr.Status != http.StatusUnauthorized || tr.Error != "invalid_client" {
+			t.Errorf("%s: %d %q %q, want 401 invalid_client", name, tr.Status, tr.Error, tr.Description)
+		}
+	}
+	tr := redeem(l, key.assertion(t, id, d.issuer, time.Minute))
+	if tr.Status != http.StatusOK || tr.AccessToken == "" {
+		t.Fatalf("redeem with a good assertion: %d %q %q", tr.Status, tr.Error, tr.Description)
+	}
+	if c := d.tokenClaims(tr.AccessToken); c["client_id"] != id {
+		t.Errorf("access token client_id %v, want %s", c["client_id"], id)
+	}
+
+	private := confidential("/private-keys.json", "https://10.0.0.1/keys.json")
+	l = d.login(d.browser(), "hopper@example.com", authRequest{clientID: private, redirectURI: docRedirect})
+	if tr := redeem(l, key.assertion(t, private, d.issuer, time.Minute)); tr.Status != http.StatusUnauthorized || tr.Error != "invalid_client" {
+		t.Errorf("jwks_uri at a private address: %d %q %q, want 401 invalid_client", tr.Status, tr.Error, tr.Description)
+	}
+	if !strings.Contains(d.logText(), "10.0.0.1") {
+		t.Error("the log does not say why the key set was refused")
+	}
+}
