@@ -481,6 +481,12 @@ func TestClientDocument_PrivateKeyJWTWithJWKSURI(t *testing.T) {
 		return d.token(form, "", "")
 	}
 
+	// Confidential or not, a third-party client uses PKCE.
+	p := d.browser().Get(d.authorizeURL(authRequest{clientID: id, redirectURI: docRedirect, noPKCE: true, state: "s"}))
+	if p.Location == nil || p.Location.Query().Get("error") != "invalid_request" {
+		t.Errorf("without PKCE: want invalid_request at the client, got %d %v", p.Status, p.Location)
+	}
+
 	l := d.login(d.browser(), "hopper@example.com", authRequest{clientID: id, redirectURI: docRedirect})
 	for name, assertion := range map[string]string{
 		"no assertion":     "",

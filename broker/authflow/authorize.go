@@ -61,9 +61,11 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode %q is not supported; use query", req.ResponseMode)
 	}
 	// PKCE: required of public clients (they cannot keep a secret, so the
-	// verifier is all that binds the code to them); S256 only, since
-	// "plain" sends the verifier itself through the browser.
-	if req.CodeChallenge == "" && client.Public() {
+	// verifier is all that binds the code to them) and of third-party ones
+	// (the MCP authorization specification requires it of every client);
+	// S256 only, since "plain" sends the verifier itself through the
+	// browser.
+	if req.CodeChallenge == "" && (client.Public() || client.ThirdParty()) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge is required (PKCE with S256)")
 	}
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
