@@ -514,3 +514,25 @@ func TestClientDocument_PrivateKeyJWTWithJWKSURI(t *testing.T) {
 		t.Error("the log does not say why the key set was refused")
 	}
 }
+
+// The configuration file's clientMetadataDocuments section: off by
+// default, the draft's defaults when on, and a bad bound named.
+func TestConfig_ClientMetadataDocuments(t *testing.T) {
+	c, err := broker.ParseConfig([]byte("issuer: https://auth.example.com\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.ClientMetadataDocuments; d.Enabled || d.MaxBytes != 5120 || d.Timeout != 5*time.Second || d.MinCacheAge != time.Minute || d.MaxCacheAge != 24*time.Hour {
+		t.Errorf("defaults: %+v", d)
+	}
+	c, err = broker.ParseConfig([]byte("clientMetadataDocuments: { enabled: true, trustedDomains: [agents.example.com], allowPrivateHosts: [127.0.0.1], timeout: 2s }\n"), noEnv)
+	if err != nil || !c.ClientMetadataDocuments.Enabled || c.ClientMetadataDocuments.Timeout != 2*time.Second {
+		t.Errorf("enabled: %+v, %v", c.ClientMetadataDocuments, err)
+	}
+	for _, bad := range []string{"timeout: 1m", "maxBytes: 1000000", "minCacheAge: 48h", "trustedDomains: [Agents.Example.com]", "allowPrivateHosts: [\"a b\"]", "redirects: true"} {
+		_, err := broker.ParseConfig([]byte("clientMetadataDocuments: { enabled: true, "+bad+" }\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), strings.Split(bad, ":")[0]) {
+			t.Errorf("%s: error %v does not name the setting", bad, err)
+		}
+	}
+}
