@@ -25,9 +25,14 @@ var ErrNotHTTPS = errors.New("safefetch: only https URLs are fetched")
 // never followed, since its target is the sender's choice again.
 var ErrRedirect = errors.New("safefetch: redirects are not followed")
 
+// DefaultTimeout is Options.Timeout when it is not set: a server that
+// never answers must not hold a fetch for ever.
+const DefaultTimeout = 5 * time.Second
+
 // Options configure a Client.
 type Options struct {
-	// Timeout bounds a whole request, reading the answer included.
+	// Timeout bounds a whole request, reading the answer included
+	// (DefaultTimeout when not positive).
 	Timeout time.Duration
 	// AllowHosts are hosts, as URLs name them (a DNS name or an IP
 	// literal, without port), whose addresses are not checked: the
@@ -41,6 +46,9 @@ type Options struct {
 // public addresses (or allowed hosts), following no redirect (a
 // redirect is ErrRedirect) and using no proxy.
 func NewClient(o Options) *http.Client {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
 	allowed := map[string]bool{}
 	for _, h := range o.AllowHosts {
 		allowed[normalHost(h)] = true
@@ -65,7 +73,7 @@ func NewClient(o Options) *http.Client {
 		TLSHandshakeTimeout:    o.Timeout,
 		ResponseHeaderTimeout:  o.Timeout,
 		MaxResponseHeaderBytes: 16 << 10,
-		MaxIdleConnsPerHost:    2,
+		MaxIdleConnsPerHost:    2, // a document and a key set, per client host
 		IdleConnTimeout:        30 * time.Second,
 	}
 	return &http.Client{
