@@ -536,3 +536,24 @@ func TestConfig_ClientMetadataDocuments(t *testing.T) {
 		}
 	}
 }
+
+// A metadata document client is third-party: it may ask for a
+// registered resource that accepts third parties, with the scopes its
+// document lists, and is invalid_target for one that does not.
+func TestClientDocument_ResourcesMustAcceptThirdParties(t *testing.T) {
+	d := newDocEnv(t, withResources)
+	doc := d.docs.publicDoc("/mcp-client.json")
+	doc["scope"] = "openid email offline_access files:read tools:read"
+	d.docs.serve("/mcp-client.json", doc)
+	id := d.docs.url("/mcp-client.json")
+
+	p := d.browser().Get(d.authorizeURL(authRequest{clientID: id, redirectURI: docRedirect, pkce: testenv.NewPKCE(), state: "s",
+		scope: "openid tools:read", extra: map[string][]string{"resource": {mcpA}}}))
+	if p.Location == nil || p.Location.Query().Get("error") != "invalid_target" {
+		t.Errorf("a resource closed to third parties: want invalid_target at the client, got %d %v", p.Status, p.Location)
+	}
+
+	l := d.login(d.browser(), "lin@example.com", authRequest{clientID: id, redirectURI: docRedirect,
+		scope: "openid offline_access files:read", extra: map[string][]string{"resource": {mcpB}}})
+	wantToken(t, "code for B", d.redeem(l), mcpB, "files:read", 15*time.Minute)
+}
