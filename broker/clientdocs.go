@@ -13,6 +13,10 @@ import (
 // that refuses every address that is not public (broker/safefetch),
 // since anyone may write a document naming any URL.
 func (b *Broker) useClientDocuments(cfg ClientMetadataDocumentsConfig, o Options) {
+	if len(cfg.AllowPrivateHosts) > 0 {
+		b.log.Warn("client metadata documents: these hosts are fetched whatever their addresses; allow them only in development",
+			"allowPrivateHosts", cfg.AllowPrivateHosts)
+	}
 	fetcher := safefetch.NewClient(safefetch.Options{
 		Timeout: cfg.Timeout, AllowHosts: cfg.AllowPrivateHosts, RootCAs: o.ClientDocumentRoots,
 	})
