@@ -227,6 +227,17 @@ func TestClientDocument_RefusalsAtAuthorizeAreAPage(t *testing.T) {
 		case <-time.After(5 * time.Second):
 		}
 	})
+	docs.handle("/stream.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"padding": "`))
+		chunk := []byte(strings.Repeat("x", 1024))
+		for range 1024 { // a megabyte, unless the reader hangs up first
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})
 	docs.handle("/gone.json", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "gone", http.StatusGone) })
 	for _, tc := range []struct {
 		name     string
@@ -242,6 +253,7 @@ func TestClientDocument_RefusalsAtAuthorizeAreAPage(t *testing.T) {
 		{"not JSON", docs.url("/garbage.json"), docRedirect, "is not a JSON object"},
 		{"not 200", docs.url("/gone.json"), docRedirect, "410 Gone, not 200 OK"},
 		{"oversized", with("/big.json", func(doc map[string]any) { doc["padding"] = strings.Repeat("x", 6000) }), docRedirect, "more than 5120"},
+		{"oversized, streamed without a length", docs.url("/stream.json"), docRedirect, "the document is more than 5120 bytes"},
 		{"client_secret_post", with("/secretpost.json", func(doc map[string]any) { doc["token_endpoint_auth_method"] = "client_secret_post" }), docRedirect, `token_endpoint_auth_method \"client_secret_post\" is not allowed`},
 		{"client_secret", with("/secret.json", func(doc map[string]any) { doc["client_secret"] = "s3cret" }), docRedirect, "the document has client_secret"},
 		{"no client_name", with("/noname.json", func(doc map[string]any) { delete(doc, "client_name") }), docRedirect, "client_name must be"},
@@ -358,6 +370,20 @@ func TestClientDocument_CachedAsItsHeadersSay(t *testing.T) {
 	authorize("/nostore.json")
 	if n := docs.hitsOf("/nostore.json"); n != 2 {
 		t.Errorf("no-store: fetched %d times for two logins, want 2", n)
+	}
+
+	// Expires, less the answer's Date, when there is no max-age.
+	docs.serve("/expires.json", docs.publicDoc("/expires.json"), "Expires", time.Now().Add(10*time.Minute).UTC().Format(http.TimeFormat))
+	authorize("/expires.json")
+	d.clock.Advance(9 * time.Minute)
+	authorize("/expires.json")
+	if n := docs.hitsOf("/expires.json"); n != 1 {
+		t.Errorf("Expires in 10 minutes: fetched %d times within them, want 1", n)
+	}
+	d.clock.Advance(2 * time.Minute)
+	authorize("/expires.json")
+	if n := docs.hitsOf("/expires.json"); n != 2 {
+		t.Errorf("Expires in 10 minutes: fetched %d times once they passed, want 2", n)
 	}
 
 	// A year's max-age is held to maxCacheAge (24h).
