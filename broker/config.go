@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/admin"
+	"github.com/idbroker/broker/broker/clientdoc"
 	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/edge"
 	"github.com/idbroker/broker/broker/identity"
@@ -53,7 +54,13 @@ type Config struct {
 	Organizations OrganizationsConfig `yaml:"organizations"`
 	// Registration configures dynamic client registration (RFC 7591).
 	Registration registration.Config `yaml:"registration"`
+	// ClientMetadataDocuments lets a client_id that is an https URL name
+	// the client's metadata document (broker/clientdoc).
+	ClientMetadataDocuments ClientMetadataDocumentsConfig `yaml:"clientMetadataDocuments"`
 }
+
+// ClientMetadataDocumentsConfig configures client ID metadata documents.
+type ClientMetadataDocumentsConfig = clientdoc.Config
 
 // HTTPConfig is where and how the broker listens.
 type HTTPConfig struct {
@@ -465,6 +472,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Organizations.PollInterval, 2*time.Second)
 	c.Limits.setDefaults()
 	c.Registration.SetDefaults()
+	c.ClientMetadataDocuments.SetDefaults()
 	for i := range c.Clients {
 		if len(c.Clients[i].GrantTypes) == 0 {
 			c.Clients[i].GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
@@ -513,6 +521,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Registration.Validate(); err != nil {
+		return err
+	}
+	if err := c.ClientMetadataDocuments.Validate(); err != nil {
 		return err
 	}
 	if _, err := edge.ParseProxies(c.HTTP.TrustedProxies); err != nil {

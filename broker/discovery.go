@@ -77,6 +77,9 @@ type discoveryDocument struct {
 	*oidc.DiscoveryConfiguration
 	// RFC 9207 section 3: the authorization response carries iss.
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// draft-ietf-oauth-client-id-metadata-document section 5: a client_id
+	// may be the URL of the client's metadata document.
+	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // supportedScopes are the scopes the broker supports: discovery lists
@@ -98,7 +101,7 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 	if b.registrar.Enabled() {
 		registrationEndpoint = b.issuer + registration.Path
 	}
-	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
+	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, ClientIDMetadataDocumentSupported: b.cfg.ClientMetadataDocuments.Enabled, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
 		Issuer:                                     b.issuer,
 		AuthorizationEndpoint:                      b.issuer + authorizePath,
 		TokenEndpoint:                              b.issuer + tokenPath,

@@ -9,6 +9,7 @@ package broker
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -62,6 +63,10 @@ type Options struct {
 	Clock  func() time.Time
 	// HTTPClient is used for every call to an upstream.
 	HTTPClient *http.Client
+	// ClientDocumentRoots verify the certificates of the hosts serving
+	// client ID metadata documents and their clients' keys; nil for the
+	// system's roots. Tests name their own TLS servers' here.
+	ClientDocumentRoots *x509.CertPool
 }
 
 // Broker is the identity broker: a façade over its parts, each of which

@@ -136,6 +136,9 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		Issuer: cfg.Issuer, TokenEndpoint: cfg.Issuer + tokenPath, ClockSkew: cfg.Tokens.ClockSkew,
 		FailureLimit: cfg.Limits.TokenFailuresPerClient,
 	}
+	if cfg.ClientMetadataDocuments.Enabled {
+		b.useClientDocuments(cfg.ClientMetadataDocuments, o)
+	}
 	b.tokens = tokens.New(tokens.Options{
 		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Clients: b.clients, Auth: b.auth,
 		Identities: identities, Upstreams: b.upstreams, Orgs: b.orgs, Targets: targets, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),

@@ -26,11 +26,19 @@ func (f *Flow) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("the request names no client (client_id is missing)")
 	}
 	client, err := f.clients.Get(ctx, r.Data.ClientID)
+	if errors.Is(err, clients.ErrUnusableDocument) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q could not be verified: its metadata document could not be used", r.Data.ClientID)
+	}
 	if errors.Is(err, clients.ErrUnknownClient) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q is not registered", r.Data.ClientID)
 	}
 	if err != nil {
 		return nil, f.failures.Store(ctx, "get client", err)
+	}
+	// The broker's redirect URI rule before the library's, which lets a
+	// native client's loopback URI take any port, for every client.
+	if r.Data.RedirectURI != "" && !client.RedirectURIAllowed(r.Data.RedirectURI) {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("the redirect_uri is not one registered for this application")
 	}
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: client.RequestView(r.Data.RedirectURI)}, nil
 }
@@ -53,9 +61,11 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode %q is not supported; use query", req.ResponseMode)
 	}
 	// PKCE: required of public clients (they cannot keep a secret, so the
-	// verifier is all that binds the code to them); S256 only, since
-	// "plain" sends the verifier itself through the browser.
-	if req.CodeChallenge == "" && client.Public() {
+	// verifier is all that binds the code to them) and of third-party ones
+	// (the MCP authorization specification requires it of every client);
+	// S256 only, since "plain" sends the verifier itself through the
+	// browser.
+	if req.CodeChallenge == "" && (client.Public() || client.ThirdParty()) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge is required (PKCE with S256)")
 	}
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {

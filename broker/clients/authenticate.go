@@ -32,6 +32,10 @@ import (
 type Authenticator struct {
 	Directory *Directory
 	KeySets   *KeySets
+	// DocumentKeySets fetch the keys of metadata-document clients,
+	// whose jwks_uri anyone may choose (broker/safefetch); nil while
+	// there are none.
+	DocumentKeySets *KeySets
 	// Recent lets clients that just authenticated from an address skip
 	// the failure count in storage there.
 	Recent   *Successes
@@ -198,7 +202,17 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, cc *op.Client
 	if client.Public() {
 		return nil, unproven("a public client has no keys")
 	}
-	payload, err := client.VerifySignature(ctx, a.KeySets, jws)
+	sets := a.KeySets
+	if client.DocumentHost() != "" {
+		sets = a.DocumentKeySets
+	}
+	payload, err := client.VerifySignature(ctx, sets, jws)
+	if errors.Is(err, upstream.ErrUnavailable) && client.DocumentHost() != "" {
+		// The keys are where the client's own document says; that they
+		// cannot be fetched is the client's failure, as its document's
+		// would be, not the broker's.
+		return nil, unproven("key set of the metadata document client: " + err.Error())
+	}
 	if errors.Is(err, upstream.ErrUnavailable) {
 		a.Log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
 		return nil, answer.TemporarilyUnavailable()

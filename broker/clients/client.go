@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -114,6 +115,16 @@ func New(c storage.Client, stored bool) *Client {
 		registered:             c.RegistrationTokenHash != nil,
 		lastUsedAt:             c.LastUsedAt,
 	}
+}
+
+// FromDocument builds the client that the client ID metadata document
+// c describes (broker/clientdoc): like New for a client of the
+// configuration file, and served from host, which the operator trusts
+// when verified. The caller has checked c against the client rules.
+func FromDocument(c storage.Client, host string, verified bool) *Client {
+	client := New(c, false)
+	client.documentHost, client.verified = host, verified
+	return client
 }
 
 // ThirdParty reports whether the client is third-party: its users consent
@@ -225,13 +236,16 @@ func (c *Client) MayIntrospect(clientID string, audience []string) bool {
 
 // RedirectURIAllowed applies the broker's rule: exact match, except that
 // a registered loopback URI matches any port (RFC 8252 section 7.3) and
-// the development client takes any loopback URI.
+// the development client takes any loopback URI. A metadata-document
+// client's URIs match exactly, loopback ones too: the draft defining
+// such documents demands simple string comparison, and the document
+// lists the ports its client listens on.
 func (c *Client) RedirectURIAllowed(raw string) bool {
 	if slices.Contains(c.redirectURIs, raw) {
 		return true
 	}
 	u, ok := LoopbackURL(raw)
-	if !ok {
+	if !ok || c.documentHost != "" {
 		return false
 	}
 	if c.anyLoopbackRedirect {
@@ -333,16 +347,35 @@ func (c *Client) GrantTypes() []oidc.GrantType {
 	return gs
 }
 
-// Directory finds clients: the configuration file's first, then
-// storage's. It caches nothing of storage's.
+// Directory finds clients: the configuration file's first, then, for
+// an https URL when documents are in use, the client its metadata
+// document describes, else storage's. It caches nothing of storage's.
 type Directory struct {
-	static map[string]*Client
-	store  storage.Clients
+	static    map[string]*Client
+	store     storage.Clients
+	documents Documents
 }
+
+// Documents finds the clients identified by the URL of their client ID
+// metadata document (broker/clientdoc). An id it cannot make a client
+// of is an error wrapping ErrUnusableDocument.
+type Documents interface {
+	Client(ctx context.Context, id string) (*Client, error)
+}
+
+// documentIDPrefix starts every client id that names a metadata
+// document. The broker generates no client id that starts with it, as
+// the draft asks of servers that also register clients.
+const documentIDPrefix = "https://"
 
 // ErrUnknownClient is Directory.Get's answer for an id neither the
 // configuration nor storage has.
 var ErrUnknownClient = errors.New("unknown client")
+
+// ErrUnusableDocument is Directory.Get's answer for a client whose
+// metadata document could not be fetched or was refused: an unknown
+// client, whose reason is in the log.
+var ErrUnusableDocument = fmt.Errorf("%w: its client ID metadata document could not be used", ErrUnknownClient)
 
 // NewDirectory returns a directory of the clients in store and of those
 // added with AddConfigured.
@@ -353,6 +386,11 @@ func NewDirectory(store storage.Clients) *Directory {
 // AddConfigured adds a client of the configuration file. It is not safe
 // to call once the directory is in use.
 func (d *Directory) AddConfigured(c storage.Client) { d.static[c.ID] = New(c, false) }
+
+// UseDocuments makes the directory find the clients of ids that are
+// https URLs through docs. It is not safe to call once the directory is
+// in use.
+func (d *Directory) UseDocuments(docs Documents) { d.documents = docs }
 
 // Configured reports whether id is a client of the configuration file.
 func (d *Directory) Configured(id string) bool {
@@ -365,6 +403,9 @@ func (d *Directory) Configured(id string) bool {
 func (d *Directory) Get(ctx context.Context, id string) (*Client, error) {
 	if c, ok := d.static[id]; ok {
 		return c, nil
+	}
+	if d.documents != nil && strings.HasPrefix(id, documentIDPrefix) {
+		return d.documents.Client(ctx, id)
 	}
 	sc, err := d.store.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -2,8 +2,11 @@
 // by New from the one stored model, storage.Client, whether the client is
 // stored or defined in the configuration file, and implementing op.Client
 // for the OpenID Connect library; the Directory that finds a client among
-// the configuration's, then storage's; redirect URI matching (RFC 8252
-// section 7.3 loopback URIs included); the audience a client may ask
+// the configuration's, then, for an https URL, the client its metadata
+// document describes (through Documents, which broker/clientdoc
+// implements; FromDocument builds such clients), then storage's; redirect
+// URI matching (RFC 8252 section 7.3 loopback URIs included, except for
+// metadata document clients); the audience a client may ask
 // for; the rules every client follows wherever it is defined
 // (CheckRules); and client authentication at the token, introspection and
 // revocation endpoints (Authenticator): the constant-time secret check,
