@@ -31,6 +31,7 @@ func (c ClientConfig) client() storage.Client {
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		Actors:                   c.Actors,
 		Introspector:             c.Introspector,
+		IDJAGAudiences:           c.IDJAG.Audiences,
 	}
 	if c.Secret != "" {
 		h := sha256.Sum256([]byte(c.Secret))

@@ -160,7 +160,8 @@ func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 	return b.tokens.Revocation(ctx, r)
 }
 
-// JWTProfile refuses the jwt-bearer grant (tokens.Issuer).
+// JWTProfile answers the jwt-bearer grant for identity assertion grants
+// (tokens.Issuer).
 func (b *Broker) JWTProfile(ctx context.Context, r *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
 	return b.tokens.JWTProfile(ctx, r)
 }

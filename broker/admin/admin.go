@@ -213,6 +213,7 @@ type ClientSpec struct {
 	IDTokenSignedResponseAlg string          `json:"id_token_signed_response_alg,omitempty"`
 	Actors                   []string        `json:"actors,omitempty"`
 	Introspector             bool            `json:"introspector,omitempty"`
+	IDJAGAudiences           []string        `json:"id_jag_audiences,omitempty"`
 }
 
 // ClientUpdate changes the fields of a stored client that are not nil.
@@ -230,6 +231,7 @@ type ClientUpdate struct {
 	IDTokenSignedResponseAlg *string          `json:"id_token_signed_response_alg"`
 	Actors                   *[]string        `json:"actors"`
 	Introspector             *bool            `json:"introspector"`
+	IDJAGAudiences           *[]string        `json:"id_jag_audiences"`
 }
 
 // ClientInfo is a stored client as administrators see it: its settings,
@@ -254,7 +256,7 @@ func (spec ClientSpec) client() storage.Client {
 		PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs, GrantTypes: spec.GrantTypes, Audiences: spec.Audiences,
 		Scopes: spec.Scopes, AllowedOrigins: spec.AllowedOrigins, JWKSURL: spec.JWKSURI, JWKS: spec.JWKS,
 		BackchannelLogoutURI: spec.BackchannelLogoutURI, IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg,
-		Actors: spec.Actors, Introspector: spec.Introspector,
+		Actors: spec.Actors, Introspector: spec.Introspector, IDJAGAudiences: spec.IDJAGAudiences,
 	}
 }
 
@@ -265,7 +267,7 @@ func clientInfo(c storage.Client) ClientInfo {
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Audiences: c.Audiences,
 			Scopes: c.Scopes, AllowedOrigins: c.AllowedOrigins, JWKSURI: c.JWKSURL, JWKS: c.JWKS,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
-			Actors: c.Actors, Introspector: c.Introspector,
+			Actors: c.Actors, Introspector: c.Introspector, IDJAGAudiences: c.IDJAGAudiences,
 		},
 		ServiceUserID: c.ServiceUserID,
 		CreatedAt:     c.CreatedAt,
@@ -315,6 +317,7 @@ func (u ClientUpdate) apply(c *storage.Client) []string {
 	setString("backchannel_logout_uri", &c.BackchannelLogoutURI, u.BackchannelLogoutURI)
 	setString("id_token_signed_response_alg", &c.IDTokenSignedResponseAlg, u.IDTokenSignedResponseAlg)
 	set("actors", &c.Actors, u.Actors)
+	set("id_jag_audiences", &c.IDJAGAudiences, u.IDJAGAudiences)
 	if u.Introspector != nil {
 		c.Introspector = *u.Introspector
 		changed = append(changed, "introspector")
