@@ -76,4 +76,7 @@ func (b *Broker) noteClient(grantTypes []string) {
 	if slices.Contains(grantTypes, GrantTokenExchange) {
 		b.advertiseTokenExchange.Store(true)
 	}
+	if slices.Contains(grantTypes, GrantJWTBearer) {
+		b.clientAllowsJWTBearer.Store(true)
+	}
 }

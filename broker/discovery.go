@@ -41,6 +41,7 @@ type encodedDoc struct {
 	// clientCredentials and tokenExchange are whether the document
 	// lists those grants.
 	clientCredentials, tokenExchange bool
+	jwtBearer                        bool
 }
 
 // discoveryDoc returns the discovery document, rebuilt only when the
@@ -52,8 +53,8 @@ func (b *Broker) discoveryDoc() *encodedDoc {
 		b.log.Warn("discovery: stored clients unavailable", "err", err)
 	}
 	_, keysTag := b.keys.JWKS()
-	cc, te := b.advertiseClientCredentials.Load(), b.advertiseTokenExchange.Load()
-	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc && d.tokenExchange == te {
+	cc, te, jb := b.advertiseClientCredentials.Load(), b.advertiseTokenExchange.Load(), b.advertiseJWTBearer()
+	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc && d.tokenExchange == te && d.jwtBearer == jb {
 		return d
 	}
 	body, err := json.Marshal(b.discoveryConfig())
@@ -61,7 +62,7 @@ func (b *Broker) discoveryDoc() *encodedDoc {
 		// A struct of strings always marshals.
 		panic(fmt.Sprintf("broker: marshal discovery: %v", err))
 	}
-	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc, tokenExchange: te}
+	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc, tokenExchange: te, jwtBearer: jb}
 	b.discovery.doc.Store(d)
 	return d
 }
@@ -86,6 +87,9 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 	}
 	if b.advertiseClientCredentials.Load() {
 		grants = append(grants, oidc.GrantTypeClientCredentials)
+	}
+	if b.advertiseJWTBearer() {
+		grants = append(grants, oidc.GrantTypeBearer)
 	}
 	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
 		Issuer:                                     b.issuer,
@@ -113,6 +117,12 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 		RequestParameterSupported:                  false,
 		RequestURIParameterSupported:               false,
 	}}
+}
+
+// advertiseJWTBearer says whether the jwt-bearer grant works: a client
+// allows it and a connector accepts the identity assertions it redeems.
+func (b *Broker) advertiseJWTBearer() bool {
+	return b.clientAllowsJWTBearer.Load() && b.upstreams.AcceptsIdentityAssertions()
 }
 
 // Discovery serves the pre-encoded discovery document.

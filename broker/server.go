@@ -105,6 +105,10 @@ type Broker struct {
 	// advertiseTokenExchange puts token exchange in discovery, when and
 	// as advertiseClientCredentials does client_credentials.
 	advertiseTokenExchange atomic.Bool
+	// clientAllowsJWTBearer is set as advertiseTokenExchange is, for the
+	// jwt-bearer grant; discovery lists the grant while a connector also
+	// accepts identity assertions.
+	clientAllowsJWTBearer atomic.Bool
 }
 
 // VerifyClient authenticates the client of a token, introspection or

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -107,23 +106,12 @@ func (t *Issuer) JWTProfile(ctx context.Context, r *op.Request[oidc.JWTProfileGr
 }
 
 // bearerClient authenticates the client of a jwt-bearer request as the
-// library does for every other grant (RFC 6749 section 2.3: Basic
-// credentials, or the form's, never both), through the same
-// authenticator, which refuses a public client this grant.
+// library does for every other grant, through the same authenticator,
+// which refuses a public client this grant.
 func (t *Issuer) bearerClient(ctx context.Context, r *op.Request[oidc.JWTProfileGrantRequest]) (*clients.Client, error) {
-	cc := &op.ClientCredentials{ClientID: r.Form.Get("client_id"), ClientSecret: r.Form.Get("client_secret"),
-		ClientAssertion: r.Form.Get("client_assertion"), ClientAssertionType: r.Form.Get("client_assertion_type")}
-	if user, password, ok := (&http.Request{Header: r.Header}).BasicAuth(); ok {
-		if cc.ClientSecret != "" || cc.ClientAssertion != "" {
-			return nil, oidc.ErrInvalidRequest().WithDescription("client authentication must not use more than one method")
-		}
-		// endpoints.go refused Basic credentials that are not
-		// form-encoded before the library read the request.
-		cc.ClientID, _ = url.QueryUnescape(user)
-		cc.ClientSecret, _ = url.QueryUnescape(password)
-	}
-	if cc.ClientSecret != "" && cc.ClientAssertion != "" {
-		return nil, oidc.ErrInvalidRequest().WithDescription("client authentication must not use more than one method")
+	cc, err := clients.Credentials(r.Header, r.Form)
+	if err != nil {
+		return nil, err
 	}
 	c, err := t.auth.VerifyClient(ctx, &op.Request[op.ClientCredentials]{Method: r.Method, URL: r.URL, Header: r.Header, Form: r.Form, Data: cc})
 	if err != nil {
