@@ -347,3 +347,30 @@ func TestIDJAG_ClientRules(t *testing.T) {
 		}
 	}
 }
+
+// TestIDJAG_YAML: the client's policy and the connector's trust are
+// settings of the configuration file.
+func TestIDJAG_YAML(t *testing.T) {
+	c, err := broker.ParseConfig([]byte(`
+clients:
+  - id: wiki
+    secret: s3cret-0123456789abcdefghijklmnopqrstuvwxyz
+    grantTypes: [authorization_code, token-exchange]
+    redirectURIs: ["https://wiki.example.com/cb"]
+    idJAG: { audiences: ["https://chat.example.com"] }
+  - id: agent
+    secret: s3cret-0123456789abcdefghijklmnopqrstuvwxyz
+    grantTypes: ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+connectors:
+  - { id: enterprise, type: oidc, issuer: "https://idp.example.com", clientID: c, acceptsIdentityAssertions: true }
+`), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Clients[0].IDJAG.Audiences; !slices.Equal(got, []string{"https://chat.example.com"}) {
+		t.Errorf("idJAG.audiences %v", got)
+	}
+	if cfg, ok := c.Connectors[0].Config.(*upoidc.Config); !ok || !cfg.AcceptsIdentityAssertions {
+		t.Errorf("connector config %#v, want acceptsIdentityAssertions", c.Connectors[0].Config)
+	}
+}
