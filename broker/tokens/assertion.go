@@ -29,8 +29,8 @@ const IdentityAssertionTTL = 5 * time.Minute
 // VerifyIDToken checks an ID token the broker issued to clientID:
 // signature against the published keys, typ JWT (so no access token or
 // ID-JAG passes), issuer, expiry, aud naming clientID and azp, when
-// present, clientID alone; and that its user exists and is enabled,
-// which it returns. A refusal wraps ErrInactive, a disabled user
+// present, clientID alone; and that its user exists and is enabled, and
+// their tokens were not revoked since, which it returns. A refusal wraps ErrInactive, a disabled user
 // storage.ErrUserDisabled; any other error is the store failing.
 func (t *Issuer) VerifyIDToken(ctx context.Context, raw, clientID string) (IDClaims, storage.User, error) {
 	var claims IDClaims
@@ -53,14 +53,18 @@ func (t *Issuer) VerifyIDToken(ctx context.Context, raw, clientID string) (IDCla
 		// authentication of the request".
 		return claims, storage.User{}, fmt.Errorf("%w: ID token of client %q (aud %q) presented by client %q", ErrInactive, claims.AuthorizedParty, claims.Audience, clientID)
 	}
-	user, err := t.store.GetUser(ctx, claims.Subject)
+	// Nothing revokes one ID token, but the user's tokens up to a moment
+	// are revoked when they are disabled or signed out everywhere; an ID
+	// token is held to that as an access token is.
+	user, err := t.store.AccessTokenUser(ctx, storage.AccessTokenRef{UserID: claims.Subject,
+		IssuedAt: time.Unix(claims.IssuedAt, 0).UTC(), ExpiresAt: time.Unix(claims.Expiry, 0).UTC()})
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrUserDisabled):
+		return claims, user, fmt.Errorf("user %s: %w", claims.Subject, err)
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
 		return claims, user, fmt.Errorf("%w: user %s: %w", ErrInactive, claims.Subject, err)
 	case err != nil:
 		return claims, user, err
-	case user.Disabled:
-		return claims, user, fmt.Errorf("user %s: %w", user.ID, storage.ErrUserDisabled)
 	}
 	return claims, user, nil
 }
