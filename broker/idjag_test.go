@@ -17,8 +17,10 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 	upoidc "github.com/idbroker/broker/upstream/oidc"
+	"github.com/idbroker/broker/upstream/workos"
 )
 
 // Identity assertion grants (ID-JAGs,
@@ -373,4 +375,37 @@ connectors:
 	if cfg, ok := c.Connectors[0].Config.(*upoidc.Config); !ok || !cfg.AcceptsIdentityAssertions {
 		t.Errorf("connector config %#v, want acceptsIdentityAssertions", c.Connectors[0].Config)
 	}
+}
+
+// TestIDJAG_ImpersonatedLoginGetsNone: an ID token of an impersonated
+// login (act names the impersonator) is not traded for an ID-JAG, which
+// has no act: the other server would take the impersonator for the user.
+func TestIDJAG_ImpersonatedLoginGetsNone(t *testing.T) {
+	u := newUpstreams(t, nil, func(c *broker.Config, o *broker.Options) {
+		for i := range c.Connectors {
+			if c.Connectors[i].ID == "workos" {
+				c.Connectors[i].Config.(*workos.Config).AllowImpersonation = true
+			}
+		}
+		c.Clients = append(c.Clients, broker.ClientConfig{ID: jagClientID, Secret: jagClientSecret, RedirectURIs: []string{jagRedirect},
+			GrantTypes: []string{broker.GrantAuthorizationCode, broker.GrantTokenExchange},
+			IDJAG:      broker.IDJAGPolicy{Audiences: []string{"https://chat.example.com"}}})
+	})
+	u.workos.SetNextUser(testenv.User{Sub: "user_imp", Email: "wanda@acme.example", EmailVerified: true,
+		Impersonator: "support@vendor.example", ImpersonationReason: "ticket 4711"})
+	b := u.browser()
+	a := authRequest{clientID: jagClientID, redirectURI: jagRedirect, scope: "openid email", pkce: testenv.NewPKCE(), state: "st", nonce: "nn"}
+	page := b.Submit(b.Get(u.authorizeURL(a)), "/login", url.Values{"email": {"wanda@acme.example"}})
+	page = b.Submit(page, "/login/connector", nil)
+	if page.Location == nil || page.Location.Query().Get("code") == "" {
+		t.Fatalf("impersonated login: %d %s", page.Status, page.Body)
+	}
+	tr := u.token(url.Values{"grant_type": {"authorization_code"}, "code": {page.Location.Query().Get("code")},
+		"redirect_uri": {jagRedirect}, "code_verifier": {a.pkce.Verifier}}, jagClientID, jagClientSecret)
+	if tr.IDToken == "" {
+		t.Fatalf("code: %d %s", tr.Status, tr.Description)
+	}
+	wantRefused(t, "an impersonated login's ID token", u.token(url.Values{"grant_type": {tokenExchangeGrant},
+		"requested_token_type": {idJAGType}, "audience": {"https://chat.example.com"}, "subject_token": {tr.IDToken},
+		"subject_token_type": {idTokenType}}, jagClientID, jagClientSecret), http.StatusBadRequest, "invalid_request")
 }

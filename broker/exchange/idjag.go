@@ -27,14 +27,16 @@ const TokenTypeIDJAG oidc.TokenType = "urn:ietf:params:oauth:token-type:id-jag"
 
 // identityAssertion answers a token exchange for an ID-JAG (section
 // 4.3). The subject token must be an ID token the broker issued to the
-// authenticated client, of a user still enabled (section 4.3.2: its
-// audience "matches the client_id of the client authentication"); the
-// audience one issuer, among the client's policy (IDJAGAudiences), else
-// invalid_target (RFC 8693 section 2.2.2); at most one resource. The
-// grant names the client by its own id: the policy maps no other. It
-// carries the user's email when the ID token did, so the other server
-// can find or provision the account (section 3.1), and lives
-// tokens.IdentityAssertionTTL. Each one issued is audited.
+// authenticated client (section 4.3.2: its audience "matches the
+// client_id of the client authentication"), of a user still enabled, and
+// not of an impersonated login, which the grant could not mark as one.
+// The audience must be one issuer the client's policy names
+// (IDJAGAudiences), else invalid_target (RFC 8693 section 2.2.2); there
+// is at most one resource. The grant names the client by its own id: the
+// policy maps no other. It carries the user's email when the ID token
+// did, so the other server can find or provision the account (section
+// 3.1), and lives tokens.IdentityAssertionTTL. Each one issued is
+// audited.
 func (x *Exchanger) identityAssertion(ctx context.Context, client *clients.Client, req exchangeRequest, form url.Values) (*op.Response, error) {
 	switch {
 	case req.subjectTokenType != string(oidc.IDTokenType):
@@ -60,6 +62,10 @@ func (x *Exchanger) identityAssertion(ctx context.Context, client *clients.Clien
 		return nil, x.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable("%v", err))
 	case err != nil:
 		return nil, x.failures.Store(ctx, "verify subject_token", err)
+	case claims.Act != nil:
+		// An impersonated login: an ID-JAG has no act, and dropping it
+		// would let the other server take the impersonator for the user.
+		return nil, x.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable("the ID token of an impersonated login (act) is not traded for an identity assertion grant"))
 	}
 	a := tokens.IdentityAssertion{User: user, Audience: audience, ClientID: client.GetID(), Resource: form.Get("resource"),
 		Scope: req.scopes, AMR: claims.AMR, Email: claims.Email != ""}

@@ -158,6 +158,12 @@ func (t *Issuer) verifyAssertion(ctx context.Context, client *clients.Client, ra
 	if err != nil {
 		return refuse(err.Error())
 	}
+	// An upstream's delegation names upstream subjects, which must never
+	// reach a broker token, and dropping it would turn a delegated grant
+	// into a direct one (as for exchanged tokens).
+	if _, ok := a.Identity.Claims["act"]; ok {
+		return refuse("the assertion carries act; upstream delegation is not redeemed")
+	}
 	// Section 4.4.1: "The Resource Authorization Server MUST validate
 	// that the client_id claim in the ID-JAG matches the authenticated
 	// client making the request."
