@@ -52,6 +52,8 @@ type jagWorld struct {
 	idp, rs, untrusting *env
 	// lastAccessToken is the access token idToken's login came with.
 	lastAccessToken string
+	// signedIn are the ID tokens mustJAG got, by email.
+	signedIn map[string]string
 }
 
 func newJAGWorld(t *testing.T) *jagWorld {
@@ -100,18 +102,32 @@ func (w *jagWorld) idToken(t *testing.T, email string) (string, string) {
 
 // exchange asks the identity provider, as clientID, for an ID-JAG for
 // audience, the way the MCP Go SDK's enterprise handler does (oauthex
-// ExchangeToken: credentials in the form, an empty code).
-func (w *jagWorld) exchange(clientID, subject, subjectType, audience string) tokenResponse {
-	return w.idp.token(url.Values{"grant_type": {tokenExchangeGrant}, "code": {""}, "client_id": {clientID},
+// ExchangeToken: credentials in the form, an empty code), for jagResource
+// and chat.read unless extra says otherwise.
+func (w *jagWorld) exchange(clientID, subject, subjectType, audience string, extra ...string) tokenResponse {
+	form := url.Values{"grant_type": {tokenExchangeGrant}, "code": {""}, "client_id": {clientID},
 		"client_secret": {jagClientSecret}, "requested_token_type": {idJAGType}, "audience": {audience},
-		"resource": {jagResource}, "scope": {"chat.read"}, "subject_token": {subject}, "subject_token_type": {subjectType}}, "", "")
+		"resource": {jagResource}, "scope": {"chat.read"}, "subject_token": {subject}, "subject_token_type": {subjectType}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		form.Set(extra[i], extra[i+1])
+	}
+	return w.idp.token(form, "", "")
 }
 
-// mustJAG returns an ID-JAG for email, for audience.
-func (w *jagWorld) mustJAG(t *testing.T, email, audience string) string {
+// mustJAG returns an ID-JAG for email, for audience (and extra, as for
+// exchange).
+func (w *jagWorld) mustJAG(t *testing.T, email, audience string, extra ...string) string {
 	t.Helper()
-	idt, _ := w.idToken(t, email)
-	tr := w.exchange(jagClientID, idt, idTokenType, audience)
+	// One login per address: one-time codes are limited per address.
+	if w.signedIn == nil {
+		w.signedIn = map[string]string{}
+	}
+	idt := w.signedIn[email]
+	if idt == "" {
+		idt, _ = w.idToken(t, email)
+		w.signedIn[email] = idt
+	}
+	tr := w.exchange(jagClientID, idt, idTokenType, audience, extra...)
 	if tr.Status != http.StatusOK {
 		t.Fatalf("exchange for an ID-JAG: %d %s %s", tr.Status, tr.Error, tr.Description)
 	}
@@ -235,6 +251,8 @@ func TestIDJAG_ResourceServerRefusals(t *testing.T) {
 	wantRefused(t, "a connector without acceptsIdentityAssertions", redeemJAG(w.untrusting, jagClientID,
 		w.mustJAG(t, jagEmail, w.untrusting.issuer)), http.StatusBadRequest, "invalid_grant")
 	wantRefused(t, "an unknown issuer", redeemJAG(w.rs, jagClientID, selfSignedJAG(t, w.rs.issuer)), http.StatusBadRequest, "invalid_grant")
+	wantRefused(t, "an unknown resource", redeemJAG(w.rs, jagClientID, w.mustJAG(t, jagEmail, w.rs.issuer,
+		"resource", "https://unknown.example.com/mcp")), http.StatusBadRequest, "invalid_target")
 	expiring := w.mustJAG(t, jagEmail, w.rs.issuer)
 	w.rs.clock.Advance(6*time.Minute + time.Second) // past exp, beyond the minute of skew
 	wantRefused(t, "expired", redeemJAG(w.rs, jagClientID, expiring), http.StatusBadRequest, "invalid_grant")
@@ -408,4 +426,22 @@ func TestIDJAG_ImpersonatedLoginGetsNone(t *testing.T) {
 	wantRefused(t, "an impersonated login's ID token", u.token(url.Values{"grant_type": {tokenExchangeGrant},
 		"requested_token_type": {idJAGType}, "audience": {"https://chat.example.com"}, "subject_token": {tr.IDToken},
 		"subject_token_type": {idTokenType}}, jagClientID, jagClientSecret), http.StatusBadRequest, "invalid_request")
+}
+
+// TestIDJAG_ScopesAreTheResourcesAmongTheGrants: the access token carries
+// the grant's scopes that its resource defines; a scope parameter narrows
+// them and may not widen them.
+func TestIDJAG_ScopesAreTheResourcesAmongTheGrants(t *testing.T) {
+	w := newJAGWorld(t)
+	tr := redeemJAG(w.rs, jagClientID, w.mustJAG(t, jagEmail, w.rs.issuer, "scope", "chat.read chat.write calendar"))
+	if tr.Status != http.StatusOK || tr.Scope != "chat.read chat.write" {
+		t.Errorf("redeem: %d %q, want the resource's scopes chat.read chat.write", tr.Status, tr.Scope)
+	}
+	jag := w.mustJAG(t, jagEmail, w.rs.issuer, "scope", "chat.read")
+	form := url.Values{"grant_type": {jwtBearerGrant}, "assertion": {jag}, "scope": {"chat.read chat.write"}}
+	wantRefused(t, "a wider scope", w.rs.token(form, jagClientID, jagClientSecret), http.StatusBadRequest, "invalid_scope")
+	form.Set("scope", "chat.read")
+	if tr := w.rs.token(form, jagClientID, jagClientSecret); tr.Status != http.StatusOK || tr.Scope != "chat.read" {
+		t.Errorf("narrowed (Basic authentication): %d %q %s", tr.Status, tr.Scope, tr.Description)
+	}
 }
