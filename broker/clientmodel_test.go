@@ -24,20 +24,24 @@ import (
 const (
 	twinSecret   = "twin-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 	twinRedirect = "http://127.0.0.1:7777/cb"
+	// twinJAGAudience is an authorization server the web twins may get
+	// identity assertion grants for.
+	twinJAGAudience = "https://as.example.com"
 )
 
 // twinClients returns the twins of prefix as the configuration file
-// spells them: a web client with its own ID-token algorithm, a machine
+// spells them: a web client with its own ID-token algorithm that may
+// trade its ID tokens for identity assertion grants, a machine
 // client, a token exchanger that names itself as an actor, and an
 // introspector.
 func twinClients(prefix string) []broker.ClientConfig {
 	return []broker.ClientConfig{
 		{ID: prefix + "web", Secret: twinSecret, RedirectURIs: []string{twinRedirect},
 			PostLogoutRedirectURIs: []string{"http://127.0.0.1:7777/bye"},
-			GrantTypes:             []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken},
+			GrantTypes:             []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken, broker.GrantTokenExchange},
 			Audiences:              []string{apiAudience}, AllowedOrigins: []string{"https://" + prefix + "app.example.com"},
 			BackchannelLogoutURI:     "http://127.0.0.1:7777/backchannel",
-			IDTokenSignedResponseAlg: "ES256"},
+			IDTokenSignedResponseAlg: "ES256", IDJAG: broker.IDJAGPolicy{Audiences: []string{twinJAGAudience}}},
 		{ID: prefix + "machine", Secret: twinSecret, GrantTypes: []string{broker.GrantClientCredentials},
 			Audiences: []string{apiAudience}, Scopes: []string{"invoices.read"}},
 		{ID: prefix + "exchanger", Secret: twinSecret, GrantTypes: []string{broker.GrantTokenExchange},
@@ -53,7 +57,8 @@ func storedTwin(c broker.ClientConfig) storage.Client {
 	return storage.Client{ID: c.ID, Name: c.Name, Public: c.Public, SecretHashes: []storage.SecretHash{{Hash: h[:]}},
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes,
 		Audiences: c.Audiences, Scopes: c.Scopes, AllowedOrigins: c.AllowedOrigins, BackchannelLogoutURI: c.BackchannelLogoutURI,
-		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, Actors: c.Actors, Introspector: c.Introspector}
+		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, Actors: c.Actors, Introspector: c.Introspector,
+		IDJAGAudiences: c.IDJAG.Audiences}
 }
 
 // withTwins configures the "yaml-" twins and stores the "stored-" ones
@@ -112,6 +117,18 @@ func TestClientModel_StoredAndConfiguredClientsAnswerAlike(t *testing.T) {
 			out["code.access.aud"] = strings.Join(u.verifyAccess(code.AccessToken, apiAudience).Audience, " ")
 		}
 
+		// An identity assertion grant for the ID token, by the client's
+		// policy, and none for a server it does not name.
+		for _, aud := range []string{twinJAGAudience, "https://elsewhere.example.com"} {
+			jag := u.exchangeAs(web, twinSecret, url.Values{"subject_token": {code.IDToken}, "subject_token_type": {idTokenType},
+				"requested_token_type": {idJAGType}, "audience": {aud}})
+			out["id_jag.status "+aud], out["id_jag.issued_token_type "+aud] = jag.Status, jag.IssuedTokenType
+			if jag.Status == http.StatusOK {
+				c := u.tokenClaims(jag.AccessToken)
+				out["id_jag.aud"], out["id_jag.client_id"] = c["aud"], strip(c["client_id"])
+			}
+		}
+
 		// refresh_token, again with the client's algorithm.
 		ref := u.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {code.RefreshToken}}, web, twinSecret)
 		out["refresh.status"], out["refresh.scope"] = ref.Status, ref.Scope
@@ -166,6 +183,8 @@ func TestClientModel_StoredAndConfiguredClientsAnswerAlike(t *testing.T) {
 		"client_credentials.status": http.StatusOK, "client_credentials.scope": "invoices.read", "client_credentials.client_id": "machine",
 		"exchange.status": http.StatusOK, "exchange.actor.status": http.StatusOK, "exchange.actor.act.client_id": "exchanger",
 		"exchange.other_actor": "invalid_request", "introspect.introspector": true, "introspect.other": false,
+		"id_jag.status " + twinJAGAudience: http.StatusOK, "id_jag.issued_token_type " + twinJAGAudience: idJAGType,
+		"id_jag.aud": twinJAGAudience, "id_jag.client_id": "web", "id_jag.status https://elsewhere.example.com": http.StatusBadRequest,
 	}
 	for k, v := range want {
 		if configured[k] != v {
@@ -215,7 +234,8 @@ func TestAdminAPI_ClientHoldsEveryField(t *testing.T) {
 
 	spec := admin.ClientSpec{ID: "agent", GrantTypes: []string{broker.GrantTokenExchange, broker.GrantAuthorizationCode},
 		RedirectURIs: []string{twinRedirect}, Audiences: []string{apiAudience}, Actors: []string{"client:agent"},
-		BackchannelLogoutURI: "https://agent.example.com/bc", IDTokenSignedResponseAlg: "ES256"}
+		BackchannelLogoutURI: "https://agent.example.com/bc", IDTokenSignedResponseAlg: "ES256",
+		IDJAGAudiences: []string{twinJAGAudience}}
 	var created admin.ClientInfo
 	wantStatus(t, "create", e.adminCall("POST", "/clients", tok, spec, &created), http.StatusCreated)
 	var got admin.ClientInfo
@@ -241,11 +261,13 @@ func TestAdminAPI_ClientHoldsEveryField(t *testing.T) {
 	refusal("made an introspector", "PATCH", "/clients/agent", map[string]any{"introspector": true}, "introspector")
 	refusal("actors without token exchange", "PATCH", "/clients/agent", map[string]any{"grant_types": []string{broker.GrantAuthorizationCode}}, "actors")
 	refusal("a bad actor", "PATCH", "/clients/agent", map[string]any{"actors": []string{"agent"}}, "actors")
+	refusal("an ID-JAG audience that is no issuer", "PATCH", "/clients/agent", map[string]any{"id_jag_audiences": []string{"http://as.example.com"}}, "id_jag_audiences")
 
 	wantStatus(t, "update", e.adminCall("PATCH", "/clients/agent", tok, map[string]any{"actors": []string{"user:" + importedAgentID},
-		"id_token_signed_response_alg": ""}, &got), http.StatusOK)
+		"id_token_signed_response_alg": "", "id_jag_audiences": []string{"https://other-as.example.com"}}, &got), http.StatusOK)
 	stored, err := e.store.GetClient(t.Context(), "agent")
-	if err != nil || !slices.Equal(stored.Actors, []string{"user:" + importedAgentID}) || stored.IDTokenSignedResponseAlg != "" || stored.Introspector {
+	if err != nil || !slices.Equal(stored.Actors, []string{"user:" + importedAgentID}) || stored.IDTokenSignedResponseAlg != "" || stored.Introspector ||
+		!slices.Equal(stored.IDJAGAudiences, []string{"https://other-as.example.com"}) {
 		t.Errorf("stored after update: %+v, %v", stored, err)
 	}
 }

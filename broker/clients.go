@@ -31,6 +31,7 @@ func (c ClientConfig) client() storage.Client {
 		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		Actors:                   c.Actors,
 		Introspector:             c.Introspector,
+		IDJAGAudiences:           c.IDJAG.Audiences,
 	}
 	if c.Secret != "" {
 		h := sha256.Sum256([]byte(c.Secret))
@@ -74,5 +75,8 @@ func (b *Broker) noteClient(grantTypes []string) {
 	}
 	if slices.Contains(grantTypes, GrantTokenExchange) {
 		b.advertiseTokenExchange.Store(true)
+	}
+	if slices.Contains(grantTypes, GrantJWTBearer) {
+		b.clientAllowsJWTBearer.Store(true)
 	}
 }

@@ -307,6 +307,19 @@ type ClientConfig struct {
 	// reading everyone's tokens is granted in the reviewed configuration
 	// file.
 	Introspector bool `yaml:"introspector"`
+	// IDJAG is the client's policy for identity assertion grants.
+	IDJAG IDJAGPolicy `yaml:"idJAG"`
+}
+
+// IDJAGPolicy says for which other authorization servers a client may
+// get identity assertion grants (ID-JAGs,
+// draft-ietf-oauth-identity-assertion-authz-grant) by token exchange,
+// with an ID token the broker issued to it as the subject token.
+type IDJAGPolicy struct {
+	// Audiences are those authorization servers' issuer identifiers
+	// (RFC 8414 section 2). Empty: none. Only clients with the
+	// token-exchange grant may list any.
+	Audiences []string `yaml:"audiences"`
 }
 
 // BrandingConfig styles the login pages.
@@ -343,6 +356,7 @@ const (
 	GrantRefreshToken      = clients.GrantRefreshToken
 	GrantTokenExchange     = clients.GrantTokenExchange
 	GrantClientCredentials = clients.GrantClientCredentials
+	GrantJWTBearer         = clients.GrantJWTBearer
 )
 
 // LoadConfig reads a configuration file. ${NAME} in any value is replaced by

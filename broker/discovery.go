@@ -42,6 +42,7 @@ type encodedDoc struct {
 	// clientCredentials and tokenExchange are whether the document
 	// lists those grants.
 	clientCredentials, tokenExchange bool
+	jwtBearer                        bool
 }
 
 // discoveryDoc returns the discovery document, rebuilt only when the
@@ -53,8 +54,8 @@ func (b *Broker) discoveryDoc() *encodedDoc {
 		b.log.Warn("discovery: stored clients unavailable", "err", err)
 	}
 	_, keysTag := b.keys.JWKS()
-	cc, te := b.advertiseClientCredentials.Load(), b.advertiseTokenExchange.Load()
-	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc && d.tokenExchange == te {
+	cc, te, jb := b.advertiseClientCredentials.Load(), b.advertiseTokenExchange.Load(), b.advertiseJWTBearer()
+	if d := b.discovery.doc.Load(); d != nil && d.keysTag == keysTag && d.clientCredentials == cc && d.tokenExchange == te && d.jwtBearer == jb {
 		return d
 	}
 	body, err := json.Marshal(b.discoveryConfig())
@@ -62,7 +63,7 @@ func (b *Broker) discoveryDoc() *encodedDoc {
 		// A struct of strings always marshals.
 		panic(fmt.Sprintf("broker: marshal discovery: %v", err))
 	}
-	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc, tokenExchange: te}
+	d := &encodedDoc{body: body, etag: strongETag(body), keysTag: keysTag, clientCredentials: cc, tokenExchange: te, jwtBearer: jb}
 	b.discovery.doc.Store(d)
 	return d
 }
@@ -101,6 +102,9 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 	if b.registrar.Enabled() {
 		registrationEndpoint = b.issuer + registration.Path
 	}
+	if b.advertiseJWTBearer() {
+		grants = append(grants, oidc.GrantTypeBearer)
+	}
 	return discoveryDocument{AuthorizationResponseISSParameterSupported: true, ClientIDMetadataDocumentSupported: b.cfg.ClientMetadataDocuments.Enabled, DiscoveryConfiguration: &oidc.DiscoveryConfiguration{
 		Issuer:                                     b.issuer,
 		AuthorizationEndpoint:                      b.issuer + authorizePath,
@@ -128,6 +132,12 @@ func (b *Broker) discoveryConfig() discoveryDocument {
 		RequestParameterSupported:                  false,
 		RequestURIParameterSupported:               false,
 	}}
+}
+
+// advertiseJWTBearer says whether the jwt-bearer grant works: a client
+// allows it and a connector accepts the identity assertions it redeems.
+func (b *Broker) advertiseJWTBearer() bool {
+	return b.clientAllowsJWTBearer.Load() && b.upstreams.AcceptsIdentityAssertions()
 }
 
 // Discovery serves the pre-encoded discovery document.

@@ -5,7 +5,6 @@ import (
 	"net/url"
 
 	"github.com/idbroker/broker/broker/answer"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // clientEndpoint serves the token, introspection and revocation
@@ -45,8 +44,8 @@ func noStore(h http.Handler) http.Handler {
 // header, before it reads them:
 //   - one that names no client at all (no Authorization header, client_id
 //     or client_assertion): "no client authentication included". The
-//     jwt-bearer grant needs no client (RFC 7523 section 3.1), so it goes
-//     on to be refused as unsupported;
+//     jwt-bearer grant is no exception: the broker answers it for identity
+//     assertion grants only, which are for an authenticated client;
 //   - one whose Basic credentials are not form-urlencoded (RFC 6749
 //     section 2.3.1);
 //   - an introspection request without a secret or an assertion: only a
@@ -73,8 +72,7 @@ func clientAuthentication(h http.Handler) http.Handler {
 		}
 		user, password, basic := r.BasicAuth()
 		switch {
-		case r.Header.Get("Authorization") == "" && r.Form.Get("client_id") == "" && r.Form.Get("client_assertion") == "" &&
-			r.Form.Get("grant_type") != string(oidc.GrantTypeBearer):
+		case r.Header.Get("Authorization") == "" && r.Form.Get("client_id") == "" && r.Form.Get("client_assertion") == "":
 			refuse("client authentication is required")
 			return
 		case basic && (!formEncoded(user) || !formEncoded(password)):

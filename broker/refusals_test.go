@@ -320,7 +320,11 @@ func TestToken_BadClientSecretIs401WithChallenge(t *testing.T) {
 	}
 }
 
-func TestToken_OnlyPOSTAndNoJWTBearer(t *testing.T) {
+// TestToken_OnlyPOSTAndJWTBearerOnlyForAuthenticatedClients: the
+// jwt-bearer grant, answered for identity assertion grants only, needs an
+// authenticated client (no client, or a public one, is invalid_client),
+// and discovery lists it only where a client and a connector allow it.
+func TestToken_OnlyPOSTAndJWTBearerOnlyForAuthenticatedClients(t *testing.T) {
 	e := newEnv(t)
 	resp, err := http.Get(e.issuer + "/token?grant_type=refresh_token&refresh_token=x&client_id=dev")
 	if err != nil {
@@ -331,8 +335,12 @@ func TestToken_OnlyPOSTAndNoJWTBearer(t *testing.T) {
 		t.Errorf("GET /token: %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
 	}
 	r := e.token(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"e30.e30.sig"}}, "", "")
-	if r.Error != "unsupported_grant_type" {
-		t.Errorf("jwt-bearer: %q, want unsupported_grant_type", r.Error)
+	if r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
+		t.Errorf("jwt-bearer without a client: %d %q, want 401 invalid_client", r.Status, r.Error)
+	}
+	r = e.token(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"e30.e30.sig"}, "client_id": {"dev"}}, "", "")
+	if r.Status != http.StatusUnauthorized || r.Error != "invalid_client" {
+		t.Errorf("jwt-bearer by a public client: %d %q, want 401 invalid_client", r.Status, r.Error)
 	}
 	var disc map[string]any
 	e.getJSON("/.well-known/openid-configuration", "", &disc)

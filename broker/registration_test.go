@@ -86,7 +86,7 @@ func publicClient() map[string]any {
 }
 
 // wantRefused fails unless r is a refusal with status and error code.
-func wantRefused(t *testing.T, what string, r registered, status int, code string) {
+func wantRegistrationRefused(t *testing.T, what string, r registered, status int, code string) {
 	t.Helper()
 	if r.Status != status || r.Error != code {
 		t.Fatalf("%s: %d %q (%s), want %d %q", what, r.Status, r.Error, r.Description, status, code)
@@ -225,20 +225,20 @@ func TestRegistration_RefusesBadRedirectURIsNamingThem(t *testing.T) {
 		m := publicClient()
 		m["redirect_uris"] = []string{"https://agent.example.com/ok", tc.uri}
 		r := e.register(m, "")
-		wantRefused(t, tc.name, r, http.StatusBadRequest, "invalid_redirect_uri")
+		wantRegistrationRefused(t, tc.name, r, http.StatusBadRequest, "invalid_redirect_uri")
 		if !strings.Contains(r.Description, "redirect_uris") || !strings.Contains(r.Description, strconv.Quote(tc.uri)) {
 			t.Errorf("%s: description %q does not name redirect_uris and %q", tc.name, r.Description, tc.uri)
 		}
 	}
 	m := publicClient()
 	delete(m, "redirect_uris")
-	wantRefused(t, "no redirect URI", e.register(m, ""), http.StatusBadRequest, "invalid_redirect_uri")
+	wantRegistrationRefused(t, "no redirect URI", e.register(m, ""), http.StatusBadRequest, "invalid_redirect_uri")
 
 	// Bytes that are not UTF-8 are refused before anything reads them.
 	body := []byte("{\"redirect_uris\":[\"https://agent.example.com/\xff\"],\"token_endpoint_auth_method\":\"none\"}")
-	wantRefused(t, "invalid UTF-8", e.dcrCall(http.MethodPost, "/register", "", body, nil), http.StatusBadRequest, "invalid_client_metadata")
+	wantRegistrationRefused(t, "invalid UTF-8", e.dcrCall(http.MethodPost, "/register", "", body, nil), http.StatusBadRequest, "invalid_client_metadata")
 	body = []byte(`{"redirect_uris":["https://agent.example.com/\u0000"],"token_endpoint_auth_method":"none"}`)
-	wantRefused(t, "escaped NUL", e.dcrCall(http.MethodPost, "/register", "", body, nil), http.StatusBadRequest, "invalid_client_metadata")
+	wantRegistrationRefused(t, "escaped NUL", e.dcrCall(http.MethodPost, "/register", "", body, nil), http.StatusBadRequest, "invalid_client_metadata")
 	e.wantNothingRegistered("bad redirect URIs")
 }
 
@@ -267,17 +267,17 @@ func TestRegistration_RefusesMetadataOutsideThePolicyNamingTheField(t *testing.T
 		m := publicClient()
 		m[tc.field] = tc.value
 		r := e.register(m, "")
-		wantRefused(t, tc.name, r, http.StatusBadRequest, "invalid_client_metadata")
+		wantRegistrationRefused(t, tc.name, r, http.StatusBadRequest, "invalid_client_metadata")
 		if !strings.HasPrefix(r.Description, strings.TrimSuffix(tc.field, "_uri")) {
 			t.Errorf("%s: description %q does not start with the field %s", tc.name, r.Description, tc.field)
 		}
 	}
 	for name, body := range map[string]string{"not JSON": "redirect_uris=x", "an array": `[{"redirect_uris":["https://a.example.com/"]}]`, "empty": "",
 		"over 64 KiB": `{"client_name":"` + strings.Repeat("a", 70<<10) + `"}`} {
-		wantRefused(t, name, e.dcrCall(http.MethodPost, "/register", "", []byte(body), nil), http.StatusBadRequest, "invalid_client_metadata")
+		wantRegistrationRefused(t, name, e.dcrCall(http.MethodPost, "/register", "", []byte(body), nil), http.StatusBadRequest, "invalid_client_metadata")
 	}
 	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
-	wantRefused(t, "a form", e.dcrCall(http.MethodPost, "/register", "", []byte("redirect_uris=https%3A%2F%2Fa.example.com%2F"), form),
+	wantRegistrationRefused(t, "a form", e.dcrCall(http.MethodPost, "/register", "", []byte("redirect_uris=https%3A%2F%2Fa.example.com%2F"), form),
 		http.StatusBadRequest, "invalid_client_metadata")
 	e.wantNothingRegistered("bad metadata")
 
@@ -302,7 +302,7 @@ func TestRegistration_OpenIsRateLimitedPerClientAddress(t *testing.T) {
 		}
 	}
 	r := e.dcrCall(http.MethodPost, "/register", "", body, from("203.0.113.7"))
-	wantRefused(t, "third registration from one address", r, http.StatusTooManyRequests, "temporarily_unavailable")
+	wantRegistrationRefused(t, "third registration from one address", r, http.StatusTooManyRequests, "temporarily_unavailable")
 	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 3600 {
 		t.Errorf("Retry-After = %q", r.Header.Get("Retry-After"))
 	}
@@ -338,13 +338,13 @@ func TestRegistration_TokenPolicyNeedsALiveInitialAccessToken(t *testing.T) {
 	admin := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
 
 	r := e.register(publicClient(), "")
-	wantRefused(t, "no token", r, http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "no token", r, http.StatusUnauthorized, "invalid_token")
 	if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
 		t.Errorf("WWW-Authenticate = %q", r.Header.Get("WWW-Authenticate"))
 	}
-	wantRefused(t, "unknown token", e.register(publicClient(), "not-a-token"), http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "unknown token", e.register(publicClient(), "not-a-token"), http.StatusUnauthorized, "invalid_token")
 	// An admin access token is not an initial access token.
-	wantRefused(t, "admin access token", e.register(publicClient(), admin), http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "admin access token", e.register(publicClient(), admin), http.StatusUnauthorized, "invalid_token")
 
 	expiring, _ := e.createRegistrationToken(admin, map[string]any{"note": "expires", "expires_in": "1h"})
 	once, _ := e.createRegistrationToken(admin, map[string]any{"note": "one client", "max_uses": 1})
@@ -358,12 +358,12 @@ func TestRegistration_TokenPolicyNeedsALiveInitialAccessToken(t *testing.T) {
 		t.Errorf("list: %s", raw)
 	}
 	wantStatus(t, "revoke", e.adminCall("DELETE", "/registration-tokens/"+revokedID, admin, nil, nil), http.StatusNoContent)
-	wantRefused(t, "revoked token", e.register(publicClient(), revoked), http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "revoked token", e.register(publicClient(), revoked), http.StatusUnauthorized, "invalid_token")
 
 	// Bad metadata under a good token spends nothing.
 	bad := publicClient()
 	bad["redirect_uris"] = []string{"http://agent.example.com/cb"}
-	wantRefused(t, "bad metadata", e.register(bad, once), http.StatusBadRequest, "invalid_redirect_uri")
+	wantRegistrationRefused(t, "bad metadata", e.register(bad, once), http.StatusBadRequest, "invalid_redirect_uri")
 	e.wantNothingRegistered("refusals under the token policy")
 
 	// A confidential client gets a secret, shown once, that
@@ -381,13 +381,13 @@ func TestRegistration_TokenPolicyNeedsALiveInitialAccessToken(t *testing.T) {
 	if tr := e.token(code, r.ClientID, "wrong"); tr.Error != "invalid_client" {
 		t.Errorf("with a wrong secret: %d %s, want invalid_client", tr.Status, tr.Error)
 	}
-	wantRefused(t, "used-up token", e.register(publicClient(), once), http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "used-up token", e.register(publicClient(), once), http.StatusUnauthorized, "invalid_token")
 
 	if r := e.register(publicClient(), expiring); r.Status != http.StatusCreated {
 		t.Fatalf("with the expiring token: %d %s", r.Status, r.Error)
 	}
 	e.clock.Advance(time.Hour)
-	wantRefused(t, "expired token", e.register(publicClient(), expiring), http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "expired token", e.register(publicClient(), expiring), http.StatusUnauthorized, "invalid_token")
 	if n := len(e.auditTargets("client.register")); n != 2 {
 		t.Errorf("%d registrations audited, want 2", n)
 	}
@@ -421,7 +421,7 @@ func TestRegistration_ReadAndDeleteNeedTheClientsOwnRegistrationToken(t *testing
 		"configured client":     e.dcrCall(http.MethodGet, "/register/"+broker.DevClientID, a.RegistrationAccessToken, nil, nil),
 		"delete with b's token": e.dcrCall(http.MethodDelete, path, b.RegistrationAccessToken, nil, nil),
 	} {
-		wantRefused(t, name, r, http.StatusUnauthorized, "invalid_token")
+		wantRegistrationRefused(t, name, r, http.StatusUnauthorized, "invalid_token")
 	}
 	if r := e.dcrCall(http.MethodGet, "/register/%FF", a.RegistrationAccessToken, nil, nil); r.Status != http.StatusBadRequest || r.Error != "invalid_request" {
 		t.Errorf("a path that is not UTF-8: %d %q, want 400 invalid_request in JSON", r.Status, r.Error)
@@ -437,7 +437,7 @@ func TestRegistration_ReadAndDeleteNeedTheClientsOwnRegistrationToken(t *testing
 	if r := e.dcrCall(http.MethodDelete, path, a.RegistrationAccessToken, nil, nil); r.Status != http.StatusNoContent {
 		t.Fatalf("delete with its token: %d %s", r.Status, r.Error)
 	}
-	wantRefused(t, "read after delete", e.dcrCall(http.MethodGet, path, a.RegistrationAccessToken, nil, nil), http.StatusUnauthorized, "invalid_token")
+	wantRegistrationRefused(t, "read after delete", e.dcrCall(http.MethodGet, path, a.RegistrationAccessToken, nil, nil), http.StatusUnauthorized, "invalid_token")
 	if tr := e.refresh(a.ClientID, tr.RefreshToken); tr.Status == http.StatusOK {
 		t.Errorf("the deleted client's refresh token still works")
 	}
@@ -526,7 +526,7 @@ func TestRegistration_AdminListsAndDeletesRegisteredClients(t *testing.T) {
 		map[string]any{"third_party": false}, nil), http.StatusBadRequest)
 
 	wantStatus(t, "delete", e.adminCall("DELETE", "/clients/"+r.ClientID, admin, nil, nil), http.StatusNoContent)
-	wantRefused(t, "read after the admin deleted it", e.dcrCall(http.MethodGet, "/register/"+r.ClientID, r.RegistrationAccessToken, nil, nil),
+	wantRegistrationRefused(t, "read after the admin deleted it", e.dcrCall(http.MethodGet, "/register/"+r.ClientID, r.RegistrationAccessToken, nil, nil),
 		http.StatusUnauthorized, "invalid_token")
 	if targets := e.auditTargets("client.delete"); !slices.Equal(targets, []string{"client:" + r.ClientID}) {
 		t.Errorf("audited deletions %v", targets)
@@ -588,7 +588,7 @@ func TestRegistration_ARegisteredClientGetsOnlyResourcesThatAcceptThirdParties(t
 	m := publicClient()
 	m["scope"] = "openid tools:read"
 	r := e.register(m, "")
-	wantRefused(t, "a scope of a first-party resource", r, http.StatusBadRequest, "invalid_client_metadata")
+	wantRegistrationRefused(t, "a scope of a first-party resource", r, http.StatusBadRequest, "invalid_client_metadata")
 	if !strings.Contains(r.Description, `"tools:read"`) {
 		t.Errorf("description %q does not name the scope", r.Description)
 	}
@@ -614,9 +614,9 @@ func TestRegistration_TokenPolicyRegistersAPrivateKeyJWTClient(t *testing.T) {
 	key := newClientKey(t, "agent-key")
 	m := publicClient()
 	m["token_endpoint_auth_method"] = "private_key_jwt"
-	wantRefused(t, "private_key_jwt without keys", e.register(m, token), http.StatusBadRequest, "invalid_client_metadata")
+	wantRegistrationRefused(t, "private_key_jwt without keys", e.register(m, token), http.StatusBadRequest, "invalid_client_metadata")
 	m["jwks_uri"] = "http://127.0.0.1:9/jwks"
-	wantRefused(t, "a jwks_uri over http", e.register(m, token), http.StatusBadRequest, "invalid_client_metadata")
+	wantRegistrationRefused(t, "a jwks_uri over http", e.register(m, token), http.StatusBadRequest, "invalid_client_metadata")
 	delete(m, "jwks_uri")
 	m["jwks"] = json.RawMessage(key.jwks)
 	r := e.register(m, token)

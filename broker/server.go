@@ -112,6 +112,10 @@ type Broker struct {
 	// advertiseTokenExchange puts token exchange in discovery, when and
 	// as advertiseClientCredentials does client_credentials.
 	advertiseTokenExchange atomic.Bool
+	// clientAllowsJWTBearer is set as advertiseTokenExchange is, for the
+	// jwt-bearer grant; discovery lists the grant while a connector also
+	// accepts identity assertions.
+	clientAllowsJWTBearer atomic.Bool
 }
 
 // VerifyClient authenticates the client of a token, introspection or
@@ -167,7 +171,8 @@ func (b *Broker) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 	return b.tokens.Revocation(ctx, r)
 }
 
-// JWTProfile refuses the jwt-bearer grant (tokens.Issuer).
+// JWTProfile answers the jwt-bearer grant for identity assertion grants
+// (tokens.Issuer).
 func (b *Broker) JWTProfile(ctx context.Context, r *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
 	return b.tokens.JWTProfile(ctx, r)
 }

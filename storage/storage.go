@@ -622,10 +622,15 @@ type Client struct {
 	RegistrationTokenHash []byte
 	// LastUsedAt is when the client last obtained a token, recorded
 	// coarsely; registered clients unused for too long expire.
-	LastUsedAt    time.Time
-	ServiceUserID string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	LastUsedAt time.Time
+	// IDJAGAudiences are the authorization servers, by issuer identifier,
+	// the client may get identity assertion grants (ID-JAGs,
+	// draft-ietf-oauth-identity-assertion-authz-grant) for through token
+	// exchange; empty: none.
+	IDJAGAudiences []string
+	ServiceUserID  string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // SecretHash is the SHA-256 of a client secret. A zero ExpiresAt never expires.

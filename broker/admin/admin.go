@@ -215,7 +215,8 @@ type ClientSpec struct {
 	Introspector             bool            `json:"introspector,omitempty"`
 	// ThirdParty marks a client not run by the platform: its users
 	// consent to it, and it may ask only for resources that accept it.
-	ThirdParty bool `json:"third_party"`
+	ThirdParty     bool     `json:"third_party"`
+	IDJAGAudiences []string `json:"id_jag_audiences,omitempty"`
 }
 
 // ClientUpdate changes the fields of a stored client that are not nil.
@@ -234,6 +235,7 @@ type ClientUpdate struct {
 	Actors                   *[]string        `json:"actors"`
 	Introspector             *bool            `json:"introspector"`
 	ThirdParty               *bool            `json:"third_party"`
+	IDJAGAudiences           *[]string        `json:"id_jag_audiences"`
 }
 
 // ClientInfo is a stored client as administrators see it: its settings,
@@ -264,7 +266,7 @@ func (spec ClientSpec) client() storage.Client {
 		PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs, GrantTypes: spec.GrantTypes, Audiences: spec.Audiences,
 		Scopes: spec.Scopes, AllowedOrigins: spec.AllowedOrigins, JWKSURL: spec.JWKSURI, JWKS: spec.JWKS,
 		BackchannelLogoutURI: spec.BackchannelLogoutURI, IDTokenSignedResponseAlg: spec.IDTokenSignedResponseAlg,
-		Actors: spec.Actors, Introspector: spec.Introspector, ThirdParty: spec.ThirdParty,
+		Actors: spec.Actors, Introspector: spec.Introspector, ThirdParty: spec.ThirdParty, IDJAGAudiences: spec.IDJAGAudiences,
 	}
 }
 
@@ -275,7 +277,7 @@ func clientInfo(c storage.Client) ClientInfo {
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Audiences: c.Audiences,
 			Scopes: c.Scopes, AllowedOrigins: c.AllowedOrigins, JWKSURI: c.JWKSURL, JWKS: c.JWKS,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
-			Actors: c.Actors, Introspector: c.Introspector, ThirdParty: c.ThirdParty,
+			Actors: c.Actors, Introspector: c.Introspector, ThirdParty: c.ThirdParty, IDJAGAudiences: c.IDJAGAudiences,
 		},
 		ServiceUserID: c.ServiceUserID,
 		CreatedAt:     c.CreatedAt,
@@ -330,6 +332,7 @@ func (u ClientUpdate) apply(c *storage.Client) []string {
 	setString("backchannel_logout_uri", &c.BackchannelLogoutURI, u.BackchannelLogoutURI)
 	setString("id_token_signed_response_alg", &c.IDTokenSignedResponseAlg, u.IDTokenSignedResponseAlg)
 	set("actors", &c.Actors, u.Actors)
+	set("id_jag_audiences", &c.IDJAGAudiences, u.IDJAGAudiences)
 	if u.Introspector != nil {
 		c.Introspector = *u.Introspector
 		changed = append(changed, "introspector")

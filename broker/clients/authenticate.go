@@ -71,7 +71,9 @@ const (
 // 2.1 leaves "whether or not to allow unauthenticated or unidentified
 // clients" to the deployment, and here none may. Client credentials: RFC
 // 6749 section 4.4, "MUST only be used by confidential clients".
-var authenticatedGrants = []oidc.GrantType{oidc.GrantTypeTokenExchange, oidc.GrantTypeClientCredentials}
+// Jwt-bearer: an identity assertion grant names the client it is for, and
+// only an authenticated client can show that it is that client.
+var authenticatedGrants = []oidc.GrantType{oidc.GrantTypeTokenExchange, oidc.GrantTypeClientCredentials, oidc.GrantTypeBearer}
 
 // VerifyClient authenticates the client of a token, introspection or
 // revocation request. Public clients present only their id; confidential

@@ -23,6 +23,10 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantTokenExchange     = "token-exchange"
 	GrantClientCredentials = "client_credentials"
+	// GrantJWTBearer is RFC 7523's grant, which the broker answers for
+	// identity assertion grants (ID-JAGs) only; named by its URN, as
+	// RFC 7591 registration names it.
+	GrantJWTBearer = string(oidc.GrantTypeBearer)
 )
 
 // DevClientID is the development instance's client. Only it, when
@@ -56,6 +60,9 @@ type Client struct {
 	// introspector may introspect every client's tokens
 	// (storage.Client.Introspector).
 	introspector bool
+	// idJAGAudiences are the authorization servers the client may get
+	// identity assertion grants for (storage.Client.IDJAGAudiences).
+	idJAGAudiences []string
 	// anyLoopbackRedirect is the development client's looseness: any
 	// http loopback redirect URI, any port, any path.
 	anyLoopbackRedirect bool
@@ -106,6 +113,7 @@ func New(c storage.Client, stored bool) *Client {
 		idTokenAlg:             c.IDTokenSignedResponseAlg,
 		actors:                 c.Actors,
 		introspector:           c.Introspector,
+		idJAGAudiences:         c.IDJAGAudiences,
 		anyLoopbackRedirect:    !stored && c.ID == DevClientID && c.Public && len(c.RedirectURIs) == 0,
 		jwksURL:                c.JWKSURL,
 		jwks:                   keys,
@@ -173,6 +181,10 @@ func (c *Client) IDTokenAlg() string { return c.idTokenAlg }
 // Actors name who may act in the client's token exchanges
 // ("client:<id>" or "user:<UUID>").
 func (c *Client) Actors() []string { return c.actors }
+
+// IDJAGAudiences are the authorization servers, by issuer identifier,
+// the client may get identity assertion grants (ID-JAGs) for.
+func (c *Client) IDJAGAudiences() []string { return c.idJAGAudiences }
 
 // Stored reports whether the client came from storage rather than the
 // configuration file.
@@ -342,6 +354,8 @@ func (c *Client) GrantTypes() []oidc.GrantType {
 			gs = append(gs, oidc.GrantTypeTokenExchange)
 		case GrantClientCredentials:
 			gs = append(gs, oidc.GrantTypeClientCredentials)
+		case GrantJWTBearer:
+			gs = append(gs, oidc.GrantTypeBearer)
 		}
 	}
 	return gs

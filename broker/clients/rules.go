@@ -27,6 +27,7 @@ var (
 	settingIntrospector           = Setting{"introspector", "introspector"}
 	settingIDTokenAlg             = Setting{"idTokenSignedResponseAlg", "id_token_signed_response_alg"}
 	settingActors                 = Setting{"actors", "actors"}
+	settingIDJAGAudiences         = Setting{"idJAG.audiences", "id_jag_audiences"}
 )
 
 // RuleError is a client setting that breaks a rule of
@@ -70,11 +71,21 @@ func CheckRules(c storage.Client, idTokenAlgs []string) error {
 			return &RuleError{settingActors, fmt.Errorf("actor %q: %w", a, err)}
 		}
 	}
+	if len(c.IDJAGAudiences) > 0 && !slices.Contains(grants, GrantTokenExchange) {
+		return &RuleError{settingIDJAGAudiences, fmt.Errorf("identity assertion grants are issued by the %s grant, which the client does not have", GrantTokenExchange)}
+	}
+	for _, a := range c.IDJAGAudiences {
+		if err := checkIssuerIdentifier(a); err != nil {
+			return &RuleError{settingIDJAGAudiences, err}
+		}
+	}
 	for _, g := range grants {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials}, g) {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantTokenExchange, GrantClientCredentials, GrantJWTBearer}, g) {
 			return &RuleError{settingGrantTypes, fmt.Errorf("grant type %q is not supported", g)}
 		}
-		if public && (g == GrantClientCredentials || g == GrantTokenExchange) {
+		// A public client's id is no secret: anyone holding one of its
+		// identity assertion grants could redeem it as that client.
+		if public && (g == GrantClientCredentials || g == GrantTokenExchange || g == GrantJWTBearer) {
 			return &RuleError{settingGrantTypes, fmt.Errorf("a public client cannot use %s", g)}
 		}
 	}
@@ -117,6 +128,18 @@ func CheckRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
 		return fmt.Errorf("%q must be an https URL, or http on a loopback address, without user information or fragment", raw)
+	}
+	return nil
+}
+
+// checkIssuerIdentifier allows what RFC 8414 section 2 calls an issuer
+// identifier: an https URL without query or fragment (http on a loopback
+// address too, for development, as CheckRedirectURI allows).
+func checkIssuerIdentifier(raw string) error {
+	u, err := url.Parse(raw)
+	_, loopback := LoopbackURL(raw)
+	if err != nil || !(u.Scheme == "https" || loopback) || u.Host == "" || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must be an issuer identifier: an https URL without query or fragment", raw)
 	}
 	return nil
 }

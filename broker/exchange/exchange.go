@@ -56,6 +56,9 @@ func (x *Exchanger) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.
 	if err != nil {
 		return nil, err
 	}
+	if req.requestedTokenType == TokenTypeIDJAG {
+		return x.identityAssertion(ctx, client, req, r.Form)
+	}
 	var named upstream.TokenVerifier
 	if req.connector != "" {
 		var ok bool
@@ -161,7 +164,7 @@ func parseExchange(form url.Values) (exchangeRequest, error) {
 	switch t := oidc.TokenType(form.Get("requested_token_type")); t {
 	case "":
 		req.requestedTokenType = oidc.AccessTokenType
-	case oidc.AccessTokenType, oidc.JWTTokenType:
+	case oidc.AccessTokenType, oidc.JWTTokenType, TokenTypeIDJAG:
 		req.requestedTokenType = t
 	default:
 		return req, oidc.ErrInvalidRequest().WithDescription("requested_token_type %q is not issued; ask for an access_token or a jwt", t)

@@ -271,12 +271,6 @@ func (t *Issuer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	return op.NewResponse(resp), nil
 }
 
-// JWTProfile refuses the jwt-bearer grant: the library would accept it
-// without client authentication.
-func (t *Issuer) JWTProfile(context.Context, *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
-	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the jwt-bearer Grant is not supported")
-}
-
 // DeviceToken refuses the device Grant, which the broker does not offer.
 func (t *Issuer) DeviceToken(context.Context, *op.ClientRequest[oidc.DeviceAccessTokenRequest]) (*op.Response, error) {
 	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the device_code Grant is not supported")

@@ -18,6 +18,7 @@ func TestImports(t *testing.T) {
 		"github.com/idbroker/broker/keys",
 		"github.com/idbroker/broker/storage",
 		"github.com/idbroker/broker/upstream",
+		"github.com/idbroker/broker/upstream/jwks",
 		"github.com/go-jose/go-jose/v4",
 		"github.com/google/uuid",
 		"github.com/zitadel/oidc/v3/pkg/oidc",

@@ -27,6 +27,7 @@ type clientFlags struct {
 	name, jwksURI, jwksFile, backchannel, idTokenAlg               *string
 	public, thirdParty                                             *bool
 	grants, audiences, scopes, redirects, logouts, origins, actors listFlag
+	idJAGAudiences                                                 listFlag
 }
 
 func newClientFlags(fs *flag.FlagSet) *clientFlags {
@@ -39,13 +40,14 @@ func newClientFlags(fs *flag.FlagSet) *clientFlags {
 		backchannel: fs.String("backchannel-logout-uri", "", "where the client receives back-channel logout tokens"),
 		idTokenAlg:  fs.String("id-token-alg", "", "algorithm of the client's ID tokens (id_token_signed_response_alg): one the broker signs ID tokens with"),
 	}
-	fs.Var(&c.grants, "grant", "grant type (repeatable): authorization_code, refresh_token, token-exchange, client_credentials")
+	fs.Var(&c.grants, "grant", "grant type (repeatable): authorization_code, refresh_token, token-exchange, client_credentials, "+broker.GrantJWTBearer)
 	fs.Var(&c.audiences, "audience", "audience the client may ask for (repeatable; the first is the default)")
 	fs.Var(&c.scopes, "scope", "scope the client may ask for (repeatable)")
 	fs.Var(&c.redirects, "redirect-uri", "redirect URI (repeatable)")
 	fs.Var(&c.logouts, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
 	fs.Var(&c.origins, "origin", "allowed CORS origin (repeatable)")
 	fs.Var(&c.actors, "actor", "who may act in the client's token exchanges (repeatable): client:<client id> or user:<UUID>")
+	fs.Var(&c.idJAGAudiences, "id-jag-audience", "issuer of an authorization server the client may get identity assertion grants (ID-JAGs) for by token exchange (repeatable)")
 	return c
 }
 
@@ -99,7 +101,7 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 			ID: id, Name: *cf.name, Public: *cf.public, RedirectURIs: cf.redirects, PostLogoutRedirectURIs: cf.logouts,
 			GrantTypes: cf.grants, Audiences: cf.audiences, Scopes: cf.scopes, AllowedOrigins: cf.origins,
 			JWKSURI: *cf.jwksURI, JWKS: jwks, BackchannelLogoutURI: *cf.backchannel,
-			IDTokenSignedResponseAlg: *cf.idTokenAlg, Actors: cf.actors, ThirdParty: *cf.thirdParty,
+			IDTokenSignedResponseAlg: *cf.idTokenAlg, Actors: cf.actors, ThirdParty: *cf.thirdParty, IDJAGAudiences: cf.idJAGAudiences,
 		})
 		if err != nil {
 			return err
@@ -159,6 +161,8 @@ func clientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 				u.AllowedOrigins = (*[]string)(&cf.origins)
 			case "actor":
 				u.Actors = (*[]string)(&cf.actors)
+			case "id-jag-audience":
+				u.IDJAGAudiences = (*[]string)(&cf.idJAGAudiences)
 			case "backchannel-logout-uri":
 				u.BackchannelLogoutURI = cf.backchannel
 			case "id-token-alg":
@@ -218,6 +222,7 @@ func printClient(w io.Writer, c admin.ClientInfo) {
 	opt("backchannel_logout_uri", c.BackchannelLogoutURI)
 	opt("id_token_signed_response_alg", c.IDTokenSignedResponseAlg)
 	opt("actors", c.Actors...)
+	opt("id_jag_audiences", c.IDJAGAudiences...)
 	if c.Introspector {
 		row("introspector", true)
 	}

@@ -205,17 +205,23 @@ func TestClients_CLISetsEveryFieldOfTheClientModel(t *testing.T) {
 	env := envFrom(map[string]string{"DATABASE_URL": db.DSN, "BROKER_SECRET": secretForTest})
 	cli := cliWith(cfg, env)
 	out, err := cli("clients", "create", "--grant", "token-exchange", "--audience", "https://api.example.com",
-		"--actor", "client:agent", "--backchannel-logout-uri", "https://agent.example.com/bc", "--id-token-alg", "RS256", "agent")
+		"--actor", "client:agent", "--backchannel-logout-uri", "https://agent.example.com/bc", "--id-token-alg", "RS256",
+		"--id-jag-audience", "https://chat.example.com", "agent")
 	if err != nil {
 		t.Fatalf("create: %v\n%s", err, out)
 	}
-	for _, want := range []string{"actors: client:agent", "backchannel_logout_uri: https://agent.example.com/bc", "id_token_signed_response_alg: RS256"} {
+	for _, want := range []string{"actors: client:agent", "backchannel_logout_uri: https://agent.example.com/bc", "id_token_signed_response_alg: RS256",
+		"id_jag_audiences: https://chat.example.com"} {
 		if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
 			t.Errorf("create printed no %q:\n%s", want, out)
 		}
 	}
 	if out, err := cli("clients", "update", "--actor", "client:other", "agent"); err != nil || !strings.Contains(out, "client:other") || strings.Contains(out, "client:agent") {
 		t.Errorf("update --actor replaces the list: %v\n%s", err, out)
+	}
+	if out, err := cli("clients", "update", "--id-jag-audience", "https://wiki.example.com", "agent"); err != nil ||
+		!strings.Contains(out, "https://wiki.example.com") || strings.Contains(out, "https://chat.example.com") {
+		t.Errorf("update --id-jag-audience replaces the list: %v\n%s", err, out)
 	}
 	// The broker signs ID tokens with RS256, ES256 and EdDSA alone.
 	if out, err := cli("clients", "update", "--id-token-alg", "PS256", "agent"); err == nil || !strings.Contains(err.Error(), "id_token_signed_response_alg") {

@@ -174,3 +174,19 @@ func hasScope(scope, want string) bool {
 	}
 	return false
 }
+
+// IdentityAssertion mints an identity assertion grant (ID-JAG) for u,
+// for the authorization server audience and its client clientID: typ
+// oauth-id-jag+jwt, a fresh jti, resource and scope as an enterprise
+// identity provider would issue them.
+func (f *Auth0) IdentityAssertion(u User, audience, clientID string, opts ...TokenOption) string {
+	f.t.Helper()
+	c := baseClaims(f.Issuer, u.Sub, audience)
+	c["client_id"] = clientID
+	c["jti"] = randomString(16)
+	c["resource"] = "https://chat.example.com/mcp"
+	c["scope"] = "chat.read"
+	c["email"] = u.Email
+	c["email_verified"] = u.EmailVerified
+	return f.mint(c, append([]TokenOption{WithType("oauth-id-jag+jwt")}, opts...)...)
+}

@@ -64,6 +64,7 @@ type mint struct {
 	claims map[string]any
 	kid    string
 	key    signingKey
+	typ    string // the header's typ; JWT unless WithType says otherwise
 }
 
 // signingKey is which key (and so which algorithm) signs a token.
@@ -80,6 +81,11 @@ const (
 // WithClaim sets (or replaces) one claim, e.g. "aud", "iss" or "nonce".
 func WithClaim(name string, value any) TokenOption {
 	return func(m *mint) { m.claims[name] = value }
+}
+
+// WithType sets the header's typ, e.g. oauth-id-jag+jwt.
+func WithType(typ string) TokenOption {
+	return func(m *mint) { m.typ = typ }
 }
 
 // WithoutClaim removes one claim.
@@ -132,7 +138,7 @@ func AlgNone() TokenOption {
 
 // sign mints a token with claims, changed by opts.
 func (k *keyring) sign(claims map[string]any, opts ...TokenOption) (string, error) {
-	m := &mint{claims: maps.Clone(claims), kid: k.rsaKID, key: keyRSA}
+	m := &mint{claims: maps.Clone(claims), kid: k.rsaKID, key: keyRSA, typ: "JWT"}
 	for _, opt := range opts {
 		opt(m)
 	}
@@ -156,7 +162,7 @@ func (k *keyring) sign(claims map[string]any, opts ...TokenOption) (string, erro
 	case keyNone:
 		return unsigned(m)
 	}
-	opt := (&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), m.kid)
+	opt := (&jose.SignerOptions{}).WithType(jose.ContentType(m.typ)).WithHeader(jose.HeaderKey("kid"), m.kid)
 	signer, err := jose.NewSigner(key, opt)
 	if err != nil {
 		return "", err

@@ -71,6 +71,7 @@ func cloneClient(c storage.Client) storage.Client {
 	c.JWKS = slices.Clone(c.JWKS)
 	c.Actors = slices.Clone(c.Actors)
 	c.RegistrationTokenHash = slices.Clone(c.RegistrationTokenHash)
+	c.IDJAGAudiences = slices.Clone(c.IDJAGAudiences)
 	return c
 }
 

@@ -47,11 +47,11 @@ func decodeSecretHashes(data []byte) ([]storage.SecretHash, error) {
 
 const clientColumns = `id, name, public, secret_hashes, redirect_uris, post_logout_redirect_uris, grant_types, audiences,
 	scopes, allowed_origins, jwks_url, jwks, backchannel_logout_uri, service_user_id, created_at, updated_at,
-	id_token_signed_response_alg, actors, introspector, third_party, registration_token_hash, last_used_at`
+	id_token_signed_response_alg, actors, introspector, third_party, registration_token_hash, last_used_at, id_jag_audiences`
 
 // insertClient stores a new client, given clientArgs.
 const insertClient = `INSERT INTO clients (` + clientColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`
 
 func scanClient(row pgx.Row) (storage.Client, error) {
 	var c storage.Client
@@ -59,7 +59,7 @@ func scanClient(row pgx.Row) (storage.Client, error) {
 	if err := row.Scan(&c.ID, &c.Name, &c.Public, &secrets, &c.RedirectURIs, &c.PostLogoutRedirectURIs, &c.GrantTypes,
 		&c.Audiences, &c.Scopes, &c.AllowedOrigins, &c.JWKSURL, &c.JWKS, &c.BackchannelLogoutURI, &c.ServiceUserID,
 		&c.CreatedAt, &c.UpdatedAt, &c.IDTokenSignedResponseAlg, &c.Actors, &c.Introspector, &c.ThirdParty,
-		&c.RegistrationTokenHash, &c.LastUsedAt); err != nil {
+		&c.RegistrationTokenHash, &c.LastUsedAt, &c.IDJAGAudiences); err != nil {
 		return storage.Client{}, err
 	}
 	utc(&c.CreatedAt, &c.UpdatedAt, &c.LastUsedAt)
@@ -75,7 +75,7 @@ func clientArgs(c storage.Client) ([]any, error) {
 	}
 	return []any{c.ID, c.Name, c.Public, secrets, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Audiences,
 		c.Scopes, c.AllowedOrigins, c.JWKSURL, c.JWKS, c.BackchannelLogoutURI, c.ServiceUserID, c.CreatedAt, c.UpdatedAt,
-		c.IDTokenSignedResponseAlg, c.Actors, c.Introspector, c.ThirdParty, c.RegistrationTokenHash, c.LastUsedAt}, nil
+		c.IDTokenSignedResponseAlg, c.Actors, c.Introspector, c.ThirdParty, c.RegistrationTokenHash, c.LastUsedAt, c.IDJAGAudiences}, nil
 }
 
 // CreateClient implements storage.Clients.
@@ -151,7 +151,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(storage
 				grant_types = $7, audiences = $8, scopes = $9, allowed_origins = $10, jwks_url = $11, jwks = $12,
 				backchannel_logout_uri = $13, service_user_id = $14, created_at = $15, updated_at = $16,
 				id_token_signed_response_alg = $17, actors = $18, introspector = $19,
-				third_party = $20, registration_token_hash = $21, last_used_at = $22
+				third_party = $20, registration_token_hash = $21, last_used_at = $22, id_jag_audiences = $23
 			WHERE id = $1`, args...); err != nil {
 			return fmt.Errorf("postgres: update client: %w", err)
 		}

@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the schema version this binary needs: the number of the
 // newest migration it embeds.
-const SchemaVersion = 13
+const SchemaVersion = 14
 
 // versionTable is tern's version table. It is left unqualified so that it
 // lives in the first schema of the connection's search_path, as every

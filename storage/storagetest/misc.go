@@ -29,6 +29,7 @@ func client(id string) storage.Client {
 		ThirdParty:               true,
 		RegistrationTokenHash:    hash("registration"),
 		LastUsedAt:               t0.Add(-time.Minute),
+		IDJAGAudiences:           []string{"https://as.example.com"},
 		ServiceUserID:            "00000000-0000-4000-8000-00000000000c",
 		CreatedAt:                t0,
 		UpdatedAt:                t0,
@@ -65,6 +66,7 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 		c.Actors = []string{"client:other"}
 		c.IDTokenSignedResponseAlg, c.Introspector = "", false
 		c.ThirdParty, c.RegistrationTokenHash, c.LastUsedAt = false, nil, t0
+		c.IDJAGAudiences = []string{"https://other-as.example.com"}
 		c.UpdatedAt = t0.Add(time.Hour)
 		return c, nil
 	})
@@ -75,6 +77,7 @@ func testClientCRUD(t *testing.T, s storage.Storage) {
 	want.Actors = []string{"client:other"}
 	want.IDTokenSignedResponseAlg, want.Introspector = "", false
 	want.ThirdParty, want.RegistrationTokenHash, want.LastUsedAt = false, nil, t0
+	want.IDJAGAudiences = []string{"https://other-as.example.com"}
 	want.UpdatedAt = t0.Add(time.Hour)
 	wantEqual(t, "updated client", got, want)
 	got, _ = s.GetClient(ctx, "b")

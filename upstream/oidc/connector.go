@@ -71,6 +71,12 @@ type Config struct {
 	// enough) to be accepted for token exchange. Empty: VerifyToken
 	// refuses every token.
 	ExchangeAudiences []string `yaml:"exchangeAudiences" json:"exchangeAudiences"`
+	// AcceptsIdentityAssertions lets clients redeem this upstream's
+	// identity assertion grants (ID-JAGs) issued for the broker at its
+	// jwt-bearer grant: the upstream is an enterprise identity provider
+	// trusted to say who may act for its users (MCP enterprise-managed
+	// authorization).
+	AcceptsIdentityAssertions bool `yaml:"acceptsIdentityAssertions" json:"acceptsIdentityAssertions"`
 	// HTTPClient makes every upstream call; a client with a
 	// DefaultHTTPTimeout timeout when nil.
 	HTTPClient *http.Client `yaml:"-" json:"-"`

@@ -18,7 +18,7 @@ var full = map[string]string{
   password: pw, tls: starttls }`,
 	"oidc": `{ issuer: https://example.okta.com, clientID: ghi, clientSecret: s, scopes: [openid, email],
   trustEmail: true, claims: { email: mail, emailVerified: ev, name: n, org: o }, userinfo: true,
-  exchangeAudiences: [https://api.example.com] }`,
+  exchangeAudiences: [https://api.example.com], acceptsIdentityAssertions: true }`,
 	"auth0": `{ issuer: https://tenant.auth0.com/, clientID: abc, clientSecret: s, scopes: [openid],
   trustEmail: true, audience: https://api.example.com, exchangeAudiences: [abc], organization: org_1,
   claims: { email: https://example.com/email, emailVerified: ev, name: n, org: o }, userinfo: true }`,
