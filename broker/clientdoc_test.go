@@ -157,7 +157,7 @@ func TestClientDocument_LoginIssuesTokensToTheDocumentClient(t *testing.T) {
 	id := d.docs.url("/agent/client.json")
 	d.docs.serve("/agent/client.json", d.docs.publicDoc("/agent/client.json"))
 
-	l := d.login(d.browser(), "ada@example.com", authRequest{clientID: id, redirectURI: docRedirect})
+	l := d.login(d.browser(), "ada@example.com", authRequest{thirdParty: true, clientID: id, redirectURI: docRedirect})
 	tr := d.redeem(l)
 	if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.RefreshToken == "" || tr.IDToken == "" {
 		t.Fatalf("redeem: %d %s %s", tr.Status, tr.Error, tr.Description)
@@ -451,7 +451,7 @@ func TestClientDocument_UnusableDocumentAtTokenIsInvalidClient(t *testing.T) {
 	docs := d.docs
 	id := docs.url("/changing.json")
 	docs.serve("/changing.json", docs.publicDoc("/changing.json"), "Cache-Control", "max-age=60")
-	l := d.login(d.browser(), "grace@example.com", authRequest{clientID: id, redirectURI: docRedirect})
+	l := d.login(d.browser(), "grace@example.com", authRequest{thirdParty: true, clientID: id, redirectURI: docRedirect})
 
 	// The document goes bad before the code is redeemed.
 	bad := docs.publicDoc("/changing.json")
@@ -513,7 +513,7 @@ func TestClientDocument_PrivateKeyJWTWithJWKSURI(t *testing.T) {
 		t.Errorf("without PKCE: want invalid_request at the client, got %d %v", p.Status, p.Location)
 	}
 
-	l := d.login(d.browser(), "hopper@example.com", authRequest{clientID: id, redirectURI: docRedirect})
+	l := d.login(d.browser(), "hopper@example.com", authRequest{thirdParty: true, clientID: id, redirectURI: docRedirect})
 	for name, assertion := range map[string]string{
 		"no assertion":     "",
 		"another key":      other.assertion(t, id, d.issuer, time.Minute),
@@ -532,7 +532,7 @@ func TestClientDocument_PrivateKeyJWTWithJWKSURI(t *testing.T) {
 	}
 
 	private := confidential("/private-keys.json", "https://10.0.0.1/keys.json")
-	l = d.login(d.browser(), "hopper@example.com", authRequest{clientID: private, redirectURI: docRedirect})
+	l = d.login(d.browser(), "hopper@example.com", authRequest{thirdParty: true, clientID: private, redirectURI: docRedirect})
 	if tr := redeem(l, key.assertion(t, private, d.issuer, time.Minute)); tr.Status != http.StatusUnauthorized || tr.Error != "invalid_client" {
 		t.Errorf("jwks_uri at a private address: %d %q %q, want 401 invalid_client", tr.Status, tr.Error, tr.Description)
 	}
@@ -579,7 +579,7 @@ func TestClientDocument_ResourcesMustAcceptThirdParties(t *testing.T) {
 		t.Errorf("a resource closed to third parties: want invalid_target at the client, got %d %v", p.Status, p.Location)
 	}
 
-	l := d.login(d.browser(), "lin@example.com", authRequest{clientID: id, redirectURI: docRedirect,
+	l := d.login(d.browser(), "lin@example.com", authRequest{thirdParty: true, clientID: id, redirectURI: docRedirect,
 		scope: "openid offline_access files:read", extra: map[string][]string{"resource": {mcpB}}})
 	wantToken(t, "code for B", d.redeem(l), mcpB, "files:read", 15*time.Minute)
 }

@@ -129,6 +129,9 @@ type authRequest struct {
 	noPKCE      bool
 	method      string // code_challenge_method; default S256
 	extra       url.Values
+	// thirdParty says the client is third-party: login expects the
+	// consent page after the code, and allows.
+	thirdParty bool
 }
 
 func (e *env) authorizeURL(a authRequest) string {
@@ -176,6 +179,12 @@ type loginResult struct {
 func (e *env) login(b *testenv.Browser, email string, a authRequest) loginResult {
 	e.t.Helper()
 	page, a := e.signIn(b, email, a)
+	if a.thirdParty {
+		if page.Status != http.StatusOK || page.URL.Path != "/consent" {
+			e.t.Fatalf("want the consent page, got %d at %s (redirect %v): %s", page.Status, page.URL, page.Location, page.Body)
+		}
+		page = b.Submit(page, "/consent", url.Values{"decision": {"allow"}})
+	}
 	return e.landed(page, a)
 }
 

@@ -193,7 +193,7 @@ func TestRegistration_OpenRegistersAPublicClientThatLogsInWithPKCE(t *testing.T)
 
 	// The client signs a user in with PKCE and gets tokens; without PKCE
 	// it is refused, as every public client is.
-	login := e.login(e.browser(), "agent-user@example.com", authRequest{clientID: r.ClientID, redirectURI: dcrRedirect, scope: "openid email offline_access"})
+	login := e.login(e.browser(), "agent-user@example.com", authRequest{thirdParty: true, clientID: r.ClientID, redirectURI: dcrRedirect, scope: "openid email offline_access"})
 	tr := e.redeem(login)
 	if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.IDToken == "" || tr.RefreshToken == "" {
 		t.Fatalf("redeem: %d %s %s", tr.Status, tr.Error, tr.Description)
@@ -430,7 +430,7 @@ func TestRegistration_ReadAndDeleteNeedTheClientsOwnRegistrationToken(t *testing
 		t.Errorf("PUT: status %d, want 405", r.Status)
 	}
 
-	tr := e.redeem(e.login(e.browser(), "leaving@example.com", authRequest{clientID: a.ClientID, redirectURI: dcrRedirect}))
+	tr := e.redeem(e.login(e.browser(), "leaving@example.com", authRequest{thirdParty: true, clientID: a.ClientID, redirectURI: dcrRedirect}))
 	if tr.RefreshToken == "" {
 		t.Fatalf("redeem: %d %s", tr.Status, tr.Error)
 	}
@@ -462,7 +462,7 @@ func TestRegistration_UnusedClientsExpireAndUseIsRecordedHourly(t *testing.T) {
 		}
 		return c.LastUsedAt
 	}
-	tr := e.redeem(e.login(e.browser(), "busy@example.com", authRequest{clientID: used.ClientID, redirectURI: dcrRedirect}))
+	tr := e.redeem(e.login(e.browser(), "busy@example.com", authRequest{thirdParty: true, clientID: used.ClientID, redirectURI: dcrRedirect}))
 	first := lastUsed()
 	if first.IsZero() {
 		t.Fatal("the client's first token recorded no use")
@@ -597,7 +597,7 @@ func TestRegistration_ARegisteredClientGetsOnlyResourcesThatAcceptThirdParties(t
 	if r.Status != http.StatusCreated || r.Scope != "openid offline_access files:read" {
 		t.Fatalf("register with a third-party resource's scope: %d %s %s", r.Status, r.Error, r.Description)
 	}
-	l := e.login(e.browser(), "mcp-user@example.com", authRequest{clientID: r.ClientID, redirectURI: dcrRedirect,
+	l := e.login(e.browser(), "mcp-user@example.com", authRequest{thirdParty: true, clientID: r.ClientID, redirectURI: dcrRedirect,
 		scope: "openid offline_access files:read", extra: url.Values{"resource": {mcpB}}})
 	wantToken(t, "code for the third-party resource", e.redeem(l), mcpB, "files:read", 15*time.Minute)
 	page := e.browser().Get(e.authorizeURL(authRequest{clientID: r.ClientID, redirectURI: dcrRedirect, pkce: l.pkce, state: "s",
