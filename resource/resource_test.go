@@ -111,10 +111,15 @@ func TestMiddleware_BrokerTokens(t *testing.T) {
 
 		{name: "no token", path: "/invoices", status: 401, challenge: bareChallenge},
 		{name: "other scheme", path: "/invoices", auth: []string{"Basic YTpi"}, status: 401, challenge: bareChallenge},
+		// Where a scope is required, every challenge names it: an MCP
+		// client asks for what the challenge names.
+		{name: "no token, scope required", path: "/invoices/write", status: 401, challenge: bareScopedChallenge},
+		{name: "other audience, scope required", path: "/invoices/write", auth: []string{"Bearer " + other}, status: 401,
+			challenge: invalidScopedChallenge, cause: "does not contain"},
 		// An ID token of a client the resource server takes for its
 		// audience: only its typ tells it from an access token. (On
 		// /invoices/write, whose realm is not that audience.)
-		{name: "id token", path: "/invoices/write", auth: []string{"Bearer " + id}, audience: backendID, status: 401, challenge: invalidChallenge,
+		{name: "id token", path: "/invoices/write", auth: []string{"Bearer " + id}, audience: backendID, status: 401, challenge: invalidScopedChallenge,
 			cause: `typ \"JWT\" is not at+jwt`},
 		{name: "other audience", path: "/invoices", auth: []string{"Bearer " + other}, status: 401, challenge: invalidChallenge,
 			cause: "does not contain"},

@@ -1,0 +1,187 @@
+package mcp_test
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+
+	"github.com/idbroker/broker/internal/testenv"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// person signs in at a broker's pages the way someone at a browser
+// would, over HTTP with a cookie jar: the email form, the one-time code
+// from the mailbox, the consent page when the broker shows one (Allow),
+// then the redirect to the client, which it does not follow. It is an
+// auth.AuthorizationCodeFetcher; its errors are returned, never fatal,
+// since the SDK calls it from its own goroutines.
+type person struct {
+	email  string
+	broker string // the broker's host:port: the only host whose redirects are followed
+	mail   *testenv.Mailer
+	client *http.Client
+	// consents counts the consent pages the person answered.
+	consents atomic.Int64
+}
+
+func newPerson(email, issuer string, mail *testenv.Mailer) *person {
+	u, _ := url.Parse(issuer)
+	jar, _ := cookiejar.New(nil)
+	p := &person{email: email, broker: u.Host, mail: mail}
+	p.client = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Host == p.broker {
+			return nil
+		}
+		return http.ErrUseLastResponse
+	}}
+	return p
+}
+
+// Fetch is the auth.AuthorizationCodeFetcher.
+func (p *person) Fetch(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+	at, err := p.signIn(ctx, args.URL)
+	if err != nil {
+		return nil, err
+	}
+	q := at.Query()
+	if e := q.Get("error"); e != "" {
+		return nil, fmt.Errorf("the broker refused: %s: %s", e, q.Get("error_description"))
+	}
+	return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+}
+
+// signIn follows authorizeURL through the broker's pages and returns the
+// redirect back to the client.
+func (p *person) signIn(ctx context.Context, authorizeURL string) (*url.URL, error) {
+	page, err := p.do(ctx, http.MethodGet, authorizeURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	if page, err = p.submit(ctx, page, "/login", url.Values{"email": {p.email}}); err != nil {
+		return nil, err
+	}
+	code := p.mail.LastCode(p.email)
+	if code == "" {
+		return nil, fmt.Errorf("no code was mailed to %s (page %d %s)", p.email, page.status, page.url)
+	}
+	if page, err = p.submit(ctx, page, "/login/code", url.Values{"code": {code}}); err != nil {
+		return nil, err
+	}
+	if page.location == nil && strings.HasPrefix(page.url.Path, "/consent") {
+		p.consents.Add(1)
+		if page, err = p.allow(ctx, page); err != nil {
+			return nil, err
+		}
+	}
+	if page.location == nil {
+		return nil, fmt.Errorf("the sign-in ended on %s (%d), not at the client: %.300s", page.url, page.status, page.body)
+	}
+	return page.location, nil
+}
+
+// allow answers the consent page with its Allow button.
+func (p *person) allow(ctx context.Context, page *loaded) (*loaded, error) {
+	action, fields, ok := page.form(func(path string) bool { return strings.HasPrefix(path, "/consent") })
+	if !ok {
+		return nil, fmt.Errorf("the consent page %s has no consent form", page.url)
+	}
+	for _, m := range buttonRE.FindAllStringSubmatch(page.body, -1) {
+		name, value := attr(m[0], "name"), attr(m[0], "value")
+		if name != "" && strings.Contains(strings.ToLower(value), "allow") {
+			fields.Set(name, value)
+			return p.do(ctx, http.MethodPost, page.url.ResolveReference(action).String(), fields)
+		}
+	}
+	return nil, fmt.Errorf("the consent page %s has no Allow button", page.url)
+}
+
+// loaded is a response the person's browser stopped at.
+type loaded struct {
+	status   int
+	url      *url.URL
+	location *url.URL // a redirect away from the broker, not followed
+	body     string
+}
+
+func (p *person) do(ctx context.Context, method, target string, form url.Values) (*loaded, error) {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	page := &loaded{status: resp.StatusCode, url: resp.Request.URL, body: string(b)}
+	if loc, err := resp.Location(); err == nil && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		page.location = loc
+	}
+	return page, nil
+}
+
+// submit posts page's form whose action is action, with its hidden
+// fields and values.
+func (p *person) submit(ctx context.Context, page *loaded, action string, values url.Values) (*loaded, error) {
+	if page.location != nil {
+		return nil, fmt.Errorf("redirected to %s instead of the page with %s", page.location, action)
+	}
+	target, fields, ok := page.form(func(path string) bool { return path == action })
+	if !ok {
+		return nil, fmt.Errorf("page %s (%d) has no form posting to %s: %.300s", page.url, page.status, action, page.body)
+	}
+	for k, v := range values {
+		fields[k] = v
+	}
+	return p.do(ctx, http.MethodPost, page.url.ResolveReference(target).String(), fields)
+}
+
+var (
+	formRE   = regexp.MustCompile(`(?s)<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>`)
+	inputRE  = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
+	buttonRE = regexp.MustCompile(`<button[^>]*>`)
+)
+
+// form finds the first form whose action's path is one match accepts
+// and returns its action and hidden fields.
+func (page *loaded) form(match func(path string) bool) (*url.URL, url.Values, bool) {
+	for _, m := range formRE.FindAllStringSubmatch(page.body, -1) {
+		act, err := url.Parse(html.UnescapeString(m[1]))
+		if err != nil || !match(act.Path) {
+			continue
+		}
+		fields := url.Values{}
+		for _, in := range inputRE.FindAllString(m[2], -1) {
+			fields.Set(attr(in, "name"), attr(in, "value"))
+		}
+		return act, fields, true
+	}
+	return nil, nil, false
+}
+
+// attr is the value of attribute name in the tag, unescaped.
+func attr(tag, name string) string {
+	m := regexp.MustCompile(`\s` + name + `="([^"]*)"`).FindStringSubmatch(tag)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
