@@ -19,7 +19,8 @@ import (
 // person signs in at a broker's pages the way someone at a browser
 // would, over HTTP with a cookie jar: the email form, the one-time code
 // from the mailbox, the consent page when the broker shows one (Allow),
-// then the redirect to the client, which it does not follow. It is an
+// then the redirect to the client, which it does not follow. A second
+// sign-in in the same browser is answered by the broker's session. It is an
 // auth.AuthorizationCodeFetcher; its errors are returned, never fatal,
 // since the SDK calls it from its own goroutines.
 type person struct {
@@ -63,6 +64,9 @@ func (p *person) signIn(ctx context.Context, authorizeURL string) (*url.URL, err
 	page, err := p.do(ctx, http.MethodGet, authorizeURL, nil)
 	if err != nil {
 		return nil, err
+	}
+	if page.location != nil {
+		return page.location, nil // the broker's session answered
 	}
 	if page, err = p.submit(ctx, page, "/login", url.Values{"email": {p.email}}); err != nil {
 		return nil, err

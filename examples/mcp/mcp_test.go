@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -71,9 +72,19 @@ type world struct {
 	tokens *tokenCounter
 }
 
-// newWorld starts it all; extra is YAML appended to brokerConfig (a
-// feature's settings) and env its values.
-func newWorld(t *testing.T, extra string, env map[string]string) *world {
+// feature is what a test adds to the world for a feature that may be
+// built on another branch: its settings, appended to brokerConfig, their
+// values, and what it sets in the broker's options (by field name, since
+// the field may not exist yet).
+type feature struct {
+	name    string // as requireFeature names it
+	yaml    string
+	env     map[string]string
+	options map[string]any
+}
+
+// newWorld starts it all, with f's settings.
+func newWorld(t *testing.T, f feature) *world {
 	t.Helper()
 	mcpSrv := httptest.NewUnstartedServer(nil)
 	otherSrv := httptest.NewUnstartedServer(nil)
@@ -87,43 +98,66 @@ func newWorld(t *testing.T, extra string, env map[string]string) *world {
 		otherURL: "https://" + otherSrv.Listener.Addr().String() + "/other",
 	}
 	vars := map[string]string{"ISSUER": w.issuer, "MCP_URL": w.mcpURL, "OTHER_URL": w.otherURL}
-	for k, v := range env {
+	for k, v := range f.env {
 		vars[k] = v
 	}
-	cfg, err := broker.ParseConfig([]byte(brokerConfig+extra), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	mcpSrv.StartTLS() // every httptest TLS server has the same certificate
-	w.tlsClient = mcpSrv.Client()
-	b, err := broker.New(context.Background(), cfg, broker.Options{
-		Storage: memory.New(),
-		Secret:  broker.NewEphemeralRootSecret(),
-		Mailer:  w.mail,
-		Logger:  slog.New(slog.NewTextHandler(w.logs, nil)),
-		// The broker fetches client ID metadata documents from a test
-		// TLS server.
-		HTTPClient: w.tlsClient,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokerSrv.Config.Handler = b.Handler()
-	brokerSrv.Start()
-	t.Cleanup(brokerSrv.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker log:\n%s", w.logs.String())
-		}
-	})
+	startBroker(t, brokerSrv, brokerConfig+f.yaml, vars, f, w.mail, w.logs)
 	mcpSrv.Config.Handler = sampleServer(t, w.mcpURL, w.issuer)
+	mcpSrv.StartTLS()
 	t.Cleanup(mcpSrv.Close)
 	otherSrv.Config.Handler = sampleServer(t, w.otherURL, w.issuer)
 	otherSrv.StartTLS()
 	t.Cleanup(otherSrv.Close)
+	w.tlsClient = mcpSrv.Client() // every httptest TLS server has the same certificate
 
 	w.tokens = &tokenCounter{next: w.tlsClient.Transport, tokenURL: w.issuer + "/token"}
 	return w
+}
+
+// startBroker serves a broker of config on srv. A configuration that
+// names a setting this broker does not know means f is not merged yet.
+func startBroker(t *testing.T, srv *httptest.Server, config string, vars map[string]string, f feature, mail *testenv.Mailer, logs *testenv.SyncBuffer) {
+	t.Helper()
+	cfg, err := broker.ParseConfig([]byte(config), func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil && f.name != "" && strings.Contains(err.Error(), "not found in type") {
+		requireFeature(t, false, f.name+" (its configuration: "+err.Error()+")")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := broker.Options{
+		Storage: memory.New(),
+		Secret:  broker.NewEphemeralRootSecret(),
+		Mailer:  mail,
+		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
+	}
+	setOptions(t, &opts, f.options)
+	b, err := broker.New(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = b.Handler()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the broker at %s:\n%s", srv.URL, logs.String())
+		}
+	})
+}
+
+// setOptions sets the named fields of opts, failing t for a field the
+// broker's Options lack.
+func setOptions(t *testing.T, opts *broker.Options, fields map[string]any) {
+	t.Helper()
+	v := reflect.ValueOf(opts).Elem()
+	for name, value := range fields {
+		field := v.FieldByName(name)
+		if !field.IsValid() || !reflect.TypeOf(value).AssignableTo(field.Type()) {
+			t.Fatalf("broker.Options has no field %s of type %T", name, value)
+		}
+		field.Set(reflect.ValueOf(value))
+	}
 }
 
 // sampleServer is the handler of examples/mcp/whoami for resource.
@@ -163,7 +197,7 @@ func (w *world) metadata() map[string]any {
 func requireFeature(t *testing.T, advertised bool, feature string) {
 	t.Helper()
 	if !advertised {
-		t.Skipf("the broker does not advertise %s in its RFC 8414 metadata", feature)
+		t.Skipf("the broker lacks %s, built on another branch", feature)
 	}
 }
 
@@ -223,14 +257,14 @@ func codeHandler(t *testing.T, w *world, p *person, cfg auth.AuthorizationCodeHa
 // client is third-party), the tool names the person, the client and the
 // resource; the short-lived token is refreshed and the tool called
 // again; and the token is refused by the other server.
-func checkFlow(t *testing.T, w *world, p *person, h *auth.AuthorizationCodeHandler, clientID string, consent bool) {
+func checkFlow(t *testing.T, w *world, p *person, h *auth.AuthorizationCodeHandler, wantClient func(id string) bool, consent bool) {
 	t.Helper()
 	session, id := connect(t, w, w.mcpURL, h)
 	if !regexp.MustCompile(uuidPattern).MatchString(id.Subject) {
 		t.Errorf("whoami sub %q is not a platform UUID", id.Subject)
 	}
-	if id.ClientID != clientID || !slices.Equal(id.Scopes, []string{whoami.DefaultScope}) || !slices.Equal(id.Audience, []string{w.mcpURL}) {
-		t.Errorf("whoami = %+v; want client %s, scopes [whoami], aud [%s]", id, clientID, w.mcpURL)
+	if !wantClient(id.ClientID) || !slices.Equal(id.Scopes, []string{whoami.DefaultScope}) || !slices.Equal(id.Audience, []string{w.mcpURL}) {
+		t.Errorf("whoami = %+v; want the client's id, scopes [whoami], aud [%s]", id, w.mcpURL)
 	}
 	if got := p.consents.Load(); (got > 0) != consent {
 		t.Errorf("consent pages answered: %d; want consent %v", got, consent)
@@ -298,13 +332,13 @@ func post(t *testing.T, c *http.Client, endpoint, token string) (int, string) {
 // configuration, known to the MCP client beforehand, signs in without a
 // consent page.
 func TestMCP_PreregisteredClient(t *testing.T) {
-	w := newWorld(t, "", nil)
+	w := newWorld(t, feature{})
 	p := newPerson(userEmail, w.issuer, w.mail)
 	h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{
 		PreregisteredClient: &oauthex.ClientCredentials{ClientID: cliClient},
 		RedirectURL:         redirectURL,
 	})
-	checkFlow(t, w, p, h, cliClient, false)
+	checkFlow(t, w, p, h, func(id string) bool { return id == cliClient }, false)
 }
 
 // TestMCP_ServerAnswersWithoutToken shows where an MCP client starts: a
@@ -312,7 +346,7 @@ func TestMCP_PreregisteredClient(t *testing.T) {
 // metadata, which names the broker, whose metadata lists what the client
 // needs.
 func TestMCP_ServerAnswersWithoutToken(t *testing.T) {
-	w := newWorld(t, "", nil)
+	w := newWorld(t, feature{})
 	status, challenge := post(t, w.tlsClient, w.mcpURL, "")
 	metadataURL := strings.Replace(w.mcpURL, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
 	if status != http.StatusUnauthorized || !strings.Contains(challenge, `resource_metadata="`+metadataURL+`"`) ||
