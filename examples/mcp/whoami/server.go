@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/idbroker/broker/resource"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -33,6 +34,9 @@ type Config struct {
 	// HTTPClient fetches the broker's discovery and key set. Default the
 	// resource package's.
 	HTTPClient *http.Client
+	// ClockSkew is how far past its expiry a token is still accepted.
+	// Default the resource package's (resource.DefaultClockSkew).
+	ClockSkew time.Duration
 	// Logger receives why requests were refused. Nil: not logged.
 	Logger *slog.Logger
 }
@@ -73,7 +77,7 @@ func New(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := resource.NewVerifier(ctx, resource.Config{Issuer: cfg.Issuer, Audience: cfg.Resource, HTTPClient: cfg.HTTPClient})
+	verifier, err := resource.NewVerifier(ctx, resource.Config{Issuer: cfg.Issuer, Audience: cfg.Resource, HTTPClient: cfg.HTTPClient, ClockSkew: cfg.ClockSkew})
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +114,8 @@ func withTokenInfo(next http.Handler) http.Handler {
 		return &auth.TokenInfo{Scopes: tok.Scopes, Expiration: tok.Expiry, UserID: tok.Subject, Extra: map[string]any{tokenKey: tok}}, nil
 	}
 	// The middleware accepted the token with its clock skew; the SDK
-	// compares the expiry again, so it gets the same leeway.
-	return auth.RequireBearerToken(verified, &auth.RequireBearerTokenOptions{ClockSkew: resource.DefaultClockSkew})(next)
+	// compares the expiry again, and must not refuse what it accepted.
+	return auth.RequireBearerToken(verified, &auth.RequireBearerTokenOptions{ClockSkew: resource.MaxClockSkew})(next)
 }
 
 // tokenKey is where TokenInfo.Extra holds the *resource.Token.
