@@ -420,3 +420,52 @@ func (c *tokenCounter) count(grant string, status int) int {
 	}
 	return n
 }
+
+// TestWhoami_SessionBelongsToItsUser: the sample server hands the
+// verified token's subject to the SDK, which binds each MCP session to
+// it, so another user's valid token cannot drive a session whose id it
+// learnt.
+func TestWhoami_SessionBelongsToItsUser(t *testing.T) {
+	w := newWorld(t, feature{})
+	signIn := func(email string) (*mcp.ClientSession, string) {
+		p := newPerson(email, w.issuer, w.mail)
+		h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{
+			PreregisteredClient: &oauthex.ClientCredentials{ClientID: cliClient},
+			RedirectURL:         redirectURL,
+		})
+		session, _ := connect(t, w, w.mcpURL, h)
+		ts, err := h.TokenSource(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := ts.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return session, tok.AccessToken
+	}
+	ada, adaToken := signIn("ada@example.com")
+	_, bobToken := signIn("bob@example.com")
+
+	call := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, w.mcpURL, strings.NewReader(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", ada.ID())
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := w.tlsClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	if got := call(bobToken); got != http.StatusForbidden {
+		t.Errorf("another user's token on ada's session: %d, want 403", got)
+	}
+	if got := call(adaToken); got != http.StatusOK {
+		t.Errorf("ada's token on her session: %d, want 200", got)
+	}
+}
