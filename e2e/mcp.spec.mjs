@@ -62,23 +62,37 @@ class Person {
     throw new Error(`too many redirects from ${url}`);
   }
 
-  // form is the first form on page whose action's path match accepts:
-  // its action and hidden fields.
-  form(page, match) {
-    for (const [, action, inner] of page.body.matchAll(/<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/g)) {
-      const url = new URL(unescape(action), page.url);
-      if (!match(url.pathname)) continue;
+  // forms are the page's forms: where each posts, its hidden fields and
+  // its inner HTML.
+  forms(page) {
+    return [...page.body.matchAll(/<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/g)].map(([, action, inner]) => {
       const fields = {};
       for (const [input] of inner.matchAll(/<input[^>]*type="hidden"[^>]*>/g)) fields[attr(input, 'name')] = attr(input, 'value');
-      return { url, fields, inner };
-    }
-    throw new Error(`page ${page.url} (${page.status}) has no such form: ${page.body.slice(0, 300)}`);
+      return { url: new URL(unescape(action), page.url), fields, inner };
+    });
   }
 
   async submit(page, path, values) {
     if (page.location) throw new Error(`redirected to ${page.location} instead of the page with ${path}`);
-    const { url, fields } = this.form(page, (p) => p === path);
-    return this.load(url, { ...fields, ...values });
+    const form = this.forms(page).find((f) => f.url.pathname === path);
+    assert.ok(form, `page ${page.url} (${page.status}) has no form posting to ${path}: ${page.body.slice(0, 300)}`);
+    return this.load(form.url, { ...form.fields, ...values });
+  }
+
+  // allow answers the consent page with its Allow button: the button
+  // whose name, value or label says allow, in a form posting to
+  // /consent... (one form with a button per decision, or a form per
+  // decision).
+  async allow(page) {
+    for (const form of this.forms(page).filter((f) => f.url.pathname.startsWith('/consent'))) {
+      for (const [, tag, label] of form.inner.matchAll(/<button([^>]*)>([\s\S]*?)<\/button>/g)) {
+        const name = attr(tag, 'name');
+        const value = attr(tag, 'value');
+        if (!/allow/i.test(`${name} ${value} ${label} ${form.url.pathname}`)) continue;
+        return this.load(form.url, name ? { ...form.fields, [name]: value } : form.fields);
+      }
+    }
+    throw new Error(`the consent page ${page.url} has no Allow button: ${page.body.slice(0, 500)}`);
   }
 
   // signIn follows an authorization URL through the broker's pages and
@@ -92,10 +106,7 @@ class Person {
     page = await this.submit(page, '/login/code', { code });
     if (!page.location && page.url.pathname.startsWith('/consent')) {
       this.consents++;
-      const { url, fields, inner } = this.form(page, (p) => p.startsWith('/consent'));
-      const allow = [...inner.matchAll(/<button[^>]*>/g)].map(([b]) => b).find((b) => /allow/i.test(attr(b, 'value')));
-      assert.ok(allow, 'the consent page has an Allow button');
-      page = await this.load(url, { ...fields, [attr(allow, 'name')]: attr(allow, 'value') });
+      page = await this.allow(page);
     }
     assert.ok(page.location, `the sign-in ended on ${page.url} (${page.status}), not at the client`);
     return page.location;

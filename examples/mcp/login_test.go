@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"testing"
 
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -90,20 +92,26 @@ func (p *person) signIn(ctx context.Context, authorizeURL string) (*url.URL, err
 	return page.location, nil
 }
 
-// allow answers the consent page with its Allow button.
+// allow answers the consent page with its Allow button: the button
+// whose name, value or label says allow, in a form posting to /consent...
+// (one form with a button per decision, or a form per decision).
 func (p *person) allow(ctx context.Context, page *loaded) (*loaded, error) {
-	action, fields, ok := page.form(func(path string) bool { return strings.HasPrefix(path, "/consent") })
-	if !ok {
-		return nil, fmt.Errorf("the consent page %s has no consent form", page.url)
-	}
-	for _, m := range buttonRE.FindAllStringSubmatch(page.body, -1) {
-		name, value := attr(m[0], "name"), attr(m[0], "value")
-		if name != "" && strings.Contains(strings.ToLower(value), "allow") {
-			fields.Set(name, value)
-			return p.do(ctx, http.MethodPost, page.url.ResolveReference(action).String(), fields)
+	for _, f := range page.forms() {
+		if !strings.HasPrefix(f.action.Path, "/consent") {
+			continue
+		}
+		for _, b := range buttonRE.FindAllStringSubmatch(f.inner, -1) {
+			name, value, label := attr(b[1], "name"), attr(b[1], "value"), b[2]
+			if !strings.Contains(strings.ToLower(name+" "+value+" "+label+" "+f.action.Path), "allow") {
+				continue
+			}
+			if name != "" {
+				f.fields.Set(name, value)
+			}
+			return p.do(ctx, http.MethodPost, page.url.ResolveReference(f.action).String(), f.fields)
 		}
 	}
-	return nil, fmt.Errorf("the consent page %s has no Allow button", page.url)
+	return nil, fmt.Errorf("the consent page %s has no Allow button: %.500s", page.url, page.body)
 }
 
 // loaded is a response the person's browser stopped at.
@@ -148,37 +156,47 @@ func (p *person) submit(ctx context.Context, page *loaded, action string, values
 	if page.location != nil {
 		return nil, fmt.Errorf("redirected to %s instead of the page with %s", page.location, action)
 	}
-	target, fields, ok := page.form(func(path string) bool { return path == action })
-	if !ok {
-		return nil, fmt.Errorf("page %s (%d) has no form posting to %s: %.300s", page.url, page.status, action, page.body)
+	for _, f := range page.forms() {
+		if f.action.Path != action {
+			continue
+		}
+		for k, v := range values {
+			f.fields[k] = v
+		}
+		return p.do(ctx, http.MethodPost, page.url.ResolveReference(f.action).String(), f.fields)
 	}
-	for k, v := range values {
-		fields[k] = v
-	}
-	return p.do(ctx, http.MethodPost, page.url.ResolveReference(target).String(), fields)
+	return nil, fmt.Errorf("page %s (%d) has no form posting to %s: %.300s", page.url, page.status, action, page.body)
 }
 
 var (
 	formRE   = regexp.MustCompile(`(?s)<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>`)
 	inputRE  = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
-	buttonRE = regexp.MustCompile(`<button[^>]*>`)
+	buttonRE = regexp.MustCompile(`(?s)<button([^>]*)>(.*?)</button>`)
 )
 
-// form finds the first form whose action's path is one match accepts
-// and returns its action and hidden fields.
-func (page *loaded) form(match func(path string) bool) (*url.URL, url.Values, bool) {
+// form is a form of a page: where it posts, its hidden fields, and its
+// inner HTML.
+type form struct {
+	action *url.URL
+	fields url.Values
+	inner  string
+}
+
+// forms are the page's forms, in order.
+func (page *loaded) forms() []form {
+	var out []form
 	for _, m := range formRE.FindAllStringSubmatch(page.body, -1) {
 		act, err := url.Parse(html.UnescapeString(m[1]))
-		if err != nil || !match(act.Path) {
+		if err != nil {
 			continue
 		}
 		fields := url.Values{}
 		for _, in := range inputRE.FindAllString(m[2], -1) {
 			fields.Set(attr(in, "name"), attr(in, "value"))
 		}
-		return act, fields, true
+		out = append(out, form{action: act, fields: fields, inner: m[2]})
 	}
-	return nil, nil, false
+	return out
 }
 
 // attr is the value of attribute name in the tag, unescaped.
@@ -188,4 +206,43 @@ func attr(tag, name string) string {
 		return ""
 	}
 	return html.UnescapeString(m[1])
+}
+
+// TestPerson_AllowsOnConsentPages holds the test's person to what a
+// consent page may look like: one form with a button per decision, or a
+// form per decision, with its CSRF field.
+func TestPerson_AllowsOnConsentPages(t *testing.T) {
+	pages := map[string]string{
+		"one form": `<form method="post" action="/consent?id=r1"><input type="hidden" name="csrf" value="c&amp;1">` +
+			`<button type="submit" name="decision" value="deny">Deny</button><button type="submit" name="decision" value="allow">Allow</button></form>`,
+		"a form per decision": `<form method="post" action="/consent/deny"><input type="hidden" name="csrf" value="c&amp;1"><button>Deny</button></form>` +
+			`<form method="post" action="/consent/allow"><input type="hidden" name="csrf" value="c&amp;1"><button>Allow</button></form>`,
+	}
+	for name, body := range pages {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet {
+					io.WriteString(w, body)
+					return
+				}
+				r.ParseForm()
+				allowed := r.PostForm.Get("decision") == "allow" || r.URL.Path == "/consent/allow"
+				if r.PostForm.Get("csrf") != "c&1" || !allowed {
+					http.Error(w, "refused "+r.URL.String()+" "+r.PostForm.Encode(), http.StatusForbidden)
+					return
+				}
+				http.Redirect(w, r, redirectURL+"?code=granted", http.StatusFound)
+			}))
+			defer srv.Close()
+			p := newPerson(userEmail, srv.URL, nil)
+			page, err := p.do(context.Background(), http.MethodGet, srv.URL+"/consent?id=r1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err = p.allow(context.Background(), page)
+			if err != nil || page.location == nil || page.location.Query().Get("code") != "granted" {
+				t.Fatalf("allow: %v, %+v", err, page)
+			}
+		})
+	}
 }
