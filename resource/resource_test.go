@@ -237,6 +237,22 @@ func TestMetadata_ServesRFC9728(t *testing.T) {
 	if g, w := mustJSON(t, m), mustJSON(t, want); g != w {
 		t.Errorf("metadata\n got %s\nwant %s", g, w)
 	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("metadata Access-Control-Allow-Origin %q, want *: browser MCP clients read it across origins", got)
+	}
+	preflight, _ := http.NewRequest(http.MethodOptions, a.url+"/.well-known/oauth-protected-resource", nil)
+	preflight.Header.Set("Origin", "https://inspector.example")
+	preflight.Header.Set("Access-Control-Request-Method", "GET")
+	preflight.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version")
+	pre, err := http.DefaultClient.Do(preflight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.Body.Close()
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.EqualFold(pre.Header.Get("Access-Control-Allow-Headers"), "mcp-protocol-version") {
+		t.Errorf("preflight: %d %v", pre.StatusCode, pre.Header)
+	}
 	post, err := http.Post(a.url+"/.well-known/oauth-protected-resource", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
