@@ -22,7 +22,8 @@ import (
 // would, over HTTP with a cookie jar: the email form, the one-time code
 // from the mailbox, the consent page when the broker shows one (Allow),
 // then the redirect to the client, which it does not follow. A second
-// sign-in in the same browser is answered by the broker's session. It is an
+// sign-in in the same browser is answered by the broker's session (with
+// or without the consent page). It is an
 // auth.AuthorizationCodeFetcher; its errors are returned, never fatal,
 // since the SDK calls it from its own goroutines.
 type person struct {
@@ -61,33 +62,30 @@ func (p *person) Fetch(ctx context.Context, args *auth.AuthorizationArgs) (*auth
 }
 
 // signIn follows authorizeURL through the broker's pages and returns the
-// redirect back to the client.
+// redirect back to the client. It answers each page by what it is: the
+// email form, the code form, the consent page; the broker's session may
+// skip any of them.
 func (p *person) signIn(ctx context.Context, authorizeURL string) (*url.URL, error) {
 	page, err := p.do(ctx, http.MethodGet, authorizeURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	if page.location != nil {
-		return page.location, nil // the broker's session answered
-	}
-	if page, err = p.submit(ctx, page, "/login", url.Values{"email": {p.email}}); err != nil {
-		return nil, err
-	}
-	code := p.mail.LastCode(p.email)
-	if code == "" {
-		return nil, fmt.Errorf("no code was mailed to %s (page %d %s)", p.email, page.status, page.url)
-	}
-	if page, err = p.submit(ctx, page, "/login/code", url.Values{"code": {code}}); err != nil {
-		return nil, err
-	}
-	if page.location == nil && strings.HasPrefix(page.url.Path, "/consent") {
-		p.consents.Add(1)
-		if page, err = p.allow(ctx, page); err != nil {
-			return nil, err
+	for step := 0; err == nil && page.location == nil; step++ {
+		switch {
+		case step == 5:
+			return nil, fmt.Errorf("the sign-in ended on %s (%d), not at the client: %.300s", page.url, page.status, page.body)
+		case strings.HasPrefix(page.url.Path, "/consent"):
+			p.consents.Add(1)
+			page, err = p.allow(ctx, page)
+		case page.has("/login/code"):
+			code := p.mail.LastCode(p.email)
+			if code == "" {
+				return nil, fmt.Errorf("no code was mailed to %s", p.email)
+			}
+			page, err = p.submit(ctx, page, "/login/code", url.Values{"code": {code}})
+		default:
+			page, err = p.submit(ctx, page, "/login", url.Values{"email": {p.email}})
 		}
 	}
-	if page.location == nil {
-		return nil, fmt.Errorf("the sign-in ended on %s (%d), not at the client: %.300s", page.url, page.status, page.body)
+	if err != nil {
+		return nil, err
 	}
 	return page.location, nil
 }
@@ -180,6 +178,16 @@ type form struct {
 	action *url.URL
 	fields url.Values
 	inner  string
+}
+
+// has reports whether the page has a form posting to path.
+func (page *loaded) has(path string) bool {
+	for _, f := range page.forms() {
+		if f.action.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // forms are the page's forms, in order.
