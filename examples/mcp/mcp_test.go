@@ -67,19 +67,18 @@ type world struct {
 	otherURL string // a second sample server, another resource
 	// tlsClient trusts the test servers' certificate.
 	tlsClient *http.Client
-	// tokenRequests counts the MCP client's token endpoint requests by
-	// grant type, and answers by status.
+	// tokens counts the MCP client's token endpoint requests by grant
+	// type and answer.
 	tokens *tokenCounter
 }
 
 // feature is what a test adds to the world for a feature that may be
-// built on another branch: its settings, appended to brokerConfig, their
-// values, and what it sets in the broker's options (by field name, since
-// the field may not exist yet).
+// built on another branch: its settings, appended to brokerConfig, and
+// what it sets in the broker's options (by field name, since the field
+// may not exist yet).
 type feature struct {
 	name    string // as requireFeature names it
 	yaml    string
-	env     map[string]string
 	options map[string]any
 }
 
@@ -98,9 +97,6 @@ func newWorld(t *testing.T, f feature) *world {
 		otherURL: "https://" + otherSrv.Listener.Addr().String() + "/other",
 	}
 	vars := map[string]string{"ISSUER": w.issuer, "MCP_URL": w.mcpURL, "OTHER_URL": w.otherURL}
-	for k, v := range f.env {
-		vars[k] = v
-	}
 	startBroker(t, brokerSrv, brokerConfig+f.yaml, vars, f, w.mail, w.logs)
 	mcpSrv.Config.Handler = sampleServer(t, w.mcpURL, w.issuer)
 	mcpSrv.StartTLS()
