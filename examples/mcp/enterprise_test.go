@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/idbroker/broker/examples/mcp/whoami"
+	"github.com/idbroker/broker/internal/mcptest"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/modelcontextprotocol/go-sdk/auth/extauth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -69,16 +70,16 @@ func TestMCP_EnterpriseManagedAuthorization(t *testing.T) {
 		return m
 	}
 	mail := &testenv.Mailer{}
-	f := feature{name: "identity assertion authorization grants"}
-	startBroker(t, aSrv, enterpriseIdP, with(aIssuer), f, mail, &testenv.SyncBuffer{})
-	startBroker(t, bSrv, mcpAuthServer, with(bIssuer), f, &testenv.Mailer{}, &testenv.SyncBuffer{})
-	mcpSrv.Config.Handler = sampleServer(t, mcpURL, bIssuer)
+	f := mcptest.Feature{Name: "identity assertion authorization grants"}
+	mcptest.StartBroker(t, aSrv, enterpriseIdP, with(aIssuer), f, mail)
+	mcptest.StartBroker(t, bSrv, mcpAuthServer, with(bIssuer), f, &testenv.Mailer{})
+	mcpSrv.Config.Handler = mcptest.SampleServer(t, mcpURL, bIssuer, 0)
 	mcpSrv.StartTLS()
 	t.Cleanup(mcpSrv.Close)
-	w := &world{t: t, issuer: bIssuer, tlsClient: mcpSrv.Client()}
-	w.tokens = &tokenCounter{next: w.tlsClient.Transport, tokenURL: bIssuer + "/token"}
+	w := &world{World: &mcptest.World{Issuer: bIssuer, MCPURL: mcpURL, TLSClient: mcpSrv.Client()}, t: t}
+	w.tokens = &tokenCounter{next: w.TLSClient.Transport, tokenURL: bIssuer + "/token"}
 	grants, _ := w.metadata()["grant_types_supported"].([]any)
-	requireFeature(t, slices.Contains(grants, any("urn:ietf:params:oauth:grant-type:jwt-bearer")), "the jwt-bearer grant at broker B")
+	mcptest.RequireFeature(t, slices.Contains(grants, any("urn:ietf:params:oauth:grant-type:jwt-bearer")), "the jwt-bearer grant at broker B")
 
 	p := newPerson(userEmail, aIssuer, mail)
 	idp := &oauth2.Config{ClientID: agentClient, ClientSecret: agentSecret, RedirectURL: redirectURL,

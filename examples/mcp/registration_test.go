@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/idbroker/broker/internal/mcptest"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
@@ -38,17 +39,17 @@ func TestMCP_ClientIDMetadataDocument(t *testing.T) {
 	docURL = docs.URL + "/client.json"
 	roots := docs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 
-	w := newWorld(t, feature{
-		name: "client ID metadata documents",
+	w := newWorld(t, mcptest.Feature{
+		Name: "client ID metadata documents",
 		// The document server is on loopback, which the broker refuses
 		// unless the operator names the host.
-		yaml:    "clientMetadataDocuments: { enabled: true, allowPrivateHosts: [\"127.0.0.1\"] }\n",
-		options: map[string]any{"ClientDocumentRoots": roots},
+		YAML:    "clientMetadataDocuments: { enabled: true, allowPrivateHosts: [\"127.0.0.1\"] }\n",
+		Options: map[string]any{"ClientDocumentRoots": roots},
 	})
 	supported, _ := w.metadata()["client_id_metadata_document_supported"].(bool)
-	requireFeature(t, supported, "client_id_metadata_document_supported")
+	mcptest.RequireFeature(t, supported, "client_id_metadata_document_supported")
 
-	p := newPerson(userEmail, w.issuer, w.mail)
+	p := newPerson(userEmail, w.Issuer, w.Mail)
 	h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{
 		ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: docURL},
 		RedirectURL:                    redirectURL,
@@ -60,11 +61,11 @@ func TestMCP_ClientIDMetadataDocument(t *testing.T) {
 // registers itself at /register (RFC 7591, the open policy: a public
 // client with a loopback redirect URI), and the person consents to it.
 func TestMCP_DynamicRegistration(t *testing.T) {
-	w := newWorld(t, feature{name: "dynamic client registration", yaml: "registration: { policy: open }\n"})
+	w := newWorld(t, mcptest.Feature{Name: "dynamic client registration", YAML: "registration: { policy: open }\n"})
 	endpoint, _ := w.metadata()["registration_endpoint"].(string)
-	requireFeature(t, endpoint != "", "registration_endpoint")
+	mcptest.RequireFeature(t, endpoint != "", "registration_endpoint")
 
-	p := newPerson(userEmail, w.issuer, w.mail)
+	p := newPerson(userEmail, w.Issuer, w.Mail)
 	h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
 			RedirectURIs:            []string{redirectURL},
