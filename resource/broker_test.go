@@ -233,10 +233,12 @@ func (a *api) call(t *testing.T, path string, authorization ...string) answer {
 
 // Challenges the API sends (RFC 6750 section 3, RFC 9728 section 5.1).
 const (
-	bareChallenge    = `Bearer realm="` + apiAudience + `", resource_metadata="` + apiMetadata + `"`
-	invalidChallenge = `Bearer realm="` + apiAudience + `", error="invalid_token", error_description="The access token is not valid", resource_metadata="` + apiMetadata + `"`
-	expiredChallenge = `Bearer realm="` + apiAudience + `", error="invalid_token", error_description="The access token expired", resource_metadata="` + apiMetadata + `"`
-	scopeChallenge   = `Bearer realm="` + apiAudience + `", error="insufficient_scope", error_description="The access token lacks a scope this resource requires", scope="invoices.write", resource_metadata="` + apiMetadata + `"`
+	bareChallenge          = `Bearer realm="` + apiAudience + `", resource_metadata="` + apiMetadata + `"`
+	invalidChallenge       = `Bearer realm="` + apiAudience + `", error="invalid_token", error_description="The access token is not valid", resource_metadata="` + apiMetadata + `"`
+	expiredChallenge       = `Bearer realm="` + apiAudience + `", error="invalid_token", error_description="The access token expired", resource_metadata="` + apiMetadata + `"`
+	bareScopedChallenge    = `Bearer realm="` + apiAudience + `", scope="invoices.write", resource_metadata="` + apiMetadata + `"`
+	invalidScopedChallenge = `Bearer realm="` + apiAudience + `", error="invalid_token", error_description="The access token is not valid", scope="invoices.write", resource_metadata="` + apiMetadata + `"`
+	scopeChallenge         = `Bearer realm="` + apiAudience + `", error="insufficient_scope", error_description="The access token lacks a scope this resource requires", scope="invoices.write", resource_metadata="` + apiMetadata + `"`
 )
 
 func invalidRequestChallenge(description string) string {

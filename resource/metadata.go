@@ -36,6 +36,11 @@ type Metadata struct {
 // resource without a path is /.well-known/oauth-protected-resource.
 // A client checks that the resource it reads equals the identifier it
 // built the URL from (section 3.3), so m.Resource must be exact.
+//
+// The document is public and carries no credentials, so any origin may
+// read it: MCP clients running in a browser fetch it across origins,
+// sending an MCP-Protocol-Version header, which takes a CORS preflight
+// (OPTIONS) that the handler answers too.
 func NewMetadataHandler(m Metadata) (http.Handler, error) {
 	if _, err := MetadataURL(m.Resource); err != nil {
 		return nil, err
@@ -51,8 +56,16 @@ func NewMetadataHandler(m Metadata) (http.Handler, error) {
 		return nil, fmt.Errorf("resource: metadata: %w", err)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
+			w.Header().Set("Access-Control-Allow-Headers", "MCP-Protocol-Version")
+			w.Header().Set("Access-Control-Max-Age", "3600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}

@@ -21,7 +21,11 @@ import (
 //   - a malformed Authorization header, two Authorization headers, or an
 //     access_token query parameter: 400 invalid_request;
 //   - a token Verify refuses: 401 invalid_token;
-//   - a token lacking a scope: 403 insufficient_scope with scope=Scopes.
+//   - a token lacking a scope: 403 insufficient_scope.
+//
+// Every 401 and 403 challenge carries scope=Scopes when Scopes is set:
+// the MCP authorization specification has clients ask for the scopes a
+// server's challenge names, before those its metadata lists.
 //
 // The token is accepted only in the Authorization header (section 2.1).
 // The form-body and query methods (sections 2.2 and 2.3) are not
@@ -74,8 +78,8 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 		}
 		if !tok.HasScopes(m.Scopes...) {
 			m.refuse(w, r, refusal{status: http.StatusForbidden, code: "insufficient_scope",
-				description: "The access token lacks a scope this resource requires", scope: strings.Join(m.Scopes, " "),
-				cause: fmt.Errorf("token scopes %q lack one of %q", tok.Scopes, m.Scopes)})
+				description: "The access token lacks a scope this resource requires",
+				cause:       fmt.Errorf("token scopes %q lack one of %q", tok.Scopes, m.Scopes)})
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), tok)))
@@ -129,7 +133,6 @@ type refusal struct {
 	status      int
 	code        string // RFC 6750 section 3.1 error code; "" for a request without credentials
 	description string // for the client
-	scope       string // for insufficient_scope
 	cause       error  // for the log
 }
 
@@ -165,8 +168,8 @@ func (m *Middleware) challenge(f refusal) string {
 	if f.code != "" {
 		params = append(params, "error="+quote(f.code), "error_description="+quote(f.description))
 	}
-	if f.scope != "" {
-		params = append(params, "scope="+quote(f.scope))
+	if len(m.Scopes) > 0 && (f.status == http.StatusUnauthorized || f.status == http.StatusForbidden) {
+		params = append(params, "scope="+quote(strings.Join(m.Scopes, " ")))
 	}
 	if m.ResourceMetadata != "" {
 		params = append(params, "resource_metadata="+quote(m.ResourceMetadata))

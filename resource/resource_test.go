@@ -111,10 +111,15 @@ func TestMiddleware_BrokerTokens(t *testing.T) {
 
 		{name: "no token", path: "/invoices", status: 401, challenge: bareChallenge},
 		{name: "other scheme", path: "/invoices", auth: []string{"Basic YTpi"}, status: 401, challenge: bareChallenge},
+		// Where a scope is required, every challenge names it: an MCP
+		// client asks for what the challenge names.
+		{name: "no token, scope required", path: "/invoices/write", status: 401, challenge: bareScopedChallenge},
+		{name: "other audience, scope required", path: "/invoices/write", auth: []string{"Bearer " + other}, status: 401,
+			challenge: invalidScopedChallenge, cause: "does not contain"},
 		// An ID token of a client the resource server takes for its
 		// audience: only its typ tells it from an access token. (On
 		// /invoices/write, whose realm is not that audience.)
-		{name: "id token", path: "/invoices/write", auth: []string{"Bearer " + id}, audience: backendID, status: 401, challenge: invalidChallenge,
+		{name: "id token", path: "/invoices/write", auth: []string{"Bearer " + id}, audience: backendID, status: 401, challenge: invalidScopedChallenge,
 			cause: `typ \"JWT\" is not at+jwt`},
 		{name: "other audience", path: "/invoices", auth: []string{"Bearer " + other}, status: 401, challenge: invalidChallenge,
 			cause: "does not contain"},
@@ -231,6 +236,22 @@ func TestMetadata_ServesRFC9728(t *testing.T) {
 	}
 	if g, w := mustJSON(t, m), mustJSON(t, want); g != w {
 		t.Errorf("metadata\n got %s\nwant %s", g, w)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("metadata Access-Control-Allow-Origin %q, want *: browser MCP clients read it across origins", got)
+	}
+	preflight, _ := http.NewRequest(http.MethodOptions, a.url+"/.well-known/oauth-protected-resource", nil)
+	preflight.Header.Set("Origin", "https://inspector.example")
+	preflight.Header.Set("Access-Control-Request-Method", "GET")
+	preflight.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version")
+	pre, err := http.DefaultClient.Do(preflight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.Body.Close()
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.EqualFold(pre.Header.Get("Access-Control-Allow-Headers"), "mcp-protocol-version") {
+		t.Errorf("preflight: %d %v", pre.StatusCode, pre.Header)
 	}
 	post, err := http.Post(a.url+"/.well-known/oauth-protected-resource", "text/plain", nil)
 	if err != nil {

@@ -204,3 +204,51 @@ func TestMetadataURL(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadata_ResourceWithPath serves an MCP server's metadata: its
+// identifier is its endpoint, with a path, so the metadata lives at the
+// path-inserted well-known URL (RFC 9728 section 3.1), names that
+// identifier exactly (a client compares them, section 3.3), and the
+// challenge of a request without a token points there with the scope to
+// ask for.
+func TestMetadata_ResourceWithPath(t *testing.T) {
+	const endpoint = "https://mcp.example.com/mcp"
+	is := newIssuer(t)
+	v, err := resource.NewVerifier(context.Background(), resource.Config{Issuer: is.url, Audience: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metadataURL, err := resource.MetadataURL(endpoint)
+	if err != nil || metadataURL != "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" {
+		t.Fatalf("MetadataURL = %q, %v", metadataURL, err)
+	}
+	metadata, err := resource.NewMetadataHandler(resource.Metadata{Resource: endpoint, AuthorizationServers: []string{is.url}, ScopesSupported: []string{"tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/oauth-protected-resource/mcp", metadata)
+	mux.Handle("/mcp", (&resource.Middleware{Verifier: v, Scopes: []string{"tools"}, ResourceMetadata: metadataURL}).Wrap(http.NotFoundHandler()))
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, endpoint, nil))
+	want := `Bearer realm="` + endpoint + `", scope="tools", resource_metadata="` + metadataURL + `"`
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != want {
+		t.Errorf("no token: %d %q\nwant 401 %q", rec.Code, rec.Header().Get("WWW-Authenticate"), want)
+	}
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, metadataURL, nil))
+	var m struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+		ScopesSupported      []string `json:"scopes_supported"`
+		BearerMethods        []string `json:"bearer_methods_supported"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("metadata: %d %v", rec.Code, err)
+	}
+	if m.Resource != endpoint || len(m.AuthorizationServers) != 1 || m.AuthorizationServers[0] != is.url ||
+		strings.Join(m.ScopesSupported, " ") != "tools" || strings.Join(m.BearerMethods, " ") != "header" {
+		t.Errorf("metadata %+v", m)
+	}
+}
