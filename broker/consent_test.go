@@ -305,3 +305,50 @@ func TestConsent_AdminListsAndRevokesConsents(t *testing.T) {
 	wantStatus(t, "revoke again", e.adminCall("DELETE", "/users/"+sub+"/consents/"+agentID, bot, nil, nil), http.StatusNotFound)
 	wantStatus(t, "consents of nobody", e.adminCall("GET", "/users/00000000-0000-4000-8000-000000000000/consents", bot, nil, nil), http.StatusNotFound)
 }
+
+// withBareAgent stores a third-party client that declared no scopes, as
+// MCP clients register (the Go SDK sends none) or publish their metadata
+// documents: they learn a resource's scopes from its metadata at run
+// time.
+func withBareAgent(c *broker.Config, o *broker.Options) {
+	now := time.Now()
+	err := o.Storage.CreateClient(context.Background(), storage.Client{
+		ID: "bare-agent", Name: "Bare Agent", Public: true, ThirdParty: true,
+		RedirectURIs: []string{devRedirect},
+		GrantTypes:   []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken},
+		CreatedAt:    now, UpdatedAt: now,
+	})
+	if err != nil {
+		panic(err)
+	}
+}
+
+// A third-party client may ask for the scopes of a resource that accepts
+// third parties when it names that resource: the consent page shows
+// them and the person decides. Naming no resource, or another, it gets
+// none of them.
+func TestConsent_ThirdPartyClientAsksForTheScopesOfTheResourceItNames(t *testing.T) {
+	e := newEnv(t, withResources, withBareAgent)
+	b := e.browser()
+	a := authRequest{clientID: "bare-agent", redirectURI: devRedirect, scope: "openid files:read tools:call",
+		extra: url.Values{"resource": {mcpB}}}
+	page, a := e.consentPage(b, "ida@example.com", a)
+	if !strings.Contains(page.Body, "files:read") || strings.Contains(page.Body, "tools:call") {
+		t.Fatalf("consent page should name files:read and not tools:call: %s", page.Body)
+	}
+	tr := redeemFor(e, e.landed(decide(b, page, "allow"), a), mcpB)
+	if tr.AccessToken == "" {
+		t.Fatalf("redeem: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+	if scopes := strings.Fields(claimsOf(t, tr.AccessToken).Scope); !slices.Contains(scopes, "files:read") || slices.Contains(scopes, "tools:call") {
+		t.Fatalf("access token scopes %v, want files:read and not tools:call", scopes)
+	}
+
+	// Without resource=, files:read is not the client's to ask for.
+	b = e.browser()
+	a = authRequest{clientID: "bare-agent", redirectURI: devRedirect, scope: "openid files:read"}
+	page, _ = e.consentPage(b, "ida@example.com", a)
+	if strings.Contains(page.Body, "files:read") {
+		t.Fatalf("consent page names files:read although no resource was named: %s", page.Body)
+	}
+}

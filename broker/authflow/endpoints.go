@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/broker/tokens"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -95,6 +96,13 @@ func (f *Flow) authorizeValid(ctx context.Context, cr *op.ClientRequest[oidc.Aut
 	// organization scope does, which the client must be allowed.
 	if cr.Form.Get("organization") != "" && !slices.Contains(req.Scopes, tokens.ScopeOrganization) {
 		req.Scopes = append(req.Scopes, tokens.ScopeOrganization)
+	}
+	if client, ok := cr.Client.(*clients.Client); ok && client.ThirdParty() {
+		named, err := f.targets.ScopesNamed(ctx, cr.Form["resource"])
+		if err != nil {
+			return nil, f.failures.Store(ctx, "look up resource scopes", err)
+		}
+		cr.Client = client.WithResourceScopes(named)
 	}
 	if req.Scopes, err = op.ValidateAuthReqScopes(cr.Client, req.Scopes); err != nil {
 		return nil, err

@@ -284,6 +284,21 @@ func (c *Client) RequestView(redirectURI string) *Client {
 	return &v
 }
 
+// WithResourceScopes returns the client as one authorization request
+// sees it: a third-party client may also ask for scopes, the scopes of
+// the resources accepting third parties that the request names. MCP
+// clients learn those from the resource's metadata at run time, and
+// declare none when they register; the consent page names each, and the
+// person decides. Any other client is returned as it is.
+func (c *Client) WithResourceScopes(scopes []string) *Client {
+	if !c.thirdParty || len(scopes) == 0 {
+		return c
+	}
+	v := *c
+	v.scopes = append(slices.Clip(c.scopes), scopes...)
+	return &v
+}
+
 // AudienceFor picks the access token audience: the requested resources
 // if each is allowed, else the client's default (its first audience, or
 // its own id).

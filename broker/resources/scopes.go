@@ -33,3 +33,22 @@ func (r *Registry) ThirdPartyScopes(ctx context.Context) ([]string, error) {
 	slices.Sort(out)
 	return slices.Compact(out), nil
 }
+
+// ScopesNamed returns the scopes of the registered resources among
+// values that accept third-party clients: those a third-party client
+// naming them may ask for besides its own (clients.Client
+// WithResourceScopes). A store that cannot answer is an error.
+func (r *Registry) ScopesNamed(ctx context.Context, values []string) ([]string, error) {
+	var out []string
+	for _, v := range dedupe(values) {
+		res, ok, err := r.Lookup(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		if ok && res.ThirdParty {
+			out = append(out, res.Scopes...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

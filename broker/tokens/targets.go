@@ -20,6 +20,9 @@ type Targets interface {
 	// Choose picks a token request's audience among granted (nil: any
 	// the client may name) and the registered resource it names alone.
 	Choose(ctx context.Context, client *clients.Client, requested, granted []string) (audience []string, resource *storage.Resource, err error)
+	// ScopesNamed are the scopes of the resources among values that
+	// accept third-party clients.
+	ScopesNamed(ctx context.Context, values []string) ([]string, error)
 }
 
 // GrantedAudience checks the resource values of an authorization

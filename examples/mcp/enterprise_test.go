@@ -70,7 +70,7 @@ func TestMCP_EnterpriseManagedAuthorization(t *testing.T) {
 		return m
 	}
 	mail := &testenv.Mailer{}
-	f := mcptest.Feature{Name: "identity assertion authorization grants"}
+	f := mcptest.Extra{}
 	mcptest.StartBroker(t, aSrv, enterpriseIdP, with(aIssuer), f, mail)
 	mcptest.StartBroker(t, bSrv, mcpAuthServer, with(bIssuer), f, &testenv.Mailer{})
 	mcpSrv.Config.Handler = mcptest.SampleServer(t, mcpURL, bIssuer, 0)
@@ -79,7 +79,7 @@ func TestMCP_EnterpriseManagedAuthorization(t *testing.T) {
 	w := &world{World: &mcptest.World{Issuer: bIssuer, MCPURL: mcpURL, TLSClient: mcpSrv.Client()}, t: t}
 	w.tokens = &tokenCounter{next: w.TLSClient.Transport, tokenURL: bIssuer + "/token"}
 	grants, _ := w.metadata()["grant_types_supported"].([]any)
-	mcptest.RequireFeature(t, slices.Contains(grants, any("urn:ietf:params:oauth:grant-type:jwt-bearer")), "the jwt-bearer grant at broker B")
+	mcptest.Require(t, slices.Contains(grants, any("urn:ietf:params:oauth:grant-type:jwt-bearer")), "the jwt-bearer grant at broker B")
 
 	p := newPerson(userEmail, aIssuer, mail)
 	idp := &oauth2.Config{ClientID: agentClient, ClientSecret: agentSecret, RedirectURL: redirectURL,

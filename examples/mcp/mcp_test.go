@@ -45,9 +45,9 @@ type world struct {
 }
 
 // newWorld starts a broker and two sample servers, with f's settings.
-func newWorld(t *testing.T, f mcptest.Feature) *world {
+func newWorld(t *testing.T, x mcptest.Extra) *world {
 	t.Helper()
-	w := mcptest.Start(t, mcptest.Options{Feature: f})
+	w := mcptest.Start(t, mcptest.Options{Extra: x})
 	return &world{World: w, t: t, tokens: &tokenCounter{next: w.TLSClient.Transport, tokenURL: w.Issuer + "/token"}}
 }
 
@@ -194,7 +194,7 @@ func post(t *testing.T, c *http.Client, endpoint, token string) (int, string) {
 // configuration, known to the MCP client beforehand, signs in without a
 // consent page.
 func TestMCP_PreregisteredClient(t *testing.T) {
-	w := newWorld(t, mcptest.Feature{})
+	w := newWorld(t, mcptest.Extra{})
 	p := newPerson(userEmail, w.Issuer, w.Mail)
 	h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{
 		PreregisteredClient: &oauthex.ClientCredentials{ClientID: cliClient},
@@ -208,7 +208,7 @@ func TestMCP_PreregisteredClient(t *testing.T) {
 // metadata, which names the broker, whose metadata lists what the client
 // needs.
 func TestMCP_ServerAnswersWithoutToken(t *testing.T) {
-	w := newWorld(t, mcptest.Feature{})
+	w := newWorld(t, mcptest.Extra{})
 	status, challenge := post(t, w.TLSClient, w.MCPURL, "")
 	metadataURL := strings.Replace(w.MCPURL, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
 	if status != http.StatusUnauthorized || !strings.Contains(challenge, `resource_metadata="`+metadataURL+`"`) ||
@@ -288,7 +288,7 @@ func (c *tokenCounter) count(grant string, status int) int {
 // it, so another user's valid token cannot drive a session whose id it
 // learnt.
 func TestWhoami_SessionBelongsToItsUser(t *testing.T) {
-	w := newWorld(t, mcptest.Feature{})
+	w := newWorld(t, mcptest.Extra{})
 	signIn := func(email string) (*mcp.ClientSession, string) {
 		p := newPerson(email, w.Issuer, w.Mail)
 		h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{

@@ -39,15 +39,14 @@ func TestMCP_ClientIDMetadataDocument(t *testing.T) {
 	docURL = docs.URL + "/client.json"
 	roots := docs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 
-	w := newWorld(t, mcptest.Feature{
-		Name: "client ID metadata documents",
+	w := newWorld(t, mcptest.Extra{
 		// The document server is on loopback, which the broker refuses
 		// unless the operator names the host.
-		YAML:    "clientMetadataDocuments: { enabled: true, allowPrivateHosts: [\"127.0.0.1\"] }\n",
-		Options: map[string]any{"ClientDocumentRoots": roots},
+		YAML:                "clientMetadataDocuments: { enabled: true, allowPrivateHosts: [\"127.0.0.1\"] }\n",
+		ClientDocumentRoots: roots,
 	})
 	supported, _ := w.metadata()["client_id_metadata_document_supported"].(bool)
-	mcptest.RequireFeature(t, supported, "client_id_metadata_document_supported")
+	mcptest.Require(t, supported, "client_id_metadata_document_supported")
 
 	p := newPerson(userEmail, w.Issuer, w.Mail)
 	h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{
@@ -61,9 +60,9 @@ func TestMCP_ClientIDMetadataDocument(t *testing.T) {
 // registers itself at /register (RFC 7591, the open policy: a public
 // client with a loopback redirect URI), and the person consents to it.
 func TestMCP_DynamicRegistration(t *testing.T) {
-	w := newWorld(t, mcptest.Feature{Name: "dynamic client registration", YAML: "registration: { policy: open }\n"})
+	w := newWorld(t, mcptest.Extra{YAML: "registration: { policy: open }\n"})
 	endpoint, _ := w.metadata()["registration_endpoint"].(string)
-	mcptest.RequireFeature(t, endpoint != "", "registration_endpoint")
+	mcptest.Require(t, endpoint != "", "registration_endpoint")
 
 	p := newPerson(userEmail, w.Issuer, w.Mail)
 	h := codeHandler(t, w, p, auth.AuthorizationCodeHandlerConfig{

@@ -41,13 +41,9 @@ func TestMCP_TypeScriptSDK(t *testing.T) {
 
 	// Tokens of 2 s, and a millisecond of clock skew at the servers: an
 	// expired token is refused at once, which is what makes the client
-	// refresh. Dynamic registration is built on another branch: until it
-	// is merged the broker advertises no registration endpoint, and the
-	// spec skips that case.
+	// refresh. Registration is open, for the dynamic registration case.
 	const ttl = 2 * time.Second
-	w := mcptest.Start(t, mcptest.Options{TokenTTL: ttl, ClockSkew: time.Millisecond, Feature: mcptest.Feature{
-		Name: "dynamic client registration", YAML: "registration: { policy: open }\n", Optional: true,
-	}})
+	w := mcptest.Start(t, mcptest.Options{TokenTTL: ttl, ClockSkew: time.Millisecond, Extra: mcptest.Extra{YAML: "registration: { policy: open }\n"}})
 	// Node trusts the sample servers' certificate through
 	// NODE_EXTRA_CA_CERTS.
 	caFile := filepath.Join(t.TempDir(), "ca.pem")

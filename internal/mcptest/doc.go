@@ -5,9 +5,8 @@
 // served over TLS as a resource identifier must be. The Go SDK's tests
 // (examples/mcp) and the TypeScript SDK's (internal/e2e) share it.
 //
-// A test may add a Feature: settings built on another branch. Until that
-// branch is merged the broker does not know them and the test is
-// skipped (or, for an optional feature, runs without them).
+// A test may add Extra settings: client registration, client ID metadata
+// documents and the roots that trust their servers.
 //
 // It is for tests only: it imports the broker, the test fakes and the
 // sample server, never an MCP SDK.

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,17 +41,12 @@ resources:
   - { id: "${OTHER_URL}", scopes: [whoami], thirdParty: true }
 `
 
-// Feature is what a test adds for a feature that may be built on another
-// branch: its settings, appended to the configuration, and what it sets
-// in the broker's options, by field name, since the field may not exist
-// yet.
-type Feature struct {
-	Name    string // as RequireFeature names it
-	YAML    string
-	Options map[string]any
-	// Optional runs the test without the feature when the broker does
-	// not know its settings, instead of skipping it.
-	Optional bool
+// Extra is what a test adds to the broker: settings appended to the
+// configuration, and the roots it trusts for the hosts serving client ID
+// metadata documents.
+type Extra struct {
+	YAML                string
+	ClientDocumentRoots *x509.CertPool
 }
 
 // Options are a World's.
@@ -63,7 +56,7 @@ type Options struct {
 	TokenTTL time.Duration
 	// ClockSkew is the sample servers'; default the resource package's.
 	ClockSkew time.Duration
-	Feature   Feature
+	Extra     Extra
 }
 
 // World is a broker and two sample MCP servers.
@@ -92,7 +85,7 @@ func Start(t *testing.T, o Options) *World {
 		Mail:     &testenv.Mailer{},
 	}
 	vars := map[string]string{"ISSUER": w.Issuer, "MCP_URL": w.MCPURL, "OTHER_URL": w.OtherURL, "TOKEN_TTL": o.TokenTTL.String()}
-	StartBroker(t, brokerSrv, config, vars, o.Feature, w.Mail)
+	StartBroker(t, brokerSrv, config, vars, o.Extra, w.Mail)
 	for srv, resource := range map[*httptest.Server]string{mcpSrv: w.MCPURL, otherSrv: w.OtherURL} {
 		srv.Config.Handler = SampleServer(t, resource, w.Issuer, o.ClockSkew)
 		srv.StartTLS()
@@ -102,21 +95,13 @@ func Start(t *testing.T, o Options) *World {
 	return w
 }
 
-// StartBroker serves on srv a broker of config with f's settings, ${NAME}
+// StartBroker serves on srv a broker of config with x's settings, ${NAME}
 // replaced from vars, whose one-time codes go to mail. Its log is shown
 // when the test fails.
-func StartBroker(t *testing.T, srv *httptest.Server, config string, vars map[string]string, f Feature, mail *testenv.Mailer) {
+func StartBroker(t *testing.T, srv *httptest.Server, config string, vars map[string]string, x Extra, mail *testenv.Mailer) {
 	t.Helper()
 	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	cfg, err := broker.ParseConfig([]byte(config+f.YAML), lookup)
-	if err != nil && f.Name != "" && strings.Contains(err.Error(), "not found in type") {
-		if !f.Optional {
-			RequireFeature(t, false, f.Name+" (its configuration: "+err.Error()+")")
-		}
-		t.Logf("without %s: %v", f.Name, err)
-		f = Feature{}
-		cfg, err = broker.ParseConfig([]byte(config), lookup)
-	}
+	cfg, err := broker.ParseConfig([]byte(config+x.YAML), lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +111,8 @@ func StartBroker(t *testing.T, srv *httptest.Server, config string, vars map[str
 		Secret:  broker.NewEphemeralRootSecret(),
 		Mailer:  mail,
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
-	}
-	v := reflect.ValueOf(&opts).Elem()
-	for name, value := range f.Options {
-		field := v.FieldByName(name)
-		if !field.IsValid() || !reflect.TypeOf(value).AssignableTo(field.Type()) {
-			t.Fatalf("broker.Options has no field %s of type %T", name, value)
-		}
-		field.Set(reflect.ValueOf(value))
+
+		ClientDocumentRoots: x.ClientDocumentRoots,
 	}
 	b, err := broker.New(context.Background(), cfg, opts)
 	if err != nil {
@@ -149,13 +128,12 @@ func StartBroker(t *testing.T, srv *httptest.Server, config string, vars map[str
 	})
 }
 
-// RequireFeature stops the test when the broker lacks a feature built on
-// another branch: the test is written in full and runs once the feature
-// is merged.
-func RequireFeature(t *testing.T, present bool, feature string) {
+// Require fails the test when the broker does not advertise what it
+// needs.
+func Require(t *testing.T, present bool, what string) {
 	t.Helper()
 	if !present {
-		t.Skipf("the broker lacks %s, built on another branch", feature)
+		t.Fatalf("the broker's metadata lacks %s", what)
 	}
 }
 
