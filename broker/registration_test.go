@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -633,5 +636,38 @@ func TestRegistration_TokenPolicyRegistersAPrivateKeyJWTClient(t *testing.T) {
 	form.Set("client_assertion", newClientKey(t, "agent-key").assertion(t, r.ClientID, e.issuer+"/token", time.Minute))
 	if tr := e.token(form, "", ""); tr.Error != "invalid_client" {
 		t.Errorf("with another key: %d %s, want invalid_client", tr.Status, tr.Error)
+	}
+}
+
+// A registered client names its own jwks_uri, so the broker fetches it as
+// it fetches metadata documents (broker/safefetch): an address that is not
+// public is never dialled, and the failure is the client's invalid_client,
+// not the broker's 503.
+func TestRegistration_AJWKSURIAtAPrivateAddressIsNeverFetched(t *testing.T) {
+	var hits atomic.Int32
+	keys := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"keys":[]}`)
+	}))
+	t.Cleanup(keys.Close)
+	e := newEnv(t, withAdmin, withRegistration(registration.PolicyToken))
+	admin := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	token, _ := e.createRegistrationToken(admin, map[string]any{"max_uses": 1})
+	m := publicClient()
+	m["token_endpoint_auth_method"] = "private_key_jwt"
+	m["jwks_uri"] = keys.URL + "/jwks"
+	r := e.register(m, token)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("register: %d %s %s", r.Status, r.Error, r.Description)
+	}
+	key := newClientKey(t, "agent-key")
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {"no-such-code"}, "redirect_uri": {dcrRedirect},
+		"client_assertion_type": {assertionType}, "client_assertion": {key.assertion(t, r.ClientID, e.issuer+"/token", time.Minute)}}
+	if tr := e.token(form, "", ""); tr.Status != http.StatusUnauthorized || tr.Error != "invalid_client" {
+		t.Errorf("assertion of a client whose keys are on loopback: %d %s %s, want 401 invalid_client", tr.Status, tr.Error, tr.Description)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the key set on loopback was fetched %d times", n)
 	}
 }

@@ -136,8 +136,10 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		Issuer: cfg.Issuer, TokenEndpoint: cfg.Issuer + tokenPath, ClockSkew: cfg.Tokens.ClockSkew,
 		FailureLimit: cfg.Limits.TokenFailuresPerClient,
 	}
+	fetcher := b.thirdPartyFetcher(cfg.ClientMetadataDocuments, o)
+	b.auth.ThirdPartyKeySets = clients.NewKeySets(fetcher, o.Clock)
 	if cfg.ClientMetadataDocuments.Enabled {
-		b.useClientDocuments(cfg.ClientMetadataDocuments, o)
+		b.useClientDocuments(cfg.ClientMetadataDocuments, fetcher, o)
 	}
 	b.tokens = tokens.New(tokens.Options{
 		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Clients: b.clients, Auth: b.auth,

@@ -32,10 +32,11 @@ import (
 type Authenticator struct {
 	Directory *Directory
 	KeySets   *KeySets
-	// DocumentKeySets fetch the keys of metadata-document clients,
-	// whose jwks_uri anyone may choose (broker/safefetch); nil while
-	// there are none.
-	DocumentKeySets *KeySets
+	// ThirdPartyKeySets fetch the keys of third-party clients
+	// (registered ones and metadata-document ones), whose jwks_uri
+	// anyone may choose, through a client that dials public addresses
+	// only (broker/safefetch).
+	ThirdPartyKeySets *KeySets
 	// Recent lets clients that just authenticated from an address skip
 	// the failure count in storage there.
 	Recent   *Successes
@@ -205,15 +206,15 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, cc *op.Client
 		return nil, unproven("a public client has no keys")
 	}
 	sets := a.KeySets
-	if client.DocumentHost() != "" {
-		sets = a.DocumentKeySets
+	if client.ThirdParty() {
+		sets = a.ThirdPartyKeySets
 	}
 	payload, err := client.VerifySignature(ctx, sets, jws)
-	if errors.Is(err, upstream.ErrUnavailable) && client.DocumentHost() != "" {
-		// The keys are where the client's own document says; that they
-		// cannot be fetched is the client's failure, as its document's
-		// would be, not the broker's.
-		return nil, unproven("key set of the metadata document client: " + err.Error())
+	if errors.Is(err, upstream.ErrUnavailable) && client.ThirdParty() {
+		// The keys are where the client itself said; that they cannot
+		// be fetched is the client's failure, as its document's would
+		// be, not the broker's.
+		return nil, unproven("key set of the third-party client: " + err.Error())
 	}
 	if errors.Is(err, upstream.ErrUnavailable) {
 		a.Log.WarnContext(ctx, "client key set unavailable", "client_id", id, "err", err)
