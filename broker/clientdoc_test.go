@@ -583,3 +583,37 @@ func TestClientDocument_ResourcesMustAcceptThirdParties(t *testing.T) {
 		scope: "openid offline_access files:read", extra: map[string][]string{"resource": {mcpB}}})
 	wantToken(t, "code for B", d.redeem(l), mcpB, "files:read", 15*time.Minute)
 }
+
+// A no-store document is fetched again at /token, to authenticate the
+// client; once it has, nothing looks the client up again, so a document
+// that disappears while the tokens are being issued cannot make a
+// request whose code is already spent a 5xx.
+func TestClientDocument_TokenRequestFetchesANoStoreDocumentOnce(t *testing.T) {
+	d := newDocEnv(t)
+	docs := d.docs
+	path := "/vanishing.json"
+	id := docs.url(path)
+	body, err := json.Marshal(docs.publicDoc(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served atomic.Int32
+	var limit atomic.Int32
+	limit.Store(1 << 30)
+	docs.handle(path, func(w http.ResponseWriter, r *http.Request) {
+		if served.Add(1) > limit.Load() {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(body)
+	})
+	l := d.login(d.browser(), "vera@example.com", authRequest{thirdParty: true, clientID: id, redirectURI: docRedirect})
+	// From now on the document answers once more, then never.
+	limit.Store(served.Load() + 1)
+	tr := d.redeem(l)
+	if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.IDToken == "" {
+		t.Fatalf("redeem with a document served once more: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+}

@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		b.useClientDocuments(cfg.ClientMetadataDocuments, fetcher, o)
 	}
 	b.tokens = tokens.New(tokens.Options{
-		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Clients: b.clients, Auth: b.auth,
+		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Auth: b.auth,
 		Identities: identities, Upstreams: b.upstreams, Orgs: b.orgs, Targets: targets, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),
 		Failures: b.failures, Log: o.Logger, Now: o.Clock, ClientCredentialsUsed: &b.advertiseClientCredentials,
 	})

@@ -80,7 +80,7 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 			return nil, err
 		}
 	}
-	resp, err := t.tokenResponse(ctx, g, refresh)
+	resp, err := t.tokenResponse(client, g, refresh)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (t *Issuer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	// the whole family. Tokens issued for a rotation that then fails are
 	// never delivered, and die with the family when the token was dead.
 	successor := t.refreshSuccessor(r.Data.RefreshToken)
-	resp, err := t.tokenResponse(ctx, Grant{
+	resp, err := t.tokenResponse(client, Grant{
 		User:         user,
 		ClientID:     client.GetID(),
 		Scopes:       scopes,

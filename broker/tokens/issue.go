@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 	"github.com/idbroker/broker/broker/answer"
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -222,18 +223,17 @@ func (t *Issuer) signAccessToken(claims AccessClaims) (string, error) {
 	return token, nil
 }
 
-// issueIDToken signs an ID token for g, bound to accessToken by at_hash.
-func (t *Issuer) issueIDToken(ctx context.Context, g Grant, accessToken string) (string, error) {
+// issueIDToken signs an ID token for g, bound to accessToken by at_hash,
+// with alg, the client's ID-token algorithm ("" for the configured
+// default). The client is the one the request authenticated, never
+// looked up again: a metadata document that changed or failed since
+// would otherwise fail a request whose code is already spent.
+func (t *Issuer) issueIDToken(g Grant, alg, accessToken string) (string, error) {
 	now := t.now()
 	// The key that signs decides the at_hash hash (SHA-512 for EdDSA), so
 	// take the signer first: during an algorithm change the configured
 	// algorithm may still be pre-published and not yet signing.
-	c, err := t.clients.Get(ctx, g.ClientID)
-	if err != nil {
-		return "", fmt.Errorf("id token: %w", err)
-	}
-	// c.idTokenAlg is "" for the configured default.
-	signer, err := t.keys.Signer(keys.UseIDToken, c.IDTokenAlg())
+	signer, err := t.keys.Signer(keys.UseIDToken, alg)
 	if err != nil {
 		return "", fmt.Errorf("id token signer: %w", err)
 	}
@@ -273,7 +273,7 @@ func (t *Issuer) issueIDToken(ctx context.Context, g Grant, accessToken string) 
 
 // tokenResponse issues the access token, the ID token when openid was
 // granted, and passes through the refresh token.
-func (t *Issuer) tokenResponse(ctx context.Context, g Grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
+func (t *Issuer) tokenResponse(client *clients.Client, g Grant, refreshToken string) (*oidc.AccessTokenResponse, error) {
 	at, ttl, err := t.IssueAccessToken(g, g.act())
 	if err != nil {
 		return nil, err
@@ -286,7 +286,7 @@ func (t *Issuer) tokenResponse(ctx context.Context, g Grant, refreshToken string
 		Scope:        g.AccessScopes(),
 	}
 	if slices.Contains(g.Scopes, oidc.ScopeOpenID) {
-		if resp.IDToken, err = t.issueIDToken(ctx, g, at); err != nil {
+		if resp.IDToken, err = t.issueIDToken(g, client.IDTokenAlg(), at); err != nil {
 			return nil, err
 		}
 	}

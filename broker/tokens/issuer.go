@@ -38,7 +38,6 @@ type Options struct {
 	Config     Config
 	Store      storage.Storage
 	Keys       *keys.Manager
-	Clients    *clients.Directory
 	Auth       *clients.Authenticator // introspection authenticates its caller
 	Identities *identity.Resolver     // machine clients' service users
 	Upstreams  *connectors.Set        // re-checks a family's user upstream
@@ -66,7 +65,6 @@ type Issuer struct {
 	cfg        Config
 	store      storage.Storage
 	keys       *keys.Manager
-	clients    *clients.Directory
 	auth       *clients.Authenticator
 	identities *identity.Resolver
 	upstreams  *connectors.Set
@@ -85,7 +83,7 @@ type Issuer struct {
 // New returns an Issuer.
 func New(o Options) *Issuer {
 	return &Issuer{
-		issuer: o.Issuer, cfg: o.Config, store: o.Store, keys: o.Keys, clients: o.Clients, auth: o.Auth,
+		issuer: o.Issuer, cfg: o.Config, store: o.Store, keys: o.Keys, auth: o.Auth,
 		identities: o.Identities, upstreams: o.Upstreams, orgs: o.Orgs, targets: o.Targets, sealer: o.Sealer, refreshKey: o.RefreshKey,
 		failures: o.Failures, log: o.Log, now: o.Now, advertiseClientCredentials: o.ClientCredentialsUsed,
 	}
