@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/ratelimit"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/memory"
@@ -615,5 +616,35 @@ func TestClientDocument_TokenRequestFetchesANoStoreDocumentOnce(t *testing.T) {
 	tr := d.redeem(l)
 	if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.IDToken == "" {
 		t.Fatalf("redeem with a document served once more: %d %s %s", tr.Status, tr.Error, tr.Description)
+	}
+}
+
+// Any visitor can make the broker fetch a URL by naming it as a client
+// id, so fetches count per client address: past fetchRateLimit, a new
+// document is not fetched and /authorize answers 429; cached documents
+// and other addresses are unaffected.
+func TestClientDocument_FetchesAreLimitedPerClientAddress(t *testing.T) {
+	d := newDocEnv(t, func(c *broker.Config, o *broker.Options) {
+		c.ClientMetadataDocuments.FetchRateLimit = ratelimit.Limit{Count: 2, Window: time.Minute}
+	})
+	docs := d.docs
+	for _, p := range []string{"/one.json", "/two.json", "/three.json"} {
+		docs.serve(p, docs.publicDoc(p), "Cache-Control", "max-age=600")
+	}
+	for _, p := range []string{"/one.json", "/two.json"} {
+		if page := d.authorizeAs(docs.url(p), docRedirect); page.Status != http.StatusOK {
+			t.Fatalf("%s: %d: %.300s", p, page.Status, page.Body)
+		}
+	}
+	page := d.authorizeAs(docs.url("/three.json"), docRedirect)
+	if page.Status != http.StatusTooManyRequests || page.Location != nil {
+		t.Fatalf("third new document from one address: %d (location %v), want a 429 page", page.Status, page.Location)
+	}
+	if n := docs.hitsOf("/three.json"); n != 0 {
+		t.Errorf("the document past the limit was fetched %d times", n)
+	}
+	// A document already cached costs no fetch.
+	if page := d.authorizeAs(docs.url("/one.json"), docRedirect); page.Status != http.StatusOK {
+		t.Errorf("cached document past the limit: %d", page.Status)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/idbroker/broker/broker/clientdoc"
+	"github.com/idbroker/broker/broker/ratelimit"
 	"github.com/idbroker/broker/broker/safefetch"
 )
 
@@ -24,7 +25,8 @@ func (b *Broker) thirdPartyFetcher(cfg ClientMetadataDocumentsConfig, o Options)
 
 // useClientDocuments makes the broker serve the clients that client ID
 // metadata documents describe: the directory finds them through a
-// clientdoc.Resolver fetching with fetcher.
-func (b *Broker) useClientDocuments(cfg ClientMetadataDocumentsConfig, fetcher *http.Client, o Options) {
-	b.clients.UseDocuments(clientdoc.New(cfg, clientdoc.Options{HTTPClient: fetcher, Now: o.Clock, Log: o.Logger}))
+// clientdoc.Resolver fetching with fetcher, as often per client address
+// as limiter allows.
+func (b *Broker) useClientDocuments(cfg ClientMetadataDocumentsConfig, fetcher *http.Client, limiter *ratelimit.Limiter, o Options) {
+	b.clients.UseDocuments(clientdoc.New(cfg, clientdoc.Options{HTTPClient: fetcher, Now: o.Clock, Log: o.Logger, Limiter: limiter}))
 }

@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	fetcher := b.thirdPartyFetcher(cfg.ClientMetadataDocuments, o)
 	b.auth.ThirdPartyKeySets = clients.NewKeySets(fetcher, o.Clock)
 	if cfg.ClientMetadataDocuments.Enabled {
-		b.useClientDocuments(cfg.ClientMetadataDocuments, fetcher, o)
+		b.useClientDocuments(cfg.ClientMetadataDocuments, fetcher, limiter, o)
 	}
 	b.tokens = tokens.New(tokens.Options{
 		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Auth: b.auth,

@@ -53,6 +53,9 @@ func (p ErrorPages) Refuse(w http.ResponseWriter, r *http.Request, err error, ti
 		status = http.StatusServiceUnavailable
 	case oidc.ServerError:
 		status = http.StatusInternalServerError
+	case oidc.SlowDown:
+		// A limit of the requester's address (RFC 8628's code for it).
+		status = http.StatusTooManyRequests
 	}
 	p.Log.InfoContext(r.Context(), "browser request refused", "path", r.URL.Path, "status", status, "reason", e.Description)
 	if status == http.StatusServiceUnavailable {

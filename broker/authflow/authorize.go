@@ -26,6 +26,9 @@ func (f *Flow) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthReq
 		return nil, oidc.ErrInvalidRequest().WithDescription("the request names no client (client_id is missing)")
 	}
 	client, err := f.clients.Get(ctx, r.Data.ClientID)
+	if errors.Is(err, clients.ErrDocumentFetchesLimited) {
+		return nil, oidc.ErrSlowDown().WithDescription("too many applications were looked up from this address; try again in a minute")
+	}
 	if errors.Is(err, clients.ErrUnusableDocument) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the application %q could not be verified: its metadata document could not be used", r.Data.ClientID)
 	}

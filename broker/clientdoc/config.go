@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/idbroker/broker/broker/ratelimit"
 )
 
 // Config is the clientMetadataDocuments section of the configuration
@@ -33,6 +35,10 @@ type Config struct {
 	// 24h); no-store, no-cache and max-age=0 keep it for no time.
 	MinCacheAge time.Duration `yaml:"minCacheAge"`
 	MaxCacheAge time.Duration `yaml:"maxCacheAge"`
+	// FetchRateLimit bounds the documents fetched (not those answered
+	// from the cache) for one client address: anyone may make the broker
+	// fetch a URL by naming it as a client id. Default 30 a minute.
+	FetchRateLimit ratelimit.Limit `yaml:"fetchRateLimit"`
 }
 
 // Defaults and bounds of Config.
@@ -44,6 +50,9 @@ const (
 	DefaultMinCacheAge = time.Minute
 	DefaultMaxCacheAge = 24 * time.Hour
 )
+
+// DefaultFetchRateLimit is FetchRateLimit's default.
+var DefaultFetchRateLimit = ratelimit.Limit{Count: 30, Window: time.Minute}
 
 // SetDefaults fills what the configuration leaves out.
 func (c *Config) SetDefaults() {
@@ -59,6 +68,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxCacheAge == 0 {
 		c.MaxCacheAge = DefaultMaxCacheAge
 	}
+	if c.FetchRateLimit == (ratelimit.Limit{}) {
+		c.FetchRateLimit = DefaultFetchRateLimit
+	}
 }
 
 // Validate reports the first setting out of bounds, naming it.
@@ -71,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf(section+"maxBytes %d must be between 1 and %d", c.MaxBytes, MaxMaxBytes)
 	case c.MinCacheAge < 0 || c.MaxCacheAge < c.MinCacheAge:
 		return fmt.Errorf(section+"minCacheAge %s and maxCacheAge %s must satisfy 0 <= minCacheAge <= maxCacheAge", c.MinCacheAge, c.MaxCacheAge)
+	case c.FetchRateLimit.Count <= 0 || c.FetchRateLimit.Window <= 0:
+		return fmt.Errorf(section + "fetchRateLimit must have a positive count and window")
 	}
 	for _, h := range c.AllowPrivateHosts {
 		if err := checkHostName(h); err != nil {

@@ -14,6 +14,7 @@
 // the document names) nor ask for consent.
 //
 // It imports broker/clients, broker/edge (the text rule), broker/admin
-// (the admin scope, which no such client may have), broker/safefetch and
+// (the admin scope, which no such client may have), broker/ratelimit (the
+// fetches of each client address), broker/safefetch and
 // storage, and must not import the broker package nor a connector.
 package clientdoc

@@ -12,6 +12,7 @@ func TestImports(t *testing.T) {
 		"github.com/idbroker/broker/broker/admin",
 		"github.com/idbroker/broker/broker/clients",
 		"github.com/idbroker/broker/broker/edge",
+		"github.com/idbroker/broker/broker/ratelimit",
 		"github.com/idbroker/broker/broker/safefetch",
 		"github.com/idbroker/broker/storage",
 	})

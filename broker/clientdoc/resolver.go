@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/edge"
+	"github.com/idbroker/broker/broker/ratelimit"
 )
 
 // RefusalTTL is how long a document that could not be fetched, or was
@@ -34,6 +36,9 @@ type Options struct {
 	HTTPClient *http.Client
 	Now        func() time.Time
 	Log        *slog.Logger
+	// Limiter counts the fetches of each client address against
+	// Config.FetchRateLimit.
+	Limiter *ratelimit.Limiter
 }
 
 // Resolver turns client ids that are https URLs into the clients their
@@ -44,6 +49,8 @@ type Resolver struct {
 	http *http.Client
 	now  func() time.Time
 	log  *slog.Logger
+	// limiter counts fetches per client address; nil counts none.
+	limiter *ratelimit.Limiter
 
 	mu      sync.Mutex // guards entries and each entry's fields
 	entries map[string]*entry
@@ -61,7 +68,7 @@ type entry struct {
 
 // New returns a Resolver with cfg, which has its defaults set.
 func New(cfg Config, o Options) *Resolver {
-	return &Resolver{cfg: cfg, http: o.HTTPClient, now: o.Now, log: o.Log, entries: map[string]*entry{}}
+	return &Resolver{cfg: cfg, http: o.HTTPClient, now: o.Now, log: o.Log, limiter: o.Limiter, entries: map[string]*entry{}}
 }
 
 // Client returns the client that the metadata document at id describes:
@@ -77,19 +84,56 @@ func (r *Resolver) Client(ctx context.Context, id string) (*clients.Client, erro
 		return nil, fmt.Errorf("%w: %w", clients.ErrUnusableDocument, err)
 	}
 	r.mu.Lock()
-	e := r.entries[id]
-	if e == nil || (e.fetched && !r.now().Before(e.expires)) {
-		e = &entry{done: make(chan struct{})}
-		r.add(id, e)
-		go r.fetchInto(context.WithoutCancel(ctx), id, e)
-	}
+	e := r.entry(id)
 	r.mu.Unlock()
+	if e == nil {
+		// A fetch is counted against the client address before it
+		// starts; an answer from the cache is not.
+		if err := r.takeFetch(ctx); err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		if e = r.entry(id); e == nil {
+			e = &entry{done: make(chan struct{})}
+			r.add(id, e)
+			go r.fetchInto(context.WithoutCancel(ctx), id, e)
+		}
+		r.mu.Unlock()
+	}
 	select {
 	case <-e.done:
 		return e.client, e.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: gave up waiting for it: %w", clients.ErrUnusableDocument, context.Cause(ctx))
 	}
+}
+
+// entry returns the cached or pending entry of id, nil when a fetch is
+// needed. r.mu is held.
+func (r *Resolver) entry(id string) *entry {
+	e := r.entries[id]
+	if e == nil || (e.fetched && !r.now().Before(e.expires)) {
+		return nil
+	}
+	return e
+}
+
+// takeFetch counts one fetch for the request's client address, and
+// refuses it past Config.FetchRateLimit (an error wrapping
+// clients.ErrDocumentFetchesLimited). A counter that cannot be taken
+// refuses too, with the store's error (docs/design.md rule 7).
+func (r *Resolver) takeFetch(ctx context.Context) error {
+	if r.limiter == nil {
+		return nil
+	}
+	ok, retry, err := r.limiter.Take(ctx, "client_document_fetch", ratelimit.Source(edge.Source(ctx)), r.cfg.FetchRateLimit)
+	if err != nil {
+		return fmt.Errorf("client metadata document fetch limit: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w; try again in %s", clients.ErrDocumentFetchesLimited, ratelimit.RetryAfter(retry)+"s")
+	}
+	return nil
 }
 
 // add puts e in the cache under id, making room first when it is full.

@@ -406,6 +406,11 @@ var ErrUnknownClient = errors.New("unknown client")
 // client, whose reason is in the log.
 var ErrUnusableDocument = fmt.Errorf("%w: its client ID metadata document could not be used", ErrUnknownClient)
 
+// ErrDocumentFetchesLimited is Directory.Get's answer when the client
+// address fetched too many metadata documents lately: the document was
+// not fetched, and may be usable later.
+var ErrDocumentFetchesLimited = fmt.Errorf("%w: too many metadata documents fetched for this address", ErrUnusableDocument)
+
 // NewDirectory returns a directory of the clients in store and of those
 // added with AddConfigured.
 func NewDirectory(store storage.Clients) *Directory {
