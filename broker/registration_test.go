@@ -196,7 +196,15 @@ func TestRegistration_OpenRegistersAPublicClientThatLogsInWithPKCE(t *testing.T)
 
 	// The client signs a user in with PKCE and gets tokens; without PKCE
 	// it is refused, as every public client is.
-	login := e.login(e.browser(), "agent-user@example.com", authRequest{thirdParty: true, clientID: r.ClientID, redirectURI: dcrRedirect, scope: "openid email offline_access"})
+	// The consent page says the client registered itself, and where the
+	// browser goes next, which its self-chosen name cannot disguise.
+	b := e.browser()
+	page, a := e.consentPage(b, "agent-user@example.com", authRequest{clientID: r.ClientID, redirectURI: dcrRedirect, scope: "openid email offline_access"})
+	redirect, _ := url.Parse(dcrRedirect)
+	if !strings.Contains(page.Body, "registered itself") || !strings.Contains(page.Body, "<code>"+redirect.Host+"</code>") {
+		t.Errorf("consent page of a registered client lacks the self-registration warning or the redirect host %s: %s", redirect.Host, page.Body)
+	}
+	login := e.landed(decide(b, page, "allow"), a)
 	tr := e.redeem(login)
 	if tr.Status != http.StatusOK || tr.AccessToken == "" || tr.IDToken == "" || tr.RefreshToken == "" {
 		t.Fatalf("redeem: %d %s %s", tr.Status, tr.Error, tr.Description)
@@ -204,7 +212,7 @@ func TestRegistration_OpenRegistersAPublicClientThatLogsInWithPKCE(t *testing.T)
 	if tr := e.refresh(r.ClientID, tr.RefreshToken); tr.Status != http.StatusOK {
 		t.Fatalf("refresh: %d %s %s", tr.Status, tr.Error, tr.Description)
 	}
-	page := e.browser().Get(e.authorizeURL(authRequest{clientID: r.ClientID, redirectURI: dcrRedirect, noPKCE: true}))
+	page = e.browser().Get(e.authorizeURL(authRequest{clientID: r.ClientID, redirectURI: dcrRedirect, noPKCE: true}))
 	if page.Location == nil || page.Location.Query().Get("error") != "invalid_request" {
 		t.Errorf("authorize without PKCE: want an invalid_request redirect, got %d %v", page.Status, page.Location)
 	}

@@ -26,6 +26,12 @@ type ConsentClient struct {
 	// Unverified marks a metadata-document client whose host the
 	// operator does not vouch for.
 	Unverified bool
+	// SelfRegistered marks a client that registered itself (RFC 7591):
+	// nobody vouches for its name.
+	SelfRegistered bool
+	// RedirectHost is where the decision sends the browser: the host of
+	// the request's redirect URI, which a client's name cannot disguise.
+	RedirectHost string
 }
 
 // DisplayName is the client's name, or its id when it gave none.

@@ -245,10 +245,12 @@ func (f *Flow) renderConsent(w http.ResponseWriter, r *http.Request, ar storage.
 		AuthRequestID: ar.ID,
 		CSRF:          f.csrfToken(w, r, consentPurpose(ar.ID)),
 		Client: web.ConsentClient{
-			ID:           client.GetID(),
-			Name:         client.Name(),
-			DocumentHost: client.DocumentHost(),
-			Unverified:   client.DocumentHost() != "" && !client.Verified(),
+			ID:             client.GetID(),
+			Name:           client.Name(),
+			DocumentHost:   client.DocumentHost(),
+			Unverified:     client.DocumentHost() != "" && !client.Verified(),
+			SelfRegistered: client.Registered(),
+			RedirectHost:   redirectHost(ar.RedirectURI),
 		},
 		UserEmail: email,
 		Resources: resources,
@@ -257,4 +259,15 @@ func (f *Flow) renderConsent(w http.ResponseWriter, r *http.Request, ar storage.
 	if err := f.pages.RenderIn(w, http.StatusOK, web.RequestLanguage(r, ar.UILocales), page); err != nil {
 		f.log.ErrorContext(ctx, "render consent page", "err", err)
 	}
+}
+
+// redirectHost is the host (with its port) of a redirect URI, which the
+// consent page shows; the URI was checked against the client's at
+// /authorize, so it parses.
+func redirectHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
