@@ -106,3 +106,10 @@ func (p *TCPProxy) forward(client net.Conn) {
 	delete(p.conns, server)
 	p.mu.Unlock()
 }
+
+// Connections is how many connections the proxy forwards now.
+func (p *TCPProxy) Connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2
+}
