@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	httphelper "github.com/zitadel/oidc/v3/pkg/http"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// tokenEndpoint answers the token-exchange grant at /token itself and
+// hands every other request to the library (lib). Token exchange carries
+// backend traffic, where the library's generic path (its form decoder run
+// twice, its router, interceptors and tracing) cost as much as the
+// broker's own work (issue 23). It makes the library's checks, in the
+// library's order and with its answers: the client's credentials
+// (parseClientCredentials), the client (VerifyClient), the grant the
+// client may use (withClient), the token types (tokenExchangeHandler);
+// then the exchange itself (Broker.TokenExchange) answers as through
+// the library. clientAuthentication has parsed the form already.
+func (b *Broker) tokenEndpoint(lib http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeTokenExchange {
+			lib.ServeHTTP(w, r)
+			return
+		}
+		resp, err := b.exchangeAt(r)
+		if err != nil {
+			op.WriteError(w, r, err, nil)
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		httphelper.MarshalJSON(w, resp.Data)
+	})
+}
+
+// exchangeAt is what the library's token endpoint does with a
+// token-exchange request r.
+func (b *Broker) exchangeAt(r *http.Request) (*op.Response, error) {
+	cc, err := clientCredentials(r)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	client, err := b.VerifyClient(ctx, &op.Request[op.ClientCredentials]{Method: r.Method, URL: r.URL, Header: r.Header, Form: r.Form, Data: cc})
+	if err != nil {
+		return nil, err
+	}
+	if !op.ValidateGrantType(client, oidc.GrantTypeTokenExchange) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("grant_type %q not allowed", oidc.GrantTypeTokenExchange)
+	}
+	req := tokenExchangeRequest(r.Form)
+	switch {
+	case req.SubjectToken == "":
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token missing")
+	case req.SubjectTokenType == "":
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type missing")
+	case !req.SubjectTokenType.IsSupported():
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type is not supported")
+	case req.RequestedTokenType != "" && !req.RequestedTokenType.IsSupported():
+		return nil, oidc.ErrInvalidRequest().WithDescription("requested_token_type is not supported")
+	case req.ActorTokenType != "" && !req.ActorTokenType.IsSupported():
+		return nil, oidc.ErrInvalidRequest().WithDescription("actor_token_type is not supported")
+	}
+	return b.TokenExchange(ctx, &op.ClientRequest[oidc.TokenExchangeRequest]{
+		Request: &op.Request[oidc.TokenExchangeRequest]{Method: r.Method, URL: r.URL, Header: r.Header, Form: r.Form, Data: req},
+		Client:  client,
+	})
+}
+
+// clientCredentials reads a request's client authentication as the
+// library does (op's parseClientCredentials), with its refusals. Its form
+// decoder takes a repeated parameter's last value.
+func clientCredentials(r *http.Request) (*op.ClientCredentials, error) {
+	cc := &op.ClientCredentials{
+		ClientID:            lastValue(r.Form, "client_id"),
+		ClientSecret:        lastValue(r.Form, "client_secret"),
+		ClientAssertion:     lastValue(r.Form, "client_assertion"),
+		ClientAssertionType: lastValue(r.Form, "client_assertion_type"),
+	}
+	// RFC 6749 section 2.3: "The client MUST NOT use more than one
+	// authentication method in each request."
+	assertion := cc.ClientAssertion != "" && cc.ClientAssertionType != ""
+	secret := cc.ClientSecret != "" && cc.ClientID != ""
+	if assertion && secret {
+		return nil, oidc.ErrInvalidRequest().WithDescription("client authentication must not use more than one method")
+	}
+	if id, password, ok := r.BasicAuth(); ok {
+		if assertion || secret {
+			return nil, oidc.ErrInvalidRequest().WithDescription("client authentication must not use more than one method")
+		}
+		var err error
+		if cc.ClientID, err = url.QueryUnescape(id); err != nil {
+			return nil, oidc.ErrInvalidClient().WithDescription("invalid basic auth header").WithParent(err)
+		}
+		if cc.ClientSecret, err = url.QueryUnescape(password); err != nil {
+			return nil, oidc.ErrInvalidClient().WithDescription("invalid basic auth header").WithParent(err)
+		}
+	}
+	if cc.ClientID == "" && cc.ClientAssertion == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("client_id or client_assertion must be provided")
+	}
+	if cc.ClientAssertion != "" && cc.ClientAssertionType != oidc.ClientAssertionTypeJWTAssertion {
+		return nil, oidc.ErrInvalidRequest().WithDescription("invalid client_assertion_type %s", cc.ClientAssertionType)
+	}
+	return cc, nil
+}
+
+// tokenExchangeRequest is the section 2.1 request as the library's
+// decoder reads it from form. The exchange reads the form itself
+// (exchange.parseExchange), which refuses the repetitions this lets by.
+func tokenExchangeRequest(form url.Values) *oidc.TokenExchangeRequest {
+	req := &oidc.TokenExchangeRequest{
+		GrantType:          oidc.GrantType(lastValue(form, "grant_type")),
+		SubjectToken:       lastValue(form, "subject_token"),
+		SubjectTokenType:   oidc.TokenType(lastValue(form, "subject_token_type")),
+		ActorToken:         lastValue(form, "actor_token"),
+		ActorTokenType:     oidc.TokenType(lastValue(form, "actor_token_type")),
+		RequestedTokenType: oidc.TokenType(lastValue(form, "requested_token_type")),
+		Resource:           form["resource"],
+		Audience:           form["audience"],
+	}
+	if s := lastValue(form, "scope"); s != "" {
+		req.Scopes = strings.Split(s, " ")
+	}
+	return req
+}
+
+// lastValue is form's last value of key, or "".
+func lastValue(form url.Values, key string) string {
+	if v := form[key]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
