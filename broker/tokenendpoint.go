@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rs/cors"
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -19,13 +20,10 @@ import (
 // (parseClientCredentials), the client (VerifyClient), the grant the
 // client may use (withClient), the token types (tokenExchangeHandler);
 // then the exchange itself (Broker.TokenExchange) answers as through
-// the library. clientAuthentication has parsed the form already.
-func (b *Broker) tokenEndpoint(lib http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeTokenExchange {
-			lib.ServeHTTP(w, r)
-			return
-		}
+// the library, under the library's CORS rules (c). clientAuthentication
+// has parsed the form already.
+func (b *Broker) tokenEndpoint(lib http.Handler, c *cors.Cors) http.Handler {
+	exchange := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp, err := b.exchangeAt(r)
 		if err != nil {
 			op.WriteError(w, r, err, nil)
@@ -35,6 +33,13 @@ func (b *Broker) tokenEndpoint(lib http.Handler) http.Handler {
 			w.Header()[k] = v
 		}
 		httphelper.MarshalJSON(w, resp.Data)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeTokenExchange {
+			lib.ServeHTTP(w, r)
+			return
+		}
+		exchange.ServeHTTP(w, r)
 	})
 }
 
