@@ -63,6 +63,16 @@ func (r *cachedReplicas) subAtTwo(person testenv.User) string {
 	return r.two.verifyAccess(er.AccessToken, apiAudience).Subject
 }
 
+// knownAtTwo exchanges the upstream subject's token at two until two
+// holds its user in memory, and returns the person and their sub.
+func (r *cachedReplicas) knownAtTwo(subject string) (testenv.User, string) {
+	r.two.t.Helper()
+	person := testenv.User{Sub: subject}
+	sub := r.subAtTwo(person)
+	r.subAtTwo(person)
+	return person, sub
+}
+
 // adminAtOne calls replica one's admin API, which must answer 204.
 func (r *cachedReplicas) adminAtOne(method, path string, body any) {
 	r.one.t.Helper()
@@ -110,10 +120,7 @@ func TestReplicas_UserChangesReachTheOtherReplicasNextExchange(t *testing.T) {
 // does the cache, and changes reach it again.
 func TestReplicas_CutNotificationsFallBackToReads(t *testing.T) {
 	r := newCachedReplicas(t)
-	person := testenv.User{Sub: "auth0|cut"}
-	sub := r.subAtTwo(person)
-	r.subAtTwo(person)
-
+	person, sub := r.knownAtTwo("auth0|cut")
 	r.listen.Cut()
 	r.adminAtOne("POST", "/users/"+sub+"/disable", map[string]any{})
 	assertRefused(t, r.exchangeAtTwo(person), http.StatusBadRequest, "invalid_grant")
@@ -133,4 +140,29 @@ func TestReplicas_CutNotificationsFallBackToReads(t *testing.T) {
 	}
 	r.adminAtOne("POST", "/users/"+sub+"/disable", map[string]any{})
 	assertRefused(t, r.exchangeAtTwo(person), http.StatusBadRequest, "invalid_grant")
+}
+
+// When the connection that hears changes goes silent (nothing closed,
+// nothing arrives), the replica's own heartbeats stop coming back, and
+// within a second it reads again: a disable through the other replica is
+// refused by it no more than a second late.
+func TestReplicas_SilentNotificationsStopTheCacheWithinASecond(t *testing.T) {
+	r := newCachedReplicas(t)
+	person, sub := r.knownAtTwo("auth0|silent")
+	r.listen.Freeze()
+	r.adminAtOne("POST", "/users/"+sub+"/disable", map[string]any{})
+	frozen := time.Now()
+	for {
+		er := r.exchangeAtTwo(person)
+		if er.Status == http.StatusBadRequest && er.Error == "invalid_grant" {
+			break
+		}
+		if er.Status != http.StatusOK {
+			t.Fatalf("exchange at two: %d %s", er.Status, er.Error)
+		}
+		if time.Since(frozen) > 1500*time.Millisecond {
+			t.Fatal("two answered a disabled user from memory for more than the bound")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
