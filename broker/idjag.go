@@ -4,37 +4,9 @@ import (
 	"net/http"
 
 	"github.com/idbroker/broker/broker/clients"
-	"github.com/idbroker/broker/broker/exchange"
-	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
-
-// identityAssertionExchange answers a token exchange for an identity
-// assertion grant (ID-JAG, requested_token_type
-// urn:ietf:params:oauth:token-type:id-jag) itself and passes every other
-// token request to lib: the library refuses a requested_token_type it
-// does not know before the exchange could reach the broker. It
-// authenticates the client as the library does for an exchange
-// (VerifyClient, then the client's grant types) and hands the request to
-// exchange.Exchanger. The form was read by clientAuthentication. No CORS:
-// only confidential clients exchange, from servers.
-func (b *Broker) identityAssertionExchange(lib http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.Form.Get("grant_type") != string(oidc.GrantTypeTokenExchange) ||
-			r.Form.Get("requested_token_type") != string(exchange.TokenTypeIDJAG) {
-			lib.ServeHTTP(w, r)
-			return
-		}
-		resp, err := b.exchangeForAssertion(r)
-		if err != nil {
-			op.WriteError(w, r, err, b.log)
-			return
-		}
-		// As the library writes its responses.
-		httphelper.MarshalJSON(w, resp.Data)
-	})
-}
 
 // exchangeForAssertion authenticates the client of r and has it
 // exchange.

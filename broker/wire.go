@@ -214,7 +214,7 @@ func (b *Broker) Handler() http.Handler {
 		mux.Handle(p, cors.New(corsOptions).Handler(http.HandlerFunc(b.serveMetadata)))
 	}
 	mux.Handle(jwksPath, notModified(func() string { _, tag := b.keys.JWKS(); return tag }, lib))
-	mux.Handle(tokenPath, clientEndpoint(b.identityAssertionExchange(lib)))
+	mux.Handle(tokenPath, clientEndpoint(b.tokenEndpoint(lib, cors.New(corsOptions))))
 	mux.Handle(introspectPath, clientEndpoint(lib))
 	mux.Handle(revokePath, clientEndpoint(lib))
 	mux.Handle(userinfoPath, cors.New(corsOptions).Handler(http.HandlerFunc(b.tokens.ServeUserinfo)))

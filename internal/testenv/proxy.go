@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -15,9 +14,10 @@ type TCPProxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex // guards the fields below
-	cut   bool
-	conns map[net.Conn]bool
+	mu     sync.Mutex // guards the fields below
+	cut    bool
+	frozen bool
+	conns  map[net.Conn]bool
 }
 
 // NewTCPProxy listens on 127.0.0.1 and forwards to target until the test ends.
@@ -92,7 +92,7 @@ func (p *TCPProxy) forward(client net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		p.copy(dst, src)
 		dst.Close()
 		src.Close()
 		done <- struct{}{}
@@ -105,4 +105,40 @@ func (p *TCPProxy) forward(client net.Conn) {
 	delete(p.conns, client)
 	delete(p.conns, server)
 	p.mu.Unlock()
+}
+
+// Connections is how many connections the proxy forwards now.
+func (p *TCPProxy) Connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2
+}
+
+// Freeze drops whatever the open connections carry from now on, in both
+// directions, and closes nothing: a network that went silent, which only
+// a timeout can tell from a quiet peer.
+func (p *TCPProxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = true
+}
+
+// copy forwards src to dst until either fails, dropping what arrives
+// while the proxy is frozen.
+func (p *TCPProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen := p.frozen
+		p.mu.Unlock()
+		if n > 0 && !frozen {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -2,7 +2,11 @@
 // PostgreSQL through pgx. Any number of broker replicas may share one
 // database and nothing else: every operation that must be atomic is one
 // transaction (or one statement) made safe by unique constraints, row locks
-// and ON CONFLICT, never by a lock in this process.
+// and ON CONFLICT, never by a lock in this process. The one thing a Store
+// keeps in memory, the users of known identities, it keeps only while
+// Postgres tells it of every change to them (LISTEN/NOTIFY on the channel
+// migration 015's triggers notify, proved by the Store's own heartbeats);
+// otherwise it reads.
 //
 // The package owns the schema: its migrations are embedded and applied by
 // Migrate (the broker's "migrate" command). They are expand-then-contract,

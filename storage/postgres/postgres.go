@@ -19,7 +19,7 @@ import (
 
 // SchemaVersion is the schema version this binary needs: the number of the
 // newest migration it embeds.
-const SchemaVersion = 14
+const SchemaVersion = 15
 
 // versionTable is tern's version table. It is left unqualified so that it
 // lives in the first schema of the connection's search_path, as every
@@ -56,10 +56,31 @@ const defaultOpTimeout = 10 * time.Second
 // for only queues them there; a durable commit mostly waits for its WAL
 // flush, and more of them at once share a flush. So the durable pool is
 // the larger.
+//
+// A known identity's resolution is answered from memory while the Store
+// hears every change to users and identities (identitycache.go,
+// listen.go); the listening session and its heartbeats run until Close.
 type Store struct {
-	pool      db // durable writes, and reads off the hot paths
-	hot       db // synchronous_commit=off; see above
-	opTimeout time.Duration
+	pool       db // durable writes, and reads off the hot paths
+	hot        db // synchronous_commit=off; see above
+	opTimeout  time.Duration
+	identities *identityCache
+	stopListen context.CancelFunc
+	listening  chan struct{} // closed when the listener has stopped
+}
+
+// An Option changes how Open opens a Store.
+type Option func(*options)
+
+type options struct {
+	listenDSN string
+}
+
+// ListenDSN has the session that hears changes to users and identities
+// connect with dsn rather than the Store's own, so that a test can cut
+// that session alone (through a proxy) and see every resolution read.
+func ListenDSN(dsn string) Option {
+	return func(o *options) { o.listenDSN = dsn }
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -76,10 +97,22 @@ var _ storage.Storage = (*Store)(nil)
 // users through 8 rather than 4 took first-time exchanges from about
 // 1,500/s to 1,800/s. Replicas × pools must fit the server's
 // max_connections.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+	}
+	listenCfg := cfg.ConnConfig
+	if o.listenDSN != "" {
+		lcfg, err := pgxpool.ParseConfig(o.listenDSN)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: parse listen dsn: %w", err)
+		}
+		listenCfg = lcfg.ConnConfig
 	}
 	if !hasPoolMaxConns(dsn) {
 		cfg.MaxConns *= 2
@@ -100,11 +133,25 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: db{pool}, hot: db{hot}, opTimeout: defaultOpTimeout}
+	opened := time.Now()
+	s := &Store{pool: db{pool}, hot: db{hot}, opTimeout: defaultOpTimeout,
+		identities: newIdentityCache(identityCacheEntries, func() time.Duration { return time.Since(opened) }),
+		listening:  make(chan struct{})}
 	if err := s.checkSchema(ctx); err != nil {
-		s.Close()
+		pool.Close()
+		hot.Close()
 		return nil, err
 	}
+	l := newListener(listenCfg.Copy(), s.identities, func(ctx context.Context, payload string) error {
+		_, err := s.hot.Exec(ctx, `SELECT pg_notify('`+identitiesChannel+`', $1)`, payload)
+		return err
+	})
+	var listenCtx context.Context
+	listenCtx, s.stopListen = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		defer close(s.listening)
+		l.run(listenCtx)
+	}()
 	return s, nil
 }
 
@@ -171,6 +218,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements storage.Storage. It waits for connections in use to be
 // returned.
 func (s *Store) Close() error {
+	s.stopListen()
+	<-s.listening
 	s.pool.Close()
 	s.hot.Close()
 	return nil

@@ -198,19 +198,7 @@ func BenchmarkImportUsers100k(b *testing.B) {
 // The token-exchange hot path: a known identity, unchanged and resolved
 // within storage.LastLoginGranularity, from many goroutines at once.
 func BenchmarkResolveIdentityKnown(b *testing.B) {
-	s := pgtest.NewStore(b)
-	req := storage.ResolveRequest{Connector: "auth0", Subject: "s", Email: "x@example.com", EmailVerified: true, Name: "X", Now: time.Now()}
-	if _, err := s.ResolveIdentity(context.Background(), req); err != nil {
-		b.Fatal(err)
-	}
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.ResolveIdentity(context.Background(), req); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	benchmarkResolveKnown(b, pgtest.NewStore(b))
 }
 
 // What every token-accepting endpoint asks, from many goroutines at once.

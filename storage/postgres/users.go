@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -52,12 +51,30 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 	if err != nil {
 		return storage.Resolution{}, err
 	}
+	if e, hit := s.identities.lookup(identityKey{req.Connector, req.Subject}); hit {
+		if res, ok, err := unchanged(req, e); ok {
+			return res, err
+		}
+	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	if res, ok, err := s.resolveUnchanged(ctx, req); ok || err != nil {
 		return res, err
 	}
 	return s.resolveTx(ctx, req, presetID)
+}
+
+// unchanged is resolveUnchanged's answer from what it read, e, or the
+// cache holds: ok is false when the full resolution must run.
+func unchanged(req storage.ResolveRequest, e cachedIdentity) (res storage.Resolution, ok bool, err error) {
+	if e.user.Disabled {
+		return res, true, storage.ErrUserDisabled
+	}
+	recent := req.Now.Sub(e.lastLogin) < storage.LastLoginGranularity
+	if _, changed := req.RefreshUser(e.user, false); changed || !recent || e.email != req.Email || e.name != req.Name {
+		return res, false, nil
+	}
+	return storage.Resolution{User: e.user}, true, nil
 }
 
 // resolveTx resolves req in a transaction, run again after losing a race.
@@ -82,15 +99,18 @@ func (s *Store) resolveTx(ctx context.Context, req storage.ResolveRequest, prese
 // resolveUnchanged answers the common case, a known identity whose
 // details have not changed and whose last login was recorded within
 // storage.LastLoginGranularity, with one read: no transaction, no lock, no
-// write. ok is false when the full resolution must run.
+// write, and none at all while the identity cache holds what the read
+// would give (ResolveIdentity). The read fills that cache. ok is false
+// when the full resolution must run.
 func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest) (res storage.Resolution, ok bool, err error) {
-	var identEmail, identName string
-	var lastLogin time.Time
-	u, err := scanUser(s.hot.QueryRow(ctx, `
+	key := identityKey{req.Connector, req.Subject}
+	gen := s.identities.begin()
+	var e cachedIdentity
+	e.user, err = scanUser(s.hot.QueryRow(ctx, `
 		SELECT `+userColumns+`, i.email, i.name, i.last_login
 		FROM identities i JOIN users u ON u.id = i.user_id
 		WHERE i.connector = $1 AND i.subject = $2`, req.Connector, req.Subject),
-		&identEmail, &identName, &lastLogin)
+		&e.email, &e.name, &e.lastLogin)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if req.KnownOnly {
 			return res, true, fmt.Errorf("postgres: resolve identity %s/%s: %w", req.Connector, req.Subject, storage.ErrNotFound)
@@ -100,14 +120,8 @@ func (s *Store) resolveUnchanged(ctx context.Context, req storage.ResolveRequest
 	if err != nil {
 		return res, false, fmt.Errorf("postgres: resolve identity %s/%s: %w", req.Connector, req.Subject, err)
 	}
-	if u.Disabled {
-		return res, true, storage.ErrUserDisabled
-	}
-	recent := req.Now.Sub(lastLogin) < storage.LastLoginGranularity
-	if _, changed := req.RefreshUser(u, false); changed || !recent || identEmail != req.Email || identName != req.Name {
-		return res, false, nil
-	}
-	return storage.Resolution{User: u}, true, nil
+	s.identities.fill(key, e, gen)
+	return unchanged(req, e)
 }
 
 func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetID string) (storage.Resolution, error) {

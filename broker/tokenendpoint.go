@@ -1,0 +1,109 @@
+package broker
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/idbroker/broker/broker/clients"
+	"github.com/idbroker/broker/broker/edge"
+	"github.com/idbroker/broker/broker/exchange"
+	"github.com/rs/cors"
+	httphelper "github.com/zitadel/oidc/v3/pkg/http"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// tokenEndpoint answers the token-exchange grant at /token itself and
+// hands every other request to the library (lib). Token exchange carries
+// backend traffic, where the library's generic path (its form decoder run
+// twice, its router, interceptors and tracing) cost as much as the
+// broker's own work (issue 23). It makes the library's checks, in the
+// library's order and with its answers: the client's credentials
+// (parseClientCredentials), the client (VerifyClient), the grant the
+// client may use (withClient), the token types (tokenExchangeHandler);
+// then the exchange itself (Broker.TokenExchange) answers as through
+// the library, under the library's CORS rules (c). An exchange for an
+// identity assertion grant (ID-JAG), a token type the library refuses,
+// is exchangeForAssertion's. clientAuthentication has parsed the form
+// already.
+func (b *Broker) tokenEndpoint(lib http.Handler, c *cors.Cors) http.Handler {
+	exchanges := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var resp *op.Response
+		var err error
+		if edge.LastValue(r.Form, "requested_token_type") == string(exchange.TokenTypeIDJAG) {
+			resp, err = b.exchangeForAssertion(r)
+		} else {
+			resp, err = b.exchangeAt(r)
+		}
+		if err != nil {
+			op.WriteError(w, r, err, nil)
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		httphelper.MarshalJSON(w, resp.Data)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeTokenExchange {
+			lib.ServeHTTP(w, r)
+			return
+		}
+		exchanges.ServeHTTP(w, r)
+	})
+}
+
+// exchangeAt is what the library's token endpoint does with a
+// token-exchange request r.
+func (b *Broker) exchangeAt(r *http.Request) (*op.Response, error) {
+	cc, err := clients.Credentials(r.Header, r.Form)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	client, err := b.VerifyClient(ctx, &op.Request[op.ClientCredentials]{Method: r.Method, URL: r.URL, Header: r.Header, Form: r.Form, Data: cc})
+	if err != nil {
+		return nil, err
+	}
+	if !op.ValidateGrantType(client, oidc.GrantTypeTokenExchange) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("grant_type %q not allowed", oidc.GrantTypeTokenExchange)
+	}
+	req := tokenExchangeRequest(r.Form)
+	switch {
+	case req.SubjectToken == "":
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token missing")
+	case req.SubjectTokenType == "":
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type missing")
+	case !req.SubjectTokenType.IsSupported():
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type is not supported")
+	case req.RequestedTokenType != "" && !req.RequestedTokenType.IsSupported():
+		return nil, oidc.ErrInvalidRequest().WithDescription("requested_token_type is not supported")
+	case req.ActorTokenType != "" && !req.ActorTokenType.IsSupported():
+		return nil, oidc.ErrInvalidRequest().WithDescription("actor_token_type is not supported")
+	}
+	return b.TokenExchange(ctx, &op.ClientRequest[oidc.TokenExchangeRequest]{
+		Request: &op.Request[oidc.TokenExchangeRequest]{Method: r.Method, URL: r.URL, Header: r.Header, Form: r.Form, Data: req},
+		Client:  client,
+	})
+}
+
+// tokenExchangeRequest is the section 2.1 request as the library's
+// decoder reads it from form. The exchange reads the form itself
+// (exchange.parseExchange), which refuses the repetitions this lets by.
+func tokenExchangeRequest(form url.Values) *oidc.TokenExchangeRequest {
+	req := &oidc.TokenExchangeRequest{
+		GrantType:          oidc.GrantType(edge.LastValue(form, "grant_type")),
+		SubjectToken:       edge.LastValue(form, "subject_token"),
+		SubjectTokenType:   oidc.TokenType(edge.LastValue(form, "subject_token_type")),
+		ActorToken:         edge.LastValue(form, "actor_token"),
+		ActorTokenType:     oidc.TokenType(edge.LastValue(form, "actor_token_type")),
+		RequestedTokenType: oidc.TokenType(edge.LastValue(form, "requested_token_type")),
+		Resource:           form["resource"],
+		Audience:           form["audience"],
+	}
+	if s := edge.LastValue(form, "scope"); s != "" {
+		req.Scopes = strings.Split(s, " ")
+	}
+	return req
+}
