@@ -16,7 +16,7 @@
 //	broker orgs domains add|list|verify|remove --config FILE ORG ...
 //	broker orgs members add|list|role|remove --config FILE ORG ...
 //	broker sessions list --config FILE --user EMAIL|UUID
-//	broker sessions revoke --config FILE ID
+//	broker sessions revoke --config FILE -- ID
 //	broker keys list|rotate [--now]|revoke KID --config FILE
 //	broker secrets rotate --config FILE
 //	broker version

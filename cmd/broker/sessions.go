@@ -16,7 +16,7 @@ import (
 // sessionsCommand lists and ends single-sign-on sessions.
 func sessionsCommand(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("usage: broker sessions list --config FILE --user EMAIL|UUID, or broker sessions revoke --config FILE ID")
+		return errors.New("usage: broker sessions list --config FILE --user EMAIL|UUID, or broker sessions revoke --config FILE -- ID")
 	}
 	switch args[0] {
 	case "list":
@@ -81,7 +81,7 @@ func sessionsRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if f.fs.NArg() != 1 {
-		return errors.New("usage: broker sessions revoke --config FILE ID")
+		return errors.New("usage: broker sessions revoke --config FILE -- ID")
 	}
 	_, store, err := openConfigured(ctx, *f.config, env)
 	if err != nil {
