@@ -445,3 +445,20 @@ func TestIDJAG_ScopesAreTheResourcesAmongTheGrants(t *testing.T) {
 		t.Errorf("narrowed (Basic authentication): %d %q %s", tr.Status, tr.Scope, tr.Description)
 	}
 }
+
+// TestIDJAG_EndedSessionGetsNone: an ID-JAG acts for the person where
+// they are signed in; once the session the ID token came from has ended
+// (a logout), the ID token, though unexpired, gets none.
+func TestIDJAG_EndedSessionGetsNone(t *testing.T) {
+	w := newJAGWorld(t)
+	idt, _ := w.idToken(t, jagEmail)
+	sid := w.idp.verifyIDToken(idt, jagClientID).SessionID
+	if sid == "" {
+		t.Fatal("the ID token has no sid")
+	}
+	if _, err := w.idp.store.EndSession(context.Background(), sid); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, "the ID token of an ended session", w.exchange(jagClientID, idt, idTokenType, w.rs.issuer),
+		http.StatusBadRequest, "invalid_request")
+}

@@ -27,6 +27,7 @@ type idClaims struct {
 	Nonce         string   `json:"nonce"`
 	AMR           []string `json:"amr"`
 	IDP           string   `json:"idp"`
+	SessionID     string   `json:"sid"`
 }
 
 // verifyIDToken checks an ID token the way a relying party would: go-oidc

@@ -30,7 +30,8 @@ const IdentityAssertionTTL = 5 * time.Minute
 // signature against the published keys, typ JWT (so no access token or
 // ID-JAG passes), issuer, expiry, aud naming clientID and azp, when
 // present, clientID alone; and that its user exists and is enabled, and
-// their tokens were not revoked since, which it returns. A refusal wraps ErrInactive, a disabled user
+// their tokens were not revoked since, which it returns, and that the
+// session it came from is live. A refusal wraps ErrInactive, a disabled user
 // storage.ErrUserDisabled; any other error is the store failing.
 func (t *Issuer) VerifyIDToken(ctx context.Context, raw, clientID string) (IDClaims, storage.User, error) {
 	var claims IDClaims
@@ -65,6 +66,17 @@ func (t *Issuer) VerifyIDToken(ctx context.Context, raw, clientID string) (IDCla
 		return claims, user, fmt.Errorf("%w: user %s: %w", ErrInactive, claims.Subject, err)
 	case err != nil:
 		return claims, user, err
+	}
+	// An assertion acts for the person where they are signed in: the ID
+	// token's session must still be live, so a logout ends what its ID
+	// tokens could still be traded for.
+	if claims.SessionID == "" {
+		return claims, user, fmt.Errorf("%w: the ID token names no session", ErrInactive)
+	}
+	if _, err := t.store.GetSession(ctx, claims.SessionID, t.now()); errors.Is(err, storage.ErrNotFound) {
+		return claims, user, fmt.Errorf("%w: the session the ID token came from has ended", ErrInactive)
+	} else if err != nil {
+		return claims, user, fmt.Errorf("session of the ID token: %w", err)
 	}
 	return claims, user, nil
 }
