@@ -23,19 +23,11 @@ import (
 // (parseClientCredentials), the client (VerifyClient), the grant the
 // client may use (withClient), the token types (tokenExchangeHandler);
 // then the exchange itself (Broker.TokenExchange) answers as through
-// the library, under the library's CORS rules (c). An exchange for an
-// identity assertion grant (ID-JAG), a token type the library refuses,
-// is exchangeForAssertion's. clientAuthentication has parsed the form
-// already.
+// the library, under the library's CORS rules (c). clientAuthentication
+// has parsed the form already.
 func (b *Broker) tokenEndpoint(lib http.Handler, c *cors.Cors) http.Handler {
 	exchanges := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var resp *op.Response
-		var err error
-		if edge.LastValue(r.Form, "requested_token_type") == string(exchange.TokenTypeIDJAG) {
-			resp, err = b.exchangeForAssertion(r)
-		} else {
-			resp, err = b.exchangeAt(r)
-		}
+		resp, err := b.exchangeAt(r)
 		if err != nil {
 			op.WriteError(w, r, err, nil)
 			return
@@ -55,7 +47,8 @@ func (b *Broker) tokenEndpoint(lib http.Handler, c *cors.Cors) http.Handler {
 }
 
 // exchangeAt is what the library's token endpoint does with a
-// token-exchange request r.
+// token-exchange request r, and what it would refuse: an exchange for an
+// identity assertion grant (ID-JAG).
 func (b *Broker) exchangeAt(r *http.Request) (*op.Response, error) {
 	cc, err := clients.Credentials(r.Header, r.Form)
 	if err != nil {
@@ -71,6 +64,10 @@ func (b *Broker) exchangeAt(r *http.Request) (*op.Response, error) {
 	}
 	req := tokenExchangeRequest(r.Form)
 	switch {
+	case req.RequestedTokenType == exchange.TokenTypeIDJAG:
+		// An identity assertion grant, a token type the library does not
+		// know and would refuse: the exchange makes its checks
+		// (broker/exchange/idjag.go).
 	case req.SubjectToken == "":
 		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token missing")
 	case req.SubjectTokenType == "":
