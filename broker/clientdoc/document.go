@@ -130,7 +130,7 @@ func parseDocument(id string, body []byte) (storage.Client, error) {
 			return storage.Client{}, fmt.Errorf("%s %q must be an https URL", link.name, link.value)
 		}
 	}
-	grants, err := grantTypes(d.GrantTypes)
+	grants, err := clients.SelfDescribedGrantTypes(d.GrantTypes)
 	if err != nil {
 		return storage.Client{}, err
 	}
@@ -182,29 +182,6 @@ func parseDocument(id string, body []byte) (storage.Client, error) {
 		return storage.Client{}, err
 	}
 	return c, nil
-}
-
-// grantTypes are the document's grant_types (RFC 7591's default,
-// authorization_code, when it names none): the authorization code grant
-// and refresh only, since a metadata document client is a client of
-// people's browsers.
-func grantTypes(named []string) ([]string, error) {
-	if len(named) == 0 {
-		return []string{clients.GrantAuthorizationCode}, nil
-	}
-	var grants []string
-	for _, g := range named {
-		if g != clients.GrantAuthorizationCode && g != clients.GrantRefreshToken {
-			return nil, fmt.Errorf("grant_types: %q is not supported; only %s and %s", g, clients.GrantAuthorizationCode, clients.GrantRefreshToken)
-		}
-		if !slices.Contains(grants, g) {
-			grants = append(grants, g)
-		}
-	}
-	if !slices.Contains(grants, clients.GrantAuthorizationCode) {
-		return nil, fmt.Errorf("grant_types must include %s", clients.GrantAuthorizationCode)
-	}
-	return grants, nil
 }
 
 // validScopeToken applies RFC 6749 section 3.3: printable ASCII but for

@@ -158,3 +158,24 @@ func validateActor(a string) error {
 	}
 	return errors.New(`want "client:<client id>" or "user:<UUID>"`)
 }
+
+// SelfDescribedGrantTypes checks the grant_types of a client that
+// describes itself (registering at /register, or in its client ID
+// metadata document): a client of people's browsers, so the
+// authorization code grant, required, and refresh; RFC 7591's default,
+// the authorization code grant alone, when it names none (nil). It
+// returns them sorted, without repeats.
+func SelfDescribedGrantTypes(named []string) ([]string, error) {
+	if named == nil {
+		return []string{GrantAuthorizationCode}, nil
+	}
+	for _, g := range named {
+		if g != GrantAuthorizationCode && g != GrantRefreshToken {
+			return nil, fmt.Errorf("grant_types: %q is not supported; only %s and %s", g, GrantAuthorizationCode, GrantRefreshToken)
+		}
+	}
+	if !slices.Contains(named, GrantAuthorizationCode) {
+		return nil, fmt.Errorf("grant_types must include %s", GrantAuthorizationCode)
+	}
+	return slices.Compact(slices.Sorted(slices.Values(named))), nil
+}

@@ -130,19 +130,11 @@ func (m Metadata) check(policy string, scopes []string) (storage.Client, Metadat
 	}
 	c.JWKS, c.JWKSURL = m.JWKS, m.JWKSURI
 
-	if m.GrantTypes == nil {
-		m.GrantTypes = []string{clients.GrantAuthorizationCode}
+	grants, err := clients.SelfDescribedGrantTypes(m.GrantTypes)
+	if err != nil {
+		return storage.Client{}, m, invalidMetadata("%v", err)
 	}
-	for _, g := range m.GrantTypes {
-		if g != clients.GrantAuthorizationCode && g != clients.GrantRefreshToken {
-			return storage.Client{}, m, invalidMetadata("grant_types: %q is not one of %s, %s", g, clients.GrantAuthorizationCode, clients.GrantRefreshToken)
-		}
-	}
-	if !slices.Contains(m.GrantTypes, clients.GrantAuthorizationCode) {
-		return storage.Client{}, m, invalidMetadata("grant_types: %s is required (the broker issues tokens to registered clients through it)", clients.GrantAuthorizationCode)
-	}
-	m.GrantTypes = slices.Compact(slices.Sorted(slices.Values(m.GrantTypes)))
-	c.GrantTypes = m.GrantTypes
+	m.GrantTypes, c.GrantTypes = grants, grants
 
 	if m.ResponseTypes == nil {
 		m.ResponseTypes = []string{"code"}
