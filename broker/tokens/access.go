@@ -18,6 +18,23 @@ import (
 // forged, expired, revoked, or its user disabled. Callers never learn which.
 var ErrInactive = errors.New("token inactive")
 
+// verifyOwn checks a token the broker signed: its signature against the
+// published keys and its typ, then decodes its claims into claims. A
+// refusal wraps ErrInactive.
+func (t *Issuer) verifyOwn(raw, typ string, claims any) error {
+	payload, header, err := t.keys.Verify(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInactive, err)
+	}
+	if got, _ := header.ExtraHeaders["typ"].(string); got != typ {
+		return fmt.Errorf("%w: typ %q is not %s", ErrInactive, got, typ)
+	}
+	if err := json.Unmarshal(payload, claims); err != nil {
+		return fmt.Errorf("%w: claims: %v", ErrInactive, err)
+	}
+	return nil
+}
+
 // VerifyAccessToken checks an access token the broker issued: signature
 // against the published keys, typ at+jwt, issuer, expiry, and that nothing
 // in storage revoked it (its jti, its Grant, or its user's tokens) and its
@@ -25,15 +42,8 @@ var ErrInactive = errors.New("token inactive")
 // accepts the broker's own access tokens goes through here.
 func (t *Issuer) VerifyAccessToken(ctx context.Context, raw string) (AccessClaims, storage.User, error) {
 	var claims AccessClaims
-	payload, header, err := t.keys.Verify(raw)
-	if err != nil {
-		return claims, storage.User{}, fmt.Errorf("%w: %v", ErrInactive, err)
-	}
-	if typ, _ := header.ExtraHeaders["typ"].(string); typ != "at+jwt" {
-		return claims, storage.User{}, fmt.Errorf("%w: typ %q is not at+jwt", ErrInactive, typ)
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return claims, storage.User{}, fmt.Errorf("%w: claims: %v", ErrInactive, err)
+	if err := t.verifyOwn(raw, "at+jwt", &claims); err != nil {
+		return claims, storage.User{}, err
 	}
 	if claims.Issuer != t.issuer || claims.JTI == "" || claims.Subject == "" || t.now().Unix() >= claims.Expiry {
 		return claims, storage.User{}, fmt.Errorf("%w: wrong issuer, no jti or sub, or expired", ErrInactive)

@@ -35,15 +35,9 @@ const IdentityAssertionTTL = 5 * time.Minute
 // storage.ErrUserDisabled; any other error is the store failing.
 func (t *Issuer) VerifyIDToken(ctx context.Context, raw, clientID string) (IDClaims, storage.User, error) {
 	var claims IDClaims
-	payload, header, err := t.keys.Verify(raw)
-	if err != nil {
-		return claims, storage.User{}, fmt.Errorf("%w: %v", ErrInactive, err)
-	}
-	if typ, _ := header.ExtraHeaders["typ"].(string); typ != "JWT" {
-		return claims, storage.User{}, fmt.Errorf("%w: typ %q is not an ID token's", ErrInactive, typ)
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return claims, storage.User{}, fmt.Errorf("%w: claims: %v", ErrInactive, err)
+	// typ JWT is an ID token's: no access token or ID-JAG passes.
+	if err := t.verifyOwn(raw, "JWT", &claims); err != nil {
+		return claims, storage.User{}, err
 	}
 	switch {
 	case claims.Issuer != t.issuer || claims.Subject == "" || t.now().Unix() >= claims.Expiry:
