@@ -172,3 +172,60 @@ func TestFault_KilledUnderLoad(t *testing.T) {
 		t.Fatalf("import after recovery: %v", err)
 	}
 }
+
+// A server that ended every session while the pools held them idle (a
+// restart, a failover) costs no request: the first statement to meet a dead
+// connection drops every pooled one, and an operation that is safe to run
+// again (a resolution, a transaction that never began) runs again on a new
+// connection.
+func TestFault_SessionsEndedWhileIdleCostNoRequest(t *testing.T) {
+	_, k, s := openKillable(t)
+	ctx := t.Context()
+	resolve := func(subject, name string) error {
+		_, err := s.ResolveIdentity(ctx, storage.ResolveRequest{
+			Connector: "auth0", Subject: subject, Email: subject + "@example.com", Name: name,
+			EmailVerified: true, LinkByEmail: true, Now: time.Now(),
+		})
+		return err
+	}
+	// Several connections in each pool: new identities go through the
+	// durable pool, known ones are read through the hot pool.
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			if err := resolve(fmt.Sprintf("warm-%d", i), "Warm"); err != nil {
+				t.Errorf("warm-up: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, err := k.kill(ctx); err != nil || n == 0 {
+		t.Fatalf("killed %d backends: %v", n, err)
+	}
+	time.Sleep(50 * time.Millisecond) // the backends exit
+
+	errs := make(chan error, 32)
+	for i := range 16 {
+		wg.Go(func() { errs <- resolve(fmt.Sprintf("new-%d", i), "New") })
+		wg.Go(func() { errs <- resolve(fmt.Sprintf("warm-%d", i), "Renamed") })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("resolution after the server ended its sessions: %v", err)
+		}
+	}
+	if _, err := s.ImportUsers(ctx, generateUsers(10), time.Now()); err != nil {
+		t.Errorf("import after the server ended its sessions: %v", err)
+	}
+
+	// A readiness check after a restart says ready at once.
+	if n, err := k.kill(ctx); err != nil || n == 0 {
+		t.Fatalf("killed %d backends: %v", n, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("ping after the server ended its sessions: %v", err)
+	}
+}

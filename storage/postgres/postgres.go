@@ -5,8 +5,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -208,7 +211,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	for _, p := range []db{s.pool, s.hot} {
-		if err := p.Ping(ctx); err != nil {
+		err := p.failed(p.Ping(ctx))
+		if sessionEnded(err) {
+			err = p.Ping(ctx) // on a new connection
+		}
+		if err != nil {
 			return fmt.Errorf("postgres: ping: %w", err)
 		}
 	}
@@ -243,20 +250,43 @@ func (s *Store) inHotTx(ctx context.Context, what string, fn func(pgx.Tx) error)
 	return inTxOn(ctx, s.hot, what, fn)
 }
 
+// inTxOn runs fn in a transaction on pool. A begin that met a session the
+// server had ended runs once more, on a new connection (db.failed dropped
+// the old ones): nothing ran. A transaction that fails later is not run
+// again here, since whether fn may run twice is the caller's to say.
 func inTxOn(ctx context.Context, pool db, what string, fn func(pgx.Tx) error) error {
 	tx, err := pool.Begin(ctx)
+	if sessionEnded(err) {
+		tx, err = pool.Begin(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: %s: begin: %w", what, err)
 	}
 	// Rollback after Commit does nothing; it must run even if ctx is done.
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if err := fn(tx); err != nil {
-		return err
+		return pool.failed(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: %s: commit: %w", what, err)
+		return fmt.Errorf("postgres: %s: commit: %w", what, pool.failed(err))
 	}
 	return nil
+}
+
+// sessionEnded reports whether err says the connection it came from is
+// gone: the server ended the session (a shutdown, a crash, or
+// pg_terminate_backend, as a failover does) or the socket closed under it.
+// A refused connection or a timeout is not: the pooled sessions may be
+// fine.
+func sessionEnded(err error) bool {
+	if err == nil {
+		return false
+	}
+	if isCode(err, "57P01") || isCode(err, "57P02") {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // isCode reports whether err is a Postgres error with the given SQLSTATE.

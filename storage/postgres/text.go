@@ -28,22 +28,46 @@ func textError(err error) error {
 }
 
 // db is a connection pool whose statements report refused text through
-// textError.
+// textError, and whose failures on a session the server ended drop every
+// connection it holds (see sessionEnded).
 type db struct{ *pgxpool.Pool }
 
 func (p db) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return textExec(p.Pool.Exec(ctx, sql, args...))
+	tag, err := p.Pool.Exec(ctx, sql, args...)
+	return tag, p.failed(err)
 }
 
 func (p db) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return textQuery(p.Pool.Query(ctx, sql, args...))
+	rows, err := p.Pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, p.failed(err)
+	}
+	return textRows{rows, p}, nil
 }
 
 func (p db) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return textRow{p.Pool.QueryRow(ctx, sql, args...)}
+	return textRow{p.Pool.QueryRow(ctx, sql, args...), p}
 }
 
-func (p db) Begin(ctx context.Context) (pgx.Tx, error) { return textBegin(p.Pool.Begin(ctx)) }
+func (p db) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := p.Pool.Begin(ctx)
+	if err != nil {
+		return nil, p.failed(err)
+	}
+	return textTx{tx}, nil
+}
+
+// failed returns err as textError does, after dropping every pooled
+// connection when err says the server ended the session: what ends one
+// (a restart, a failover) has almost always ended the others, and each
+// would otherwise fail a request of its own before the pool noticed.
+// Connections in use are closed when they are released.
+func (p db) failed(err error) error {
+	if sessionEnded(err) {
+		p.Reset()
+	}
+	return textError(err)
+}
 
 // textTx is a transaction whose statements report refused text through
 // textError.
@@ -60,7 +84,7 @@ func (tx textTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 }
 
 func (tx textTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return textRow{tx.Tx.QueryRow(ctx, sql, args...)}
+	return textRow{Row: tx.Tx.QueryRow(ctx, sql, args...)}
 }
 
 func (tx textTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
@@ -76,17 +100,35 @@ type textBatch struct{ pgx.BatchResults }
 
 func (b textBatch) Exec() (pgconn.CommandTag, error) { return textExec(b.BatchResults.Exec()) }
 func (b textBatch) Query() (pgx.Rows, error)         { return textQuery(b.BatchResults.Query()) }
-func (b textBatch) QueryRow() pgx.Row                { return textRow{b.BatchResults.QueryRow()} }
+func (b textBatch) QueryRow() pgx.Row                { return textRow{Row: b.BatchResults.QueryRow()} }
 func (b textBatch) Close() error                     { return textError(b.BatchResults.Close()) }
 
-type textRow struct{ pgx.Row }
+// textRow and textRows report errors through textError, or through their
+// pool's failed when they came from one rather than a transaction (whose
+// errors reach inTxOn).
+type textRow struct {
+	pgx.Row
+	pool db
+}
 
-func (r textRow) Scan(dest ...any) error { return textError(r.Row.Scan(dest...)) }
+func (r textRow) Scan(dest ...any) error { return r.pool.failedOrText(r.Row.Scan(dest...)) }
 
 // textRows reports a refusal where pgx does: from Err once Next is false.
-type textRows struct{ pgx.Rows }
+type textRows struct {
+	pgx.Rows
+	pool db
+}
 
-func (r textRows) Err() error { return textError(r.Rows.Err()) }
+func (r textRows) Err() error { return r.pool.failedOrText(r.Rows.Err()) }
+
+// failedOrText is failed for a pool's own statements and textError for a
+// transaction's.
+func (p db) failedOrText(err error) error {
+	if p.Pool == nil {
+		return textError(err)
+	}
+	return p.failed(err)
+}
 
 func textExec(tag pgconn.CommandTag, err error) (pgconn.CommandTag, error) {
 	return tag, textError(err)
@@ -96,7 +138,7 @@ func textQuery(rows pgx.Rows, err error) (pgx.Rows, error) {
 	if err != nil {
 		return nil, textError(err)
 	}
-	return textRows{rows}, nil
+	return textRows{Rows: rows}, nil
 }
 
 func textBegin(tx pgx.Tx, err error) (pgx.Tx, error) {

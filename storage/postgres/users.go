@@ -58,6 +58,16 @@ func (s *Store) ResolveIdentity(ctx context.Context, req storage.ResolveRequest)
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
+	res, err := s.resolve(ctx, req, presetID)
+	if sessionEnded(err) {
+		// Resolving is safe to run twice (a second run finds what a first
+		// one committed), and the pool now holds no ended session.
+		res, err = s.resolve(ctx, req, presetID)
+	}
+	return res, err
+}
+
+func (s *Store) resolve(ctx context.Context, req storage.ResolveRequest, presetID string) (storage.Resolution, error) {
 	if res, ok, err := s.resolveUnchanged(ctx, req); ok || err != nil {
 		return res, err
 	}
