@@ -21,8 +21,9 @@
 // Scenarios (--scenarios, default all):
 //
 //	exchange-existing  token exchange (RFC 8693) for a warmed pool of --users users
-//	exchange-new       token exchange for a first-time subject each time; checks
-//	                   afterwards that each got its own UUID, kept on a second exchange
+//	exchange-new       token exchange for a first-time subject each time, with tokens
+//	                   signed before measuring; checks afterwards that each got its
+//	                   own UUID, kept on a second exchange
 //	login              authorize → upstream → callback → redirect → code exchange
 //	jwks-discovery     GET JWKS and discovery in turn
 //	refresh            refresh-token rotation, one chain per worker
@@ -340,7 +341,7 @@ func load(ctx context.Context, o options) ([]result, string, floorResult, error)
 	if err := bc.waitReady(ctx, o.wait); err != nil {
 		return nil, "", floorResult{}, err
 	}
-	e := &env{broker: bc, up: up, users: o.users, runID: newRunID()}
+	e := &env{broker: bc, up: up, users: o.users, runID: newRunID(), firstTimeTokens: firstTimeTokens(o.plan)}
 
 	floor := floorResult{alg: o.alg, goroutines: min(o.plan.concurrency, runtime.GOMAXPROCS(0)), note: "from --alg"}
 	if floor.alg == "" {

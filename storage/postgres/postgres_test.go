@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,6 +200,27 @@ func BenchmarkImportUsers100k(b *testing.B) {
 // within storage.LastLoginGranularity, from many goroutines at once.
 func BenchmarkResolveIdentityKnown(b *testing.B) {
 	benchmarkResolveKnown(b, pgtest.NewStore(b))
+}
+
+// The first-time path of token exchange: an identity nobody holds, with a
+// verified email nobody owns, from many goroutines at once. Each creates
+// one user, committed durably; 16 at a time, as brokerload's workers.
+func BenchmarkResolveIdentityNew(b *testing.B) {
+	s := pgtest.NewStore(b)
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sub := fmt.Sprintf("new-%d", n.Add(1))
+			if _, err := s.ResolveIdentity(context.Background(), storage.ResolveRequest{
+				Connector: "auth0", Subject: sub, Email: sub + "@example.com", EmailVerified: true,
+				LinkByEmail: true, Now: time.Now(),
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // What every token-accepting endpoint asks, from many goroutines at once.
