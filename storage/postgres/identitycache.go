@@ -9,7 +9,7 @@ import (
 )
 
 // identityCache keeps what the read of a known identity returned
-// (resolveUnchanged), so that a replica answers repeated logins and
+// (resolveOneStatement), so that a replica answers repeated logins and
 // exchanges of one identity without a round trip. It may answer only
 // while this replica hears every change: the triggers of migration 015
 // notify the channel broker_identities of any change to a user or an
@@ -39,7 +39,7 @@ type identityCache struct {
 // identityKey is an identity's primary key.
 type identityKey struct{ connector, subject string }
 
-// cachedIdentity is what resolveUnchanged reads of a known identity.
+// cachedIdentity is what resolveOneStatement reads of a known identity.
 type cachedIdentity struct {
 	user        storage.User
 	email, name string // the identity's, as last recorded

@@ -205,7 +205,7 @@ func resolve(ctx context.Context, tx pgx.Tx, req storage.ResolveRequest, presetI
 	case !errors.Is(err, pgx.ErrNoRows):
 		return storage.Resolution{}, err
 	case req.KnownOnly:
-		// Gone since resolveUnchanged saw it (deleted meanwhile).
+		// Gone since resolveOneStatement saw it (deleted meanwhile).
 		return storage.Resolution{}, storage.ErrNotFound
 	}
 
