@@ -303,6 +303,8 @@ func TestExchange_RequestErrors(t *testing.T) {
 		{"subject_token_type twice", base("subject_token_type", accessTokenType), 400, "invalid_request"},
 		{"scope twice", base("scope", "email", "scope", "profile"), 400, "invalid_request"},
 		{"grant_type twice", base("grant_type", tokenExchangeGrant, "grant_type", tokenExchangeGrant), 400, "invalid_request"},
+		{"grant_type twice, another grant first", base("grant_type", "client_credentials", "grant_type", tokenExchangeGrant), 400, "invalid_request"},
+		{"grant_type twice, the exchange first", base("grant_type", tokenExchangeGrant, "grant_type", "client_credentials"), 400, "invalid_request"},
 		{"connector twice", base("connector", "auth0", "connector", "auth0"), 400, "invalid_request"},
 		{"actor_token without type", base("actor_token", subject), 400, "invalid_request"},
 		{"actor_token_type without token", base("actor_token_type", accessTokenType), 400, "invalid_request"},

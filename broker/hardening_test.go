@@ -381,3 +381,39 @@ func TestCORS_OnlyRegisteredOrigins(t *testing.T) {
 		t.Error("the broker answered a wildcard")
 	}
 }
+
+// RFC 6749 section 3.2: a token request's parameters "MUST NOT be included
+// more than once". The library would read the first of two and the broker
+// would answer a grant the client may not have meant; a repeated code, grant
+// type or refresh token is refused and spends nothing.
+func TestToken_RepeatedParametersRefused(t *testing.T) {
+	e := newEnv(t)
+	l := e.login(e.browser(), "twice@example.com", authRequest{scope: "openid email offline_access"})
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {l.code, l.code},
+		"redirect_uri":  {l.redirectURI},
+		"client_id":     {l.clientID},
+		"code_verifier": {l.pkce.Verifier},
+	}
+	if r := e.token(form, "", ""); r.Status != http.StatusBadRequest || r.Error != "invalid_request" || !strings.Contains(r.Description, "code") {
+		t.Fatalf("code twice: %d %q %q", r.Status, r.Error, r.Description)
+	}
+	form["code"] = []string{l.code}
+	form["grant_type"] = []string{"authorization_code", "refresh_token"}
+	if r := e.token(form, "", ""); r.Status != http.StatusBadRequest || r.Error != "invalid_request" || !strings.Contains(r.Description, "grant_type") {
+		t.Fatalf("grant_type twice: %d %q %q", r.Status, r.Error, r.Description)
+	}
+	// The code was not spent.
+	tr := e.redeem(l)
+	if tr.Status != http.StatusOK || tr.RefreshToken == "" {
+		t.Fatalf("the code after the refusals: %d %s", tr.Status, tr.Description)
+	}
+	r := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken, tr.RefreshToken}, "client_id": {l.clientID}}, "", "")
+	if r.Status != http.StatusBadRequest || r.Error != "invalid_request" {
+		t.Fatalf("refresh_token twice: %d %q", r.Status, r.Error)
+	}
+	if r := e.refresh(l.clientID, tr.RefreshToken); r.Status != http.StatusOK {
+		t.Fatalf("the refresh token after the refusal: %d %s", r.Status, r.Description)
+	}
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/idbroker/broker/broker/clients"
@@ -37,13 +38,46 @@ func (b *Broker) tokenEndpoint(lib http.Handler, c *cors.Cors) http.Handler {
 		}
 		httphelper.MarshalJSON(w, resp.Data)
 	}))
+	refuseRepeated := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, _ := repeatedParam(r.Form)
+		op.WriteError(w, r, oidc.ErrInvalidRequest().WithDescription("parameter %s is included more than once", name), nil)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeTokenExchange {
+		if r.Method != http.MethodPost {
+			lib.ServeHTTP(w, r)
+			return
+		}
+		if _, repeated := repeatedParam(r.Form); repeated {
+			// The library reads the first of repeated values, the
+			// dispatch above would read the same, and neither may guess
+			// what a client meant by two grant types or two codes.
+			refuseRepeated.ServeHTTP(w, r)
+			return
+		}
+		if oidc.GrantType(r.Form.Get("grant_type")) != oidc.GrantTypeTokenExchange {
 			lib.ServeHTTP(w, r)
 			return
 		}
 		exchanges.ServeHTTP(w, r)
 	})
+}
+
+// repeatedParam names, in byte order, the first parameter of a token
+// request that appears more than once, which RFC 6749 section 3.2 forbids:
+// "Request and response parameters MUST NOT be included more than once."
+// resource (RFC 8707) and audience (RFC 8693) may repeat.
+func repeatedParam(form url.Values) (string, bool) {
+	var names []string
+	for name, values := range form {
+		if len(values) > 1 && name != "resource" && name != "audience" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	slices.Sort(names)
+	return names[0], true
 }
 
 // exchangeAt is what the library's token endpoint does with a
