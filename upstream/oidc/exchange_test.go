@@ -137,3 +137,39 @@ func BenchmarkVerifyToken(b *testing.B) {
 		b.Errorf("%d JWKS fetches with the keys cached, want 0", n)
 	}
 }
+
+// A registered claim of the wrong JSON type is refused as an invalid token,
+// whichever claim it is; a null one counts as absent.
+func TestVerifyToken_RegisteredClaimsOfTheWrongTypeAreRefused(t *testing.T) {
+	f := testenv.NewAuth0(t)
+	c := newGeneric(t, f)
+	now := time.Now()
+	for _, tt := range []struct {
+		name string
+		opt  testenv.TokenOption
+		ok   bool
+	}{
+		{"exp a string", testenv.WithClaim("exp", "9999999999"), false},
+		{"exp null", testenv.WithClaim("exp", nil), false},
+		{"exp fractional", testenv.WithClaim("exp", float64(now.Add(time.Hour).Unix())+0.5), true},
+		{"nbf a string", testenv.WithClaim("nbf", "0"), false},
+		{"nbf null", testenv.WithClaim("nbf", nil), true},
+		{"iat a bool", testenv.WithClaim("iat", true), false},
+		{"iss a number", testenv.WithClaim("iss", 1), false},
+		{"sub an object", testenv.WithClaim("sub", map[string]any{"id": "x"}), false},
+		{"aud a number", testenv.WithClaim("aud", 1), false},
+		{"aud with a number", testenv.WithClaim("aud", []any{api, 1}), false},
+		{"aud a list", testenv.WithClaim("aud", []any{"https://other.example.com", api}), true},
+		{"jti a number", testenv.WithClaim("jti", 7), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.VerifyToken(t.Context(), f.AccessToken(alice, api, tt.opt), upstream.TokenTypeAccessToken)
+			switch {
+			case tt.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tt.ok && !errors.Is(err, upstream.ErrInvalidToken):
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+}
