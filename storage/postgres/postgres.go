@@ -53,8 +53,10 @@ const defaultOpTimeout = 10 * time.Second
 // off the login path. Users, identities, clients, signing keys, the audit
 // log, used jtis and every revocation stay durable.
 //
-// The hot paths' reads (a known identity, an access token's user, a
-// refresh token's grant) go through hot too. Those are CPU work inside
+// The hot paths' reads (an access token's user, a refresh token's grant)
+// go through hot too. A known identity the cache does not hold is read
+// through the durable pool, by the statement that creates a first-time
+// user when there is none (resolveOneStatement). Those are CPU work inside
 // Postgres, and running more of them at once than the database has cores
 // for only queues them there; a durable commit mostly waits for its WAL
 // flush, and more of them at once share a flush. So the durable pool is
