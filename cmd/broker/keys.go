@@ -45,7 +45,7 @@ func keysCommand(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		return printKeys(ctx, m, stdout)
 	case "revoke":
 		if f.fs.NArg() != 1 {
-			return errors.New("usage: broker keys revoke --config FILE KID")
+			return errors.New("usage: broker keys revoke --config FILE -- KID (a key id may begin with -)")
 		}
 		if err := m.Revoke(ctx, f.fs.Arg(0)); err != nil {
 			return err

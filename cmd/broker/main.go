@@ -17,7 +17,8 @@
 //	broker orgs members add|list|role|remove --config FILE ORG ...
 //	broker sessions list --config FILE --user EMAIL|UUID
 //	broker sessions revoke --config FILE -- ID
-//	broker keys list|rotate [--now]|revoke KID --config FILE
+//	broker keys list|rotate [--now] --config FILE
+//	broker keys revoke --config FILE -- KID
 //	broker secrets rotate --config FILE
 //	broker version
 package main
