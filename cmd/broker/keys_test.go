@@ -43,7 +43,7 @@ func TestKeys_ListRotateRevoke(t *testing.T) {
 	if kid == "" {
 		t.Fatalf("no signing ID-token key listed:\n%s", rotated)
 	}
-	revoked := keys("revoke", kid)
+	revoked := keys("revoke", "--", kid) // a kid may begin with -
 	table := revoked[strings.Index(revoked, "KID"):]
 	if strings.Contains(table, kid) {
 		t.Fatalf("revoked key %s still listed:\n%s", kid, revoked)
