@@ -206,6 +206,12 @@ func TestIDJAG_EnterpriseIdPToResourceServer(t *testing.T) {
 		t.Errorf("audit of the user: %v, want id_jag.issued", got)
 	}
 
+	// RFC 6749 section 3.2: a repeated parameter is refused before the
+	// assertion is looked at, and burns nothing.
+	twice := w.rs.token(url.Values{"grant_type": {jwtBearerGrant}, "client_id": {jagClientID},
+		"client_secret": {jagClientSecret}, "assertion": {tr.AccessToken, tr.AccessToken}}, "", "")
+	wantRefused(t, "the assertion twice", twice, http.StatusBadRequest, "invalid_request")
+
 	at := redeemJAG(w.rs, jagClientID, tr.AccessToken)
 	if at.Status != http.StatusOK || at.TokenType != "Bearer" || at.RefreshToken != "" || at.IDToken != "" || at.Scope != "chat.read" {
 		t.Fatalf("redeem: %+v", at)

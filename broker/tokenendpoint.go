@@ -120,8 +120,8 @@ func (b *Broker) exchangeAt(r *http.Request) (*op.Response, error) {
 }
 
 // tokenExchangeRequest is the section 2.1 request as the library's
-// decoder reads it from form. The exchange reads the form itself
-// (exchange.parseExchange), which refuses the repetitions this lets by.
+// decoder reads it from form; a repeated parameter was refused before
+// (repeatedParam).
 func tokenExchangeRequest(form url.Values) *oidc.TokenExchangeRequest {
 	req := &oidc.TokenExchangeRequest{
 		GrantType:          oidc.GrantType(edge.LastValue(form, "grant_type")),

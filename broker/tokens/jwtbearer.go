@@ -44,11 +44,6 @@ import (
 // 7521 section 5.2, section 4.4.1); the checks that write nothing come
 // first, so a refused assertion burns no jti and provisions nobody.
 func (t *Issuer) JWTProfile(ctx context.Context, r *op.Request[oidc.JWTProfileGrantRequest]) (*op.Response, error) {
-	for _, p := range []string{"grant_type", "assertion", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"} {
-		if len(r.Form[p]) > 1 {
-			return nil, oidc.ErrInvalidRequest().WithDescription("parameter %s is included more than once", p)
-		}
-	}
 	client, err := t.bearerClient(ctx, r)
 	if err != nil {
 		return nil, err
