@@ -213,8 +213,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	for _, p := range []db{s.pool, s.hot} {
-		err := p.failed(p.Ping(ctx))
-		if sessionEnded(err) {
+		err := p.Ping(ctx)
+		if p.dropIfEnded(err) {
 			err = p.Ping(ctx) // on a new connection
 		}
 		if err != nil {
@@ -266,11 +266,14 @@ func inTxOn(ctx context.Context, pool db, what string, fn func(pgx.Tx) error) er
 	}
 	// Rollback after Commit does nothing; it must run even if ctx is done.
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// fn's statements reported refused text already (textTx).
 	if err := fn(tx); err != nil {
-		return pool.failed(err)
+		pool.dropIfEnded(err)
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: %s: commit: %w", what, pool.failed(err))
+		pool.dropIfEnded(err)
+		return fmt.Errorf("postgres: %s: commit: %w", what, err)
 	}
 	return nil
 }

@@ -57,16 +57,23 @@ func (p db) Begin(ctx context.Context) (pgx.Tx, error) {
 	return textTx{tx}, nil
 }
 
-// failed returns err as textError does, after dropping every pooled
-// connection when err says the server ended the session: what ends one
-// (a restart, a failover) has almost always ended the others, and each
-// would otherwise fail a request of its own before the pool noticed.
-// Connections in use are closed when they are released.
+// failed returns err as textError does, after dropIfEnded.
 func (p db) failed(err error) error {
-	if sessionEnded(err) {
-		p.Reset()
-	}
+	p.dropIfEnded(err)
 	return textError(err)
+}
+
+// dropIfEnded drops every pooled connection when err says the server
+// ended the session: what ends one (a restart, a failover) has almost
+// always ended the others, and each would otherwise fail a request of its
+// own before the pool noticed. Connections in use are closed when they
+// are released. It reports whether it dropped them.
+func (p db) dropIfEnded(err error) bool {
+	if !sessionEnded(err) {
+		return false
+	}
+	p.Reset()
+	return true
 }
 
 // textTx is a transaction whose statements report refused text through
