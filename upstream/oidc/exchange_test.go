@@ -42,12 +42,7 @@ func TestVerifyToken_NotBeforeAndIssuedAtLeeway(t *testing.T) {
 				c.Clock = func() time.Time { return now }
 			})
 			_, err := c.VerifyToken(t.Context(), f.AccessToken(alice, api, tt.opt), upstream.TokenTypeAccessToken)
-			switch {
-			case tt.ok && err != nil:
-				t.Fatalf("refused: %v", err)
-			case !tt.ok && !errors.Is(err, upstream.ErrInvalidToken):
-				t.Fatalf("err = %v, want ErrInvalidToken", err)
-			}
+			wantAccepted(t, err, tt.ok)
 		})
 	}
 }
@@ -164,12 +159,19 @@ func TestVerifyToken_RegisteredClaimsOfTheWrongTypeAreRefused(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := c.VerifyToken(t.Context(), f.AccessToken(alice, api, tt.opt), upstream.TokenTypeAccessToken)
-			switch {
-			case tt.ok && err != nil:
-				t.Fatalf("refused: %v", err)
-			case !tt.ok && !errors.Is(err, upstream.ErrInvalidToken):
-				t.Fatalf("err = %v, want ErrInvalidToken", err)
-			}
+			wantAccepted(t, err, tt.ok)
 		})
+	}
+}
+
+// wantAccepted fails t unless err is nil when ok, and an invalid token
+// when not.
+func wantAccepted(t *testing.T, err error, ok bool) {
+	t.Helper()
+	switch {
+	case ok && err != nil:
+		t.Fatalf("refused: %v", err)
+	case !ok && !errors.Is(err, upstream.ErrInvalidToken):
+		t.Fatalf("err = %v, want ErrInvalidToken", err)
 	}
 }
