@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -25,15 +24,14 @@ const (
 // maxResponse bounds what is read of any response.
 const maxResponse = 1 << 20
 
-// newHTTPClient returns the one client every request goes through: a
-// transport that keeps a connection per worker alive (the default keeps
-// two per host, so 16 workers would open and close connections on every
-// request), never follows redirects (the login flow follows them itself,
-// checking each), and dials only loopback addresses.
+// newHTTPClient returns the client of every request but those a
+// workerClient sends: a transport that keeps a connection per worker alive
+// (the default keeps two per host, so 16 workers would open and close
+// connections on every request), never follows redirects (the login flow
+// follows them itself, checking each), and dials only loopback addresses.
 func newHTTPClient(concurrency int, timeout time.Duration) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, ControlContext: loopbackOnly}
 	tr := &http.Transport{
-		DialContext:           dialer.DialContext,
+		DialContext:           loopbackDialer().DialContext,
 		MaxIdleConns:          2*concurrency + 16,
 		MaxIdleConnsPerHost:   concurrency + 8,
 		IdleConnTimeout:       90 * time.Second,
@@ -51,15 +49,23 @@ func newHTTPClient(concurrency int, timeout time.Duration) *http.Client {
 
 // brokerClient speaks the broker's protocol as the tool's client.
 type brokerClient struct {
-	hc           *http.Client
-	base         *url.URL // --broker: every broker request goes here
-	issuer       string   // as discovery says; checked against iss in responses
-	paths        endpointPaths
-	clientID     string
-	clientSecret string
-	connector    string
-	redirectURI  string
-	audience     string
+	hc          *http.Client
+	base        *url.URL // --broker: every broker request goes here
+	issuer      string   // as discovery says; checked against iss in responses
+	paths       endpointPaths
+	clientID    string
+	auth        string // Authorization of the client's requests (basicAuth)
+	connector   string
+	redirectURI string
+	audience    string
+}
+
+// basicAuth is the Authorization value of client_secret_basic, built once
+// rather than on every request.
+func basicAuth(clientID, clientSecret string) string {
+	// RFC 6749 section 2.3.1: form-encode both before Basic.
+	cred := url.QueryEscape(clientID) + ":" + url.QueryEscape(clientSecret)
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(cred))
 }
 
 // endpointPaths are the broker's endpoint paths, read from discovery.
@@ -174,17 +180,23 @@ func (c *brokerClient) do(req *http.Request, want int) (*http.Response, []byte, 
 	// Drain what was not read, so the connection is reused.
 	io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != want {
-		e := &httpError{method: req.Method, path: path, status: resp.StatusCode}
-		var oe struct {
-			Error string `json:"error"`
-			Desc  string `json:"error_description"`
-		}
-		if json.Unmarshal(body, &oe) == nil {
-			e.code, e.desc = oe.Error, oe.Desc
-		}
-		return resp, body, e
+		return resp, body, statusError(req.Method, path, resp.StatusCode, body)
 	}
 	return resp, body, nil
+}
+
+// statusError is the *httpError of an answer with an unexpected status,
+// with the OAuth error of its body if it has one.
+func statusError(method, path string, status int, body []byte) error {
+	e := &httpError{method: method, path: path, status: status}
+	var oe struct {
+		Error string `json:"error"`
+		Desc  string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &oe) == nil {
+		e.code, e.desc = oe.Error, oe.Desc
+	}
+	return e
 }
 
 func (c *brokerClient) get(ctx context.Context, path string) ([]byte, error) {
@@ -199,40 +211,47 @@ func (c *brokerClient) get(ctx context.Context, path string) ([]byte, error) {
 	return body, err
 }
 
-// postForm posts form to path, authenticated as the client with
+// postForm posts form, encoded, to path, authenticated as the client with
 // client_secret_basic.
-func (c *brokerClient) postForm(ctx context.Context, path string, form url.Values) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(path), strings.NewReader(form.Encode()))
+func (c *brokerClient) postForm(ctx context.Context, path, form string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(path), strings.NewReader(form))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	// RFC 6749 section 2.3.1: form-encode both before Basic.
-	req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.clientSecret))
+	req.Header.Set("Content-Type", formType)
+	req.Header.Set("Authorization", c.auth)
 	_, body, err := c.do(req, http.StatusOK)
 	return body, err
 }
 
-// tokenResponse is a token endpoint's answer.
+// formType is the Content-Type of every POST.
+const formType = "application/x-www-form-urlencoded"
+
+// tokenResponse is a token endpoint's answer, the fields the tool checks.
 type tokenResponse struct {
-	AccessToken     string `json:"access_token"`
-	IDToken         string `json:"id_token"`
-	RefreshToken    string `json:"refresh_token"`
-	TokenType       string `json:"token_type"`
-	IssuedTokenType string `json:"issued_token_type"`
+	AccessToken  string `json:"access_token"`
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token"`
 }
 
-func (c *brokerClient) token(ctx context.Context, form url.Values) (tokenResponse, error) {
+// token posts form, encoded, to the token endpoint.
+func (c *brokerClient) token(ctx context.Context, form string) (tokenResponse, error) {
 	body, err := c.postForm(ctx, c.paths.token, form)
 	if err != nil {
 		return tokenResponse{}, err
 	}
+	return decodeToken(c.paths.token, body)
+}
+
+// decodeToken decodes the body of a token endpoint's 200 answer, which
+// must hold an access token.
+func decodeToken(path string, body []byte) (tokenResponse, error) {
 	var t tokenResponse
 	if err := json.Unmarshal(body, &t); err != nil {
-		return tokenResponse{}, fmt.Errorf("POST %s: %w", c.paths.token, err)
+		return tokenResponse{}, fmt.Errorf("POST %s: %w", path, err)
 	}
 	if t.AccessToken == "" {
-		return tokenResponse{}, fmt.Errorf("POST %s: no access_token in the response", c.paths.token)
+		return tokenResponse{}, fmt.Errorf("POST %s: no access_token in the response", path)
 	}
 	return t, nil
 }
@@ -240,38 +259,53 @@ func (c *brokerClient) token(ctx context.Context, form url.Values) (tokenRespons
 // exchange trades an upstream access token for a broker access token
 // (RFC 8693).
 func (c *brokerClient) exchange(ctx context.Context, subjectToken string) (tokenResponse, error) {
-	return c.token(ctx, url.Values{
+	return c.token(ctx, c.exchangeForm(subjectToken))
+}
+
+// exchangeForm is the encoded form of an exchange of subjectToken. It is
+// the same for every exchange of the token, so the scenarios encode it
+// once, before they measure.
+func (c *brokerClient) exchangeForm(subjectToken string) string {
+	return url.Values{
 		"grant_type":         {grantTokenExchange},
 		"subject_token":      {subjectToken},
 		"subject_token_type": {tokenTypeAccessToken},
 		"audience":           {c.audience},
-	})
+	}.Encode()
 }
 
-// refresh rotates a refresh token.
-func (c *brokerClient) refresh(ctx context.Context, refreshToken string) (tokenResponse, error) {
-	t, err := c.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
-	if err == nil && (t.RefreshToken == "" || t.RefreshToken == refreshToken) {
-		err = fmt.Errorf("POST %s: refresh did not rotate the refresh token", c.paths.token)
-	}
-	return t, err
+// refreshForm is the encoded form of a refresh of refreshToken.
+func refreshForm(refreshToken string) string {
+	return "grant_type=refresh_token&refresh_token=" + url.QueryEscape(refreshToken)
 }
 
-// introspect asks whether an access token is active and returns its sub.
-func (c *brokerClient) introspect(ctx context.Context, token string) (string, error) {
-	body, err := c.postForm(ctx, c.paths.introspect, url.Values{"token": {token}, "token_type_hint": {"access_token"}})
-	if err != nil {
-		return "", err
+// checkRotated checks that a refresh of old answered with a new refresh
+// token.
+func checkRotated(path, old string, t tokenResponse) error {
+	if t.RefreshToken == "" || t.RefreshToken == old {
+		return fmt.Errorf("POST %s: refresh did not rotate the refresh token", path)
 	}
+	return nil
+}
+
+// introspectForm is the encoded form of an introspection of an access
+// token.
+func introspectForm(accessToken string) string {
+	return url.Values{"token": {accessToken}, "token_type_hint": {"access_token"}}.Encode()
+}
+
+// decodeIntrospection decodes the body of an introspection endpoint's 200
+// answer, which must say the token is active, and returns its sub.
+func decodeIntrospection(path string, body []byte) (string, error) {
 	var r struct {
 		Active bool   `json:"active"`
 		Sub    string `json:"sub"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return "", fmt.Errorf("POST %s: %w", c.paths.introspect, err)
+		return "", fmt.Errorf("POST %s: %w", path, err)
 	}
 	if !r.Active {
-		return "", fmt.Errorf("POST %s: a fresh access token is not active", c.paths.introspect)
+		return "", fmt.Errorf("POST %s: a fresh access token is not active", path)
 	}
 	return r.Sub, nil
 }
@@ -335,7 +369,7 @@ func (c *brokerClient) login(ctx context.Context, usr user, offline bool) (token
 		"code":          {cb.Get("code")},
 		"redirect_uri":  {c.redirectURI},
 		"code_verifier": {verifier},
-	})
+	}.Encode())
 	if err != nil {
 		return tokenResponse{}, err
 	}
@@ -403,11 +437,12 @@ type tokenClaims struct {
 // what the broker said, not that the broker signed it (a downstream
 // service's job, and not what is measured here).
 func jwtClaims(raw string) (tokenClaims, error) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
+	_, rest, _ := strings.Cut(raw, ".")
+	encoded, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(sig, ".") {
 		return tokenClaims{}, errors.New("not a compact JWT")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	payload, err := base64.RawURLEncoding.DecodeString(encoded)
 	if err != nil {
 		return tokenClaims{}, fmt.Errorf("JWT payload: %w", err)
 	}

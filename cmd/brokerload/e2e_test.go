@@ -111,6 +111,9 @@ func TestLoad_EndToEnd(t *testing.T) {
 			if r.cpu < 0 || r.cpuErr != nil {
 				t.Errorf("cpu = %v (%v), want this process's CPU time", r.cpu, r.cpuErr)
 			}
+			if r.toolCPU < 0 || r.toolCPUErr != nil {
+				t.Errorf("tool cpu = %v (%v), want this process's CPU time", r.toolCPU, r.toolCPUErr)
+			}
 			if r.rss.peak <= 0 || r.rss.first <= 0 || r.rss.last <= 0 {
 				t.Errorf("rss = %d, want this process's resident memory (%v)", r.rss, r.rssErr)
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"syscall"
+	"time"
 )
 
 // checkLoopbackURL parses an http(s) URL and refuses it unless its host is
@@ -57,6 +58,12 @@ func isLoopbackHost(host string) bool {
 
 // errNotLoopback is what the dialer answers for any other address.
 var errNotLoopback = errors.New("brokerload dials only loopback addresses")
+
+// loopbackDialer returns a dialer that refuses any address but a loopback
+// one (see loopbackOnly).
+func loopbackDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, ControlContext: loopbackOnly}
+}
 
 // loopbackOnly is a net.Dialer Control function. It checks the address
 // actually dialled, after name resolution, so a redirect to another

@@ -1,6 +1,7 @@
 // Command brokerload drives a running broker with load and prints, per
-// scenario, requests per second, p50/p95/p99 latency, errors and the
-// broker's resident memory, beside the signing floor of this machine.
+// scenario, requests per second, p50/p95/p99 latency, errors, the
+// broker's and the tool's own CPU time per request and the broker's
+// resident memory, beside the signing floor of this machine.
 //
 // The tool is also the upstream identity provider: it serves OpenID
 // Connect discovery, a JWKS, an /authorize that approves at once and a
@@ -333,7 +334,7 @@ func load(ctx context.Context, o options) ([]result, string, floorResult, error)
 	}
 	bc := &brokerClient{
 		hc: newHTTPClient(o.plan.concurrency, o.timeout), base: brokerURL,
-		clientID: o.clientID, clientSecret: o.clientSecret, connector: o.connector,
+		clientID: o.clientID, auth: basicAuth(o.clientID, o.clientSecret), connector: o.connector,
 		redirectURI: o.redirectURI, audience: o.audience,
 	}
 	defer bc.hc.CloseIdleConnections()
@@ -341,7 +342,19 @@ func load(ctx context.Context, o options) ([]result, string, floorResult, error)
 	if err := bc.waitReady(ctx, o.wait); err != nil {
 		return nil, "", floorResult{}, err
 	}
-	e := &env{broker: bc, up: up, users: o.users, runID: newRunID(), firstTimeTokens: firstTimeTokens(o.plan)}
+	workers, err := bc.newWorkerClients(o.plan.concurrency, o.timeout)
+	if err != nil {
+		return nil, "", floorResult{}, err
+	}
+	defer func() {
+		for _, w := range workers {
+			w.close()
+		}
+	}()
+	e := &env{
+		broker: bc, workers: workers, up: up, users: o.users, runID: newRunID(),
+		firstTimeTokens: firstTimeTokens(o.plan),
+	}
 
 	floor := floorResult{alg: o.alg, goroutines: min(o.plan.concurrency, runtime.GOMAXPROCS(0)), note: "from --alg"}
 	if floor.alg == "" {
@@ -381,9 +394,10 @@ func load(ctx context.Context, o options) ([]result, string, floorResult, error)
 		}
 		o.say("%s: measuring", name)
 		rss := sampleRSS(ctx, o.brokerPID, rssInterval)
-		cpu := meterCPU(o.brokerPID)
+		cpu, toolCPU := meterCPU(o.brokerPID), meterCPU(os.Getpid())
 		r.m = drive(ctx, o.plan, s.do)
 		r.cpu, r.cpuErr = cpu.used()
+		r.toolCPU, r.toolCPUErr = toolCPU.used()
 		r.rss, r.rssErr = rss.finish()
 		var problems []error
 		r.note, problems = s.verify(ctx)

@@ -16,10 +16,15 @@ type result struct {
 	rssErr error
 	// cpu is the CPU time the broker used while measuring (-1: not
 	// measured), which the report divides by the requests answered.
-	cpu      time.Duration
-	cpuErr   error
-	note     string
-	setupErr error // prepare failed: nothing was measured
+	cpu    time.Duration
+	cpuErr error
+	// toolCPU is the CPU time the tool itself used while measuring (-1:
+	// not measured): on cores it shares with the broker, what the tool
+	// spends the broker cannot, so it caps the rate measured.
+	toolCPU    time.Duration
+	toolCPUErr error
+	note       string
+	setupErr   error // prepare failed: nothing was measured
 }
 
 // floorResult is the signing floor the run measured.
@@ -55,10 +60,10 @@ func writeReport(w io.Writer, header string, floor floorResult, results []result
 		width = max(width, len(r.name))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tok\terrors\tok/s\tof floor\tp50\tp95\tp99\tmax\tbroker CPU/req\tbroker RSS\t\n", width, "scenario")
+	fmt.Fprintf(tw, "%-*s\tok\terrors\tok/s\tof floor\tp50\tp95\tp99\tmax\tbroker CPU/req\ttool CPU/req\tbroker RSS\t\n", width, "scenario")
 	for _, r := range results {
 		if r.setupErr != nil {
-			fmt.Fprintf(tw, "%-*s\t-\tsetup failed\t-\t-\t-\t-\t-\t-\t-\t-\t\n", width, r.name)
+			fmt.Fprintf(tw, "%-*s\t-\tsetup failed\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", width, r.name)
 			continue
 		}
 		m := r.m
@@ -67,9 +72,10 @@ func writeReport(w io.Writer, header string, floor floorResult, results []result
 		if floor.perSecond > 0 {
 			ratio = fmt.Sprintf("%.3f", rate/floor.perSecond)
 		}
-		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", width, r.name, m.ok, m.failed, rate, ratio,
+		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", width, r.name, m.ok, m.failed, rate, ratio,
 			fmtLatency(percentile(m.latencies, 50)), fmtLatency(percentile(m.latencies, 95)),
-			fmtLatency(percentile(m.latencies, 99)), fmtLatency(percentile(m.latencies, 100)), fmtCPUPerRequest(r.cpu, m.ok), fmtRSS(r.rss.peak))
+			fmtLatency(percentile(m.latencies, 99)), fmtLatency(percentile(m.latencies, 100)),
+			fmtCPUPerRequest(r.cpu, m.ok), fmtCPUPerRequest(r.toolCPU, m.ok), fmtRSS(r.rss.peak))
 	}
 	tw.Flush()
 
@@ -89,7 +95,10 @@ func writeReport(w io.Writer, header string, floor floorResult, results []result
 			notes = append(notes, fmt.Sprintf("%s: %v", r.name, r.rssErr))
 		}
 		if r.cpuErr != nil {
-			notes = append(notes, fmt.Sprintf("%s: %v", r.name, r.cpuErr))
+			notes = append(notes, fmt.Sprintf("%s: broker %v", r.name, r.cpuErr))
+		}
+		if r.toolCPUErr != nil {
+			notes = append(notes, fmt.Sprintf("%s: tool %v", r.name, r.toolCPUErr))
 		}
 		// Over a long run, whether memory grew is the question (a soak).
 		if r.m.elapsed >= soakReport && r.rss.peak > 0 {
@@ -124,9 +133,10 @@ func fmtLatency(d time.Duration) string {
 	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
-// fmtCPUPerRequest is the broker's CPU time per request answered: what a
-// request costs the broker whatever else the machine does, where the
-// rate depends on the cores the tool and the database leave it.
+// fmtCPUPerRequest is a process's CPU time per request answered. For the
+// broker it is what a request costs whatever else the machine does, where
+// the rate depends on the cores the tool and the database leave it; for
+// the tool, how much of those cores it takes.
 func fmtCPUPerRequest(cpu time.Duration, ok int64) string {
 	if cpu < 0 || ok == 0 {
 		return "n/a"

@@ -34,9 +34,13 @@ type scenario interface {
 // env is what every scenario works with.
 type env struct {
 	broker *brokerClient
-	up     *upstream
-	users  int    // size of the pool of existing users
-	runID  string // makes first-time subjects unique across runs
+	// workers are the clients of the measured requests, one per worker,
+	// for the scenarios of the token, introspection, JWKS and discovery
+	// endpoints.
+	workers []*workerClient
+	up      *upstream
+	users   int    // size of the pool of existing users
+	runID   string // makes first-time subjects unique across runs
 	// firstTimeTokens is how many first-time subjects exchange-new signs
 	// tokens for before it measures.
 	firstTimeTokens int
@@ -116,30 +120,31 @@ func workerRands(workers int) []*rand.Rand {
 }
 
 // exchangeExisting exchanges upstream access tokens of a pool of users
-// who all have a platform user already. The tokens are signed before the
-// run, so the tool's own signing does not compete with the broker.
+// who all have a platform user already. The tokens are signed, and their
+// exchanges' forms encoded, before the run, so the tool's own work
+// competes with the broker as little as it can.
 type exchangeExisting struct {
 	*env
-	tokens []string // by user index
-	subs   []string // broker sub of each user, from the warm-up
-	rand   []*rand.Rand
+	forms []string // encoded exchange of each user's token, by user index
+	subs  []string // broker sub of each user, from the warm-up
+	rand  []*rand.Rand
 }
 
 func (s *exchangeExisting) prepare(ctx context.Context, workers int) error {
-	s.tokens = make([]string, s.users)
+	s.forms = make([]string, s.users)
 	s.subs = make([]string, s.users)
 	s.rand = workerRands(workers)
-	for i := range s.tokens {
+	for i := range s.forms {
 		t, err := s.up.accessToken(poolUser(i))
 		if err != nil {
 			return err
 		}
-		s.tokens[i] = t
+		s.forms[i] = s.broker.exchangeForm(t)
 	}
 	// Warm-up: one exchange each, so the measured phase meets only users
 	// that exist.
 	return parallel(ctx, s.users, workers, func(ctx context.Context, i int) error {
-		t, err := s.broker.exchange(ctx, s.tokens[i])
+		t, err := s.broker.token(ctx, s.forms[i])
 		if err != nil {
 			return fmt.Errorf("warming user %d: %w", i, err)
 		}
@@ -154,7 +159,7 @@ func (s *exchangeExisting) prepare(ctx context.Context, workers int) error {
 
 func (s *exchangeExisting) do(ctx context.Context, w int) error {
 	i := s.rand[w].IntN(s.users)
-	t, err := s.broker.exchange(ctx, s.tokens[i])
+	t, err := s.workers[w].token(ctx, s.forms[i])
 	if err != nil {
 		return err
 	}
@@ -173,12 +178,12 @@ func (s *exchangeExisting) verify(context.Context) (string, []error) {
 }
 
 // exchangeNew exchanges a token of a subject the broker has never seen
-// on every request: the just-in-time provisioning path. Tokens are signed
-// before the run (firstTimeTokens); a run that uses them all signs the
-// rest in the worker and says so.
+// on every request: the just-in-time provisioning path. Tokens are signed,
+// and their exchanges' forms encoded, before the run (firstTimeTokens); a
+// run that uses them all signs the rest in the worker and says so.
 type exchangeNew struct {
 	*env
-	tokens     []string // of subjects 1, 2, …
+	forms      []string // encoded exchanges of subjects 1, 2, …
 	next       atomic.Int64
 	signedLate atomic.Int64
 	results    [][]newUser // per worker
@@ -196,27 +201,31 @@ func (s *exchangeNew) user(n int64) user {
 
 func (s *exchangeNew) prepare(ctx context.Context, workers int) error {
 	s.results = make([][]newUser, workers)
-	s.tokens = make([]string, s.firstTimeTokens)
-	return parallel(ctx, len(s.tokens), runtime.GOMAXPROCS(0), func(_ context.Context, i int) error {
-		var err error
-		s.tokens[i], err = s.up.accessToken(s.user(int64(i) + 1))
-		return err
+	s.forms = make([]string, s.firstTimeTokens)
+	return parallel(ctx, len(s.forms), runtime.GOMAXPROCS(0), func(_ context.Context, i int) error {
+		tok, err := s.up.accessToken(s.user(int64(i) + 1))
+		if err != nil {
+			return err
+		}
+		s.forms[i] = s.broker.exchangeForm(tok)
+		return nil
 	})
 }
 
 func (s *exchangeNew) do(ctx context.Context, w int) error {
 	n := s.next.Add(1)
-	var tok string
-	if n <= int64(len(s.tokens)) {
-		tok = s.tokens[n-1]
+	var form string
+	if n <= int64(len(s.forms)) {
+		form = s.forms[n-1]
 	} else {
 		s.signedLate.Add(1)
-		var err error
-		if tok, err = s.up.accessToken(s.user(n)); err != nil {
+		tok, err := s.up.accessToken(s.user(n))
+		if err != nil {
 			return err
 		}
+		form = s.broker.exchangeForm(tok)
 	}
-	t, err := s.broker.exchange(ctx, tok)
+	t, err := s.workers[w].token(ctx, form)
 	if err != nil {
 		return err
 	}
@@ -278,7 +287,7 @@ func (s *exchangeNew) verify(ctx context.Context) (string, []error) {
 	note := fmt.Sprintf("%d first-time subjects got %d distinct UUID subs; %d/%d exchanged again kept their sub",
 		len(all), len(seen), same, checked)
 	if late := s.signedLate.Load(); late > 0 {
-		note += fmt.Sprintf("; %d tokens past the %d signed before the run were signed while measuring", late, len(s.tokens))
+		note += fmt.Sprintf("; %d tokens past the %d signed before the run were signed while measuring", late, len(s.forms))
 	}
 	return note, problems
 }
@@ -317,12 +326,12 @@ func (s *jwksDiscovery) prepare(_ context.Context, workers int) error {
 
 func (s *jwksDiscovery) do(ctx context.Context, w int) error {
 	s.turn[w]++
-	path := s.broker.paths.jwks
+	wc := s.workers[w]
+	req := wc.jwks
 	if s.turn[w]%2 == 0 {
-		path = s.broker.paths.discovery
+		req = wc.discovery
 	}
-	_, err := s.broker.get(ctx, path)
-	return err
+	return wc.get(ctx, req)
 }
 
 func (s *jwksDiscovery) verify(context.Context) (string, []error) { return "", nil }
@@ -349,7 +358,7 @@ func (s *refreshScenario) prepare(ctx context.Context, workers int) error {
 }
 
 func (s *refreshScenario) do(ctx context.Context, w int) error {
-	t, err := s.broker.refresh(ctx, s.chain[w])
+	t, err := s.workers[w].refresh(ctx, s.chain[w])
 	if err != nil {
 		// The chain is dead (its family revoked): start a new one, so one
 		// failure does not turn into a run of them.
@@ -375,12 +384,12 @@ func (s *refreshScenario) verify(context.Context) (string, []error) {
 // in before the run.
 type introspection struct {
 	*env
-	tokens []string
-	subs   []string
+	forms []string // encoded introspection of each worker's token
+	subs  []string // each token's sub
 }
 
 func (s *introspection) prepare(ctx context.Context, workers int) error {
-	s.tokens = make([]string, workers)
+	s.forms = make([]string, workers)
 	s.subs = make([]string, workers)
 	return parallel(ctx, workers, workers, func(ctx context.Context, w int) error {
 		t, err := s.broker.login(ctx, poolUser(w%s.users), false)
@@ -391,13 +400,13 @@ func (s *introspection) prepare(ctx context.Context, workers int) error {
 		if err != nil {
 			return fmt.Errorf("access token: %w", err)
 		}
-		s.tokens[w], s.subs[w] = t.AccessToken, c.Sub
+		s.forms[w], s.subs[w] = introspectForm(t.AccessToken), c.Sub
 		return nil
 	})
 }
 
 func (s *introspection) do(ctx context.Context, w int) error {
-	sub, err := s.broker.introspect(ctx, s.tokens[w])
+	sub, err := s.workers[w].introspect(ctx, s.forms[w])
 	if err == nil && sub != s.subs[w] {
 		err = errors.New("introspection answered another sub than the token's")
 	}
