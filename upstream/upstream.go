@@ -114,12 +114,12 @@ type TokenVerifier interface {
 
 // ParsedTokenVerifier is a TokenVerifier of signed JWTs that also verifies
 // a token the broker has parsed already, to read its issuer and pick the
-// connector, so that the token is parsed once. jws is in compact
-// serialization, parsed admitting any asymmetric algorithm: the connector
-// still refuses an algorithm its upstream does not use.
+// connector, so that the token is parsed once. jws is the parse of
+// rawToken, in compact serialization, admitting any asymmetric algorithm:
+// the connector still refuses an algorithm its upstream does not use.
 type ParsedTokenVerifier interface {
 	TokenVerifier
-	VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSignature, tokenType string) (Identity, error)
+	VerifyParsedToken(ctx context.Context, rawToken string, jws *jose.JSONWebSignature, tokenType string) (Identity, error)
 }
 
 // IdentityCompleter is a TokenVerifier whose access tokens may leave out

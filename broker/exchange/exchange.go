@@ -254,7 +254,7 @@ func (x *Exchanger) verifyExchangeToken(ctx context.Context, raw, tokenType stri
 	if parsed, ok := conn.(upstream.ParsedTokenVerifier); ok {
 		ctx, cancel := x.upstreams.Context(ctx, conn.ID())
 		defer cancel()
-		id, err := parsed.VerifyParsedToken(ctx, jws, tokenType)
+		id, err := parsed.VerifyParsedToken(ctx, raw, jws, tokenType)
 		return upstreamVerified(conn, raw, tokenType, id, err)
 	}
 	return x.verifyUpstreamToken(ctx, raw, tokenType, conn)

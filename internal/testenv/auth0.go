@@ -125,7 +125,7 @@ func (f *Auth0) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", r.PostForm.Get("grant_type"))
 		return
 	}
-	idToken, err := f.keys.sign(f.idClaims(g.user, g.nonce), f.takeSpoil()...)
+	idToken, err := f.keyring().sign(f.idClaims(g.user, g.nonce), f.takeSpoil()...)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return
@@ -133,7 +133,7 @@ func (f *Auth0) token(w http.ResponseWriter, r *http.Request) {
 	// Auth0 issues a JWT access token only for a requested API audience.
 	accessToken := randomString(24)
 	if g.audience != "" {
-		accessToken, err = f.keys.sign(f.accessClaims(g.user, g.audience, g.scope))
+		accessToken, err = f.keyring().sign(f.accessClaims(g.user, g.audience, g.scope))
 		if err != nil {
 			oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 			return

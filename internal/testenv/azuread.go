@@ -180,7 +180,7 @@ func (f *AzureAD) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "AADSTS70000: The provided grant is invalid or malformed.")
 		return
 	}
-	idToken, err := f.keys.sign(f.claims(g.user, f.ClientID, g.nonce), f.takeSpoil()...)
+	idToken, err := f.keyring().sign(f.claims(g.user, f.ClientID, g.nonce), f.takeSpoil()...)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return

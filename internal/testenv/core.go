@@ -77,11 +77,11 @@ type grant struct {
 // codes and refresh tokens it issued, and its failure knobs.
 type core struct {
 	t    testing.TB
-	keys *keyring
 	opts options
 	stop chan struct{} // closed at cleanup to release hung handlers
 
 	mu          sync.Mutex // guards the fields below
+	keys        *keyring   // replaced by RotateKeys
 	next        *User
 	byHint      map[string]User
 	denyNext    bool
@@ -111,6 +111,24 @@ func newCore(t testing.TB, opts options) *core {
 		blocked:  map[string]bool{},
 		requests: map[string]int{},
 	}
+}
+
+// keyring returns the keys the fake signs with and publishes.
+func (c *core) keyring() *keyring {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keys
+}
+
+// RotateKeys replaces the fake's keys with new ones under new key ids and
+// withdraws the old ones from its JWKS, as an upstream does after a key
+// is compromised: tokens signed before no longer verify once a verifier
+// fetches the keys again.
+func (c *core) RotateKeys() {
+	keys := newKeyring(c.t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = keys
 }
 
 // SpoilNextIDToken makes the next ID token the token endpoint issues differ
@@ -247,7 +265,7 @@ func (c *core) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	c.jwksFetches++
 	c.mu.Unlock()
-	writeJSON(w, http.StatusOK, c.keys.jwks())
+	writeJSON(w, http.StatusOK, c.keyring().jwks())
 }
 
 // authorize approves a login: it picks the user, records a code and
@@ -379,7 +397,7 @@ func (c *core) clientAuthenticated(r *http.Request) bool {
 // mint signs a token for a test helper, failing the test on error.
 func (c *core) mint(claims map[string]any, opts ...TokenOption) string {
 	c.t.Helper()
-	raw, err := c.keys.sign(claims, opts...)
+	raw, err := c.keyring().sign(claims, opts...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

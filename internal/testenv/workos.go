@@ -104,7 +104,7 @@ func (f *WorkOS) authenticate(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "The code or refresh token is invalid, expired or used.")
 		return
 	}
-	at, err := f.keys.sign(f.accessClaims(g.user))
+	at, err := f.keyring().sign(f.accessClaims(g.user))
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return

@@ -2,6 +2,7 @@ package jwks
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +19,17 @@ import (
 // DefaultMinKeyRefreshInterval is how often, at most, a RemoteKeySet
 // fetches its JWKS when tokens name key ids it does not hold.
 const DefaultMinKeyRefreshInterval = 30 * time.Second
+
+// A RemoteKeySet remembers the tokens it verified with VerifyCompact for
+// rememberFor, at most maxRemembered of them: a service that swaps the
+// token it holds on every call it makes presents the same bytes again and
+// again, and the public-key operation is most of what checking them
+// costs. The bound keeps the memory small (a digest and a time each,
+// about 3 MiB when full).
+const (
+	rememberFor   = 5 * time.Minute
+	maxRemembered = 1 << 16
+)
 
 // Defaults for KeySetConfig, and how long a failed fetch is the answer.
 const (
@@ -63,6 +75,14 @@ type RemoteKeySet struct {
 	mu        sync.Mutex // guards the fields below
 	keys      []jose.JSONWebKey
 	lastFetch time.Time // last successful fetch
+	// generation counts the fetches that replaced keys, so that a
+	// verification that began with the keys before one is not
+	// remembered after it.
+	generation uint64
+	// verified holds, by the SHA-256 of its compact serialization, each
+	// token VerifyCompact found signed by one of keys, with when that
+	// stops counting. It is emptied whenever keys are replaced.
+	verified map[[sha256.Size]byte]time.Time
 }
 
 // NewRemoteKeySet returns a key set for the JWKS at jwksURL. Nothing is
@@ -105,6 +125,89 @@ func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([
 	return payload, nil
 }
 
+// VerifyCompact is VerifyJWS for jws, which the caller parsed from raw,
+// its compact serialization: it remembers the tokens it verified, so that
+// the same bytes presented again cost a hash instead of a public-key
+// operation, with the same answer. A token is remembered only while the
+// key set that verified it is the one held: fetching the keys again,
+// for a key id the set does not hold, forgets every token, and a token
+// is checked again after rememberFor in any case. Only a successful
+// verification is remembered, and only the signature is: the claims
+// (expiry above all) are the caller's to check on every use, as with
+// VerifyJWS.
+//
+// The digest covers every byte of raw, protected header included, so a
+// token whose header differs from a remembered one in any byte (its typ,
+// its kid) is verified afresh; jws must be the parse of raw, or what is
+// remembered of raw would be answered for another token.
+func (ks *RemoteKeySet) VerifyCompact(ctx context.Context, raw string, jws *jose.JSONWebSignature) ([]byte, error) {
+	if err := checkSignatures(jws); err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256([]byte(raw))
+	remembered, generation := ks.remembered(digest)
+	if remembered {
+		return jws.UnsafePayloadWithoutVerification(), nil
+	}
+	payload, err := ks.VerifyJWS(ctx, jws)
+	if err != nil {
+		return nil, err
+	}
+	ks.remember(digest, generation)
+	return payload, nil
+}
+
+// remembered reports whether the token of digest was verified with the
+// keys held, and returns their generation.
+func (ks *RemoteKeySet) remembered(digest [sha256.Size]byte) (bool, uint64) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	until, ok := ks.verified[digest]
+	return ok && ks.now().Before(until), ks.generation
+}
+
+// remember records that the token of digest verified with the keys of
+// generation, unless they have been replaced since. A full memory first
+// forgets what has run out and then, if that is not enough, an arbitrary
+// eighth of what it holds: the cost is a verification more for those.
+func (ks *RemoteKeySet) remember(digest [sha256.Size]byte, generation uint64) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if generation != ks.generation {
+		return
+	}
+	now := ks.now()
+	if ks.verified == nil {
+		ks.verified = make(map[[sha256.Size]byte]time.Time)
+	}
+	if len(ks.verified) >= maxRemembered {
+		for d, until := range ks.verified {
+			if !now.Before(until) {
+				delete(ks.verified, d)
+			}
+		}
+		for d := range ks.verified {
+			if len(ks.verified) < maxRemembered-maxRemembered/8 {
+				break
+			}
+			delete(ks.verified, d)
+		}
+	}
+	ks.verified[digest] = now.Add(rememberFor)
+}
+
+// checkSignatures refuses a token with other than one signature, or one
+// signed with "none" or HMAC, whoever parsed it.
+func checkSignatures(jws *jose.JSONWebSignature) error {
+	if len(jws.Signatures) != 1 {
+		return fmt.Errorf("jwks: token has %d signatures, want 1: %w", len(jws.Signatures), upstream.ErrInvalidToken)
+	}
+	if alg := jws.Signatures[0].Header.Algorithm; !Asymmetric(jose.SignatureAlgorithm(alg)) {
+		return fmt.Errorf("jwks: token algorithm %q not accepted: %w", alg, upstream.ErrInvalidToken)
+	}
+	return nil
+}
+
 // VerifyJWS verifies the signature of jws, a token the caller parsed (with
 // jose.ParseSignedCompact, pinning the algorithms it accepts), and returns
 // its payload. jws must carry exactly one signature, by an asymmetric
@@ -118,13 +221,10 @@ func (ks *RemoteKeySet) VerifySignature(ctx context.Context, rawToken string) ([
 // VerifyJWS checks only the signature: the claims, and whether the
 // upstream publishes the algorithm, are the caller's.
 func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
-	if len(jws.Signatures) != 1 {
-		return nil, fmt.Errorf("jwks: token has %d signatures, want 1: %w", len(jws.Signatures), upstream.ErrInvalidToken)
+	if err := checkSignatures(jws); err != nil {
+		return nil, err
 	}
 	header := jws.Signatures[0].Header
-	if !Asymmetric(jose.SignatureAlgorithm(header.Algorithm)) {
-		return nil, fmt.Errorf("jwks: token algorithm %q not accepted: %w", header.Algorithm, upstream.ErrInvalidToken)
-	}
 	keys := ks.cached(header.KeyID)
 	if len(keys) == 0 {
 		var err error
@@ -225,6 +325,8 @@ func (ks *RemoteKeySet) fetchIfDue(ctx context.Context) error {
 	}
 	ks.mu.Lock()
 	ks.keys, ks.lastFetch = keys, ks.now()
+	ks.generation++
+	clear(ks.verified)
 	ks.mu.Unlock()
 	return nil
 }

@@ -60,13 +60,13 @@ func (c *Connector) VerifyToken(ctx context.Context, rawToken, tokenType string)
 	if err != nil {
 		return upstream.Identity{}, fmt.Errorf("oidc: token malformed or not signed with an asymmetric algorithm: %w: %w", err, upstream.ErrInvalidToken)
 	}
-	return c.VerifyParsedToken(ctx, jws, tokenType)
+	return c.VerifyParsedToken(ctx, rawToken, jws, tokenType)
 }
 
 // VerifyParsedToken implements upstream.ParsedTokenVerifier: VerifyToken
 // for a token the caller parsed, which must still be signed with one of
 // the algorithms the upstream publishes.
-func (c *Connector) VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSignature, tokenType string) (upstream.Identity, error) {
+func (c *Connector) VerifyParsedToken(ctx context.Context, rawToken string, jws *jose.JSONWebSignature, tokenType string) (upstream.Identity, error) {
 	switch tokenType {
 	case upstream.TokenTypeAccessToken, upstream.TokenTypeIDToken, upstream.TokenTypeJWT:
 	default:
@@ -82,7 +82,7 @@ func (c *Connector) VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSign
 	if len(jws.Signatures) != 1 || !slices.Contains(p.algs, jose.SignatureAlgorithm(jws.Signatures[0].Header.Algorithm)) {
 		return upstream.Identity{}, fmt.Errorf("oidc: token not signed once with one of %q: %w", p.algs, upstream.ErrInvalidToken)
 	}
-	claims, err := c.exchangeClaims(ctx, p, jws)
+	claims, err := c.exchangeClaims(ctx, p, rawToken, jws)
 	if err != nil {
 		return upstream.Identity{}, err
 	}
@@ -90,11 +90,13 @@ func (c *Connector) VerifyParsedToken(ctx context.Context, jws *jose.JSONWebSign
 }
 
 // exchangeClaims makes VerifyToken's checks after the algorithm's and
-// returns the token's claims. go-oidc's verifier is not used here: it
-// parses a token three times over, where go-jose, used directly, parses
-// it once.
-func (c *Connector) exchangeClaims(ctx context.Context, p *provider, jws *jose.JSONWebSignature) (map[string]any, error) {
-	payload, err := p.keys.VerifyJWS(ctx, jws)
+// returns the claims of jws, parsed from rawToken. go-oidc's verifier is
+// not used here: it parses a token three times over, where go-jose, used
+// directly, parses it once. The signature of a token verified before
+// with the keys held is not checked again (jwks.RemoteKeySet.VerifyCompact):
+// a service presents the token it holds on every call. Every claim is.
+func (c *Connector) exchangeClaims(ctx context.Context, p *provider, rawToken string, jws *jose.JSONWebSignature) (map[string]any, error) {
+	payload, err := p.keys.VerifyCompact(ctx, rawToken, jws)
 	if err != nil {
 		return nil, err
 	}

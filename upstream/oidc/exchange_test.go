@@ -113,7 +113,8 @@ func TestVerifyToken_KeysUnreachableIsUnavailableNotInvalid(t *testing.T) {
 }
 
 // BenchmarkVerifyToken is the hot path of token exchange: an ES256 access
-// token from an upstream whose keys are already cached.
+// token from an upstream whose keys are already cached, presented again
+// (remembered: its signature is not checked twice) or new each time.
 func BenchmarkVerifyToken(b *testing.B) {
 	f := testenv.NewAuth0(b, testenv.WithSigningAlgs("ES256"))
 	c := newGeneric(b, f, func(c *oidc.Config) { c.ExchangeAudiences = []string{api} })
@@ -122,12 +123,27 @@ func BenchmarkVerifyToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	fetches := f.JWKSFetches()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.VerifyToken(b.Context(), raw, upstream.TokenTypeAccessToken); err != nil {
-			b.Fatal(err)
+	b.Run("remembered", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.VerifyToken(b.Context(), raw, upstream.TokenTypeAccessToken); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("new", func(b *testing.B) {
+		tokens := make([]string, b.N)
+		for i := range tokens {
+			tokens[i] = f.AccessToken(alice, api, testenv.SignedWithEC())
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for _, raw := range tokens {
+			if _, err := c.VerifyToken(b.Context(), raw, upstream.TokenTypeAccessToken); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	if n := f.JWKSFetches() - fetches; n != 0 {
 		b.Errorf("%d JWKS fetches with the keys cached, want 0", n)
 	}

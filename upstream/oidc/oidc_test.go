@@ -209,16 +209,17 @@ func TestVerifyToken_EachBadTokenDiffersFromAPassingControl(t *testing.T) {
 			if err != nil {
 				return // no caller gets so far as to ask
 			}
-			if _, err := c.VerifyParsedToken(t.Context(), jws, upstream.TokenTypeAccessToken); !errors.Is(err, upstream.ErrInvalidToken) {
+			if _, err := c.VerifyParsedToken(t.Context(), raw, jws, upstream.TokenTypeAccessToken); !errors.Is(err, upstream.ErrInvalidToken) {
 				t.Fatalf("parsed: err = %v, want ErrInvalidToken", err)
 			}
 		})
 	}
-	jws, err := jose.ParseSignedCompact(f.AccessToken(alice, api), everyAsymmetricAlg)
+	control := f.AccessToken(alice, api)
+	jws, err := jose.ParseSignedCompact(control, everyAsymmetricAlg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.VerifyParsedToken(t.Context(), jws, upstream.TokenTypeAccessToken); err != nil {
+	if _, err := c.VerifyParsedToken(t.Context(), control, jws, upstream.TokenTypeAccessToken); err != nil {
 		t.Fatalf("control token, parsed, refused: %v", err)
 	}
 }
