@@ -81,8 +81,10 @@ type RemoteKeySet struct {
 	generation uint64
 	// verified holds, by the SHA-256 of its compact serialization, each
 	// token VerifyCompact found signed by one of keys, with when that
-	// stops counting. It is emptied whenever keys are replaced.
-	verified map[[sha256.Size]byte]time.Time
+	// stops counting (Unix nanoseconds: a map without pointers is one
+	// the garbage collector need not scan). It is emptied whenever keys
+	// are replaced.
+	verified map[[sha256.Size]byte]int64
 }
 
 // NewRemoteKeySet returns a key set for the JWKS at jwksURL. Nothing is
@@ -163,7 +165,7 @@ func (ks *RemoteKeySet) remembered(digest [sha256.Size]byte) (bool, uint64) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	until, ok := ks.verified[digest]
-	return ok && ks.now().Before(until), ks.generation
+	return ok && ks.now().UnixNano() < until, ks.generation
 }
 
 // remember records that the token of digest verified with the keys of
@@ -176,13 +178,13 @@ func (ks *RemoteKeySet) remember(digest [sha256.Size]byte, generation uint64) {
 	if generation != ks.generation {
 		return
 	}
-	now := ks.now()
+	now := ks.now().UnixNano()
 	if ks.verified == nil {
-		ks.verified = make(map[[sha256.Size]byte]time.Time)
+		ks.verified = make(map[[sha256.Size]byte]int64)
 	}
 	if len(ks.verified) >= maxRemembered {
 		for d, until := range ks.verified {
-			if !now.Before(until) {
+			if now >= until {
 				delete(ks.verified, d)
 			}
 		}
@@ -193,7 +195,7 @@ func (ks *RemoteKeySet) remember(digest [sha256.Size]byte, generation uint64) {
 			delete(ks.verified, d)
 		}
 	}
-	ks.verified[digest] = now.Add(rememberFor)
+	ks.verified[digest] = now + int64(rememberFor)
 }
 
 // checkSignatures refuses a token with other than one signature, or one
