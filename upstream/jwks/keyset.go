@@ -25,7 +25,7 @@ const DefaultMinKeyRefreshInterval = 30 * time.Second
 // token it holds on every call it makes presents the same bytes again and
 // again, and the public-key operation is most of what checking them
 // costs. The bound keeps the memory small (a digest and a time each,
-// about 3 MiB when full).
+// under 4 MiB when full).
 const (
 	rememberFor   = 5 * time.Minute
 	maxRemembered = 1 << 16
