@@ -151,7 +151,7 @@ func (ks *RemoteKeySet) VerifyCompact(ctx context.Context, raw string, jws *jose
 	if remembered {
 		return jws.UnsafePayloadWithoutVerification(), nil
 	}
-	payload, err := ks.VerifyJWS(ctx, jws)
+	payload, err := ks.verifySignature(ctx, jws)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +226,11 @@ func (ks *RemoteKeySet) VerifyJWS(ctx context.Context, jws *jose.JSONWebSignatur
 	if err := checkSignatures(jws); err != nil {
 		return nil, err
 	}
+	return ks.verifySignature(ctx, jws)
+}
+
+// verifySignature is VerifyJWS for a token checkSignatures accepted.
+func (ks *RemoteKeySet) verifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	header := jws.Signatures[0].Header
 	keys := ks.cached(header.KeyID)
 	if len(keys) == 0 {
