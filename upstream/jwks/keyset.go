@@ -24,11 +24,12 @@ const DefaultMinKeyRefreshInterval = 30 * time.Second
 // rememberFor, at most maxRemembered of them: a service that swaps the
 // token it holds on every call it makes presents the same bytes again and
 // again, and the public-key operation is most of what checking them
-// costs. The bound keeps the memory small (a digest and a time each,
-// under 4 MiB when full).
+// costs. The bound keeps the memory small: a digest and a time each, in
+// at most two maps of maxRemembered/2, under rememberedBytesBound.
 const (
-	rememberFor   = 5 * time.Minute
-	maxRemembered = 1 << 16
+	rememberFor          = 5 * time.Minute
+	maxRemembered        = 1 << 16
+	rememberedBytesBound = 8 << 20
 )
 
 // Defaults for KeySetConfig, and how long a failed fetch is the answer.
@@ -82,9 +83,13 @@ type RemoteKeySet struct {
 	// verified holds, by the SHA-256 of its compact serialization, each
 	// token VerifyCompact found signed by one of keys, with when that
 	// stops counting (Unix nanoseconds: a map without pointers is one
-	// the garbage collector need not scan). It is emptied whenever keys
-	// are replaced.
-	verified map[[sha256.Size]byte]int64
+	// the garbage collector need not scan). Once it holds
+	// maxRemembered/2 it becomes previous, whose tokens still count, and
+	// a new one begins: a map is only ever added to, then dropped whole,
+	// as Go does not reuse all of the room of entries deleted from a map
+	// (one held at its bound by deleting grew past 40 MiB for 20 million
+	// tokens). Both are dropped whenever keys are replaced.
+	verified, previous map[[sha256.Size]byte]int64
 }
 
 // NewRemoteKeySet returns a key set for the JWKS at jwksURL. Nothing is
@@ -165,37 +170,29 @@ func (ks *RemoteKeySet) remembered(digest [sha256.Size]byte) (bool, uint64) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	until, ok := ks.verified[digest]
+	if !ok {
+		until, ok = ks.previous[digest]
+	}
 	return ok && ks.now().UnixNano() < until, ks.generation
 }
 
 // remember records that the token of digest verified with the keys of
-// generation, unless they have been replaced since. A full memory first
-// forgets what has run out and then, if that is not enough, an arbitrary
-// eighth of what it holds: the cost is a verification more for those.
+// generation, unless they have been replaced since. A full map becomes
+// previous, and the one before is forgotten: the cost is a verification
+// more for each of its tokens presented again.
 func (ks *RemoteKeySet) remember(digest [sha256.Size]byte, generation uint64) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if generation != ks.generation {
 		return
 	}
-	now := ks.now().UnixNano()
+	if len(ks.verified) >= maxRemembered/2 {
+		ks.previous, ks.verified = ks.verified, nil
+	}
 	if ks.verified == nil {
 		ks.verified = make(map[[sha256.Size]byte]int64)
 	}
-	if len(ks.verified) >= maxRemembered {
-		for d, until := range ks.verified {
-			if now >= until {
-				delete(ks.verified, d)
-			}
-		}
-		for d := range ks.verified {
-			if len(ks.verified) < maxRemembered-maxRemembered/8 {
-				break
-			}
-			delete(ks.verified, d)
-		}
-	}
-	ks.verified[digest] = now + int64(rememberFor)
+	ks.verified[digest] = ks.now().UnixNano() + int64(rememberFor)
 }
 
 // checkSignatures refuses a token with other than one signature, or one
@@ -333,7 +330,7 @@ func (ks *RemoteKeySet) fetchIfDue(ctx context.Context) error {
 	ks.mu.Lock()
 	ks.keys, ks.lastFetch = keys, ks.now()
 	ks.generation++
-	clear(ks.verified)
+	ks.verified, ks.previous = nil, nil
 	ks.mu.Unlock()
 	return nil
 }
