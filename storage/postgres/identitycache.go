@@ -24,9 +24,13 @@ type identityCache struct {
 	// and the heartbeats are measured on it, not on the wall clock.
 	clock func() time.Duration
 
-	mu      sync.RWMutex // guards the fields below
-	entries map[identityKey]cachedIdentity
-	byUser  map[string][]identityKey
+	mu sync.RWMutex // guards the fields below
+	// current takes every fill. Once it holds maxEntries/2 it becomes
+	// previous, whose entries still answer, and the one before is
+	// dropped whole: Go does not reuse all of the room of entries
+	// deleted from a map, and a cache held at its bound by dropping an
+	// entry per fill grew for as long as identities passed through it.
+	current, previous identityTable
 	// gen moves on every change heard and every reset, so that a read
 	// that started before a change never fills the cache after it
 	// (begin, fill).
@@ -47,8 +51,47 @@ type cachedIdentity struct {
 }
 
 func newIdentityCache(maxEntries int, clock func() time.Duration) *identityCache {
-	return &identityCache{maxEntries: maxEntries, clock: clock,
-		entries: map[identityKey]cachedIdentity{}, byUser: map[string][]identityKey{}}
+	return &identityCache{maxEntries: maxEntries, clock: clock, current: newIdentityTable(), previous: newIdentityTable()}
+}
+
+// identityTable is one generation of an identityCache's entries, indexed
+// by user as well, so that a user's change finds them.
+type identityTable struct {
+	entries map[identityKey]cachedIdentity
+	byUser  map[string][]identityKey
+}
+
+func newIdentityTable() identityTable {
+	return identityTable{entries: map[identityKey]cachedIdentity{}, byUser: map[string][]identityKey{}}
+}
+
+// add keeps e for k, which t does not hold.
+func (t identityTable) add(k identityKey, e cachedIdentity) {
+	t.entries[k] = e
+	t.byUser[e.user.ID] = append(t.byUser[e.user.ID], k)
+}
+
+// remove drops k, if t holds it.
+func (t identityTable) remove(k identityKey) {
+	e, ok := t.entries[k]
+	if !ok {
+		return
+	}
+	delete(t.entries, k)
+	keys := slices.DeleteFunc(t.byUser[e.user.ID], func(o identityKey) bool { return o == k })
+	if len(keys) == 0 {
+		delete(t.byUser, e.user.ID)
+	} else {
+		t.byUser[e.user.ID] = keys
+	}
+}
+
+// removeUser drops the entries of user userID.
+func (t identityTable) removeUser(userID string) {
+	for _, k := range t.byUser[userID] {
+		delete(t.entries, k)
+	}
+	delete(t.byUser, userID)
 }
 
 // lookup returns the entry of k while the cache is live.
@@ -58,7 +101,10 @@ func (c *identityCache) lookup(k identityKey) (cachedIdentity, bool) {
 	if c.clock() >= c.live {
 		return cachedIdentity{}, false
 	}
-	e, ok := c.entries[k]
+	if e, ok := c.current.entries[k]; ok {
+		return e, true
+	}
+	e, ok := c.previous.entries[k]
 	return e, ok
 }
 
@@ -70,36 +116,20 @@ func (c *identityCache) begin() uint64 {
 }
 
 // fill keeps e for k unless something changed since begin returned gen.
-// A full cache makes room by dropping an entry, any.
+// A full current generation becomes the previous one, and the one before
+// is forgotten.
 func (c *identityCache) fill(k identityKey, e cachedIdentity, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		return
 	}
-	if _, ok := c.entries[k]; ok {
-		c.remove(k)
+	c.current.remove(k)
+	c.previous.remove(k)
+	if len(c.current.entries) >= c.maxEntries/2 {
+		c.previous, c.current = c.current, newIdentityTable()
 	}
-	if len(c.entries) >= c.maxEntries {
-		for old := range c.entries {
-			c.remove(old)
-			break
-		}
-	}
-	c.entries[k] = e
-	c.byUser[e.user.ID] = append(c.byUser[e.user.ID], k)
-}
-
-// remove drops k; c.mu is held.
-func (c *identityCache) remove(k identityKey) {
-	userID := c.entries[k].user.ID
-	delete(c.entries, k)
-	keys := slices.DeleteFunc(c.byUser[userID], func(o identityKey) bool { return o == k })
-	if len(keys) == 0 {
-		delete(c.byUser, userID)
-	} else {
-		c.byUser[userID] = keys
-	}
+	c.current.add(k, e)
 }
 
 // changed drops the entries of user userID, whose row or one of whose
@@ -108,10 +138,8 @@ func (c *identityCache) changed(userID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	for _, k := range c.byUser[userID] {
-		delete(c.entries, k)
-	}
-	delete(c.byUser, userID)
+	c.current.removeUser(userID)
+	c.previous.removeUser(userID)
 }
 
 // reset drops everything and stops answering until a heartbeat is heard:
@@ -121,8 +149,7 @@ func (c *identityCache) reset() {
 	defer c.mu.Unlock()
 	c.gen++
 	c.live = 0
-	clear(c.entries)
-	clear(c.byUser)
+	c.current, c.previous = newIdentityTable(), newIdentityTable()
 }
 
 // heard extends the cache's life: everything committed before sent, a
@@ -132,3 +159,6 @@ func (c *identityCache) heard(sent, maxStale time.Duration) {
 	defer c.mu.Unlock()
 	c.live = max(c.live, sent+maxStale)
 }
+
+// len is how many identities c holds; c.mu is held.
+func (c *identityCache) len() int { return len(c.current.entries) + len(c.previous.entries) }

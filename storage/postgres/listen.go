@@ -29,9 +29,10 @@ const (
 	// relistenAfter is the pause before a failed listening session is
 	// opened again; meanwhile every resolution reads.
 	relistenAfter = time.Second
-	// identityCacheEntries bounds the identities one replica keeps, a few
-	// MiB: an entry is read again within storage.LastLoginGranularity
-	// anyway, so the cache need only hold the identities of a minute.
+	// identityCacheEntries bounds the identities one replica keeps, under
+	// 10 MiB however many pass through (identitycache_internal_test.go):
+	// an entry is read again within storage.LastLoginGranularity anyway,
+	// so the cache need only hold the identities of a minute.
 	identityCacheEntries = 20_000
 )
 
