@@ -1,11 +1,11 @@
 package postgres
 
 import (
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 )
 
@@ -20,24 +20,17 @@ const identityCacheBytesBound = 10 << 20
 // and went on growing; now 8.6 throughout).
 func TestIdentityCache_MemoryStaysBoundedAsIdentitiesPassThrough(t *testing.T) {
 	c := newIdentityCache(identityCacheEntries, func() time.Duration { return 0 })
-	heap := func() uint64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
 	const passing = 100 * identityCacheEntries
-	for i := range passing {
-		n := strconv.Itoa(i)
-		user := storage.User{ID: "0190a6f2-7c3b-7e4d-8a5f-" + n, Email: "user" + n + "@example.com", Name: "User " + n}
-		c.fill(identityKey{"auth0", "auth0|" + n}, cachedIdentity{user: user, email: user.Email, name: user.Name}, c.begin())
-	}
-	grown := int64(heap()) - int64(before)
+	grown := testenv.HeapGrowth(func() {
+		for i := range passing {
+			n := strconv.Itoa(i)
+			user := storage.User{ID: "0190a6f2-7c3b-7e4d-8a5f-" + n, Email: "user" + n + "@example.com", Name: "User " + n}
+			c.fill(identityKey{"auth0", "auth0|" + n}, cachedIdentity{user: user, email: user.Email, name: user.Name}, c.begin())
+		}
+	})
 	c.mu.RLock()
 	held := c.len()
 	c.mu.RUnlock()
-	runtime.KeepAlive(c)
 	t.Logf("%d identities through the cache: %d held in %.1f MiB", passing, held, float64(grown)/(1<<20))
 	if held > identityCacheEntries {
 		t.Errorf("%d identities held, want at most %d", held, identityCacheEntries)

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/idbroker/broker/internal/testenv"
 )
 
 // What RemoteKeySet remembers of the tokens it verified: for rememberFor,
@@ -61,17 +63,11 @@ func TestRemoteKeySet_RememberedTokensMemoryStaysBounded(t *testing.T) {
 	now := time.Now()
 	ks := NewRemoteKeySet("https://upstream.example/keys", KeySetConfig{Clock: func() time.Time { return now }})
 	_, generation := ks.remembered([sha256.Size]byte{})
-	heap := func() uint64 {
-		var ms runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
-	for i := range 16 * maxRemembered {
-		ks.remember(sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i))), generation)
-	}
-	grown := int64(heap()) - int64(before)
+	grown := testenv.HeapGrowth(func() {
+		for i := range 16 * maxRemembered {
+			ks.remember(sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(i))), generation)
+		}
+	})
 	runtime.KeepAlive(ks)
 	t.Logf("%d tokens through the key set: %.1f MiB held", 16*maxRemembered, float64(grown)/(1<<20))
 	if grown > rememberedBytesBound {
