@@ -50,10 +50,11 @@ type env struct {
 // signs first-time tokens for before measuring: above what the broker
 // does on two cores (3,500/s on Postgres; on memory 8,000/s, the cores'
 // limit at 190 µs of the broker's CPU and 50 of the tool's), so a run
-// normally never signs while it measures. Signing them takes the tool about 5 s per second of
-// --duration with RS256. Signing in the worker cost the tool 50 µs a request with
-// ES256 and about 1 ms with RS256, on the cores the broker was measured
-// on: with RS256 upstream tokens the tool, not the broker, set the rate.
+// normally never signs while it measures. Signing them takes the tool
+// about 5 s per second of --duration with RS256. Signing in the worker
+// cost the tool 50 µs a request with ES256 and about 1 ms with RS256, on
+// the cores the broker was measured on: with RS256 upstream tokens the
+// tool, not the broker, set the rate.
 const firstTimeRate = 8000
 
 // firstTimeTokens is how many first-time tokens exchange-new signs before
