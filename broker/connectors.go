@@ -66,7 +66,7 @@ func newStoredConnectors(cfg Config, o Options) (storedConnectors, error) {
 
 // open returns the settings of c in the clear, as a JSON object.
 func (sc storedConnectors) open(c storage.StoredConnector) (map[string]any, error) {
-	plain, err := sc.env.Open(c.Settings)
+	plain, err := sc.env.Open(c.Settings, connectorRow(c)...)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (sc storedConnectors) open(c storage.StoredConnector) (map[string]any, erro
 
 // spec is the connector set's spec of c.
 func (sc storedConnectors) spec(c storage.StoredConnector) (connectors.Spec, error) {
-	plain, err := sc.env.Open(c.Settings)
+	plain, err := sc.env.Open(c.Settings, connectorRow(c)...)
 	if err != nil {
 		return connectors.Spec{}, err
 	}
@@ -115,15 +115,15 @@ func (sc storedConnectors) Prepare(ctx context.Context, c storage.StoredConnecto
 	if err := json.Unmarshal(settings, &m); err != nil || m == nil {
 		return nil, invalidSettings("settings must be a JSON object")
 	}
+	// Secrets are write-only: one left out, or given back as shown,
+	// keeps the stored value. Stored settings that do not open (sealed
+	// under a root secret since dropped, or copied from another row) keep
+	// nothing: every secret must be given again, which is how an
+	// administrator repairs them.
 	var previous map[string]any
 	if c.Settings != nil {
-		var err error
-		if previous, err = sc.open(c); err != nil {
-			return nil, fmt.Errorf("connector %q: stored settings: %w", c.ID, err)
-		}
+		previous, _ = sc.open(c)
 	}
-	// Secrets are write-only: one left out, or given back as shown,
-	// keeps the stored value.
 	for _, sec := range registry.Secrets(c.Type) {
 		if v, ok := m[sec.Path]; !ok || v == admin.SecretShown || v == "" {
 			if old, ok := previous[sec.Path].(string); ok && old != "" {
@@ -160,7 +160,7 @@ func (sc storedConnectors) Prepare(ctx context.Context, c storage.StoredConnecto
 	if err != nil {
 		return nil, fmt.Errorf("connector %q: %w", c.ID, err)
 	}
-	return sc.env.Seal(plain)
+	return sc.env.Seal(plain, connectorRow(c)...)
 }
 
 // discoveredBy names the setting a type's discovery is found by, for the

@@ -90,6 +90,12 @@ const upstreamTokenLabel = "idbroker upstream refresh token"
 // upstream token, nor the reverse.
 const connectorSettingsLabel = "idbroker stored connector settings"
 
+// connectorRow is what a stored connector's sealed settings are bound to
+// besides their label: its id and type, so that whoever can write the
+// database but holds no root secret cannot give one connector another's
+// upstream, client and secret by copying the sealed bytes across rows.
+func connectorRow(c storage.StoredConnector) []string { return []string{c.ID, c.Type} }
+
 // derive returns the 32-byte key for purpose.
 func (s RootSecret) derive(purpose string) keys.KeyedHash {
 	k, err := hkdf.Key(sha256.New, s.b, nil, purpose, 32)
@@ -119,8 +125,9 @@ func ConnectorSettingsEnvelope(secret RootSecret, previous []RootSecret) (*keys.
 }
 
 // ResealConnectorSettings re-seals every stored connector's settings
-// under secret, opening them under secret or any of previous (secrets
-// rotate), each with an atomic update that re-seals what the row holds
+// under secret and bound to its row (connectorRow), opening them under
+// secret or any of previous (secrets rotate), bound or as sealed before
+// the binding, each with an atomic update that re-seals what the row holds
 // then, so a concurrent change is never overwritten. It returns how many
 // it re-sealed; settings that open under none of the secrets are left
 // as they are, and the first such error is returned after the others are
@@ -139,12 +146,12 @@ func ResealConnectorSettings(ctx context.Context, store storage.Organizations, s
 	for _, c := range list {
 		// A row already sealed under secret is not written: a write
 		// makes every replica reload its connectors.
-		if _, changed, err := env.Reseal(c.Settings); err == nil && !changed {
+		if _, changed, err := env.Reseal(c.Settings, connectorRow(c)...); err == nil && !changed {
 			continue
 		}
 		changed := false
 		_, err := store.UpdateConnector(ctx, c.ID, func(c storage.StoredConnector) (storage.StoredConnector, error) {
-			next, ch, err := env.Reseal(c.Settings)
+			next, ch, err := env.Reseal(c.Settings, connectorRow(c)...)
 			if err != nil {
 				return c, fmt.Errorf("%w: connector %q: %w", storage.ErrUnreadable, c.ID, err)
 			}

@@ -423,3 +423,94 @@ func TestStoredConnector_UnderItsOrganisation(t *testing.T) {
 	}
 	wantStatus(t, "unknown org", u.adminCall("GET", "/orgs/nobody/connectors", tok, nil, nil), http.StatusNotFound)
 }
+
+// Settings are sealed to their connector: someone who can write the
+// database but does not hold the root secret cannot give one connector
+// another's settings (its upstream, client and secret) by copying the
+// sealed bytes across rows. The connector whose row was written is
+// unreadable, in the admin API and at login, until an administrator sets
+// its settings again.
+func TestStoredConnector_SettingsCopiedToAnotherRowDoNotOpen(t *testing.T) {
+	store := memory.New()
+	u := newUpstreams(t, nil, withAdmin, withPoll, func(c *broker.Config, o *broker.Options) { o.Storage = store })
+	running(t, u.env)
+	tok := u.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	wantStatus(t, "create acme", u.adminCall("POST", "/connectors", tok, auth0Connector(u, "acme-sso"), nil), http.StatusCreated)
+	wantStatus(t, "create globex", u.adminCall("POST", "/connectors", tok, auth0Connector(u, "globex-sso"), nil), http.StatusCreated)
+	login := func() bool {
+		u.auth0.SetNextUser(testenv.User{Sub: "auth0|gil", Email: "gil@globex.example", EmailVerified: true})
+		page, _ := u.idpLogin("globex-sso")
+		return loggedIn(page)
+	}
+	waitUntil(t, "a login through globex-sso", login)
+
+	stolen, err := store.GetConnector(t.Context(), "acme-sso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateConnector(t.Context(), "globex-sso", func(c storage.StoredConnector) (storage.StoredConnector, error) {
+		c.Settings = stolen.Settings
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	var info admin.ConnectorInfo
+	wantStatus(t, "get globex", u.adminCall("GET", "/connectors/globex-sso", tok, nil, &info), http.StatusOK)
+	if info.SettingsError == "" || info.Settings != nil {
+		t.Errorf("globex-sso holding acme-sso's sealed settings: settings %s, error %q", info.Settings, info.SettingsError)
+	}
+	waitUntil(t, "globex-sso refused at login", func() bool { return !login() })
+	time.Sleep(3 * poll) // the directory polled again, and still refuses
+	if login() {
+		t.Error("a login through globex-sso, with acme-sso's settings, succeeded")
+	}
+
+	// Its settings given again in full, it signs in again.
+	settings := auth0Connector(u, "globex-sso")["settings"]
+	resp := u.adminCall("PATCH", "/connectors/globex-sso", tok, map[string]any{"settings": settings}, nil)
+	wantStatus(t, "settings given again", resp, http.StatusOK)
+	waitUntil(t, "a login through globex-sso again", login)
+}
+
+// Settings an earlier release sealed, bound to no row, still sign in;
+// a re-seal binds them to their row, once.
+func TestStoredConnector_SettingsOfAnEarlierReleaseOpenAndAreBoundByAReseal(t *testing.T) {
+	store, secret := memory.New(), broker.NewEphemeralRootSecret()
+	u := newUpstreams(t, nil, withAdmin, withPoll, func(c *broker.Config, o *broker.Options) { o.Storage, o.Secret = store, secret })
+	running(t, u.env)
+	tok := u.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	wantStatus(t, "create", u.adminCall("POST", "/connectors", tok, auth0Connector(u, "acme-sso"), nil), http.StatusCreated)
+
+	env, err := broker.ConnectorSettingsEnvelope(secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateConnector(t.Context(), "acme-sso", func(c storage.StoredConnector) (storage.StoredConnector, error) {
+		plain, err := env.Open(c.Settings, c.ID, c.Type)
+		if err != nil {
+			return c, err
+		}
+		c.Settings, err = env.Seal(plain) // as the earlier release sealed
+		return c, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a login through settings sealed unbound", func() bool {
+		u.auth0.SetNextUser(testenv.User{Sub: "auth0|ann", Email: "ann@acme.example", EmailVerified: true})
+		page, _ := u.idpLogin("acme-sso")
+		return loggedIn(page)
+	})
+	for run, want := range []int{1, 0} {
+		if n, err := broker.ResealConnectorSettings(t.Context(), store, secret, nil); err != nil || n != want {
+			t.Fatalf("reseal run %d: %d, %v; want %d", run, n, err, want)
+		}
+	}
+	c, err := store.GetConnector(t.Context(), "acme-sso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Open(c.Settings, "globex-sso", c.Type); err == nil {
+		t.Error("re-sealed settings open for another connector's row")
+	}
+}

@@ -64,51 +64,64 @@ func NewEnvelope(label string, keys [][]byte) (*Envelope, error) {
 	return &Envelope{label: label, keks: keks}, nil
 }
 
-// Seal encrypts plaintext under the first key.
-func (e *Envelope) Seal(plaintext []byte) ([]byte, error) {
-	return seal(e.keks[0], plaintext, e.label)
+// Seal encrypts plaintext under the first key, bound to fields as well as
+// to the envelope's label: what names the row the ciphertext is kept in
+// (a stored connector's id), so that it cannot be moved to another.
+func (e *Envelope) Seal(plaintext []byte, fields ...string) ([]byte, error) {
+	return seal(e.keks[0], plaintext, e.label, fields...)
 }
 
-// Open decrypts what Seal made, under whichever key sealed it. Errors wrap
-// ErrUnknownKEK (sealed under a key not given: a root secret dropped too
-// soon) or ErrTampered.
+// Open decrypts what Seal made with the same fields, under whichever key
+// sealed it. Errors wrap ErrUnknownKEK (sealed under a key not given: a
+// root secret dropped too soon) or ErrTampered (among them, sealed with
+// other fields: moved from another row).
 //
-// Open also opens the bare format the broker sealed upstream refresh
-// tokens in before there was an Envelope (nonce ‖ AES-256-GCM ciphertext,
-// no header, no additional data, tried under each key), so that what is
-// stored stays readable; nothing is sealed in it any more.
-func (e *Envelope) Open(ciphertext []byte) ([]byte, error) {
-	plaintext, _, err := open(e.keks, ciphertext, e.label)
-	if err == nil {
-		return plaintext, nil
-	}
-	if bare, ok := e.openBare(ciphertext); ok {
-		return bare, nil
-	}
-	return nil, fmt.Errorf("keys: %s does not open: %w", e.label, err)
+// Open also opens, whatever fields it is given, what was sealed before
+// its kind of secret was bound to its row (with no fields) and the bare
+// format the broker sealed upstream refresh tokens in before there was an
+// Envelope (nonce ‖ AES-256-GCM ciphertext, no header, no additional
+// data, tried under each key), so that what is stored stays readable;
+// nothing is sealed in either any more, and Reseal binds them.
+func (e *Envelope) Open(ciphertext []byte, fields ...string) ([]byte, error) {
+	plaintext, _, err := e.open(ciphertext, fields)
+	return plaintext, err
 }
 
-// Reseal returns ciphertext sealed under the first key: unchanged (and
-// changed false) when it already is, else opened under whichever key
-// sealed it (the bare format too) and sealed again under the first. An
-// error, wrapping ErrUnknownKEK or ErrTampered, says it opens under none.
-func (e *Envelope) Reseal(ciphertext []byte) (next []byte, changed bool, err error) {
-	plaintext, i, err := open(e.keks, ciphertext, e.label)
-	if err == nil && i == 0 {
+// Reseal returns ciphertext sealed under the first key and bound to
+// fields: unchanged (and changed false) when it already is, else opened
+// as Open opens it and sealed again. An error, wrapping ErrUnknownKEK or
+// ErrTampered, says it does not open.
+func (e *Envelope) Reseal(ciphertext []byte, fields ...string) (next []byte, changed bool, err error) {
+	plaintext, current, err := e.open(ciphertext, fields)
+	if err != nil {
+		return nil, false, err
+	}
+	if current {
 		return ciphertext, false, nil
 	}
-	if err != nil {
-		bare, ok := e.openBare(ciphertext)
-		if !ok {
-			return nil, false, fmt.Errorf("keys: %s does not open: %w", e.label, err)
-		}
-		plaintext = bare
-	}
-	next, err = e.Seal(plaintext)
+	next, err = e.Seal(plaintext, fields...)
 	if err != nil {
 		return nil, false, err
 	}
 	return next, true, nil
+}
+
+// open is Open, saying also whether ciphertext is current: sealed under
+// the first key, bound to fields.
+func (e *Envelope) open(ciphertext []byte, fields []string) (plaintext []byte, current bool, err error) {
+	plaintext, i, err := open(e.keks, ciphertext, e.label, fields...)
+	if err == nil {
+		return plaintext, i == 0, nil
+	}
+	if len(fields) > 0 && errors.Is(err, ErrTampered) {
+		if unbound, _, uerr := open(e.keks, ciphertext, e.label); uerr == nil {
+			return unbound, false, nil
+		}
+	}
+	if bare, ok := e.openBare(ciphertext); ok {
+		return bare, false, nil
+	}
+	return nil, false, fmt.Errorf("keys: %s does not open: %w", e.label, err)
 }
 
 // openBare opens the format of before the Envelope. The GCM tag makes a

@@ -138,3 +138,41 @@ func TestEnvelope_Reseal(t *testing.T) {
 		t.Errorf("garbage: %v, want ErrTampered", err)
 	}
 }
+
+// A ciphertext sealed for one row opens for that row alone. One sealed
+// before its kind was bound to rows (with no fields) still opens for any,
+// and Reseal binds it to the row it is in, after which it opens there
+// alone.
+func TestEnvelope_BoundToItsRow(t *testing.T) {
+	e := newEnvelope(t, "idbroker stored connector settings", newKEK(t))
+	sealed, err := e.Seal([]byte("acme settings"), "acme-sso", "auth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Open(sealed, "acme-sso", "auth0"); err != nil || string(got) != "acme settings" {
+		t.Fatalf("its own row: %q, %v", got, err)
+	}
+	for _, row := range [][]string{{"globex-sso", "auth0"}, {"acme-sso", "oidc"}, {"acme-sso"}, nil} {
+		if _, err := e.Open(sealed, row...); !errors.Is(err, keys.ErrTampered) {
+			t.Errorf("opened for row %q: %v, want ErrTampered", row, err)
+		}
+	}
+
+	unbound, err := e.Seal([]byte("legacy settings"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Open(unbound, "globex-sso", "auth0"); err != nil || string(got) != "legacy settings" {
+		t.Fatalf("unbound: %q, %v", got, err)
+	}
+	bound, changed, err := e.Reseal(unbound, "globex-sso", "auth0")
+	if err != nil || !changed {
+		t.Fatalf("reseal of unbound: changed %v, %v", changed, err)
+	}
+	if _, err := e.Open(bound, "acme-sso", "auth0"); !errors.Is(err, keys.ErrTampered) {
+		t.Errorf("re-sealed for globex-sso, opened for acme-sso: %v", err)
+	}
+	if again, changed, err := e.Reseal(bound, "globex-sso", "auth0"); err != nil || changed || string(again) != string(bound) {
+		t.Errorf("a second reseal: changed %v, %v", changed, err)
+	}
+}
