@@ -28,6 +28,11 @@ const MaxAssertionLifetime = 5 * time.Minute
 // jwks.DefaultMinKeyRefreshInterval.
 const jwksMaxAge = 10 * time.Minute
 
+// maxKeySets bounds the key sets a KeySets keeps: client metadata
+// documents may each name a jwks_uri of their own, so distinct URLs are
+// as many as documents an attacker can serve.
+const maxKeySets = 4096
+
 // ParseJWKS reads a client's key set: public asymmetric signing keys
 // only, at least one. Keys marked for encryption are left out.
 func ParseJWKS(data []byte) ([]jose.JSONWebKey, error) {
@@ -80,7 +85,7 @@ func ValidateKeys(public bool, jwks []byte, jwksURI string) error {
 }
 
 // KeySets caches the key sets fetched from clients' jwksURIs, one per
-// URL, each for at most ten minutes. Its zero value is not usable; call
+// URL, each for at most ten minutes, for at most maxKeySets URLs. Its zero value is not usable; call
 // NewKeySets.
 type KeySets struct {
 	client *http.Client
@@ -110,13 +115,27 @@ func (c *KeySets) Get(jwksURL string) *jwks.RemoteKeySet {
 	if s, ok := c.sets[jwksURL]; ok && now.Sub(s.created) < jwksMaxAge {
 		return s.ks
 	}
-	// Drop every stale entry, so URLs of deleted clients do not pile up.
-	for u, s := range c.sets {
-		if now.Sub(s.created) >= jwksMaxAge {
-			delete(c.sets, u)
-		}
+	if len(c.sets) >= maxKeySets {
+		c.makeRoom(now)
 	}
 	ks := jwks.NewRemoteKeySet(jwksURL, jwks.KeySetConfig{HTTPClient: c.client, Clock: c.now})
 	c.sets[jwksURL] = cachedKeySet{ks: ks, created: now}
 	return ks
+}
+
+// makeRoom replaces a full cache with its key sets that are not stale,
+// at most half of them: stale ones (of deleted clients among them) are
+// dropped only here, and the walk is paid once per maxKeySets/2 new URLs
+// rather than on every one. c.mu is held.
+func (c *KeySets) makeRoom(now time.Time) {
+	kept := make(map[string]cachedKeySet, maxKeySets/2)
+	for u, s := range c.sets {
+		if len(kept) == maxKeySets/2 {
+			break
+		}
+		if now.Sub(s.created) < jwksMaxAge {
+			kept[u] = s
+		}
+	}
+	c.sets = kept
 }
