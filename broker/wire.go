@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 	})
 	b.exchange = exchange.New(exchange.Options{
 		Issuer: cfg.Issuer, Tokens: b.tokens, Identities: identities, Upstreams: b.upstreams,
-		AccessTokenTTL: cfg.Tokens.AccessTokenTTL, Failures: b.failures, Log: o.Logger, Exchanges: m.exchanges,
+		Failures: b.failures, Log: o.Logger, Exchanges: m.exchanges,
 		SSOEnforced: m.ssoEnforced,
 	})
 	b.flow = authflow.New(authflow.Options{

@@ -243,6 +243,8 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, cc *op.Client
 		return nil, fail("not yet valid (nbf)")
 	case claims.ID == "":
 		return nil, fail("no jti")
+	case len(claims.ID) > MaxJTILength:
+		return nil, fail(fmt.Sprintf("jti is longer than %d bytes", MaxJTILength))
 	}
 	// jti values are unique per issuer, so each client has its own space.
 	err = a.JTIs.ConsumeJTI(ctx, "client_assertion:"+id+":"+claims.ID, claims.Expiry.Time().Add(skew))

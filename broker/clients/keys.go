@@ -22,6 +22,12 @@ import (
 // a leaked assertion is short-lived and its jti need be kept only briefly.
 const MaxAssertionLifetime = 5 * time.Minute
 
+// MaxJTILength bounds an assertion's jti, which is kept in storage as part
+// of a key until the assertion expires: RFC 7519 sets no length, and an
+// assertion's signer (a self-described client holds its own key) could
+// otherwise send a key larger than an index entry may be.
+const MaxJTILength = 256
+
 // jwksMaxAge bounds how long keys fetched from a client's jwksURI are
 // trusted without fetching again, so a key the client withdrew stops
 // working within it. Unknown key ids refetch sooner, at most once per

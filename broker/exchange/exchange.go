@@ -94,11 +94,10 @@ func (x *Exchanger) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.
 	}
 	// The subject is resolved after every check of the request, so an
 	// exchange refused by policy provisions no subject.
-	g, token, err := x.exchangeIssue(ctx, client, subject, tokens.Grant{ClientID: client.GetID(), Audience: audience, Scopes: scopes, Resource: res}, act)
+	g, token, ttl, err := x.exchangeIssue(ctx, client, subject, tokens.Grant{ClientID: client.GetID(), Audience: audience, Scopes: scopes, Resource: res}, act)
 	if err != nil {
 		return nil, err
 	}
-	ttl := g.AccessTTL(x.accessTokenTTL)
 	x.exchanges.WithLabelValues(g.IDP, "issued").Inc()
 	x.log.InfoContext(ctx, "token exchanged", "client_id", client.GetID(), "idp", g.IDP, "user_id", g.User.ID,
 		"audience", audience, "delegated", act != nil)
@@ -451,7 +450,7 @@ func (x *Exchanger) exchangeActor(ctx context.Context, client *clients.Client, r
 //
 // For a known, unchanged identity that is one store round trip, a read:
 // issuing the token writes nothing.
-func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, g tokens.Grant, act any) (tokens.Grant, string, error) {
+func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, subject exchangeToken, g tokens.Grant, act any) (tokens.Grant, string, time.Duration, error) {
 	if own := subject.own; own != nil {
 		g.User, g.AMR, g.IDP, g.Org = subject.ownUser, own.AMR, own.IDP, own.Org
 		// Revoking the subject token's grant (its refresh family)
@@ -460,9 +459,10 @@ func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, s
 		if own.AuthTime != 0 {
 			g.AuthTime = time.Unix(own.AuthTime, 0)
 		}
+		g.NotAfter = time.Unix(own.Expiry, 0)
 		g.Scopes = tokens.UserScopes(client, g.User, g.Scopes)
-		token, _, err := x.tokens.IssueAccessToken(g, act)
-		return g, token, err
+		token, ttl, err := x.tokens.IssueAccessToken(g, act)
+		return g, token, ttl, err
 	}
 	conn, id := subject.conn, subject.identity
 	g.AMR, g.IDP = []string{"fed"}, conn.ID()
@@ -474,29 +474,29 @@ func (x *Exchanger) exchangeIssue(ctx context.Context, client *clients.Client, s
 		// provider only: a token from another connector would keep a
 		// removed employee's access alive.
 		x.ssoEnforced.WithLabelValues("exchange").Inc()
-		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "this address must sign in through its organisation's own identity provider",
+		return tokens.Grant{}, "", 0, answer.InvalidGrant(ctx, x.log, "this address must sign in through its organisation's own identity provider",
 			"client_id", client.GetID(), "connector", conn.ID(), "org_id", sso.Org.ID)
 	case errors.Is(err, identity.ErrUnknownUpstreamOrg):
-		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "the token's upstream organisation is not an organisation of this service",
+		return tokens.Grant{}, "", 0, answer.InvalidGrant(ctx, x.log, "the token's upstream organisation is not an organisation of this service",
 			"client_id", client.GetID(), "connector", conn.ID())
 	case errors.Is(err, storage.ErrUserDisabled):
-		return tokens.Grant{}, "", answer.InvalidGrant(ctx, x.log, "the user is disabled", "client_id", client.GetID(), "connector", conn.ID())
+		return tokens.Grant{}, "", 0, answer.InvalidGrant(ctx, x.log, "the user is disabled", "client_id", client.GetID(), "connector", conn.ID())
 	case errors.Is(err, storage.ErrAlreadyExists) && id.UserID != "":
 		// The upstream named a platform UUID (a legacy session service)
 		// that belongs to a user without this identity, and no trusted
 		// verified email linked them. Naming an id does not take a user
 		// over, and another id would be a guess: refuse, write nothing.
-		return tokens.Grant{}, "", x.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable(
+		return tokens.Grant{}, "", 0, x.tokenRefused(ctx, client.GetID(), "subject_token", unacceptable(
 			"connector %q: user %s exists without this identity; import it as one of the user's identities", conn.ID(), id.UserID))
 	case errors.Is(err, errUnacceptable), errors.Is(err, upstream.ErrUnavailable):
-		return tokens.Grant{}, "", x.tokenRefused(ctx, client.GetID(), "subject_token", err)
+		return tokens.Grant{}, "", 0, x.tokenRefused(ctx, client.GetID(), "subject_token", err)
 	case err != nil:
-		return tokens.Grant{}, "", x.failures.Store(ctx, "resolve identity", err)
+		return tokens.Grant{}, "", 0, x.failures.Store(ctx, "resolve identity", err)
 	}
 	g.User, g.Org = res.User, res.Org.ID
 	g.Scopes = tokens.UserScopes(client, g.User, g.Scopes)
-	token, _, err := x.tokens.IssueAccessToken(g, act)
-	return g, token, err
+	token, ttl, err := x.tokens.IssueAccessToken(g, act)
+	return g, token, ttl, err
 }
 
 // resolveExchanged resolves the identity of a verified upstream token as

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/idbroker/broker/broker/answer"
 	"github.com/idbroker/broker/broker/connectors"
@@ -17,10 +16,8 @@ type Options struct {
 	Tokens     *tokens.Issuer
 	Identities *identity.Resolver
 	Upstreams  *connectors.Set
-	// AccessTokenTTL is the issued token's lifetime, as Tokens issues it.
-	AccessTokenTTL time.Duration
-	Failures       answer.Failures
-	Log            *slog.Logger
+	Failures   answer.Failures
+	Log        *slog.Logger
 	// Exchanges counts exchanges by connector and outcome.
 	Exchanges *prometheus.CounterVec
 	// SSOEnforced counts exchanges refused by an organisation's SSO
@@ -30,20 +27,19 @@ type Options struct {
 
 // Exchanger answers the token-exchange grant.
 type Exchanger struct {
-	issuer         string
-	tokens         *tokens.Issuer
-	identities     *identity.Resolver
-	upstreams      *connectors.Set
-	accessTokenTTL time.Duration
-	failures       answer.Failures
-	log            *slog.Logger
-	exchanges      *prometheus.CounterVec
-	ssoEnforced    *prometheus.CounterVec
+	issuer      string
+	tokens      *tokens.Issuer
+	identities  *identity.Resolver
+	upstreams   *connectors.Set
+	failures    answer.Failures
+	log         *slog.Logger
+	exchanges   *prometheus.CounterVec
+	ssoEnforced *prometheus.CounterVec
 }
 
 // New returns an Exchanger.
 func New(o Options) *Exchanger {
 	return &Exchanger{issuer: o.Issuer, tokens: o.Tokens, identities: o.Identities, upstreams: o.Upstreams,
-		accessTokenTTL: o.AccessTokenTTL, failures: o.Failures, log: o.Log, exchanges: o.Exchanges,
+		failures: o.Failures, log: o.Log, exchanges: o.Exchanges,
 		ssoEnforced: o.SSOEnforced}
 }

@@ -37,9 +37,10 @@ func (t *Issuer) verifyOwn(raw, typ string, claims any) error {
 
 // VerifyAccessToken checks an access token the broker issued: signature
 // against the published keys, typ at+jwt, issuer, expiry, and that nothing
-// in storage revoked it (its jti, its Grant, or its user's tokens) and its
-// user exists and is enabled; it returns that user. Every path that
-// accepts the broker's own access tokens goes through here.
+// in storage revoked it (its jti, its Grant, or its user's tokens), that
+// the connector its login came through is still there, and that its user
+// exists and is enabled; it returns that user. Every path that accepts
+// the broker's own access tokens goes through here.
 func (t *Issuer) VerifyAccessToken(ctx context.Context, raw string) (AccessClaims, storage.User, error) {
 	var claims AccessClaims
 	if err := t.verifyOwn(raw, "at+jwt", &claims); err != nil {
@@ -47,6 +48,9 @@ func (t *Issuer) VerifyAccessToken(ctx context.Context, raw string) (AccessClaim
 	}
 	if claims.Issuer != t.issuer || claims.JTI == "" || claims.Subject == "" || t.now().Unix() >= claims.Expiry {
 		return claims, storage.User{}, fmt.Errorf("%w: wrong issuer, no jti or sub, or expired", ErrInactive)
+	}
+	if t.connectorGone(claims.IDP) {
+		return claims, storage.User{}, fmt.Errorf("%w: connector %q is no longer configured", ErrInactive, claims.IDP)
 	}
 	user, err := t.store.AccessTokenUser(ctx, claims.Ref())
 	switch {
@@ -203,4 +207,14 @@ func (t *Issuer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revoca
 		return nil, t.failures.Store(ctx, "revoke access token", err)
 	}
 	return ok, nil
+}
+
+// connectorGone reports whether idp, the connector a token's login came
+// through, is gone: deleted or disabled at run time, or taken out of the
+// configuration. What it signed in ends (docs/design.md, Tokens): its
+// refresh families are revoked at their next use (recheck), and its
+// tokens verify no more. A token of no login (client credentials) names
+// none.
+func (t *Issuer) connectorGone(idp string) bool {
+	return idp != "" && t.upstreams.Get(idp) == nil
 }

@@ -47,6 +47,8 @@ func (t *Issuer) VerifyIDToken(ctx context.Context, raw, clientID string) (IDCla
 		// assertion ... matches the client_id of the client
 		// authentication of the request".
 		return claims, storage.User{}, fmt.Errorf("%w: ID token of client %q (aud %q) presented by client %q", ErrInactive, claims.AuthorizedParty, claims.Audience, clientID)
+	case t.connectorGone(claims.IDP):
+		return claims, storage.User{}, fmt.Errorf("%w: connector %q is no longer configured", ErrInactive, claims.IDP)
 	}
 	// Nothing revokes one ID token, but the user's tokens up to a moment
 	// are revoked when they are disabled or signed out everywhere; an ID

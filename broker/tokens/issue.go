@@ -46,6 +46,10 @@ type Grant struct {
 	// alone, nil for none: the access token carries only the granted
 	// scopes the resource defines and lives as long as the resource says.
 	Resource *storage.Resource
+	// NotAfter, when set, is the latest the access token may expire: a
+	// token narrowed from another by token exchange never outlives it, or
+	// re-exchanging before each expiry would keep a grant alive forever.
+	NotAfter time.Time
 }
 
 // AccessScopes are the scope of g's access token: the granted scopes, or
@@ -158,6 +162,11 @@ func (t *Issuer) IssueAccessToken(g Grant, act any) (token string, expiresIn tim
 	now := t.now()
 	ttl := g.AccessTTL(t.cfg.AccessTokenTTL)
 	exp := now.Add(ttl)
+	// exp is kept in whole seconds: a NotAfter of the same second is no
+	// earlier.
+	if !g.NotAfter.IsZero() && g.NotAfter.Unix() < exp.Unix() {
+		exp, ttl = g.NotAfter, max(g.NotAfter.Sub(now), 0)
+	}
 	scopes := g.AccessScopes()
 	claims := AccessClaims{
 		Issuer:   t.issuer,

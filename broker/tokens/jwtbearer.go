@@ -13,6 +13,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,8 +62,10 @@ func (t *Issuer) JWTProfile(ctx context.Context, r *op.Request[oidc.JWTProfileGr
 	}
 	// RFC 7523 section 3, "jti": the server "MAY ensure that JWTs are
 	// not replayed by maintaining the set of used jti values". Kept until
-	// the assertion could no longer pass the expiry check.
-	err = t.store.ConsumeJTI(ctx, "id-jag:"+conn.ID()+":"+a.ID, a.Expiry.Add(t.cfg.ClockSkew))
+	// the assertion could no longer pass the expiry check: the connector
+	// checks it with its own leeway, which is at most
+	// upstream.MaxMaxClockSkew and may exceed tokens.clockSkew.
+	err = t.store.ConsumeJTI(ctx, "id-jag:"+conn.ID()+":"+a.ID, a.Expiry.Add(max(t.cfg.ClockSkew, upstream.MaxMaxClockSkew)))
 	if errors.Is(err, storage.ErrReplay) {
 		return nil, answer.InvalidGrant(ctx, t.log, "the assertion was already used", "client_id", client.GetID(), "connector", conn.ID())
 	}
@@ -159,6 +162,9 @@ func (t *Issuer) verifyAssertion(ctx context.Context, client *clients.Client, ra
 	if _, ok := a.Identity.Claims["act"]; ok {
 		return refuse("the assertion carries act; upstream delegation is not redeemed")
 	}
+	if len(a.ID) > clients.MaxJTILength {
+		return refuse("the assertion's jti is longer than " + strconv.Itoa(clients.MaxJTILength) + " bytes")
+	}
 	// Section 4.4.1: "The Resource Authorization Server MUST validate
 	// that the client_id claim in the ID-JAG matches the authenticated
 	// client making the request."
@@ -173,9 +179,10 @@ func (t *Issuer) verifyAssertion(ctx context.Context, client *clients.Client, ra
 // only pick among what it names (RFC 8707 section 2). Choose decides the
 // rest as for every grant: a registered resource alone, or one of the
 // client's audiences, else invalid_target. The scopes are the
-// assertion's (section 4.4.1 lets the server grant fewer), a scope
-// parameter narrowing them; offline_access is never granted, as no
-// refresh token is issued.
+// assertion's, less any the client does not list when it lists scopes
+// (section 4.4.1 lets the server grant fewer), a scope parameter
+// narrowing them; offline_access is never granted, as no refresh token
+// is issued.
 func (t *Issuer) assertionTarget(ctx context.Context, client *clients.Client, a upstream.IdentityAssertion, form url.Values) ([]string, *storage.Resource, []string, error) {
 	requested, err := requestTargets(form)
 	if err != nil {
@@ -193,7 +200,14 @@ func (t *Issuer) assertionTarget(ctx context.Context, client *clients.Client, a 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	scopes := slices.DeleteFunc(slices.Clone(a.Scope), func(s string) bool { return s == oidc.ScopeOfflineAccess })
+	// The assertion's scopes are what the identity provider let the
+	// client ask for; a client that lists the scopes it may ask for here
+	// gets no others, as in every other grant (RFC 6749 section 3.3
+	// lets the server grant fewer than asked).
+	allowed := client.Scopes()
+	scopes := slices.DeleteFunc(slices.Clone(a.Scope), func(s string) bool {
+		return s == oidc.ScopeOfflineAccess || len(allowed) > 0 && !slices.Contains(allowed, s)
+	})
 	if s := form.Get("scope"); s != "" {
 		narrowed := strings.Fields(s)
 		for _, v := range narrowed {
