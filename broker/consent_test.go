@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idbroker/broker/broker"
+	"github.com/idbroker/broker/broker/registration"
 	"github.com/idbroker/broker/internal/testenv"
 	"github.com/idbroker/broker/storage"
 )
@@ -18,13 +19,18 @@ import (
 // would store one.
 const agentID = "agent-app"
 
+// agentRedirect is agentID's redirect URI: https, which only its owner
+// receives, so the person's consent to it is remembered (a loopback or
+// private-use scheme redirect is asked every time).
+const agentRedirect = "https://agent.example.com/cb"
+
 // withAgent stores agentID, third-party, beside the resources of
 // withResources.
 func withAgent(c *broker.Config, o *broker.Options) {
 	now := time.Now()
 	err := o.Storage.CreateClient(context.Background(), storage.Client{
 		ID: agentID, Name: "Helpful Agent", Public: true, ThirdParty: true,
-		RedirectURIs: []string{devRedirect},
+		RedirectURIs: []string{agentRedirect},
 		GrantTypes:   []string{broker.GrantAuthorizationCode, broker.GrantRefreshToken},
 		Scopes:       []string{"files:read"},
 		CreatedAt:    now, UpdatedAt: now,
@@ -36,7 +42,7 @@ func withAgent(c *broker.Config, o *broker.Options) {
 
 // agentRequest is a sign-in through agentID asking for scope.
 func agentRequest(scope string, resources ...string) authRequest {
-	a := authRequest{clientID: agentID, redirectURI: devRedirect, scope: scope}
+	a := authRequest{clientID: agentID, redirectURI: agentRedirect, scope: scope}
 	if len(resources) > 0 {
 		a.extra = url.Values{"resource": resources}
 	}
@@ -115,7 +121,7 @@ func TestConsent_DenySendsAccessDeniedAndRemembersNothing(t *testing.T) {
 		t.Fatalf("deny: want a redirect to the client, got %d: %s", denied.Status, denied.Body)
 	}
 	q := denied.Location.Query()
-	if !strings.HasPrefix(denied.Location.String(), devRedirect) || q.Get("error") != "access_denied" ||
+	if !strings.HasPrefix(denied.Location.String(), agentRedirect) || q.Get("error") != "access_denied" ||
 		q.Get("state") != a.state || q.Get("iss") != e.issuer || q.Get("code") != "" {
 		t.Fatalf("deny went to %s", denied.Location)
 	}
@@ -351,4 +357,64 @@ func TestConsent_ThirdPartyClientAsksForTheScopesOfTheResourceItNames(t *testing
 	if strings.Contains(page.Body, "files:read") {
 		t.Fatalf("consent page names files:read although no resource was named: %s", page.Body)
 	}
+}
+
+// RFC 8252 section 8.6: a public client's identity cannot be assured,
+// so its earlier approval is not honoured by itself. A self-registered
+// public client with a loopback redirect URI (any port matches, RFC 8252
+// section 7.3) was allowed once on port 7777; any program on the machine
+// could then start a login under its client id on a port of its own,
+// with its own PKCE, and the browser's session and the remembered
+// consent handed it the person's code without a page.
+func TestConsent_APublicLoopbackClientIsAskedEveryTime(t *testing.T) {
+	e := newEnv(t, withRegistration(registration.PolicyOpen))
+	m := publicClient()
+	m["redirect_uris"] = []string{"http://127.0.0.1/callback"}
+	r := e.register(m, "")
+	if r.Status != http.StatusCreated {
+		t.Fatalf("register: %d %s %s", r.Status, r.Error, r.Description)
+	}
+	b := e.browser()
+	// The person allows the real client, listening on port 7777.
+	if l := e.login(b, "victim@example.com", authRequest{thirdParty: true, clientID: r.ClientID, redirectURI: "http://127.0.0.1:7777/callback"}); l.code == "" {
+		t.Fatal("no code for the consented request")
+	}
+	// Another program on the machine, on port 9999, with its own PKCE.
+	a := authRequest{clientID: r.ClientID, redirectURI: "http://127.0.0.1:9999/callback", pkce: testenv.NewPKCE(), state: "impersonator"}
+	page := b.Get(e.authorizeURL(a))
+	if page.Location != nil && page.Location.Query().Get("code") != "" {
+		t.Fatalf("a code went to %s without the person being asked (consent page expected)", page.Location.Redacted())
+	}
+	if page.URL.Path != "/consent" {
+		t.Fatalf("want the consent page, got %d at %s", page.Status, page.URL)
+	}
+}
+
+// A consent belongs to the client it names. A second registered client
+// with the same name, redirect URI and scopes (the same registrant) gets
+// the consent page, not the first one's consent. The redirect is https,
+// whose consents are remembered.
+func TestConsent_ToOneRegisteredClientDoesNotCoverAnother(t *testing.T) {
+	e := newEnv(t, withRegistration(registration.PolicyOpen))
+	a, b := e.register(webClient(), ""), e.register(webClient(), "")
+	if a.Status != http.StatusCreated || b.Status != http.StatusCreated {
+		t.Fatalf("register: %d, %d", a.Status, b.Status)
+	}
+	br := e.browser()
+	e.login(br, "twin@example.com", authRequest{thirdParty: true, clientID: a.ClientID, redirectURI: webRedirect, scope: "openid email"})
+	page := br.Get(e.authorizeURL(authRequest{clientID: b.ClientID, redirectURI: webRedirect, scope: "openid email", pkce: testenv.NewPKCE(), state: "b"}))
+	if page.URL.Path != "/consent" || (page.Location != nil && page.Location.Query().Get("code") != "") {
+		t.Fatalf("client B rode on client A's consent: %d at %s, redirect %v", page.Status, page.URL, page.Location)
+	}
+}
+
+// webRedirect is webClient's redirect URI: https, so the person's consent
+// to it is remembered.
+const webRedirect = "https://agent.example.com/cb"
+
+// webClient is publicClient redirecting to webRedirect.
+func webClient() map[string]any {
+	m := publicClient()
+	m["redirect_uris"] = []string{webRedirect}
+	return m
 }

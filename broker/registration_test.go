@@ -18,6 +18,7 @@ import (
 
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/broker/registration"
+	"github.com/idbroker/broker/storage/postgres/pgtest"
 )
 
 const dcrRedirect = "http://127.0.0.1:7777/callback"
@@ -568,10 +569,22 @@ func TestRegistration_ConfigNamesTheBadSetting(t *testing.T) {
 }
 
 func TestRegistration_ASingleUseTokenRegistersOneClientHoweverManyTryAtOnce(t *testing.T) {
-	e := newEnv(t, withAdmin, withRegistration(registration.PolicyToken))
+	singleUseTokenRace(t)
+}
+
+// On Postgres a row lock, not the memory store's one mutex, does it.
+func TestRegistration_ASingleUseTokenRegistersOneClientOnPostgres(t *testing.T) {
+	store := pgtest.NewStore(t)
+	singleUseTokenRace(t, func(c *broker.Config, o *broker.Options) { o.Storage = store })
+}
+
+// singleUseTokenRace has 16 registrations race for an initial access token
+// of one use: exactly one registers a client.
+func singleUseTokenRace(t *testing.T, opts ...envOption) {
+	e := newEnv(t, append([]envOption{withAdmin, withRegistration(registration.PolicyToken)}, opts...)...)
 	admin := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
 	once, _ := e.createRegistrationToken(admin, map[string]any{"max_uses": 1})
-	const n = 8
+	const n = 16
 	statuses := make([]int, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -588,7 +601,10 @@ func TestRegistration_ASingleUseTokenRegistersOneClientHoweverManyTryAtOnce(t *t
 			t.Fatalf("statuses %v: want 201 or 401 each", statuses)
 		}
 	}
-	list, _ := e.store.ListClients(t.Context())
+	list, err := e.store.ListClients(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if created != 1 || len(list) != 1 {
 		t.Fatalf("%d registrations succeeded and %d clients stored, want 1 and 1 (statuses %v)", created, len(list), statuses)
 	}
@@ -677,5 +693,33 @@ func TestRegistration_AJWKSURIAtAPrivateAddressIsNeverFetched(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the key set on loopback was fetched %d times", n)
+	}
+}
+
+// RFC 6749 section 3.1.2: "The endpoint URI MUST NOT include a fragment
+// component." A URI ending in "#" has one, empty: url.Parse reports no
+// Fragment for it, and it used to be registered. (Metadata documents go
+// through the same check.)
+func TestRegistration_RedirectURIWithAnEmptyFragmentIsRefused(t *testing.T) {
+	e := newEnv(t, withRegistration(registration.PolicyOpen))
+	m := publicClient()
+	m["redirect_uris"] = []string{"https://agent.example.com/cb#"}
+	r := e.register(m, "")
+	wantRegistrationRefused(t, "redirect URI with an empty fragment", r, http.StatusBadRequest, "invalid_redirect_uri")
+}
+
+// RFC 7592 management of a client the unused-client
+// sweep deleted is the same 401 as for a client that never existed.
+func TestRegistration_ManagementOfASweptClientIsRefused(t *testing.T) {
+	e := newEnv(t, withRegistration(registration.PolicyOpen))
+	r := e.register(publicClient(), "")
+	if r.Status != http.StatusCreated {
+		t.Fatalf("register: %d %s", r.Status, r.Error)
+	}
+	e.clock.Advance(31 * 24 * time.Hour)
+	e.broker.Sweep(t.Context())
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		wantRegistrationRefused(t, method+" after expiry", e.dcrCall(method, "/register/"+r.ClientID, r.RegistrationAccessToken, nil, nil),
+			http.StatusUnauthorized, "invalid_token")
 	}
 }

@@ -68,9 +68,10 @@ func consentResources(client *clients.Client, audience []string) []string {
 
 // consentNeeded returns ar's client and whether the person must be asked
 // before it gets a code: a third-party client without remembered
-// consents covering every resource and scope of ar, or whose request
-// says prompt=consent. remembered are the scopes allowed before for
-// those resources, which the page lists with the new ones.
+// consents covering every resource and scope of ar, whose request says
+// prompt=consent, or that is public and redirects where any program on
+// the person's machine could listen. remembered are the scopes allowed
+// before for those resources, which the page lists with the new ones.
 func (f *Flow) consentNeeded(ctx context.Context, ar storage.AuthRequest) (client *clients.Client, needed bool, remembered []string, err error) {
 	client, err = f.clients.Get(ctx, ar.ClientID)
 	if err != nil {
@@ -79,7 +80,13 @@ func (f *Flow) consentNeeded(ctx context.Context, ar storage.AuthRequest) (clien
 	if !client.ThirdParty() {
 		return client, false, nil, nil
 	}
-	needed = slices.Contains(ar.Prompt, oidc.PromptConsent)
+	// RFC 8252 section 8.6: a public client's identity cannot be assured
+	// by a loopback (any port, any program) or private-use scheme
+	// redirect, so its earlier approval is not honoured by itself: a
+	// program that starts a login under its client id, on a port of its
+	// own and with its own PKCE, would get the person's code without a
+	// page. An https redirect reaches only its owner.
+	needed = slices.Contains(ar.Prompt, oidc.PromptConsent) || client.Public() && !ownedRedirect(ar.RedirectURI)
 	for _, res := range consentResources(client, ar.Audience) {
 		c, err := f.store.GetConsent(ctx, ar.UserID, client.GetID(), res)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -270,4 +277,12 @@ func redirectHost(raw string) string {
 		return ""
 	}
 	return u.Host
+}
+
+// ownedRedirect reports whether only the client's owner can receive a
+// redirect to uri: an https URL, not a loopback address or a private-use
+// scheme any installed program may claim.
+func ownedRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.Scheme == "https"
 }

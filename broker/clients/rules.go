@@ -126,7 +126,7 @@ func CheckRedirectURI(raw string) error {
 		return nil
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" || u.User != nil || u.Fragment != "" {
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" || u.User != nil || hasFragment(raw) {
 		return fmt.Errorf("%q must be an https URL, or http on a loopback address, without user information or fragment", raw)
 	}
 	return nil
@@ -138,7 +138,7 @@ func CheckRedirectURI(raw string) error {
 func checkIssuerIdentifier(raw string) error {
 	u, err := url.Parse(raw)
 	_, loopback := LoopbackURL(raw)
-	if err != nil || !(u.Scheme == "https" || loopback) || u.Host == "" || u.Opaque != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || !(u.Scheme == "https" || loopback) || u.Host == "" || u.Opaque != "" || u.User != nil || u.RawQuery != "" || hasFragment(raw) {
 		return fmt.Errorf("%q must be an issuer identifier: an https URL without query or fragment", raw)
 	}
 	return nil
