@@ -273,6 +273,9 @@ func TestRegistration_RefusesMetadataOutsideThePolicyNamingTheField(t *testing.T
 		{"admin scope", "scope", "openid admin"},
 		{"long name", "client_name", strings.Repeat("n", 101)},
 		{"DEL in name", "client_name", "agent\x7f"},
+		{"C1 control in name", "client_name", "agent\u0085"},
+		{"right-to-left override in name", "client_name", "Helpful \u202egnp.exe"},
+		{"bidi isolate in name", "client_name", "Helpful \u2067Agent"},
 		{"keys on a public client", "jwks_uri", "https://agent.example.com/jwks"},
 		{"wrong type", "redirect_uris", "https://agent.example.com/cb"},
 	} {

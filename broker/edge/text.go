@@ -29,10 +29,17 @@ func ValidText(s string) bool {
 	return utf8.ValidString(s)
 }
 
-// ValidName reports whether s is text an administrator may give as a
-// name or identifier: ValidText, and without DEL either, the one control
-// character above C0, which no name has a use for.
-func ValidName(s string) bool { return ValidText(s) && !strings.ContainsRune(s, 0x7f) }
+// ValidName reports whether s is text that may name something a person
+// is shown (an administrator's names and identifiers, a client's
+// client_name on the consent page): ValidText, without DEL and the C1
+// controls, which no name has a use for, and without the bidirectional
+// embeddings, overrides and isolates, with which a name can be made to
+// read as another ("Helpful \u202egnp.exe" shows as "Helpful exe.png").
+func ValidName(s string) bool {
+	return ValidText(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return r >= 0x7f && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+	})
+}
 
 // BadParam returns the name of a parameter in v whose name or a value is
 // not valid text, and whether there is one. The name is one the request
