@@ -88,8 +88,8 @@ type Options struct {
 //
 // With Organizations, the identity lands in an organisation
 // (OrgOfLogin; ErrUnknownUpstreamOrg when refused), an address whose
-// organisation requires its own sign-in is *SSORequiredError before
-// anything is written, an email of a domain another organisation holds
+// organisation requires its own sign-in is *SSORequiredError (the
+// upstream's before anything is written, the resolved user's after), an email of a domain another organisation holds
 // verified never links, and the user becomes a member of the
 // organisation it landed in (just in time, role member).
 //
@@ -120,6 +120,14 @@ func (r *Resolver) Resolve(ctx context.Context, conn upstream.Connector, id upst
 	}
 	if err != nil {
 		return Resolution{Resolution: res}, err
+	}
+	// The upstream's email may be missing (an access token names none)
+	// or another than the one the user is known by: the user's own
+	// address is held to its organisation's sign-in as well, or a token
+	// without an email would sign in anyone the organisation requires to
+	// come through its own identity provider.
+	if sso, ok := r.SSORequired(res.User.Email, org); ok {
+		return Resolution{}, &SSORequiredError{Org: sso}
 	}
 	if org, err = r.ensureMember(ctx, org, res.User.ID); err != nil {
 		return Resolution{}, err

@@ -141,7 +141,10 @@ func (t *Issuer) introspectRefreshToken(ctx context.Context, client *clients.Cli
 	case err != nil:
 		return nil, t.failures.Store(ctx, "get refresh family", err)
 	}
-	if fam.Revoked || !t.now().Before(fam.ExpiresAt) || user.Disabled {
+	// Active as a refresh would take it: not revoked, within its absolute
+	// and idle lifetimes, of an enabled user, through a connector still
+	// there.
+	if fam.Revoked || fam.Expired(t.now()) || user.Disabled || t.connectorGone(fam.IDP) {
 		return inactiveToken(), nil
 	}
 	if !client.MayIntrospect(fam.ClientID, nil) {
@@ -177,36 +180,60 @@ func withOrg(resp map[string]any, id, slug string) {
 // token is refused.
 func (t *Issuer) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
 	client := r.Client.(*clients.Client)
-	ok := op.NewResponse(struct{}{})
-	if r.Data.TokenTypeHint != "access_token" {
-		fam, err := t.store.GetRefreshFamilyByToken(ctx, t.refreshHash(r.Data.Token))
-		switch {
-		case err == nil:
-			if fam.ClientID != client.GetID() {
-				return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
-			}
-			if err := t.RevokeGrant(ctx, fam.ID); err != nil {
-				return nil, t.failures.Store(ctx, "revoke refresh family", err)
-			}
-			return ok, nil
-		case !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrRevoked):
-			return nil, t.failures.Store(ctx, "get refresh family", err)
+	// RFC 7009 section 2.1: the hint only orders the search; a server
+	// that does not find the token by it "MUST extend its search across
+	// all of its supported token types". A refresh token hinted as an
+	// access token used to be left alive under a 200.
+	revokers := []func(context.Context, *clients.Client, string) (bool, error){t.revokeRefreshToken, t.revokeAccessToken}
+	if r.Data.TokenTypeHint == "access_token" {
+		slices.Reverse(revokers)
+	}
+	for _, revoke := range revokers {
+		if found, err := revoke(ctx, client, r.Data.Token); err != nil {
+			return nil, err
+		} else if found {
+			break
 		}
 	}
-	claims, _, err := t.VerifyAccessToken(ctx, r.Data.Token)
+	return op.NewResponse(struct{}{}), nil
+}
+
+// revokeRefreshToken revokes the refresh family of token, if token is
+// one of client's refresh tokens, and reports whether it is a refresh
+// token at all.
+func (t *Issuer) revokeRefreshToken(ctx context.Context, client *clients.Client, token string) (bool, error) {
+	fam, err := t.store.GetRefreshFamilyByToken(ctx, t.refreshHash(token))
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrRevoked):
+		return false, nil
+	case err != nil:
+		return false, t.failures.Store(ctx, "get refresh family", err)
+	case fam.ClientID != client.GetID():
+		return false, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
+	}
+	if err := t.RevokeGrant(ctx, fam.ID); err != nil {
+		return false, t.failures.Store(ctx, "revoke refresh family", err)
+	}
+	return true, nil
+}
+
+// revokeAccessToken revokes token, if it is a live access token client
+// may revoke, and reports whether it is one.
+func (t *Issuer) revokeAccessToken(ctx context.Context, client *clients.Client, token string) (bool, error) {
+	claims, _, err := t.VerifyAccessToken(ctx, token)
 	if errors.Is(err, ErrInactive) {
-		return ok, nil
+		return false, nil
 	}
 	if err != nil {
-		return nil, t.failures.Store(ctx, "check access token", err)
+		return false, t.failures.Store(ctx, "check access token", err)
 	}
 	if claims.ClientID != client.GetID() && !slices.Contains(claims.Audience, client.GetID()) {
-		return nil, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
+		return false, oidc.ErrUnauthorizedClient().WithDescription("the token was issued to another client")
 	}
 	if err := t.store.RevokeAccessToken(ctx, claims.Ref()); err != nil {
-		return nil, t.failures.Store(ctx, "revoke access token", err)
+		return false, t.failures.Store(ctx, "revoke access token", err)
 	}
-	return ok, nil
+	return true, nil
 }
 
 // connectorGone reports whether idp, the connector a token's login came

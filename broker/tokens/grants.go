@@ -221,6 +221,17 @@ func (t *Issuer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 		}
 		return nil, answer.InvalidGrant(ctx, t.log, "the user is disabled", "user_id", fam.UserID)
 	}
+	// An organisation that requires its own identity provider ends what
+	// another way in gave its addresses before it did (a one-time code's
+	// login), as single sign-on does: a removed employee must not keep
+	// refreshing what a code once gave them.
+	if org, required := t.identities.SSORequired(user.Email, storage.Organization{ID: fam.Org}); required {
+		if err := t.RevokeGrant(ctx, fam.ID); err != nil {
+			return nil, t.failures.Store(ctx, "revoke family of a login the organisation no longer allows", err)
+		}
+		return nil, answer.InvalidGrant(ctx, t.log, "this address must sign in through its organisation's own identity provider",
+			"user_id", fam.UserID, "org_id", org.ID)
+	}
 	// The tokens are issued before the rotation is recorded. Should
 	// anything fail before the rotation, nothing has changed and the
 	// client simply retries with the same token; rotating first would
