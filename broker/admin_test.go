@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -175,16 +174,8 @@ func TestAdminAPI_ClientOperations(t *testing.T) {
 // as a logout does: clients that registered a back-channel logout URI are
 // told, with a logout token for the session.
 func TestAdminAPI_DisableAndDeleteSendBackchannelLogout(t *testing.T) {
-	rcv := &logoutReceiver{}
-	rp := httptest.NewServer(rcv)
-	t.Cleanup(rp.Close)
-	e := newEnv(t, withAdmin, func(c *broker.Config, o *broker.Options) {
-		for i := range c.Clients {
-			if c.Clients[i].ID == backendID {
-				c.Clients[i].BackchannelLogoutURI = rp.URL + "/backchannel"
-			}
-		}
-	})
+	rcv, hearsLogouts := backendHearsLogouts(t)
+	e := newEnv(t, withAdmin, hearsLogouts)
 	tok := e.mustClientToken(adminBotID, adminBotSecret, adminAudience)
 	for i, action := range []struct{ method, path string }{
 		{"POST", "/disable"},

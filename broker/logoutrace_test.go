@@ -83,7 +83,7 @@ func checkNothingAlive(t *testing.T, e *env, tr tokenResponse, when string) {
 			t.Errorf("the redemption's refresh token %s: %d %q; want invalid_grant", when, r.Status, r.Error)
 		}
 	}
-	if info := e.introspect(tr.AccessToken, backendID, backendSecret); info["active"] != false {
+	if info := e.introspect(tr.AccessToken, introspectorID, introspectorSecret); info["active"] != false {
 		t.Errorf("the redemption's access token %s introspects %v", when, info)
 	}
 }

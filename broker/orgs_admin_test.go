@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -352,16 +351,8 @@ func TestOrgsAdmin_DomainVerificationResolverDown(t *testing.T) {
 }
 
 func TestOrgsAdmin_MembersAndRemovalEndsSessions(t *testing.T) {
-	rcv := &logoutReceiver{}
-	rp := httptest.NewServer(rcv)
-	t.Cleanup(rp.Close)
-	e, tok := orgEnv(t, func(c *broker.Config, o *broker.Options) {
-		for i := range c.Clients {
-			if c.Clients[i].ID == backendID {
-				c.Clients[i].BackchannelLogoutURI = rp.URL + "/backchannel"
-			}
-		}
-	})
+	rcv, hearsLogouts := backendHearsLogouts(t)
+	e, tok := orgEnv(t, hearsLogouts)
 	ctx := t.Context()
 	var acme admin.OrgInfo
 	wantStatus(t, "create", e.adminCall("POST", "/orgs", tok, map[string]any{"slug": "acme", "name": "Acme"}, &acme), http.StatusCreated)

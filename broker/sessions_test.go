@@ -328,6 +328,22 @@ type logoutReceiver struct {
 	tokens   []string
 }
 
+// backendHearsLogouts serves a logoutReceiver for the test and returns
+// it with the option that registers it as backendID's back-channel
+// logout URI.
+func backendHearsLogouts(t *testing.T) (*logoutReceiver, envOption) {
+	rcv := &logoutReceiver{}
+	rp := httptest.NewServer(rcv)
+	t.Cleanup(rp.Close)
+	return rcv, func(c *broker.Config, o *broker.Options) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == backendID {
+				c.Clients[i].BackchannelLogoutURI = rp.URL + "/backchannel"
+			}
+		}
+	}
+}
+
 func (l *logoutReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Broker, error) {
 		Issuer: cfg.Issuer, Config: cfg.Tokens, Store: o.Storage, Keys: km, Auth: b.auth,
 		Identities: identities, Upstreams: b.upstreams, Orgs: b.orgs, Targets: targets, Sealer: sealer, RefreshKey: o.Secret.derive(purposeRefresh),
 		Failures: b.failures, Log: o.Logger, Now: o.Clock, ClientCredentialsUsed: &b.advertiseClientCredentials,
+		SessionEnded: b.backchannel.Notify,
 	})
 	b.exchange = exchange.New(exchange.Options{
 		Issuer: cfg.Issuer, Tokens: b.tokens, Identities: identities, Upstreams: b.upstreams,

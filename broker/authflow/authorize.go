@@ -145,7 +145,7 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 	} else if len(orgConns) == 1 {
 		direct = orgConns[0]
 	}
-	sess, refused, err := f.reusableSession(ctx, r.Header, req, client.GetID(), r.Form.Get("idp"), ar.Org, hintSubject)
+	sess, refused, err := f.reusableSession(ctx, r.Header, req, r.Form.Get("idp"), ar.Org, hintSubject)
 	if err != nil {
 		return nil, f.failures.Store(ctx, "get session", err)
 	}
@@ -223,6 +223,21 @@ func (f *Flow) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 // client with it.
 func (f *Flow) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) {
 	ctx := r.Context()
+	// The client becomes one of the session's clients (which logout
+	// tells) only now, once the person allowed it: a client refused
+	// consent, or asked silently, learns nothing of them. A session that
+	// ended meanwhile (a logout in another tab) gives no code.
+	if ar.SessionID != "" {
+		err := f.store.TouchSession(ctx, ar.SessionID, ar.ClientID, f.now())
+		if errors.Is(err, storage.ErrNotFound) {
+			f.signedOutSince(w, r)
+			return
+		}
+		if err != nil {
+			f.failures.StorePage(w, r, "touch session", err)
+			return
+		}
+	}
 	code := keys.RandomID()
 	err := f.store.CreateAuthCode(ctx, storage.AuthCode{
 		CodeHash:             tokens.CodeHash(code),
@@ -303,4 +318,10 @@ func (f *Flow) liveAuthRequest(w http.ResponseWriter, r *http.Request, id string
 		return storage.AuthRequest{}, false
 	}
 	return ar, true
+}
+
+// signedOutSince says that the session a sign-in step belongs to ended
+// (a logout in another tab) after the sign-in began.
+func (f *Flow) signedOutSince(w http.ResponseWriter, r *http.Request) {
+	f.errorPages.Render(w, r, http.StatusBadRequest, "Signed out", "You signed out after this sign-in began. Go back to the application and start again.")
 }

@@ -217,13 +217,28 @@ func (f *Flow) consentPage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// loginFinished reports whether ar's person has signed in; if not, it
-// has shown the page that says so.
+// loginFinished reports whether ar's person has signed in and is still
+// signed in; if not, it has shown the page that says so. A consent page
+// left open in a shared browser after its person signed out in another
+// tab must not let whoever comes next allow a client for them.
 func (f *Flow) loginFinished(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) bool {
 	if !ar.Done {
 		f.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
+		return false
 	}
-	return ar.Done
+	if ar.SessionID == "" {
+		return true
+	}
+	_, err := f.store.GetSession(r.Context(), ar.SessionID, f.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		f.signedOutSince(w, r)
+		return false
+	}
+	if err != nil {
+		f.failures.StorePage(w, r, "get session", err)
+		return false
+	}
+	return true
 }
 
 func (f *Flow) renderConsent(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, client *clients.Client, remembered []string) {

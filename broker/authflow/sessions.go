@@ -93,12 +93,24 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 	// the reverse: what single sign-on issues from a session must say
 	// whether it was an impersonation.
 	if ok && current.UserID == userID && current.Impersonator == d.impersonator() {
-		err := f.store.TouchSession(ctx, current.ID, ar.ClientID, now)
+		err := f.store.TouchSession(ctx, current.ID, "", now)
 		if err == nil {
 			return current.ID, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
 			return "", fmt.Errorf("touch session: %w", err)
+		}
+	} else if ok {
+		// Someone else signs in in this browser: the session it held
+		// would lose its cookie and live on where no logout from here
+		// could end it, so it ends now, and its clients are told.
+		ended, err := f.store.EndSession(ctx, current.ID)
+		switch {
+		case err == nil:
+			f.log.InfoContext(ctx, "session ended", "sid", ended.ID, "user_id", ended.UserID, "by", "another sign-in in the browser")
+			f.backchannel.Notify(ctx, ended)
+		case !errors.Is(err, storage.ErrNotFound):
+			return "", fmt.Errorf("end the browser's previous session: %w", err)
 		}
 	}
 	value := keys.RandomID()
@@ -108,7 +120,6 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 		AuthTime:   now,
 		AMR:        []string{d.amr},
 		IDP:        idp,
-		Clients:    []string{ar.ClientID},
 		CreatedAt:  now,
 		LastSeenAt: now,
 		ExpiresAt:  now.Add(f.cfg.SessionAbsoluteTTL),
@@ -127,7 +138,8 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 }
 
 // reusableSession returns the browser's session when it may answer req
-// without a login page, having recorded clientID as one of its clients.
+// without a login page, having recorded its use (a client is recorded
+// as one of its clients only when it gets a code: issueCode).
 // Otherwise refused says why (for the log). OpenID Connect Core section
 // 3.1.2.1: prompt=login and select_account ask for a login; max_age asks
 // for one when the session's login is older (max_age=0: always; the
@@ -136,7 +148,7 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 // organization naming another connector or organisation than the
 // session's login. A disabled user's
 // session answers nothing.
-func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, clientID, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
+func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
 	s, ok, err := f.browserSession(ctx, h)
 	if err != nil || !ok {
 		return storage.Session{}, "no session", err
@@ -176,7 +188,7 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
 		return s, "login_hint names someone else", nil
 	}
-	err = f.store.TouchSession(ctx, s.ID, clientID, now)
+	err = f.store.TouchSession(ctx, s.ID, "", now)
 	if errors.Is(err, storage.ErrNotFound) {
 		return s, "session ended", nil
 	}

@@ -44,7 +44,7 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err := checkPKCE(code.CodeChallenge, r.Data.CodeVerifier); err != nil {
 		return nil, answer.InvalidGrant(ctx, t.log, err.Error(), "client_id", client.GetID())
 	}
-	user, err := t.activeUser(ctx, code.UserID)
+	user, err := t.codeUser(ctx, code)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +86,36 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	}
 	t.noteClientUse(ctx, client)
 	return op.NewResponse(resp), nil
+}
+
+// codeUser is the user of code, who must still be enabled, whose tokens
+// must not have been revoked since they signed in (a disable, even one
+// undone since, or a sign-out everywhere), and whose sign-in session must
+// still be live. A code without offline_access creates no refresh
+// family, whose creation would have been refused: a code redeemed after
+// its logout, or after a disable and an enable, used to get working
+// tokens.
+func (t *Issuer) codeUser(ctx context.Context, code storage.AuthCode) (storage.User, error) {
+	user, err := t.store.AccessTokenUser(ctx, storage.AccessTokenRef{UserID: code.UserID, IssuedAt: code.AuthTime, ExpiresAt: code.ExpiresAt})
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the user no longer exists", "user_id", code.UserID)
+	case errors.Is(err, storage.ErrUserDisabled):
+		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the user is disabled", "user_id", code.UserID)
+	case errors.Is(err, storage.ErrRevoked):
+		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the user's tokens were revoked after this sign-in", "user_id", code.UserID)
+	case err != nil:
+		return storage.User{}, t.failures.Store(ctx, "get user", err)
+	}
+	if code.SessionID == "" {
+		return user, nil
+	}
+	if _, err := t.store.GetSession(ctx, code.SessionID, t.now()); errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the sign-in session of this code has ended", "user_id", code.UserID)
+	} else if err != nil {
+		return storage.User{}, t.failures.Store(ctx, "get session", err)
+	}
+	return user, nil
 }
 
 // checkPKCE verifies an RFC 7636 S256 verifier against the stored
@@ -154,21 +184,6 @@ func (t *Issuer) RevokeGrant(ctx context.Context, grantID string) error {
 	// issued, allowing for a clock that was behind when they were.
 	until := t.now().Add(t.cfg.AccessTokenTTL + t.cfg.ClockSkew)
 	return t.store.RevokeGrant(ctx, grantID, until)
-}
-
-// activeUser loads a user who may still be issued tokens.
-func (t *Issuer) activeUser(ctx context.Context, id string) (storage.User, error) {
-	user, err := t.store.GetUser(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the user no longer exists", "user_id", id)
-	}
-	if err != nil {
-		return storage.User{}, t.failures.Store(ctx, "get user", err)
-	}
-	if user.Disabled {
-		return storage.User{}, answer.InvalidGrant(ctx, t.log, "the user is disabled", "user_id", id)
-	}
-	return user, nil
 }
 
 // RefreshToken rotates a refresh token (RFC 6749 section 6; rotation per

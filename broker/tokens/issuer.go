@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,10 @@ type Options struct {
 	// ClientCredentialsUsed is set once the client_credentials grant
 	// issues a token, for discovery to advertise it.
 	ClientCredentialsUsed *atomic.Bool
+	// SessionEnded, when set, is told of every session the Issuer ends
+	// (an upstream's refusal at a re-check), so its clients hear of it
+	// over the back channel as for a logout.
+	SessionEnded func(ctx context.Context, s storage.Session)
 }
 
 // Issuer issues and verifies the broker's tokens.
@@ -77,6 +82,7 @@ type Issuer struct {
 	now        func() time.Time
 
 	advertiseClientCredentials *atomic.Bool
+	sessionEnded               func(ctx context.Context, s storage.Session)
 	serviceUsers               sync.Map // client id → service user id, a cache
 }
 
@@ -86,6 +92,7 @@ func New(o Options) *Issuer {
 		issuer: o.Issuer, cfg: o.Config, store: o.Store, keys: o.Keys, auth: o.Auth,
 		identities: o.Identities, upstreams: o.Upstreams, orgs: o.Orgs, targets: o.Targets, sealer: o.Sealer, refreshKey: o.RefreshKey,
 		failures: o.Failures, log: o.Log, now: o.Now, advertiseClientCredentials: o.ClientCredentialsUsed,
+		sessionEnded: o.SessionEnded,
 	}
 }
 

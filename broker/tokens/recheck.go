@@ -74,7 +74,14 @@ func (t *Issuer) recheck(ctx context.Context, fam storage.RefreshFamily) error {
 	// The browser session this family came from would otherwise keep
 	// signing the user in to other applications.
 	if fam.SessionID != "" {
-		if _, err := t.store.EndSession(ctx, fam.SessionID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		ended, err := t.store.EndSession(ctx, fam.SessionID)
+		switch {
+		case err == nil:
+			t.log.InfoContext(ctx, "session ended", "sid", ended.ID, "user_id", ended.UserID, "by", "upstream refusal")
+			if t.sessionEnded != nil {
+				t.sessionEnded(ctx, ended)
+			}
+		case !errors.Is(err, storage.ErrNotFound):
 			return t.failures.Store(ctx, "end session after upstream refusal", err)
 		}
 	}
