@@ -145,7 +145,11 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 	} else if len(orgConns) == 1 {
 		direct = orgConns[0]
 	}
-	sess, refused, err := f.reusableSession(ctx, r.Header, req, r.Form.Get("idp"), ar.Org, hintSubject)
+	joining := client.GetID()
+	if client.ThirdParty() {
+		joining = ""
+	}
+	sess, refused, err := f.reusableSession(ctx, r.Header, req, joining, r.Form.Get("idp"), ar.Org, hintSubject)
 	if err != nil {
 		return nil, f.failures.Store(ctx, "get session", err)
 	}
@@ -212,22 +216,25 @@ func (f *Flow) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		f.errorPages.Render(w, r, http.StatusBadRequest, "Sign-in not finished", "This sign-in has not been completed. Go back to the application and start again.")
 		return
 	}
-	if !f.askConsent(w, r, ar) {
+	client, ok := f.askConsent(w, r, ar)
+	if !ok {
 		return
 	}
-	f.issueCode(w, r, ar)
+	f.issueCode(w, r, ar, client)
 }
 
 // issueCode turns the finished auth request ar into a code, atomically
 // (one request yields one code), and sends the browser back to the
 // client with it.
-func (f *Flow) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) {
+func (f *Flow) issueCode(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest, client *clients.Client) {
 	ctx := r.Context()
-	// The client becomes one of the session's clients (which logout
-	// tells) only now, once the person allowed it: a client refused
-	// consent, or asked silently, learns nothing of them. A session that
-	// ended meanwhile (a logout in another tab) gives no code.
-	if ar.SessionID != "" {
+	// A third-party client becomes one of the session's clients (which
+	// logout tells) only now, once the person allowed it: one refused
+	// consent, or asking silently, learns nothing of them. A session that
+	// ended meanwhile (a logout in another tab) gives it no code. (Other
+	// clients joined at sign-in; a code of an ended session redeems to
+	// nothing anyway.)
+	if client.ThirdParty() && ar.SessionID != "" {
 		err := f.store.TouchSession(ctx, ar.SessionID, ar.ClientID, f.now())
 		if errors.Is(err, storage.ErrNotFound) {
 			f.signedOutSince(w, r)

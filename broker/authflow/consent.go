@@ -105,20 +105,20 @@ func (f *Flow) consentNeeded(ctx context.Context, ar storage.AuthRequest) (clien
 }
 
 // askConsent is /authorize/callback's check before it issues a code. It
-// reports whether the code may be issued; if not, it has answered: the
-// consent page, consent_required for prompt=none (which shows no page),
-// or a refusal.
-func (f *Flow) askConsent(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) bool {
+// returns the client and reports whether the code may be issued; if not,
+// it has answered: the consent page, consent_required for prompt=none
+// (which shows no page), or a refusal.
+func (f *Flow) askConsent(w http.ResponseWriter, r *http.Request, ar storage.AuthRequest) (*clients.Client, bool) {
 	client, needed, _, err := f.consentNeeded(r.Context(), ar)
 	if !f.consentClientFound(w, r, err) {
-		return false
+		return nil, false
 	}
 	if !client.ThirdParty() {
-		return true
+		return client, true
 	}
 	if !needed {
 		f.metrics.ConsentDecisions.WithLabelValues(consentRemembered).Inc()
-		return true
+		return client, true
 	}
 	if slices.Contains(ar.Prompt, oidc.PromptNone) {
 		// OpenID Connect Core section 3.1.2.6.
@@ -128,10 +128,10 @@ func (f *Flow) askConsent(w http.ResponseWriter, r *http.Request, ar storage.Aut
 			"state":             {ar.State},
 			"iss":               {f.issuer},
 		}), http.StatusSeeOther)
-		return false
+		return nil, false
 	}
 	http.Redirect(w, r, ConsentPath+"?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
-	return false
+	return nil, false
 }
 
 // consentClientFound answers for a failure to find the client of a
@@ -193,7 +193,7 @@ func (f *Flow) consentPage(w http.ResponseWriter, r *http.Request) {
 			f.log.InfoContext(ctx, "consent", "decision", consentAllow, "client_id", client.GetID(), "user_id", ar.UserID,
 				"audience", ar.Audience, "scopes", ar.Scopes)
 		}
-		f.issueCode(w, r, ar)
+		f.issueCode(w, r, ar, client)
 	case consentDeny:
 		err := f.store.DeleteAuthRequest(ctx, ar.ID)
 		if errors.Is(err, storage.ErrNotFound) {

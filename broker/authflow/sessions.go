@@ -92,8 +92,9 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 	// An impersonated login never continues the user's own session, nor
 	// the reverse: what single sign-on issues from a session must say
 	// whether it was an impersonation.
+	joining := f.joinsAtSignIn(ctx, ar.ClientID)
 	if ok && current.UserID == userID && current.Impersonator == d.impersonator() {
-		err := f.store.TouchSession(ctx, current.ID, "", now)
+		err := f.store.TouchSession(ctx, current.ID, joining, now)
 		if err == nil {
 			return current.ID, nil
 		}
@@ -120,6 +121,7 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 		AuthTime:   now,
 		AMR:        []string{d.amr},
 		IDP:        idp,
+		Clients:    slices.DeleteFunc([]string{joining}, func(c string) bool { return c == "" }),
 		CreatedAt:  now,
 		LastSeenAt: now,
 		ExpiresAt:  now.Add(f.cfg.SessionAbsoluteTTL),
@@ -138,8 +140,8 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 }
 
 // reusableSession returns the browser's session when it may answer req
-// without a login page, having recorded its use (a client is recorded
-// as one of its clients only when it gets a code: issueCode).
+// without a login page, having recorded its use, and joining (a client
+// that needs no consent; "" for none) as one of its clients.
 // Otherwise refused says why (for the log). OpenID Connect Core section
 // 3.1.2.1: prompt=login and select_account ask for a login; max_age asks
 // for one when the session's login is older (max_age=0: always; the
@@ -148,7 +150,7 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 // organization naming another connector or organisation than the
 // session's login. A disabled user's
 // session answers nothing.
-func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
+func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, joining, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
 	s, ok, err := f.browserSession(ctx, h)
 	if err != nil || !ok {
 		return storage.Session{}, "no session", err
@@ -188,7 +190,7 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
 		return s, "login_hint names someone else", nil
 	}
-	err = f.store.TouchSession(ctx, s.ID, "", now)
+	err = f.store.TouchSession(ctx, s.ID, joining, now)
 	if errors.Is(err, storage.ErrNotFound) {
 		return s, "session ended", nil
 	}
@@ -287,4 +289,16 @@ func (f *Flow) upstreamLogoutURL(ctx context.Context, idp string) string {
 		return ""
 	}
 	return u
+}
+
+// joinsAtSignIn is clientID when it may join the session as soon as the
+// person signs in, "" when it joins only once given a code (issueCode): a
+// third-party client, which the person may refuse, or asked silently,
+// must not be told of the person at logout. The session's clients are
+// who logout tells.
+func (f *Flow) joinsAtSignIn(ctx context.Context, clientID string) string {
+	if c, err := f.clients.Get(ctx, clientID); err == nil && !c.ThirdParty() {
+		return clientID
+	}
+	return ""
 }

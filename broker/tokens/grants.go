@@ -44,7 +44,8 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err := checkPKCE(code.CodeChallenge, r.Data.CodeVerifier); err != nil {
 		return nil, answer.InvalidGrant(ctx, t.log, err.Error(), "client_id", client.GetID())
 	}
-	user, err := t.codeUser(ctx, code)
+	family := slices.Contains(code.Scopes, oidc.ScopeOfflineAccess) && client.AllowsGrant(clients.GrantRefreshToken)
+	user, err := t.codeUser(ctx, code, !family)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 		Impersonator: code.Impersonator,
 	}
 	var refresh string
-	if slices.Contains(code.Scopes, oidc.ScopeOfflineAccess) && client.AllowsGrant(clients.GrantRefreshToken) {
+	if family {
 		if refresh, err = t.newRefreshFamily(ctx, g, code.UpstreamRefreshToken); err != nil {
 			return nil, err
 		}
@@ -90,12 +91,13 @@ func (t *Issuer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 
 // codeUser is the user of code, who must still be enabled, whose tokens
 // must not have been revoked since they signed in (a disable, even one
-// undone since, or a sign-out everywhere), and whose sign-in session must
-// still be live. A code without offline_access creates no refresh
-// family, whose creation would have been refused: a code redeemed after
-// its logout, or after a disable and an enable, used to get working
-// tokens.
-func (t *Issuer) codeUser(ctx context.Context, code storage.AuthCode) (storage.User, error) {
+// undone since, or a sign-out everywhere), and, with checkSession, whose
+// sign-in session must still be live. A code that creates a refresh
+// family needs no session check here: the family's creation refuses an
+// ended session atomically (storage.Tokens.CreateRefreshFamily). One
+// without offline_access creates none: redeemed after its logout, or
+// after a disable and an enable, it used to get working tokens.
+func (t *Issuer) codeUser(ctx context.Context, code storage.AuthCode, checkSession bool) (storage.User, error) {
 	user, err := t.store.AccessTokenUser(ctx, storage.AccessTokenRef{UserID: code.UserID, IssuedAt: code.AuthTime, ExpiresAt: code.ExpiresAt})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -107,7 +109,7 @@ func (t *Issuer) codeUser(ctx context.Context, code storage.AuthCode) (storage.U
 	case err != nil:
 		return storage.User{}, t.failures.Store(ctx, "get user", err)
 	}
-	if code.SessionID == "" {
+	if !checkSession || code.SessionID == "" {
 		return user, nil
 	}
 	if _, err := t.store.GetSession(ctx, code.SessionID, t.now()); errors.Is(err, storage.ErrNotFound) {
