@@ -166,3 +166,16 @@ func TestReplicas_SilentNotificationsStopTheCacheWithinASecond(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The replica that disables a user refuses them from its next request,
+// without waiting for the notice: it drops what it holds of them as it
+// writes. Here its notices are held back (the connection frozen), which
+// used to let it answer the disabled user from memory for up to a second.
+func TestReplicas_TheReplicaThatDisablesRefusesAtOnce(t *testing.T) {
+	r := newCachedReplicas(t)
+	person, sub := r.knownAtTwo("auth0|self")
+	adminAtTwo := r.two.mustClientToken(adminBotID, adminBotSecret, adminAudience)
+	r.listen.Freeze()
+	wantStatus(t, "disable at two", r.two.adminCall("POST", "/users/"+sub+"/disable", adminAtTwo, map[string]any{}, nil), http.StatusNoContent)
+	assertRefused(t, r.exchangeAtTwo(person), http.StatusBadRequest, "invalid_grant")
+}

@@ -53,6 +53,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	id = uid.String()
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
+	defer s.identities.changed(id)
 	return s.inTx(ctx, "delete user", func(tx pgx.Tx) error {
 		// Lock the user first, so a login resolving to them waits and
 		// then finds no user rather than one half deleted.
@@ -124,5 +125,6 @@ func (s *Store) UnlinkIdentity(ctx context.Context, userID, connector, subject s
 	if tag.RowsAffected() == 0 {
 		return storage.ErrNotFound
 	}
+	s.identities.changed(uid.String())
 	return nil
 }

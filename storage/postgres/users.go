@@ -314,9 +314,11 @@ func (s *Store) SetUserAdmin(ctx context.Context, id string, admin bool) error {
 // this file's constants, never input; an unknown user is
 // storage.ErrNotFound.
 func (s *Store) setUserFlag(ctx context.Context, column, id string, v bool) error {
-	if _, err := uuid.Parse(id); err != nil {
+	uid, err := uuid.Parse(id)
+	if err != nil {
 		return storage.ErrNotFound
 	}
+	id = uid.String()
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	tag, err := s.pool.Exec(ctx, `UPDATE users SET `+column+` = $2 WHERE id = $1`, id, v)
@@ -326,6 +328,9 @@ func (s *Store) setUserFlag(ctx context.Context, column, id string, v bool) erro
 	if tag.RowsAffected() == 0 {
 		return storage.ErrNotFound
 	}
+	// This replica drops the user's identities at once; the others when
+	// the trigger's notice reaches them.
+	s.identities.changed(id)
 	return nil
 }
 
