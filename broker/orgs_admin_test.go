@@ -148,6 +148,11 @@ func TestOrgsAdmin_RefusesBadInputNamingTheField(t *testing.T) {
 		{"slug of 64", "POST", "/orgs", map[string]any{"slug": long(64), "name": "X"}, "slug"},
 		{"slug upper-case", "POST", "/orgs", map[string]any{"slug": "Acme2", "name": "X"}, "slug"},
 		{"slug ending in -", "POST", "/orgs", map[string]any{"slug": "acme-", "name": "X"}, "slug"},
+		// An organisation is found by id before slug: a slug that reads
+		// as a UUID would name this one once the other is gone.
+		{"slug a UUID", "POST", "/orgs", map[string]any{"slug": "6a64ddc6-0504-4081-a49d-cbbd9ee5ed46", "name": "X"}, "slug"},
+		{"slug a UUID without dashes", "POST", "/orgs", map[string]any{"slug": "6a64ddc605044081a49dcbbd9ee5ed46", "name": "X"}, "slug"},
+		{"renamed to a UUID", "PATCH", "/orgs/acme", map[string]any{"slug": "6a64ddc6-0504-4081-a49d-cbbd9ee5ed46"}, "slug"},
 		{"no slug", "POST", "/orgs", map[string]any{"name": "X"}, "slug"},
 		{"no name", "POST", "/orgs", map[string]any{"slug": "x"}, "name"},
 		{"blank name", "POST", "/orgs", map[string]any{"slug": "x", "name": "  "}, "name"},

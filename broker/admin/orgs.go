@@ -137,6 +137,12 @@ func checkOrg(o storage.Organization) error {
 	if !slugPattern.MatchString(o.Slug) {
 		return invalidAdmin("slug: %q must be 1 to 63 characters of a-z, 0-9 and -, neither first nor last a -", truncate(o.Slug))
 	}
+	// An organisation is found by its id before its slug: a slug that
+	// reads as a UUID, another organisation's id even, would name this
+	// one wherever an id is taken, once that organisation is gone.
+	if _, err := uuid.Parse(o.Slug); err == nil {
+		return invalidAdmin("slug: %q reads as an organisation id (a UUID); choose a name", o.Slug)
+	}
 	switch {
 	case strings.TrimSpace(o.Name) == "":
 		return invalidAdmin("name: required")
