@@ -36,14 +36,18 @@ func withAdmin(c *broker.Config, o *broker.Options) {
 	)
 }
 
-// adminCall sends a JSON request to the admin API and decodes the answer
-// into out (when not nil).
+// adminCall sends a JSON request to the admin API (body as JSON, or a
+// []byte sent as it is) and decodes the answer into out (when not nil).
 func (e *env) adminCall(method, path, bearer string, body any, out any) *http.Response {
 	e.t.Helper()
 	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
+	switch b := body.(type) {
+	case nil:
+	case []byte:
 		rd = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, e.issuer+"/admin/v1"+path, rd)
 	if bearer != "" {

@@ -150,6 +150,7 @@ func TestOrgsAdmin_RefusesBadInputNamingTheField(t *testing.T) {
 		{"slug ending in -", "POST", "/orgs", map[string]any{"slug": "acme-", "name": "X"}, "slug"},
 		// An organisation is found by id before slug: a slug that reads
 		// as a UUID would name this one once the other is gone.
+		{"a second JSON value after the object", "POST", "/orgs", []byte(`{"slug": "x", "name": "X"} {"slug": "y"}`), "body"},
 		{"slug a UUID", "POST", "/orgs", map[string]any{"slug": "6a64ddc6-0504-4081-a49d-cbbd9ee5ed46", "name": "X"}, "slug"},
 		{"slug a UUID without dashes", "POST", "/orgs", map[string]any{"slug": "6a64ddc605044081a49dcbbd9ee5ed46", "name": "X"}, "slug"},
 		{"renamed to a UUID", "PATCH", "/orgs/acme", map[string]any{"slug": "6a64ddc6-0504-4081-a49d-cbbd9ee5ed46"}, "slug"},

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -297,6 +298,12 @@ func (api API) adminDecode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		api.adminReply(w, r, 0, nil, invalidAdmin("body: %v", err))
+		return false
+	}
+	// One JSON value, and nothing after it: a second would be ignored,
+	// and what the administrator meant is unclear.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		api.adminReply(w, r, 0, nil, invalidAdmin("body: one JSON object and nothing after it"))
 		return false
 	}
 	return true
