@@ -7,7 +7,6 @@ package broker_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"net/url"
@@ -19,9 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/idbroker/broker/broker"
 	"github.com/idbroker/broker/internal/testenv"
-	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/storage/postgres/pgtest"
-	upoidc "github.com/idbroker/broker/upstream/oidc"
 )
 
 const (
@@ -37,12 +34,7 @@ func boundedJAGWorld(t *testing.T, rsOpts ...envOption) *jagWorld {
 	t.Helper()
 	idp := newEnv(t)
 	rs := rsOf(t, idp, rsOpts...)
-	h := sha256.Sum256([]byte(jagClientSecret))
-	if err := idp.store.CreateClient(context.Background(), storage.Client{ID: jagClientID, SecretHashes: []storage.SecretHash{{Hash: h[:]}},
-		RedirectURIs: []string{jagRedirect}, GrantTypes: []string{broker.GrantAuthorizationCode, broker.GrantTokenExchange},
-		IDJAGAudiences: []string{rs.issuer}}); err != nil {
-		t.Fatal(err)
-	}
+	storeJAGClient(t, idp, jagClientID, rs.issuer)
 	return &jagWorld{idp: idp, rs: rs}
 }
 
@@ -56,9 +48,7 @@ func rsOf(t *testing.T, idp *env, opts ...envOption) *env {
 // client jagClientID.
 func rsTrustingIDP(idp *env) envOption {
 	return func(c *broker.Config, o *broker.Options) {
-		c.Connectors = append(c.Connectors, broker.ConnectorConfig{ID: jagConnector, Type: "oidc", Name: "Enterprise",
-			Config: &upoidc.Config{Issuer: idp.issuer, ClientID: "chat", ClientSecret: "chat-secret", TrustEmail: true,
-				AcceptsIdentityAssertions: true}})
+		c.Connectors = append(c.Connectors, jagConnectorTo(idp, true))
 		c.Clients = append(c.Clients, broker.ClientConfig{ID: jagClientID, Secret: jagClientSecret,
 			GrantTypes: []string{broker.GrantJWTBearer}, Audiences: []string{rsAudience}, Scopes: []string{"read"}})
 	}
@@ -161,12 +151,7 @@ func TestIDJAG_UsedJTIKeptAsLongAsTheAssertionVerifies(t *testing.T) {
 func TestIDJAG_ReplayAtAnotherPostgresReplicaRefused(t *testing.T) {
 	idp := newEnv(t)
 	r := newReplicas(t, rsTrustingIDP(idp))
-	h := sha256.Sum256([]byte(jagClientSecret))
-	if err := idp.store.CreateClient(context.Background(), storage.Client{ID: jagClientID, SecretHashes: []storage.SecretHash{{Hash: h[:]}},
-		RedirectURIs: []string{jagRedirect}, GrantTypes: []string{broker.GrantAuthorizationCode, broker.GrantTokenExchange},
-		IDJAGAudiences: []string{r.a.issuer}}); err != nil {
-		t.Fatal(err)
-	}
+	storeJAGClient(t, idp, jagClientID, r.a.issuer)
 	w := &jagWorld{idp: idp, rs: r.a}
 	jag := w.mustJAG(t, jagEmail, r.a.issuer, "resource", "", "scope", "read")
 	if tr := redeemJAG(r.a, jagClientID, jag); tr.Status != http.StatusOK {

@@ -60,9 +60,7 @@ func newJAGWorld(t *testing.T) *jagWorld {
 	idp := newEnv(t)
 	server := func(accepts bool) *env {
 		return newEnv(t, func(c *broker.Config, o *broker.Options) {
-			c.Connectors = append(c.Connectors, broker.ConnectorConfig{ID: jagConnector, Type: "oidc", Name: "Enterprise",
-				Config: &upoidc.Config{Issuer: idp.issuer, ClientID: "chat", ClientSecret: "chat-secret", TrustEmail: true,
-					AcceptsIdentityAssertions: accepts}})
+			c.Connectors = append(c.Connectors, jagConnectorTo(idp, accepts))
 			c.Resources = append(c.Resources, broker.ResourceConfig{ID: jagResource, Scopes: []string{"chat.read", "chat.write"}})
 			for _, id := range []string{jagClientID, jagOtherID} {
 				c.Clients = append(c.Clients, broker.ClientConfig{ID: id, Secret: jagClientSecret, GrantTypes: []string{broker.GrantJWTBearer}})
@@ -74,16 +72,32 @@ func newJAGWorld(t *testing.T) *jagWorld {
 	w := &jagWorld{idp: idp, rs: server(true), untrusting: server(false)}
 	// The identity provider's clients are stored: their policy names the
 	// servers, whose issuers are known only now.
-	h := sha256.Sum256([]byte(jagClientSecret))
 	for _, id := range []string{jagClientID, jagOtherID} {
-		err := idp.store.CreateClient(context.Background(), storage.Client{ID: id, SecretHashes: []storage.SecretHash{{Hash: h[:]}},
-			RedirectURIs: []string{jagRedirect}, GrantTypes: []string{broker.GrantAuthorizationCode, broker.GrantTokenExchange},
-			IDJAGAudiences: []string{w.rs.issuer, w.untrusting.issuer}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		storeJAGClient(t, idp, id, w.rs.issuer, w.untrusting.issuer)
 	}
 	return w
+}
+
+// jagConnectorTo is an authorization server's connector to the identity
+// provider idp, accepting its identity assertions when accepts.
+func jagConnectorTo(idp *env, accepts bool) broker.ConnectorConfig {
+	return broker.ConnectorConfig{ID: jagConnector, Type: "oidc", Name: "Enterprise",
+		Config: &upoidc.Config{Issuer: idp.issuer, ClientID: "chat", ClientSecret: "chat-secret", TrustEmail: true,
+			AcceptsIdentityAssertions: accepts}}
+}
+
+// storeJAGClient stores at the identity provider idp the client id, which
+// signs people in and may get ID-JAGs for the authorization servers
+// audiences.
+func storeJAGClient(t *testing.T, idp *env, id string, audiences ...string) {
+	t.Helper()
+	h := sha256.Sum256([]byte(jagClientSecret))
+	err := idp.store.CreateClient(context.Background(), storage.Client{ID: id, SecretHashes: []storage.SecretHash{{Hash: h[:]}},
+		RedirectURIs: []string{jagRedirect}, GrantTypes: []string{broker.GrantAuthorizationCode, broker.GrantTokenExchange},
+		IDJAGAudiences: audiences})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // idToken signs email in at the identity provider through jagClientID

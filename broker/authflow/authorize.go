@@ -145,11 +145,7 @@ func (f *Flow) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReque
 	} else if len(orgConns) == 1 {
 		direct = orgConns[0]
 	}
-	joining := client.GetID()
-	if client.ThirdParty() {
-		joining = ""
-	}
-	sess, refused, err := f.reusableSession(ctx, r.Header, req, joining, r.Form.Get("idp"), ar.Org, hintSubject)
+	sess, refused, err := f.reusableSession(ctx, r.Header, req, joining(client), r.Form.Get("idp"), ar.Org, hintSubject)
 	if err != nil {
 		return nil, f.failures.Store(ctx, "get session", err)
 	}

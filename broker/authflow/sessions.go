@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/idbroker/broker/broker/clients"
 	"github.com/idbroker/broker/keys"
 	"github.com/idbroker/broker/storage"
 	"github.com/idbroker/broker/upstream"
@@ -92,9 +93,9 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 	// An impersonated login never continues the user's own session, nor
 	// the reverse: what single sign-on issues from a session must say
 	// whether it was an impersonation.
-	joining := f.joinsAtSignIn(ctx, ar.ClientID)
+	joins := f.joinsAtSignIn(ctx, ar.ClientID)
 	if ok && current.UserID == userID && current.Impersonator == d.impersonator() {
-		err := f.store.TouchSession(ctx, current.ID, joining, now)
+		err := f.store.TouchSession(ctx, current.ID, joins, now)
 		if err == nil {
 			return current.ID, nil
 		}
@@ -121,7 +122,7 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 		AuthTime:   now,
 		AMR:        []string{d.amr},
 		IDP:        idp,
-		Clients:    slices.DeleteFunc([]string{joining}, func(c string) bool { return c == "" }),
+		Clients:    sessionClients(joins),
 		CreatedAt:  now,
 		LastSeenAt: now,
 		ExpiresAt:  now.Add(f.cfg.SessionAbsoluteTTL),
@@ -140,8 +141,8 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 }
 
 // reusableSession returns the browser's session when it may answer req
-// without a login page, having recorded its use, and joining (a client
-// that needs no consent; "" for none) as one of its clients.
+// without a login page, having recorded its use, and joins (a client
+// that needs no consent; "" for none: joining) as one of its clients.
 // Otherwise refused says why (for the log). OpenID Connect Core section
 // 3.1.2.1: prompt=login and select_account ask for a login; max_age asks
 // for one when the session's login is older (max_age=0: always; the
@@ -150,7 +151,7 @@ func (f *Flow) startSession(w http.ResponseWriter, r *http.Request, ar storage.A
 // organization naming another connector or organisation than the
 // session's login. A disabled user's
 // session answers nothing.
-func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, joining, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
+func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.AuthRequest, joins, idp, org, hintSubject string) (s storage.Session, refused string, err error) {
 	s, ok, err := f.browserSession(ctx, h)
 	if err != nil || !ok {
 		return storage.Session{}, "no session", err
@@ -190,7 +191,7 @@ func (f *Flow) reusableSession(ctx context.Context, h http.Header, req *oidc.Aut
 	if req.LoginHint != "" && !hintNames(user, req.LoginHint) {
 		return s, "login_hint names someone else", nil
 	}
-	err = f.store.TouchSession(ctx, s.ID, joining, now)
+	err = f.store.TouchSession(ctx, s.ID, joins, now)
 	if errors.Is(err, storage.ErrNotFound) {
 		return s, "session ended", nil
 	}
@@ -292,13 +293,32 @@ func (f *Flow) upstreamLogoutURL(ctx context.Context, idp string) string {
 }
 
 // joinsAtSignIn is clientID when it may join the session as soon as the
-// person signs in, "" when it joins only once given a code (issueCode): a
-// third-party client, which the person may refuse, or asked silently,
-// must not be told of the person at logout. The session's clients are
-// who logout tells.
+// person signs in, "" when it joins only once given a code: see joining.
 func (f *Flow) joinsAtSignIn(ctx context.Context, clientID string) string {
-	if c, err := f.clients.Get(ctx, clientID); err == nil && !c.ThirdParty() {
-		return clientID
+	c, err := f.clients.Get(ctx, clientID)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return joining(c)
+}
+
+// joining is c's id when it joins the session the person signs in to at
+// once, "" when it joins only once given a code (issueCode): a
+// third-party client, which the person may refuse, or which asked
+// silently, must not be told of the person at logout. The session's
+// clients are who logout tells.
+func joining(c *clients.Client) string {
+	if c.ThirdParty() {
+		return ""
+	}
+	return c.GetID()
+}
+
+// sessionClients are the clients a new session starts with: joins, or
+// none for "".
+func sessionClients(joins string) []string {
+	if joins == "" {
+		return nil
+	}
+	return []string{joins}
 }

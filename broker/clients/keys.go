@@ -91,8 +91,8 @@ func ValidateKeys(public bool, jwks []byte, jwksURI string) error {
 }
 
 // KeySets caches the key sets fetched from clients' jwksURIs, one per
-// URL, each for at most ten minutes, for at most maxKeySets URLs. Its zero value is not usable; call
-// NewKeySets.
+// URL, each for at most ten minutes, for at most maxKeySets URLs. Its
+// zero value is not usable; call NewKeySets.
 type KeySets struct {
 	client *http.Client
 	now    func() time.Time

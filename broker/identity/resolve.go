@@ -89,9 +89,10 @@ type Options struct {
 // With Organizations, the identity lands in an organisation
 // (OrgOfLogin; ErrUnknownUpstreamOrg when refused), an address whose
 // organisation requires its own sign-in is *SSORequiredError (the
-// upstream's before anything is written, the resolved user's after), an email of a domain another organisation holds
-// verified never links, and the user becomes a member of the
-// organisation it landed in (just in time, role member).
+// upstream's before anything is written, the resolved user's after), an
+// email of a domain another organisation holds verified never links, and
+// the user becomes a member of the organisation it landed in (just in
+// time, role member).
 //
 // Resolve does not verify id: the connector did.
 func (r *Resolver) Resolve(ctx context.Context, conn upstream.Connector, id upstream.Identity, o Options) (Resolution, error) {

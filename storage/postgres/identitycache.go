@@ -159,6 +159,3 @@ func (c *identityCache) heard(sent, maxStale time.Duration) {
 	defer c.mu.Unlock()
 	c.live = max(c.live, sent+maxStale)
 }
-
-// len is how many identities c holds; c.mu is held.
-func (c *identityCache) len() int { return len(c.current.entries) + len(c.previous.entries) }

@@ -29,7 +29,7 @@ func TestIdentityCache_MemoryStaysBoundedAsIdentitiesPassThrough(t *testing.T) {
 		}
 	})
 	c.mu.RLock()
-	held := c.len()
+	held := len(c.current.entries) + len(c.previous.entries)
 	c.mu.RUnlock()
 	t.Logf("%d identities through the cache: %d held in %.1f MiB", passing, held, float64(grown)/(1<<20))
 	if held > identityCacheEntries {
